@@ -1,0 +1,177 @@
+"""The adapter contract every chain family implements, and the types it returns.
+
+An adapter is configured by one network's TOML entry and answers: what happened in this
+transaction (``lookup``), for many transactions at once (``lookup_many``), and what reached this
+address in a range (``incoming``). A node that times out, rate-limits or answers garbage raises
+``ChainUnavailable``: that is "try again later", never "not found".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from recovery.config import Network
+
+
+class TxStatus(StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    PENDING = "pending"
+    NOT_FOUND = "not_found"
+
+
+class AssetKind(StrEnum):
+    NATIVE = "native"
+    TOKEN = "token"
+
+
+class ChainError(Exception):
+    """Base of every chain-side error."""
+
+
+class ChainUnavailable(ChainError):
+    """The network could not answer reliably now (timeout, 429/5xx, garbage, node behind).
+
+    Callers keep the case pending and try again later.
+    """
+
+    def __init__(self, network: str, reason: str) -> None:
+        self.network = network
+        self.reason = reason
+        super().__init__(f"{network}: unavailable: {reason}")
+
+
+class InvalidChainInput(ValueError):
+    """A hash or address that is not valid for the network; ``field`` names the input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One movement of value inside a transaction.
+
+    ``amount`` is in base units of the asset (wei, sun, drops, satoshi, ...). ``contract`` names
+    the token in the chain's own form (EVM/TRON contract, SPL mint, ``CODE:ISSUER`` on Stellar,
+    ``CURRENCY.ISSUER`` on the XRP Ledger, a Cosmos denom) and is None for the native coin.
+    ``internal`` marks native value delivered by a contract call (found by tracing).
+    """
+
+    kind: AssetKind
+    sender: str
+    recipient: str
+    amount: int
+    index: int
+    contract: str | None = None
+    memo: str | None = None
+    internal: bool = False
+    symbol: str | None = None
+    token_name: str | None = None
+    decimals: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        data["amount"] = str(self.amount)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Transfer:
+        values = dict(data)
+        values["kind"] = AssetKind(values["kind"])
+        values["amount"] = int(values["amount"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one network says about one transaction at one moment."""
+
+    network: str
+    tx_hash: str
+    status: TxStatus
+    block_number: int | None = None
+    block_hash: str | None = None
+    confirmations: int = 0
+    timestamp: datetime | None = None
+    sender: str | None = None
+    transfers: tuple[Transfer, ...] = ()
+    memo: str | None = None
+    fee: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return self.status is not TxStatus.NOT_FOUND
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "network": self.network,
+            "tx_hash": self.tx_hash,
+            "status": self.status.value,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "confirmations": self.confirmations,
+            "timestamp": self.timestamp.astimezone(UTC).isoformat() if self.timestamp else None,
+            "sender": self.sender,
+            "transfers": [t.to_json() for t in self.transfers],
+            "memo": self.memo,
+            "fee": str(self.fee) if self.fee is not None else None,
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Observation:
+        timestamp = data.get("timestamp")
+        fee = data.get("fee")
+        return cls(
+            network=data["network"],
+            tx_hash=data["tx_hash"],
+            status=TxStatus(data["status"]),
+            block_number=data.get("block_number"),
+            block_hash=data.get("block_hash"),
+            confirmations=int(data.get("confirmations") or 0),
+            timestamp=datetime.fromisoformat(timestamp) if timestamp else None,
+            sender=data.get("sender"),
+            transfers=tuple(Transfer.from_json(t) for t in data.get("transfers", ())),
+            memo=data.get("memo"),
+            fee=int(fee) if fee is not None else None,
+            details=dict(data.get("details") or {}),
+        )
+
+
+def not_found(network: str, tx_hash: str) -> Observation:
+    return Observation(network=network, tx_hash=tx_hash, status=TxStatus.NOT_FOUND)
+
+
+@runtime_checkable
+class ChainAdapter(Protocol):
+    """What every chain family provides. One instance serves one configured network."""
+
+    network: Network
+    #: e.g. {"trace"} when the node can trace internal transfers
+    features: frozenset[str]
+
+    def lookup(self, tx_hash: str) -> Observation: ...
+
+    def lookup_many(self, tx_hashes: Sequence[str]) -> dict[str, Observation]: ...
+
+    def incoming(self, address: str, since: int, until: int | None = None) -> list[Observation]:
+        """Transfers that reached ``address`` between two block heights (or ledger/slot numbers,
+        or unix times for families that page by time), inclusive."""
+        ...
+
+    def normalize_address(self, address: str) -> str: ...
+
+    def is_address(self, address: str) -> bool: ...
+
+    def is_tx_hash(self, tx_hash: str) -> bool: ...
+
+    def normalize_tx_hash(self, tx_hash: str) -> str: ...

@@ -1,0 +1,92 @@
+"""The fixed codes shared by the rules engine, the case model and every front end.
+
+These strings are a public contract (API, CLI JSON, workbench, fee rules): never rename one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    """Appeal categories, in precedence order: where several apply, the first one wins."""
+
+    TX_NOT_FOUND = "tx_not_found"
+    AWAITING_CONFIRMATIONS = "awaiting_confirmations"
+    TX_FAILED = "tx_failed"
+    NOT_OUR_ADDRESS = "not_our_address"
+    ALREADY_CREDITED = "already_credited"
+    COUNTERFEIT_TOKEN = "counterfeit_token"
+    WRONG_NETWORK = "wrong_network"
+    UNLISTED_TOKEN = "unlisted_token"
+    MISSING_MEMO = "missing_memo"
+    WRONG_MEMO = "wrong_memo"
+    DEPOSIT_SUSPENDED = "deposit_suspended"
+    BELOW_MINIMUM = "below_minimum"
+    INTERNAL_TRANSFER = "internal_transfer"
+    UNCREDITED_VALID = "uncredited_valid"
+
+
+CATEGORY_ORDER: tuple[Category, ...] = tuple(Category)
+
+
+class Recoverable(StrEnum):
+    YES = "yes"
+    NO = "no"
+    CONDITIONAL = "conditional"
+
+
+class Resolution(StrEnum):
+    CREDIT = "credit"
+    REFUND = "refund"
+    NONE = "none"
+
+
+class Flag(StrEnum):
+    CONTESTED = "contested"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    PARTIAL_PAYMENT = "partial_payment"
+    EXPIRED = "expired"
+    NOT_ECONOMICAL = "not_economical"
+    CREDITED_TO_OTHER_USER = "credited_to_other_user"
+    OTHER_USERS_ADDRESS = "other_users_address"
+    COUNTERFEIT = "counterfeit"
+
+
+#: Flags a user may see on their own appeal; the others are for the appeal team only.
+USER_VISIBLE_FLAGS: frozenset[Flag] = frozenset(
+    {Flag.AMOUNT_MISMATCH, Flag.PARTIAL_PAYMENT, Flag.EXPIRED, Flag.NOT_ECONOMICAL}
+)
+
+
+class CaseStatus(StrEnum):
+    SUBMITTED = "submitted"
+    AWAITING_CHAIN = "awaiting_chain"
+    IN_REVIEW = "in_review"
+    NEEDS_INFO = "needs_info"
+    APPROVED = "approved"
+    REFUND_PENDING = "refund_pending"
+    REFUNDED = "refunded"
+    CREDITED = "credited"
+    REJECTED = "rejected"
+    CLOSED = "closed"
+
+
+class Role(StrEnum):
+    """Who acts on a case. Operators hold one of the first four; the other two are not accounts."""
+
+    SPECIALIST = "specialist"
+    APPROVER = "approver"
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+    SYSTEM = "system"
+    USER = "user"
+
+
+OPERATOR_ROLES: tuple[Role, ...] = (Role.SPECIALIST, Role.APPROVER, Role.ADMIN, Role.AUDITOR)
+
+
+class Origin(StrEnum):
+    APPEAL = "appeal"
+    DETECTED = "detected"
+    INTAKE = "intake"
