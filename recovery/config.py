@@ -44,7 +44,7 @@ NETWORK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 def _exact_decimal(value: Any) -> Any:
     """Accept decimal strings, integers and TOML decimals; refuse floats and booleans."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError("must be a decimal string such as \"1.50\", not a float or boolean")
     if isinstance(value, str):
         text = value.strip()

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str) -> str:
         allowed = ("sqlite", "postgresql")
-        if value and not value.split(":", 1)[0].split("+", 1)[0] in allowed:
+        if value and value.split(":", 1)[0].split("+", 1)[0] not in allowed:
             raise ValueError("RECOVERY_DATABASE_URL must be an sqlite:// or postgresql+psycopg:// URL")
         return value
 

@@ -1,0 +1,192 @@
+"""The tables. Amounts are exact decimals (asset units) or integer base units; never floats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from recovery.dbtypes import ExactDecimal, UTCDateTime, utcnow
+
+
+def _money(nullable: bool = True) -> Any:
+    return Field(default=None, sa_type=ExactDecimal, nullable=nullable)
+
+
+def _when(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Case(SQLModel, table=True):
+    """An appeal (or a detected stray deposit) and everything decided about it."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("user_id", "network", "tx_hash", name="uq_cases_user_network_tx"),
+        Index("ix_cases_network_tx", "network", "tx_hash"),
+        Index("ix_cases_status_created", "status", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str | None = Field(default=None, unique=True, index=True, max_length=20)
+    user_id: str = Field(index=True, max_length=128)
+    origin: str = Field(default="appeal", max_length=16)
+    network: str = Field(max_length=40)
+    deposit_network: str | None = Field(default=None, max_length=40)
+    asset: str = Field(max_length=128)
+    tx_hash: str = Field(max_length=128)
+    deposit_address: str = Field(max_length=128)
+    memo: str | None = Field(default=None, max_length=256)
+    claimed_amount: Decimal | None = _money()
+
+    status: str = Field(index=True, max_length=20)
+    category: str | None = Field(default=None, index=True, max_length=40)
+    recoverable: str | None = Field(default=None, max_length=16)
+    resolution: str | None = Field(default=None, max_length=16)
+    flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    category_override: str | None = Field(default=None, max_length=40)
+
+    amount: Decimal | None = _money()
+    value_usd: Decimal | None = _money()
+    fee_amount: Decimal | None = _money()
+    fee_asset: str | None = Field(default=None, max_length=128)
+    fee_usd: Decimal | None = _money()
+    net_amount: Decimal | None = _money()
+    credited_user_id: str | None = Field(default=None, max_length=128)
+
+    refund_network: str | None = Field(default=None, max_length=40)
+    refund_address: str | None = Field(default=None, max_length=128)
+    refund_tx_hash: str | None = Field(default=None, unique=True, max_length=128)
+
+    assignee: str | None = Field(default=None, index=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    sla_due_at: datetime | None = _when(index=True)
+    first_decided_at: datetime | None = _when()
+    resolved_at: datetime | None = _when()
+    last_checked_at: datetime | None = _when()
+    check_count: int = Field(default=0)
+    version: int = Field(default=1, nullable=False)
+
+    lease_owner: str | None = Field(default=None, max_length=80)
+    lease_expires_at: datetime | None = _when(index=True)
+
+
+class CaseEvent(SQLModel, table=True):
+    """Append-only audit trail; each event's hash covers the previous event of the whole log."""
+
+    __tablename__ = "case_events"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    actor: str = Field(max_length=128)
+    actor_role: str = Field(max_length=16)
+    action: str = Field(max_length=40)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str | None = Field(default=None, max_length=20)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AuditHead(SQLModel, table=True):
+    """One row: the newest event's id and hash. Locking it serializes appends to the chain."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    last_event_id: int | None = Field(default=None)
+    last_hash: str = Field(max_length=64)
+
+
+class DepositAddress(SQLModel, table=True):
+    """A deposit address we hold; on shared-address networks one row per user memo."""
+
+    __tablename__ = "deposit_addresses"
+    __table_args__ = (UniqueConstraint("network", "address", "memo", name="uq_deposit_address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(index=True, max_length=128)
+    network: str = Field(max_length=40)
+    address: str = Field(index=True, max_length=128)
+    #: empty string where the address carries no memo (keeps the unique key NULL-free)
+    memo: str = Field(default="", max_length=256)
+    kind: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class CreditedDeposit(SQLModel, table=True):
+    """Deposits the exchange already credited (imported from its ledger)."""
+
+    __tablename__ = "credited_deposits"
+    __table_args__ = (
+        UniqueConstraint("network", "tx_hash", "user_id", "asset", name="uq_credited_deposit"),
+        Index("ix_credited_network_tx", "network", "tx_hash"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    network: str = Field(max_length=40)
+    tx_hash: str = Field(max_length=128)
+    user_id: str = Field(max_length=128)
+    asset: str = Field(max_length=128)
+    amount: Decimal = Field(sa_type=ExactDecimal, nullable=False)
+    imported_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class ChainObservation(SQLModel, table=True):
+    """The latest answer of one network about one transaction, with its full evidence."""
+
+    __tablename__ = "chain_observations"
+    __table_args__ = (UniqueConstraint("network", "tx_hash", name="uq_observation"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    network: str = Field(max_length=40)
+    tx_hash: str = Field(max_length=128)
+    status: str = Field(max_length=16)
+    block_number: int | None = Field(default=None)
+    block_hash: str | None = Field(default=None, max_length=128)
+    confirmations: int = Field(default=0)
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    observed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class ObservedTransfer(SQLModel, table=True):
+    """One transfer inside an observed transaction, keyed so a reorg or a duplicate is visible."""
+
+    __tablename__ = "observed_transfers"
+    __table_args__ = (
+        UniqueConstraint("network", "tx_hash", "transfer_index", name="uq_observed_transfer"),
+        Index("ix_observed_recipient", "network", "recipient"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    network: str = Field(max_length=40)
+    tx_hash: str = Field(max_length=128)
+    transfer_index: int
+    kind: str = Field(max_length=16)
+    contract: str | None = Field(default=None, max_length=160)
+    sender: str = Field(max_length=128)
+    recipient: str = Field(max_length=128)
+    amount_base_units: Decimal = Field(sa_type=ExactDecimal, nullable=False)
+    memo: str | None = Field(default=None, max_length=256)
+    block_number: int | None = Field(default=None)
+    block_hash: str | None = Field(default=None, max_length=128)
+
+
+class Operator(SQLModel, table=True):
+    """A workbench account. Passwords are argon2id hashes."""
+
+    __tablename__ = "operators"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True, max_length=64)
+    password_hash: str = Field(max_length=256)
+    role: str = Field(max_length=16)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_login_at: datetime | None = _when()
