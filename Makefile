@@ -1,0 +1,50 @@
+# Two commands matter: `make demo` (install and run the product on SQLite with local chains)
+# and `make test` (install and run every check). Both build .venv and node_modules themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+SYS_STAMP := var/.system-deps
+
+.PHONY: demo test setup lint typecheck unit clean
+
+setup: $(PY_STAMP) $(NODE_STAMP) $(SYS_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	npm run --silent compile
+	touch $@
+
+$(SYS_STAMP): scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	mkdir -p var && touch $@
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(PY_STAMP)
+	$(BIN)/mypy recovery chains app bench
+
+unit: setup
+	$(BIN)/pytest -q
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy recovery chains app bench
+	$(BIN)/pytest -q -p no:cacheprovider
+
+demo: setup
+	$(BIN)/recovery db upgrade
+	$(BIN)/recovery config check
+	$(BIN)/recovery devchain up
+	$(BIN)/recovery devchain status
+
+clean:
+	rm -rf $(VENV) node_modules var contracts/build
