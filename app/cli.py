@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 
@@ -22,7 +24,33 @@ from recovery.services import CaseFilter
 from recovery.views import case_json, event_json
 from recovery.vocabulary import OPERATOR_ROLES, CaseStatus, Category
 
-app = typer.Typer(help="Deposit-recovery workbench.", no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+class _ReportingGroup(TyperGroup):
+    """Turns the domain's known errors into one clear message and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
+            for problem in exc.problems:
+                err.print(f"  - {problem}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except ImportFailed as exc:
+            err.print(str(exc), markup=False, highlight=False)
+            raise typer.Exit(1) from None
+        except ValidationFailed as exc:
+            for error in exc.errors:
+                err.print(f"error: {error.field}: {error.message}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except ServiceError as exc:
+            err.print(f"error ({exc.code}): {exc}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(help="Deposit-recovery workbench.", no_args_is_help=True, pretty_exceptions_enable=False,
+                  cls=_ReportingGroup)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
 addresses_app = typer.Typer(help="Deposit addresses we hold.", no_args_is_help=True)
@@ -46,7 +74,7 @@ except ImportError:  # pragma: no cover - only while the module is absent
     pass
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -274,38 +302,7 @@ def cases_show(reference: str, as_json: JsonOption = False) -> None:
 
 
 def main() -> None:
-    """Entry point: turn known errors into one clear line and an exit code, never a traceback."""
-    try:
-        result = app(standalone_mode=False)
-        if isinstance(result, int) and result:
-            sys.exit(result)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except ConfigError as exc:
-        err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
-        for problem in exc.problems:
-            err.print(f"  - {problem}", markup=False, highlight=False)
-        sys.exit(2)
-    except ImportFailed as exc:
-        err.print(str(exc), markup=False, highlight=False)
-        sys.exit(1)
-    except ValidationFailed as exc:
-        for error in exc.errors:
-            err.print(f"error: {error.field}: {error.message}", markup=False, highlight=False)
-        sys.exit(2)
-    except ServiceError as exc:
-        err.print(f"error ({exc.code}): {exc}", markup=False, highlight=False)
-        sys.exit(1)
-    except Exception as exc:  # click's own usage errors and aborts
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            err.print("aborted")
-            sys.exit(130)
-        raise
+    app()
 
 
 if __name__ == "__main__":
