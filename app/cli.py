@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
-from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from app.context import AppContext, app_context
 from recovery import migrate
@@ -25,11 +24,10 @@ from recovery.views import case_json, event_json
 from recovery.vocabulary import OPERATOR_ROLES, CaseStatus, Category
 
 
-
 class _ReportingGroup(TyperGroup):
     """Turns the domain's known errors into one clear message and an exit code, never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except ConfigError as exc:

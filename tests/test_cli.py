@@ -17,8 +17,8 @@ from xrpl.wallet import Wallet
 from app import cli
 from recovery.db import Database
 from recovery.models import CreditedDeposit, DepositAddress
-from recovery.settings import get_settings
 from recovery.services import SYSTEM, CaseService
+from recovery.settings import get_settings
 from tests.test_cases import new_draft
 
 runner = CliRunner()
@@ -153,7 +153,7 @@ def test_cases_list_and_show_json(cli_env: Database, default_config) -> None:  #
     shown = json.loads(out)
     assert code == 0 and shown["reference"] == case.reference
     assert [e["action"] for e in shown["events"]] == ["submit"]
-    code, _, err = run("cases", "show", "RC-999999")
+    code, _, _err = run("cases", "show", "RC-999999")
     assert code == 1
     code, _, _ = run("cases", "list", "--category", "nonsense")
     assert code == 2
@@ -173,7 +173,7 @@ def test_audit_verify_exit_codes(cli_env: Database, default_config) -> None:  # 
 
 
 def test_operators_add_hashes_passwords_and_validates(cli_env: Database) -> None:
-    code, out, err = run("operators", "add", "sam", "--role", "specialist", "--password-stdin",
+    code, _out, err = run("operators", "add", "sam", "--role", "specialist", "--password-stdin",
                          stdin="correct horse battery\n")
     assert code == 0, err
     from recovery.operators import authenticate
