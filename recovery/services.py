@@ -18,6 +18,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from chains.base import Observation
 from recovery import audit
 from recovery.config import Config
 from recovery.db import Database
@@ -25,7 +26,8 @@ from recovery.dbtypes import utcnow
 from recovery.errors import Conflict, FieldError, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from recovery.intake import AppealDraft
 from recovery.lifecycle import ACTIONS
-from recovery.models import Case, CaseEvent
+from recovery.models import Case, CaseEvent, ChainObservation, ObservedTransfer
+from recovery.rules import Decision
 from recovery.vocabulary import CaseStatus, Category, Flag, Origin, Resolution, Role
 
 Clock = Callable[[], datetime]
@@ -75,6 +77,90 @@ class CaseFilter:
     user_id: str | None = None
     assignee: str | None = None
     origin: str | None = None
+
+
+#: categories that mean "ask the chain again later" rather than a verdict
+PENDING_CATEGORIES = frozenset({Category.TX_NOT_FOUND, Category.AWAITING_CONFIRMATIONS})
+
+
+def decision_status(decision: Decision) -> CaseStatus:
+    """Where a decided case goes: back to the chain queue, or to a person."""
+    return CaseStatus.AWAITING_CHAIN if decision.category in PENDING_CATEGORIES else CaseStatus.IN_REVIEW
+
+
+def decision_signature(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a stored decision whose change is worth an audit event (not confirmations)."""
+    transfers = data.get("transfers") or []
+    fee = data.get("fee") or {}
+    return {
+        "category": data.get("category"),
+        "recoverable": data.get("recoverable"),
+        "resolution": data.get("resolution"),
+        "flags": sorted(data.get("flags") or []),
+        "network": data.get("network"),
+        "amount": data.get("amount"),
+        "fee": fee.get("fee"),
+        "credited_user_id": data.get("credited_user_id"),
+        "transfers": sorted(str(t.get("index")) + ":" + str(t.get("recipient")) for t in transfers),
+    }
+
+
+def record_observations(session: Session, observations: Iterable[Observation], now: datetime) -> list[dict[str, Any]]:
+    """Upsert the latest observation per (network, tx) and its transfers; return the reorgs seen.
+
+    A reorg is a transaction whose stored block hash differs from the new one (or that vanished
+    from a block it was in): the block it was in has been replaced.
+    """
+    reorgs: list[dict[str, Any]] = []
+    for obs in observations:
+        stored = session.exec(
+            select(ChainObservation).where(
+                ChainObservation.network == obs.network, ChainObservation.tx_hash == obs.tx_hash
+            )
+        ).first()
+        if stored is not None and stored.block_hash and stored.block_hash != obs.block_hash:
+            reorgs.append({"network": obs.network, "tx_hash": obs.tx_hash, "old_block_hash": stored.block_hash,
+                           "new_block_hash": obs.block_hash, "old_block": stored.block_number,
+                           "new_block": obs.block_number})
+        if stored is not None and (stored.status, stored.block_hash, stored.confirmations) == (
+            obs.status.value, obs.block_hash, obs.confirmations
+        ):
+            continue
+        row = stored or ChainObservation(network=obs.network, tx_hash=obs.tx_hash, status=obs.status.value)
+        row.status = obs.status.value
+        row.block_number = obs.block_number
+        row.block_hash = obs.block_hash
+        row.confirmations = obs.confirmations
+        row.evidence = obs.to_json()
+        row.observed_at = now
+        session.add(row)
+        if stored is None or stored.block_hash != obs.block_hash:
+            existing = {
+                t.transfer_index: t
+                for t in session.exec(
+                    select(ObservedTransfer).where(
+                        ObservedTransfer.network == obs.network, ObservedTransfer.tx_hash == obs.tx_hash
+                    )
+                ).all()
+            }
+            for transfer in obs.transfers:
+                item = existing.pop(transfer.index, None) or ObservedTransfer(
+                    network=obs.network, tx_hash=obs.tx_hash, transfer_index=transfer.index, kind="", sender="",
+                    recipient="", amount_base_units=Decimal(0),
+                )
+                item.kind = transfer.kind.value
+                item.contract = transfer.contract
+                item.sender = transfer.sender
+                item.recipient = transfer.recipient
+                item.amount_base_units = Decimal(transfer.amount)
+                item.memo = transfer.memo
+                item.block_number = obs.block_number
+                item.block_hash = obs.block_hash
+                session.add(item)
+            for gone in existing.values():
+                session.delete(gone)
+    session.flush()
+    return reorgs
 
 
 def reference_for(case_id: int) -> str:
@@ -481,6 +567,113 @@ class CaseService:
         return self.act(
             reference, "reopen", actor, expected_version=expected_version, details={"reason": reason}, mutate=change
         )
+
+    # ------------------------------------------------------------------ chain results
+    def apply_decision(
+        self,
+        reference: str,
+        decision: Decision | None,
+        actor: Actor,
+        *,
+        expected_version: int,
+        observations: Mapping[str, Observation] | None = None,
+        unavailable: Mapping[str, str] | None = None,
+    ) -> tuple[Case, bool]:
+        """Record what the chains say about a case; returns (case, changed).
+
+        ``decision`` None means the chains could not give a conclusive answer (a node down, a
+        hash missing while another network of the family did not answer): the case waits in
+        ``awaiting_chain`` and is never called "not found". A decision identical to the stored
+        one only updates the re-check bookkeeping (no event, no version bump), so re-checks do
+        not grow the audit log.
+        """
+        rule = ACTIONS["chain_result"]
+        if actor.role not in rule.roles:
+            raise Forbidden(f"a {actor.role.value} may not record chain results")
+        now = self.clock()
+        with self.db.write() as session:
+            case = self._lock(session, reference)
+            if case.version != expected_version:
+                raise Conflict(
+                    f"{reference} was changed by someone else (you saw version {expected_version}, "
+                    f"it is now {case.version})",
+                    current_version=case.version,
+                )
+            current = CaseStatus(case.status)
+            if current not in rule.moves:
+                raise InvalidTransition(f"chain results do not apply to a case that is {current.value}")
+            case.last_checked_at = now
+            case.check_count += 1
+            reorgs = record_observations(session, (observations or {}).values(), now)
+            if decision is None:
+                target: CaseStatus = CaseStatus.AWAITING_CHAIN if current is CaseStatus.SUBMITTED else current
+                if target is current:
+                    session.add(case)
+                    return case, False
+                details: dict[str, Any] = {"outcome": "chain_unavailable", "unavailable": dict(unavailable or {})}
+            else:
+                target = decision_status(decision)
+                signature = decision_signature(decision.to_json())
+                previous = decision_signature(case.decision) if case.decision else None
+                if signature == previous and target is current and not reorgs:
+                    session.add(case)
+                    return case, False
+                self._store_decision(case, decision, now)
+                details = {
+                    "outcome": "decided",
+                    "category": decision.category.value,
+                    "recoverable": decision.recoverable.value,
+                    "resolution": decision.resolution.value,
+                    "flags": [f.value for f in decision.flags],
+                    "network": decision.network,
+                    "amount": decision.amount,
+                    "fee": decision.fee_amount,
+                    "rules_version": decision.rules_version,
+                }
+                if previous is not None and signature != previous:
+                    details["previous"] = {k: previous.get(k) for k in ("category", "recoverable", "resolution")}
+            if reorgs:
+                details["reorg"] = reorgs
+            case.status = target.value
+            case.version += 1
+            case.updated_at = now
+            session.add(case)
+            assert case.id is not None
+            audit.append_event(
+                session,
+                case_id=case.id,
+                actor=actor.name,
+                actor_role=actor.role.value,
+                action="chain_result",
+                from_status=current.value,
+                to_status=target.value,
+                details=details,
+                now=now,
+            )
+            return case, True
+
+    @staticmethod
+    def _store_decision(case: Case, decision: Decision, now: datetime) -> None:
+        case.decision = decision.to_json()
+        case.category = case.category_override or decision.category.value
+        case.recoverable = decision.recoverable.value
+        case.resolution = decision.resolution.value
+        kept = {f for f in case.flags if f == Flag.CONTESTED.value}
+        case.flags = sorted(kept | {f.value for f in decision.flags})
+        case.amount = decision.amount
+        case.value_usd = decision.value_usd
+        case.fee_amount = decision.fee_amount
+        case.fee_usd = decision.fee.fee_value_usd if decision.fee is not None else None
+        case.fee_asset = decision.asset if decision.fee is not None else None
+        case.net_amount = decision.net_amount
+        case.credited_user_id = decision.credited_user_id
+        if decision.network is not None:
+            case.deposit_network = case.deposit_network or decision.network
+        if decision.resolution is Resolution.REFUND and decision.refund_address and not case.refund_tx_hash:
+            case.refund_address = decision.refund_address
+            case.refund_network = decision.network
+        if case.first_decided_at is None and decision.category not in PENDING_CATEGORIES:
+            case.first_decided_at = now
 
     def events(self, references: Iterable[str]) -> dict[str, list[CaseEvent]]:
         with self.db.read() as session:
