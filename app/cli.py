@@ -71,6 +71,13 @@ try:  # the local-chain tools live in their own module
 except ImportError:  # pragma: no cover - only while the module is absent
     pass
 
+try:  # the JSON API's server command
+    from app.cli_api import register as register_api
+
+    register_api(app)
+except ImportError:  # pragma: no cover - only while the module is absent
+    pass
+
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
