@@ -30,14 +30,14 @@ lint: $(PY_STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(PY_STAMP)
-	$(BIN)/mypy recovery chains app bench
+	$(BIN)/mypy recovery chains app bench tests
 
 unit: setup
 	$(BIN)/pytest -q
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy recovery chains app bench
+	$(BIN)/mypy recovery chains app bench tests
 	$(BIN)/pytest -q -p no:cacheprovider
 
 demo: setup

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from app.cli_devchain import devchain_app
 from app.context import AppContext, app_context
 from recovery import migrate
 from recovery.audit import verify_chain
@@ -64,19 +65,7 @@ app.add_typer(operators_app, name="operators")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cases_app, name="cases")
 
-try:  # the local-chain tools live in their own module
-    from app.cli_devchain import devchain_app
-
-    app.add_typer(devchain_app, name="devchain", help="Local anvil chains for development and tests.")
-except ImportError:  # pragma: no cover - only while the module is absent
-    pass
-
-try:  # the JSON API's server command
-    from app.cli_api import register as register_api
-
-    register_api(app)
-except ImportError:  # pragma: no cover - only while the module is absent
-    pass
+app.add_typer(devchain_app, name="devchain", help="Local anvil chains for development and tests.")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)

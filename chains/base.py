@@ -26,7 +26,7 @@ class TxStatus(StrEnum):
 
 class AssetKind(StrEnum):
     NATIVE = "native"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105 - an asset kind, not a secret
 
 
 class ChainError(Exception):

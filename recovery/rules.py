@@ -472,15 +472,20 @@ class _Work:
 
     def say(self, code: str, text: str, **evidence: Any) -> None:
         """A reason anyone (the user included) may read."""
-        self.reasons.append(Reason(code, text, evidence, internal=False))
+        self.reasons.append(Reason(code, _sentence(text), evidence, internal=False))
 
     def say_internal(self, code: str, text: str, **evidence: Any) -> None:
         """A reason for the appeal team only (names other users or internal books)."""
-        self.reasons.append(Reason(code, text, evidence, internal=True))
+        self.reasons.append(Reason(code, _sentence(text), evidence, internal=True))
 
     def apply(self, category: Category) -> None:
         if category not in self.applies:
             self.applies.append(category)
+
+
+def _sentence(text: str) -> str:
+    """Reasons start with a capital letter, whatever phrase they were built from."""
+    return text[:1].upper() + text[1:]
 
 
 def classify(
@@ -639,8 +644,7 @@ def _decide_found(work: _Work, obs: Observation, claimed: Network, family: list[
             text = "The transaction moved no value that the node reports (no transfer in it)."
         else:
             text = (
-                f"None of its {len(views)} transfer(s) goes to a deposit address of ours "
-                f"(recipients: {', '.join(recipients)})."
+                f"No transfer in it goes to a deposit address of ours; it paid {', '.join(recipients)}."
             )
         work.say("not_our_address", text, recipients=recipients, **where)
         if appeal.deposit_address and address_key(appeal.deposit_address) not in {

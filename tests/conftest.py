@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from recovery.services import CaseService
 from recovery.settings import REPO_ROOT, get_settings
 from tests.support.pgcluster import PgCluster
 
-pytest_plugins = [name for name in ("tests.fixtures_anvil",) if importlib.util.find_spec(name) is not None]
+pytest_plugins = ["tests.fixtures_anvil"]
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -1,0 +1,72 @@
+"""``recovery devchain up|down|status``: the local anvil chains of the configuration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.context import app_context
+from chains.devchain import ChainStatus, Devchain, DevchainError
+
+devchain_app = typer.Typer(help="Local anvil chains for development and tests.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+_HEALTHY = {"running", "started", "stopped"}
+
+
+def _devchain() -> Devchain:
+    ctx = app_context()
+    return Devchain(ctx.config, ctx.settings.var_dir / "devchain")
+
+
+def _show(rows: list[ChainStatus]) -> None:
+    table = Table("network", "chain id", "url", "state", "pid", "block", "detail")
+    for row in rows:
+        table.add_row(
+            row.name,
+            str(row.chain_id),
+            row.url,
+            row.state,
+            str(row.pid or ""),
+            "" if row.block is None else str(row.block),
+            row.detail,
+        )
+    console.print(table)
+
+
+def _finish(rows: list[ChainStatus], wanted: set[str]) -> None:
+    _show(rows)
+    bad = [r for r in rows if r.state not in wanted]
+    if bad:
+        err.print("problem with: " + ", ".join(f"{r.name} ({r.state})" for r in bad), markup=False)
+        raise typer.Exit(1)
+
+
+@devchain_app.command("up")
+def up(timeout: Annotated[float, typer.Option(help="Seconds to wait for each node.")] = 30.0) -> None:
+    """Start one anvil per local EVM network (those already running are left alone)."""
+    try:
+        rows = _devchain().up(timeout=timeout)
+    except DevchainError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    _finish(rows, {"running", "started"})
+
+
+@devchain_app.command("down")
+def down() -> None:
+    """Stop the anvil nodes that `devchain up` started."""
+    _finish(_devchain().down(), {"stopped"})
+
+
+@devchain_app.command("status")
+def status() -> None:
+    """Which local chains run, on which port, at which block."""
+    _show(_devchain().status())
+
+
+__all__ = ["devchain_app"]
