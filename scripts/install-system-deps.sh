@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # System packages the tests need, from Debian's archive: the PostgreSQL server binaries (initdb,
-# pg_ctl) for the throwaway test cluster. Installs only what is missing.
+# pg_ctl) for the throwaway test cluster, and Chromium for the workbench's browser test (driven by
+# playwright with executablePath=/usr/bin/chromium; no browser is ever downloaded). Installs only
+# what is missing.
 set -euo pipefail
 
 need=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  need+=(chromium)
 fi
 if ! command -v runuser >/dev/null 2>&1; then
   need+=(util-linux)
