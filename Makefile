@@ -41,10 +41,7 @@ test: setup
 	$(BIN)/pytest -q -p no:cacheprovider
 
 demo: setup
-	$(BIN)/recovery db upgrade
-	$(BIN)/recovery config check
-	$(BIN)/recovery devchain up
-	$(BIN)/recovery devchain status
+	$(BIN)/recovery demo
 
 clean:
 	rm -rf $(VENV) node_modules var contracts/build

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from app.cli_demo import register as register_demo
 from app.cli_devchain import devchain_app
 from app.context import AppContext, app_context
 from recovery import migrate
@@ -66,6 +67,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(cases_app, name="cases")
 
 app.add_typer(devchain_app, name="devchain", help="Local anvil chains for development and tests.")
+register_demo(app)
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)

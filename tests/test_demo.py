@@ -1,0 +1,73 @@
+"""`recovery demo --no-serve`: the whole product end to end on real local chains, as a newcomer runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recovery.audit import verify_chain
+from recovery.db import connect
+from recovery.vocabulary import CaseStatus, Category
+
+RECOVERY = str(Path(sys.executable).with_name("recovery"))
+#: categories that only memo networks produce (served from the recorded responses)
+MEMO_CATEGORIES = {Category.MISSING_MEMO, Category.WRONG_MEMO}
+
+
+def run_demo(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
+    return subprocess.run(
+        [RECOVERY, "demo", "--no-serve", "--root", str(root), *args],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("demo") / "demo"
+    done = run_demo(root, "--json", "--appeals", "80")
+    assert done.returncode == 0, done.stderr
+    summary: dict[str, Any] = json.loads(done.stdout)
+    return summary
+
+
+def test_every_status_is_present(demo_summary: dict[str, Any]) -> None:
+    assert set(demo_summary["statuses"]) == {s.value for s in CaseStatus}
+
+
+def test_every_evm_category_is_present(demo_summary: dict[str, Any]) -> None:
+    evm_categories = {c.value for c in Category} - {c.value for c in MEMO_CATEGORIES}
+    assert evm_categories <= set(demo_summary["categories"])
+
+
+def test_audit_chain_verifies(demo_summary: dict[str, Any]) -> None:
+    assert demo_summary["audit_chain_verified"] is True
+    db = connect(demo_summary["database_url"])
+    with db.read() as session:
+        result = verify_chain(session)
+    db.dispose()
+    assert result.ok and result.events_checked == demo_summary["events"] > demo_summary["cases"]
+
+
+def test_chains_are_stopped_after_no_serve(demo_summary: dict[str, Any]) -> None:
+    import requests
+
+    for url in demo_summary["chains"].values():
+        with pytest.raises(requests.ConnectionError):
+            requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=2)
+
+
+def test_refuses_a_folder_it_did_not_create(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    done = run_demo(precious, "--appeals", "20")
+    assert done.returncode == 1
+    assert "not created by the demo" in done.stderr
+    assert (precious / "keep.txt").read_text() == "mine"
