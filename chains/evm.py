@@ -189,6 +189,9 @@ class EvmAdapter:
         self._lock = threading.RLock()
         self._tokens: dict[str, TokenInfo] = {}
         self._timestamps: OrderedDict[str, int] = OrderedDict()
+        #: the highest head any node of this network has shown us: a node below it is behind, and
+        #: its "not found" may only mean "not yet seen" (see :meth:`_check_not_behind`)
+        self._high_water = -1
         self._w3: Web3 | None = None
 
     def __repr__(self) -> str:
@@ -280,6 +283,7 @@ class EvmAdapter:
                 tx = _optional_object(replies[2 * position], f"transaction {h}")
                 receipt = _optional_object(replies[2 * position + 1], f"receipt {h}")
                 parsed.append(_check_pair(h, tx, receipt, head))
+            self._check_not_behind(head, [item.tx_hash for item in parsed if item.tx is None])
 
         replies = self.transport.batch(calls, validate=validate)
         if not parsed:  # split batches are validated here, as a whole
@@ -565,6 +569,20 @@ class EvmAdapter:
         return hashes
 
     # ----------------------------------------------------------------- helpers
+
+    def _check_not_behind(self, head: int, unknown: list[str]) -> None:
+        """A node whose head is below one already seen on this network is behind (a lagging node
+        behind a load balancer, or one still syncing): its "not found" is not an answer, so that
+        reply is unusable and the transport asks again or fails over. Found transactions are
+        checked against the head separately (a receipt above the head is malformed)."""
+        with self._lock:
+            behind = head < self._high_water
+            self._high_water = max(self._high_water, head)
+            seen = self._high_water
+        if behind and unknown:
+            raise UnusableAnswer(
+                f"node is behind (head {head}, block {seen} seen before) and does not know {unknown[0]}"
+            )
 
     def _check_head_age(self, timestamp: int, *, unusable: bool = False) -> None:
         if self.max_head_age is None:
