@@ -478,7 +478,9 @@ class Transport:
         raise _AllFailed(failures)
 
     def _wait(self, state: RetryCallState) -> float:
-        base = wait_exponential_jitter(initial=self.options.wait_initial, max=self.options.wait_max)(state)
+        base = wait_exponential_jitter(
+            multiplier=self.options.wait_initial, jitter=self.options.wait_initial, max=self.options.wait_max
+        )(state)
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
         if isinstance(exc, _AllFailed) and exc.retry_after is not None:
