@@ -21,8 +21,8 @@ from chains.base import ChainAdapter, ChainUnavailable, Observation
 from chains.registry import UnsupportedFamily, adapter_for
 from recovery.config import Config, Network
 from recovery.errors import Conflict, InvalidTransition
-from recovery.models import Case
-from recovery.rules import Appeal, classify
+from recovery.models import Case, ChainObservation
+from recovery.rules import Appeal, Decision, classify
 from recovery.services import SYSTEM, Actor, CaseService
 from recovery.sql_registry import SqlRegistry
 
@@ -130,6 +130,8 @@ class CheckOutcome:
     changed: bool
     conclusive: bool
     error: str | None = None
+    #: the transaction is now in another block than last time (a reorganization)
+    reorg: bool = False
 
 
 class CaseChecker:
@@ -163,31 +165,39 @@ class CaseChecker:
                 pool.shutdown(wait=False)
         return [self._apply(case, evidence[(case.network, case.tx_hash)], actor) for case in cases]
 
+    def decide(self, case: Case, evidence: ChainEvidence) -> Decision | None:
+        """The rules engine's decision for a case on this evidence (None when inconclusive). No writes."""
+        if not evidence.conclusive:
+            return None
+        with self.service.db.read() as session:
+            others = session.exec(
+                select(Case.user_id).where(
+                    Case.network == case.network, Case.tx_hash == case.tx_hash, Case.id != case.id
+                )
+            ).all()
+            appeal = Appeal(
+                user_id=case.user_id,
+                network=case.network,
+                tx_hash=case.tx_hash,
+                asset=case.asset,
+                deposit_address=case.deposit_address,
+                memo=case.memo,
+                claimed_amount=case.claimed_amount,
+                submitted_at=case.created_at,
+                other_appellants=frozenset(others),
+            )
+            return classify(
+                appeal, evidence.observations, SqlRegistry(session, self.config), self.config, self.service.clock()
+            )
+
+    def apply(self, case: Case, evidence: ChainEvidence, actor: Actor = SYSTEM) -> CheckOutcome:
+        """Decide and record through the service layer; a concurrent change is reported, not raised."""
+        return self._apply(case, evidence, actor)
+
     def _apply(self, case: Case, evidence: ChainEvidence, actor: Actor) -> CheckOutcome:
         reference = case.reference or ""
-        decision = None
-        if evidence.conclusive:
-            with self.service.db.read() as session:
-                others = session.exec(
-                    select(Case.user_id).where(
-                        Case.network == case.network, Case.tx_hash == case.tx_hash, Case.id != case.id
-                    )
-                ).all()
-                appeal = Appeal(
-                    user_id=case.user_id,
-                    network=case.network,
-                    tx_hash=case.tx_hash,
-                    asset=case.asset,
-                    deposit_address=case.deposit_address,
-                    memo=case.memo,
-                    claimed_amount=case.claimed_amount,
-                    submitted_at=case.created_at,
-                    other_appellants=frozenset(others),
-                )
-                decision = classify(
-                    appeal, evidence.observations, SqlRegistry(session, self.config), self.config,
-                    self.service.clock(),
-                )
+        decision = self.decide(case, evidence)
+        reorg = self._moved_blocks(evidence)
         try:
             updated, changed = self.service.apply_decision(
                 reference, decision, actor, expected_version=case.version,
@@ -197,4 +207,18 @@ class CaseChecker:
         except (Conflict, InvalidTransition) as exc:
             return CheckOutcome(reference, case.status, case.status, case.category, False, evidence.conclusive,
                                 error=str(exc))
-        return CheckOutcome(reference, case.status, updated.status, updated.category, changed, evidence.conclusive)
+        return CheckOutcome(reference, case.status, updated.status, updated.category, changed, evidence.conclusive,
+                            reorg=reorg)
+
+    def _moved_blocks(self, evidence: ChainEvidence) -> bool:
+        """Whether a network now puts the transaction in another block than the stored observation."""
+        found = {n: o for n, o in evidence.observations.items() if o.found and o.block_hash}
+        if not found:
+            return False
+        with self.service.db.read() as session:
+            stored = session.exec(
+                select(ChainObservation.network, ChainObservation.block_hash).where(
+                    ChainObservation.tx_hash == evidence.tx_hash, col(ChainObservation.network).in_(list(found))
+                )
+            ).all()
+        return any(block and found[n].block_hash != block for n, block in stored)

@@ -1,0 +1,333 @@
+"""The batch re-check: every case that needs the chain, looked up in batches, decided, applied.
+
+Which cases: ``submitted`` and ``awaiting_chain``; ``in_review`` cases whose deposit is still
+inside the network's reorg window (fewer confirmations than ``reorg_window_confirmations``,
+default twice the required confirmations, at the last check): their block hash is checked again
+and a reorg is recorded; and ``refund_pending`` cases with a refund transaction (confirmed:
+``refunded``; failed on chain: back to ``approved``, the failed hash kept in the event).
+
+Cases are leased (:mod:`recovery.leases`) so several runners share the work; each batch is looked
+up with one batched ``lookup_many`` per network, decided by the rules engine, and every change
+goes through the service layer as the system actor. A network that cannot answer leaves its cases
+untouched (counted); the others go on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from threading import Lock
+from typing import Any
+
+from sqlalchemy import and_, case, exists, false, func, or_
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from chains.base import ChainUnavailable, Observation, TxStatus
+from chains.registry import UnsupportedFamily
+from recovery.checking import CaseChecker, ChainGateway
+from recovery.config import Config
+from recovery.errors import Conflict, InvalidTransition
+from recovery.leases import Leases, new_owner
+from recovery.models import Case, ChainObservation
+from recovery.services import SYSTEM, CaseService, decision_status
+from recovery.vocabulary import CaseStatus
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RecheckOptions:
+    network: str | None = None
+    limit: int | None = None
+    workers: int = 4
+    batch_size: int = 200
+    lease_seconds: float = 300.0
+    dry_run: bool = False
+
+
+@dataclass
+class RecheckSummary:
+    """What one run did. ``transitions`` counts (old status, new status) pairs."""
+
+    selected: int = 0
+    processed: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    unavailable: int = 0
+    conflicts: int = 0
+    reorgs: int = 0
+    refunds_confirmed: int = 0
+    refunds_failed: int = 0
+    dry_run: bool = False
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+    unavailable_networks: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    _lock: Lock = field(default_factory=Lock, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        by_old: Counter[str] = Counter()
+        by_new: Counter[str] = Counter()
+        for (old, new), n in self.transitions.items():
+            by_old[old] += n
+            by_new[new] += n
+        return {
+            "dry_run": self.dry_run,
+            "processed": self.processed,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "unavailable": self.unavailable,
+            "conflicts": self.conflicts,
+            "reorgs": self.reorgs,
+            "refunds_confirmed": self.refunds_confirmed,
+            "refunds_failed": self.refunds_failed,
+            "old_status": dict(sorted(by_old.items())),
+            "new_status": dict(sorted(by_new.items())),
+            "transitions": [{"from": o, "to": n, "cases": c} for (o, n), c in sorted(self.transitions.items())],
+            "categories": dict(sorted(self.categories.items())),
+            "unavailable_networks": dict(sorted(self.unavailable_networks.items())),
+            "errors": self.errors[:100],
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+
+def reorg_window(config: Config, network: str) -> int:
+    net = config.network(network)
+    extra = net.model_extra or {}
+    return int(extra.get("reorg_window_confirmations", 2 * net.confirmations))
+
+
+def eligible(config: Config, network: str | None = None) -> ColumnElement[bool]:
+    """The SQL condition for "this case needs the chain now"."""
+    landing = func.coalesce(Case.deposit_network, Case.network)
+    windows = {n: reorg_window(config, n) for n in config.networks}
+    window = case(*[(landing == name, size) for name, size in windows.items()], else_=0)
+    recent = exists(
+        select(ChainObservation.id).where(
+            ChainObservation.network == landing,
+            ChainObservation.tx_hash == Case.tx_hash,
+            ChainObservation.status != TxStatus.NOT_FOUND.value,
+            col(ChainObservation.confirmations) < window,
+        )
+    )
+    condition = or_(
+        col(Case.status).in_([CaseStatus.SUBMITTED.value, CaseStatus.AWAITING_CHAIN.value]),
+        and_(col(Case.status) == CaseStatus.REFUND_PENDING.value, col(Case.refund_tx_hash).is_not(None)),
+        and_(col(Case.status) == CaseStatus.IN_REVIEW.value, recent),
+    )
+    if network is not None:
+        condition = and_(condition, or_(col(Case.network) == network, col(Case.refund_network) == network))
+    return condition if config.networks else false()
+
+
+class Recheck:
+    def __init__(self, service: CaseService, gateway: ChainGateway, options: RecheckOptions) -> None:
+        self.service = service
+        self.gateway = gateway
+        self.checker = CaseChecker(service, gateway)
+        self.options = options
+        self.config = service.config
+
+    def count(self) -> int:
+        with self.service.db.read() as session:
+            return int(session.exec(select(func.count()).select_from(Case).where(
+                eligible(self.config, self.options.network))).one())
+
+    def run(self, progress: Progress | None = None) -> RecheckSummary:
+        began = time.monotonic()
+        summary = RecheckSummary(dry_run=self.options.dry_run)
+        total = self.count()
+        if self.options.limit is not None:
+            total = min(total, self.options.limit)
+        summary.selected = total
+        if self.options.dry_run:
+            self._dry_run(summary, total, progress)
+        else:
+            owner = new_owner("recheck")
+            with Leases(self.service.db, owner, lease_seconds=self.options.lease_seconds,
+                        clock=self.service.clock) as leases:
+                self._run_leased(leases, summary, total, progress)
+        summary.elapsed = time.monotonic() - began
+        return summary
+
+    # ------------------------------------------------------------------ real runs
+
+    def _run_leased(self, leases: Leases, summary: RecheckSummary, total: int, progress: Progress | None) -> None:
+        condition = eligible(self.config, self.options.network)
+        budget = Lock()
+        remaining = [total if self.options.limit is not None else None]
+
+        def take() -> list[int]:
+            with budget:
+                size = self.options.batch_size
+                if remaining[0] is not None:
+                    size = min(size, remaining[0])
+                    if size <= 0:
+                        return []
+                ids = leases.claim(condition, size)
+                if remaining[0] is not None:
+                    remaining[0] -= len(ids)
+                return ids
+
+        def worker() -> None:
+            while True:
+                ids = take()
+                if not ids:
+                    return
+                try:
+                    self._process(ids, summary)
+                finally:
+                    leases.release(ids)
+                if progress is not None:
+                    progress(summary.processed, total)
+
+        workers = max(1, self.options.workers)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recheck") as pool:
+            for future in [pool.submit(worker) for _ in range(workers)]:
+                future.result()
+
+    def _load(self, ids: Sequence[int]) -> list[Case]:
+        with self.service.db.read() as session:
+            return list(session.exec(select(Case).where(col(Case.id).in_(list(ids))).order_by(col(Case.id))).all())
+
+    def _process(self, ids: Sequence[int], summary: RecheckSummary) -> None:
+        cases = self._load(ids)
+        refunds = [c for c in cases if c.status == CaseStatus.REFUND_PENDING.value]
+        checks = [c for c in cases if c.status != CaseStatus.REFUND_PENDING.value]
+        if checks:
+            evidence = self.gateway.evidence(sorted({(c.network, c.tx_hash) for c in checks}))
+            for case_row in checks:
+                found = evidence[(case_row.network, case_row.tx_hash)]
+                if not found.conclusive:
+                    self._count_unavailable(summary, case_row, found.unavailable)
+                    continue
+                outcome = self.checker.apply(case_row, found, SYSTEM)
+                with summary._lock:
+                    summary.processed += 1
+                    if outcome.error is not None:
+                        summary.conflicts += 1
+                        summary.errors.append(f"{outcome.reference}: {outcome.error}")
+                        continue
+                    summary.transitions[(outcome.old_status, outcome.new_status)] += 1
+                    if outcome.category:
+                        summary.categories[outcome.category] += 1
+                    if outcome.changed:
+                        summary.changed += 1
+                    else:
+                        summary.unchanged += 1
+                    if outcome.reorg:
+                        summary.reorgs += 1
+        if refunds:
+            self._refunds(refunds, summary)
+
+    def _count_unavailable(self, summary: RecheckSummary, case_row: Case, unavailable: dict[str, str]) -> None:
+        with summary._lock:
+            summary.processed += 1
+            summary.unavailable += 1
+            summary.transitions[(case_row.status, case_row.status)] += 1
+            for network in unavailable:
+                summary.unavailable_networks[network] += 1
+
+    def _refunds(self, cases: list[Case], summary: RecheckSummary) -> None:
+        by_network: dict[str, list[Case]] = {}
+        for case_row in cases:
+            by_network.setdefault(case_row.refund_network or case_row.network, []).append(case_row)
+        for network, rows in by_network.items():
+            try:
+                answers = self.gateway.adapter(network).lookup_many([r.refund_tx_hash or "" for r in rows])
+            except (ChainUnavailable, UnsupportedFamily) as exc:
+                for row in rows:
+                    self._count_unavailable(summary, row, {network: str(exc)})
+                continue
+            required = self.config.network(network).confirmations
+            for row in rows:
+                self._refund_outcome(row, answers.get(row.refund_tx_hash or ""), required, summary)
+
+    def _refund_outcome(self, row: Case, obs: Observation | None, required: int, summary: RecheckSummary) -> None:
+        reference = row.reference or ""
+        old = row.status
+        try:
+            if obs is not None and obs.status is TxStatus.SUCCESS and obs.confirmations >= required:
+                updated = self.service.act(
+                    reference, "refund_confirmed", SYSTEM, expected_version=row.version,
+                    details=_refund_evidence(obs),
+                )
+                counter = "refunds_confirmed"
+            elif obs is not None and obs.status is TxStatus.FAILED:
+                failed_hash = row.refund_tx_hash
+
+                def forget(_session: Session, case_row: Case) -> dict[str, Any]:
+                    case_row.refund_tx_hash = None
+                    return {"failed_refund_tx_hash": failed_hash}
+
+                updated = self.service.act(
+                    reference, "refund_failed", SYSTEM, expected_version=row.version,
+                    details=_refund_evidence(obs), mutate=forget,
+                )
+                counter = "refunds_failed"
+            else:  # not mined yet, or not enough confirmations: look again next run
+                with summary._lock:
+                    summary.processed += 1
+                    summary.unchanged += 1
+                    summary.transitions[(old, old)] += 1
+                return
+        except (Conflict, InvalidTransition) as exc:
+            with summary._lock:
+                summary.processed += 1
+                summary.conflicts += 1
+                summary.errors.append(f"{reference}: {exc}")
+            return
+        with summary._lock:
+            summary.processed += 1
+            summary.changed += 1
+            setattr(summary, counter, getattr(summary, counter) + 1)
+            summary.transitions[(old, updated.status)] += 1
+
+    # ------------------------------------------------------------------ dry runs
+
+    def _dry_run(self, summary: RecheckSummary, total: int, progress: Progress | None) -> None:
+        """Decide every eligible case and count what would change; write nothing, lease nothing."""
+        condition = eligible(self.config, self.options.network)
+        after = 0
+        while summary.processed < total:
+            size = min(self.options.batch_size, total - summary.processed)
+            with self.service.db.read() as session:
+                cases = list(session.exec(
+                    select(Case).where(condition, col(Case.id) > after).order_by(col(Case.id)).limit(size)
+                ).all())
+            if not cases:
+                break
+            after = cases[-1].id or after
+            checks = [c for c in cases if c.status != CaseStatus.REFUND_PENDING.value]
+            evidence = self.gateway.evidence(sorted({(c.network, c.tx_hash) for c in checks})) if checks else {}
+            for row in cases:
+                found = evidence.get((row.network, row.tx_hash))
+                if found is None:
+                    summary.processed += 1
+                    summary.transitions[(row.status, row.status)] += 1
+                    continue
+                if not found.conclusive:
+                    self._count_unavailable(summary, row, found.unavailable)
+                    continue
+                decision = self.checker.decide(row, found)
+                assert decision is not None
+                new = decision_status(decision).value
+                summary.processed += 1
+                summary.transitions[(row.status, new)] += 1
+                summary.categories[decision.category.value] += 1
+                if new != row.status or decision.category.value != row.category:
+                    summary.changed += 1
+                else:
+                    summary.unchanged += 1
+            if progress is not None:
+                progress(summary.processed, total)
+
+
+def _refund_evidence(obs: Observation) -> dict[str, Any]:
+    return {"refund_tx_hash": obs.tx_hash, "status": obs.status.value, "block_number": obs.block_number,
+            "block_hash": obs.block_hash, "confirmations": obs.confirmations}
