@@ -41,6 +41,7 @@ from recovery.imports import import_addresses, import_credits
 from recovery.intake import validate_appeal
 from recovery.models import Case
 from recovery.operators import add_operator
+from recovery.recheck import Recheck, RecheckOptions
 from recovery.services import SYSTEM, Actor, CaseService
 from recovery.vocabulary import CaseStatus, Category, Recoverable, Resolution, Role
 
@@ -346,7 +347,14 @@ def run_demo(options: DemoOptions, source_config: Path) -> tuple[DemoResult, Exi
         checker = CaseChecker(service, ChainGateway(config))
         options.log(f"filing {len(world.appeals)} appeals day by day")
         file_history(service, checker, clock, world, start, rng)
+        for url in urls.values():  # the refunds sent by the team get their confirmations
+            devchain.mine(url, 30)
         finish_today(world, service, checker, urls, rng)
+        options.log("re-checking every case that needs the chain")
+        today = CaseService(db, config)
+        Recheck(today, checker.gateway, RecheckOptions(workers=2)).run()
+        close_some_refunds(today, rng)
+        after_recheck(world, today, urls, rng)
 
         result = DemoResult(root, database_url, config_dir, urls)
         summarize(db, result)
@@ -381,18 +389,49 @@ def finish_today(world: ChainWorld, service: CaseService, checker: CaseChecker, 
         case, _ = today.submit(draft, _user(user.user_id))
         references.append(case.reference or "")
     CaseChecker(today, checker.gateway).check(references, actor=SYSTEM)
+
+
+def after_recheck(world: ChainWorld, today: CaseService, urls: dict[str, str], rng: random.Random) -> None:
+    """What arrived after the last re-check: fresh appeals (submitted), a refund just sent
+    (refund_pending), and a user who withdraws an appeal."""
+    users = [u for u in world.users if u.kind == "eoa" and "ethereum" in u.issued]
     fresh = rng.sample(users, 3)
     specs = [TxSpec("ethereum", HOT_WALLET, u.address, value=5 * 10**16) for u in fresh]
     for user, tx_hash in zip(fresh, send_all(urls["ethereum"], specs), strict=True):
-        draft = validate_appeal(service.config, {"network": "ethereum", "asset": "ETH", "tx_hash": tx_hash,
-                                                 "deposit_address": user.address}, user.user_id)
+        draft = validate_appeal(today.config, {"network": "ethereum", "asset": "ETH", "tx_hash": tx_hash,
+                                               "deposit_address": user.address}, user.user_id)
         today.submit(draft, _user(user.user_id))
-    with service.db.read() as session:
+    by_tx = {a.tx_hash: a for a in world.appeals if a.tx_hash}
+    with today.db.read() as session:
+        refundable = session.exec(
+            select(Case).where(Case.resolution == Resolution.REFUND.value,
+                               col(Case.status).in_([CaseStatus.APPROVED.value, CaseStatus.IN_REVIEW.value]),
+                               col(Case.refund_tx_hash).is_(None))
+            .order_by(col(Case.status))
+        ).all()
+    for case in refundable:
+        appeal = by_tx.get(case.tx_hash)
+        if appeal is None or appeal.tx is None:
+            continue
+        if case.status == CaseStatus.IN_REVIEW.value:
+            case = today.approve(case.reference or "", APPROVER, expected_version=case.version)
+        Team(today, world, rng).refund(case, appeal)
+        break
+    with today.db.read() as session:
         open_case = session.exec(
             select(Case).where(Case.status == CaseStatus.IN_REVIEW.value).order_by(col(Case.id).desc())
         ).first()
     if open_case is not None:
         today.withdraw(open_case.reference or "", _user(open_case.user_id), expected_version=open_case.version)
+
+
+def close_some_refunds(service: CaseService, rng: random.Random) -> None:
+    """The team archives about half of the refunds the re-check confirmed."""
+    with service.db.read() as session:
+        refunded = session.exec(select(Case).where(Case.status == CaseStatus.REFUNDED.value)).all()
+    for case in refunded:
+        if rng.random() < 0.5:
+            service.close(case.reference or "", SPECIALIST, expected_version=case.version)
 
 
 def summarize(db: Database, result: DemoResult) -> None:
