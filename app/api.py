@@ -1,0 +1,324 @@
+"""The JSON API behind the exchange's appeal form (FastAPI).
+
+``GET /v1/networks`` (public), ``POST /v1/appeals``, ``GET /v1/appeals``,
+``GET /v1/appeals/{reference}`` (bearer JWT), ``GET /healthz``, OpenAPI at ``/openapi.json``.
+The handlers hold no business rule: validation is ``recovery.intake``, creation and every change
+go through ``CaseService``, the chain check is ``CaseChecker``, and what a user may see is
+``recovery.public``.
+"""
+
+
+import json
+import logging
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request, Response, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import api_errors
+from app.api_auth import TokenVerifier
+from app.api_errors import ApiError, ErrorBody, validation_error
+from app.api_limits import AppealRateLimit, BodyLimitMiddleware
+from app.api_models import (
+    AMOUNT_PATTERN,
+    AppealListOut,
+    AppealOut,
+    HealthOut,
+    NetworksOut,
+    request_schema,
+)
+from app.api_settings import ApiSettings
+from chains.addresses import FORMAT_HINTS
+from recovery.checking import CaseChecker, ChainGateway
+from recovery.config import Config
+from recovery.errors import FieldError, NotFound, ValidationFailed
+from recovery.intake import AppealDraft, validate_appeal
+from recovery.models import Case
+from recovery.public import appeal_view, find_existing, find_own, list_own, own_events
+from recovery.services import SYSTEM, Actor, CaseService
+from recovery.vocabulary import Role
+
+log = logging.getLogger("recovery.api")
+
+APPEAL_FIELDS = ("network", "asset", "tx_hash", "deposit_address", "memo", "amount")
+MAX_LENGTHS = {"network": 40, "asset": 128, "tx_hash": 128, "deposit_address": 128, "memo": 256, "amount": 80}
+_AMOUNT = re.compile(AMOUNT_PATTERN.removeprefix("^").removesuffix("$"))
+_JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
+
+MEMO_HINTS = {
+    "none": "this network does not use a memo: leave it empty",
+    "digits": "digits only, at most 20",
+    "uint32": "destination tag: a whole number from 0 to 4294967295",
+    "uint64": "memo id: a whole number from 0 to 18446744073709551615",
+    "text": "text memo: at most 28 bytes",
+}
+MEMO_PATTERNS = {"none": None, "digits": r"^[0-9]{1,20}$", "uint32": r"^[0-9]{1,10}$", "uint64": r"^[0-9]{1,20}$",
+                 "text": None}
+ASSET_HINT = ("`asset` is a listed symbol of the network (see `assets`), the symbol of a token the exchange "
+              "does not list, or the token's contract address in the network's own form")
+
+
+def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "malformed JSON",
+        401: "missing, expired or invalid token",
+        404: "no such appeal (also another user's)",
+        413: "request body over the size limit",
+        415: "the body is not JSON",
+        422: "invalid fields, each named",
+        429: "too many appeals; see Retry-After",
+        500: "internal error",
+        503: "service temporarily unavailable",
+    }
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": ErrorBody, "description": described[status]}
+        if status == 429:
+            entry["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+        if status == 401:
+            entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        responses[status] = entry
+    return responses
+
+
+def networks_info(config: Config) -> dict[str, Any]:
+    """What the form may offer: networks, their assets, memo rules and format hints."""
+    networks = []
+    for network in config.networks.values():
+        hints = FORMAT_HINTS[network.family]
+        networks.append({
+            "name": network.name,
+            "family": network.family,
+            "native_asset": network.native_asset,
+            "deposits_enabled": network.deposits_enabled,
+            "memo_required": network.memo_required,
+            "memo_format": network.memo_format,
+            "memo_hint": MEMO_HINTS[network.memo_format],
+            "memo_pattern": MEMO_PATTERNS[network.memo_format],
+            "address_hint": hints["address"],
+            "address_pattern": hints["address_pattern"],
+            "tx_hash_hint": hints["tx_hash"],
+            "tx_hash_pattern": hints["tx_hash_pattern"],
+            "explorer_tx_url": network.explorer_tx_url,
+            "assets": [
+                {
+                    "symbol": asset.symbol,
+                    "name": asset.name,
+                    "contract": asset.contract,
+                    "decimals": asset.decimals,
+                    "min_deposit": format(asset.min_deposit, "f"),
+                    "deposits_enabled": asset.deposits_enabled,
+                }
+                for asset in config.assets_on(network.name)
+            ],
+        })
+    return {"networks": networks, "asset_hint": ASSET_HINT}
+
+
+def shape_errors(raw: dict[str, Any]) -> list[FieldError]:
+    """Problems the intake does not look for: unknown fields, non-strings, lengths, the amount's form."""
+    errors = []
+    for key in raw:
+        if key not in APPEAL_FIELDS:
+            shown = key[:40] if key.isprintable() else repr(key[:40])
+            errors.append(FieldError(shown, f"unknown field; the fields are {', '.join(APPEAL_FIELDS)}"))
+    for key in APPEAL_FIELDS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            hint = ' such as "12.5", not a JSON number' if key == "amount" and number else ""
+            errors.append(FieldError(key, f"must be a string{hint}"))
+        elif len(value) > MAX_LENGTHS[key]:
+            errors.append(FieldError(key, f"is longer than {MAX_LENGTHS[key]} characters"))
+        elif key == "amount" and not _AMOUNT.fullmatch(value):
+            errors.append(FieldError(key, 'must be a positive decimal string such as "12.5" (digits and one dot)'))
+    return errors
+
+
+def validate_body(config: Config, raw: Any, user_id: str) -> AppealDraft:
+    """Every problem of the body at once, each naming its field; nothing is stored."""
+    if not isinstance(raw, dict):
+        raise validation_error([FieldError("body", "must be a JSON object")])
+    errors = shape_errors(raw)
+    bad = {e.field for e in errors}
+    clean = {k: v for k, v in raw.items() if k in APPEAL_FIELDS and k not in bad}
+    try:
+        draft = validate_appeal(config, clean, user_id)
+    except ValidationFailed as exc:
+        errors += [e for e in exc.errors if e.field not in bad]
+    if errors:
+        raise validation_error(errors)
+    return draft
+
+
+class _Headers:
+    """Adds ``nosniff`` to every response and ``no-store`` where the handler set no caching."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def create_app(
+    service: CaseService,
+    settings: ApiSettings | None = None,
+    *,
+    gateway: ChainGateway | None = None,
+) -> FastAPI:
+    """The API over this service (database, configuration, clock) and chain gateway."""
+    settings = settings or ApiSettings()
+    verifier = TokenVerifier(settings)
+    config = service.config
+    checker = CaseChecker(service, gateway or ChainGateway(config))
+    limiter = AppealRateLimit(service.db, settings.rate_limit, timedelta(seconds=settings.rate_window_seconds),
+                              service.clock)
+    networks = NetworksOut.model_validate(networks_info(config))
+
+    app = FastAPI(
+        title="Deposit recovery: appeals API",
+        version="1",
+        description=(
+            "The JSON API behind the exchange's appeal form. Authenticate with `Authorization: Bearer <JWT>` "
+            "(the user id is the token's `sub`). Every error is `{code, message}` with a stable `code`."
+        ),
+    )
+    api_errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(_Headers)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After", "Location"],
+            max_age=600,
+        )
+    bearer = HTTPBearer(auto_error=False, description="A JWT signed by the exchange; `sub` is the user id.")
+
+    def current_user(
+        request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+    ) -> str:
+        return verifier.user_id(request.headers.get("authorization"))
+
+    User = Annotated[str, Depends(current_user)]
+
+    def load_view(case: Case) -> dict[str, Any]:
+        assert case.id is not None
+        with service.db.read() as session:
+            fresh = session.get(Case, case.id) or case
+            events = own_events(session, [case.id])[case.id]
+        return appeal_view(fresh, events, config)
+
+    def create(raw: Any, user_id: str) -> tuple[dict[str, Any], bool]:
+        draft = validate_body(config, raw, user_id)
+        with limiter.lock(user_id):
+            with service.db.read() as session:
+                existing = find_existing(session, user_id, draft.network, draft.tx_hash)
+            if existing is not None:
+                return load_view(existing), False
+            limiter.check(user_id)
+            case, created = service.submit(draft, Actor(user_id, Role.USER))
+        if created:
+            try:
+                checker.check([case.reference or ""], actor=SYSTEM, timeout=settings.check_timeout_seconds)
+            except Exception:  # the appeal is stored; the batch re-check will look again
+                log.exception("chain check of %s failed", case.reference)
+        return load_view(case), created
+
+    @app.get("/healthz", response_model=HealthOut, tags=["service"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/networks", response_model=NetworksOut, tags=["appeals"], responses=_error_responses(500),
+             summary="Networks and assets the form may offer")
+    def get_networks(response: Response) -> NetworksOut:
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return networks
+
+    @app.post(
+        "/v1/appeals",
+        status_code=201,
+        response_model=AppealOut,
+        tags=["appeals"],
+        summary="File an appeal (idempotent per network and transaction)",
+        responses={200: {"model": AppealOut, "description": "your existing appeal for this transaction"},
+                   201: {"description": "appeal created and checked (or awaiting the chain)"},
+                   **_error_responses(400, 401, 413, 415, 422, 429, 500, 503)},
+        openapi_extra={"requestBody": {"required": True,
+                                       "content": {"application/json": {"schema": request_schema()}}}},
+    )
+    async def post_appeal(request: Request, response: Response, user_id: User) -> dict[str, Any]:
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if not _JSON_TYPES.match(content_type):
+            raise ApiError(415, "unsupported_media_type", "send the appeal as JSON (Content-Type: application/json)")
+        body = await request.body()
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:100]}") from None
+        view, created = await run_in_threadpool(create, raw, user_id)
+        response.status_code = 201 if created else 200
+        response.headers["Location"] = f"/v1/appeals/{view['reference']}"
+        return view
+
+    @app.get("/v1/appeals", response_model=AppealListOut, tags=["appeals"], summary="Your appeals, newest first",
+             responses=_error_responses(401, 422, 500, 503))
+    def list_appeals(
+        user_id: User,
+        limit: Annotated[int, Query(ge=1, le=settings.list_limit_max)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> dict[str, Any]:
+        with service.db.read() as session:
+            cases, total = list_own(session, user_id, limit=limit, offset=offset)
+            events = own_events(session, [c.id for c in cases if c.id is not None])
+        return {
+            "appeals": [appeal_view(c, events.get(c.id or 0, []), config) for c in cases],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+    @app.get("/v1/appeals/{reference}", response_model=AppealOut, tags=["appeals"], summary="One of your appeals",
+             responses=_error_responses(401, 404, 500, 503))
+    def get_appeal(reference: str, user_id: User) -> dict[str, Any]:
+        with service.db.read() as session:
+            case = find_own(session, user_id, reference)
+            if case is None or case.id is None:
+                raise NotFound(f"no appeal {reference}")
+            events = own_events(session, [case.id])[case.id]
+        return appeal_view(case, events, config)
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The application as ``recovery api`` serves it: settings from the environment."""
+    from app.context import app_context
+
+    context = app_context()
+    return create_app(context.cases, ApiSettings())
+

@@ -1,0 +1,104 @@
+"""Bearer-token authentication of the appeal form's users (PyJWT).
+
+The exchange's gateway signs a JWT for the logged-in user: HS256 with a shared secret, or RS256
+with its private key (we hold the public key). The user id is the ``sub`` claim; ``exp`` is
+required. The algorithm is chosen by which key is configured, never by the token alone: a token
+with ``alg: none``, an algorithm we hold no key for, or a wrong signature is refused with 401.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from app.api_errors import unauthorized
+from app.api_settings import ApiConfigError, ApiSettings
+from recovery.intake import USER_ID
+
+MAX_TOKEN_LENGTH = 8192
+
+
+class TokenVerifier:
+    """Verifies a bearer token and returns the user id it was issued for."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self._keys: dict[str, Any] = {}
+        if settings.jwt_secret is not None:
+            self._keys["HS256"] = settings.jwt_secret.get_secret_value().encode()
+        pem = settings.public_key_pem()
+        if pem:
+            try:
+                key = load_pem_public_key(pem.encode("ascii"))
+            except (ValueError, TypeError, UnicodeEncodeError) as exc:
+                raise ApiConfigError(f"the RS256 public key is not a PEM public key: {exc}") from None
+            if not isinstance(key, RSAPublicKey):
+                raise ApiConfigError("the RS256 public key is not an RSA key")
+            if key.key_size < 2048:
+                raise ApiConfigError(f"the RS256 public key has {key.key_size} bits; at least 2048 are required")
+            self._keys["RS256"] = key
+        if not self._keys:
+            raise ApiConfigError(
+                "no key to verify user tokens: set RECOVERY_API_JWT_SECRET (HS256) or "
+                "RECOVERY_API_JWT_PUBLIC_KEY / RECOVERY_API_JWT_PUBLIC_KEY_FILE (RS256)"
+            )
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_seconds
+        self._require = ["exp", "sub"] + (["iss"] if self._issuer else []) + (["aud"] if self._audience else [])
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        return tuple(self._keys)
+
+    def user_id(self, authorization: str | None) -> str:
+        """The ``sub`` of a valid ``Authorization: Bearer <JWT>`` header, else an ApiError (401)."""
+        if not authorization:
+            raise unauthorized("missing_token", "an Authorization: Bearer <token> header is required")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise unauthorized("missing_token", "the Authorization header must be 'Bearer <token>'")
+        return self.verify(token)
+
+    def verify(self, token: str) -> str:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise unauthorized("invalid_token", "the token is too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise unauthorized("invalid_token", "the token is not a well-formed JWT") from None
+        algorithm = header.get("alg")
+        key = self._keys.get(algorithm) if isinstance(algorithm, str) else None
+        if key is None:
+            raise unauthorized("invalid_token", f"tokens must be signed with {' or '.join(self._keys)}")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[str(algorithm)],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": self._require, "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthorized("token_expired", "the token has expired") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise unauthorized("invalid_token", f"the token has no '{exc.claim}' claim") from None
+        except jwt.InvalidSignatureError:
+            raise unauthorized("invalid_token", "the token's signature does not verify") from None
+        except jwt.PyJWTError as exc:
+            raise unauthorized("invalid_token", f"the token is not valid: {_short(exc)}") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not USER_ID.match(subject):
+            raise unauthorized("invalid_token", "the token's subject is not a valid user id")
+        return subject
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:120]
+

@@ -1,0 +1,158 @@
+"""The JSON shapes of the API (request and responses), for validation and the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recovery.vocabulary import CaseStatus, Category, Recoverable, Resolution
+
+DateTimeText = Annotated[str, Field(json_schema_extra={"format": "date-time"}, description="UTC, ISO 8601")]
+DecimalText = Annotated[str, Field(description="exact decimal as a string", examples=["12.5"])]
+UserFlag = Literal["amount_mismatch", "partial_payment", "expired", "not_economical"]
+
+#: the decimal form accepted for ``amount`` (plain digits, optional fraction; no sign or exponent)
+AMOUNT_PATTERN = r"^[0-9]{1,40}(\.[0-9]{1,36})?$"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssetInfo(_Out):
+    symbol: str
+    name: str | None
+    contract: str | None = Field(description="token contract (null for the native coin)")
+    decimals: int
+    min_deposit: DecimalText
+    deposits_enabled: bool
+
+
+class NetworkInfo(_Out):
+    name: str = Field(description="the value to send as `network`")
+    family: str
+    native_asset: str
+    deposits_enabled: bool
+    memo_required: bool = Field(description="deposits are told apart by memo / tag on this network")
+    memo_format: Literal["none", "digits", "uint32", "uint64", "text"]
+    memo_hint: str
+    memo_pattern: str | None
+    address_hint: str
+    address_pattern: str
+    tx_hash_hint: str
+    tx_hash_pattern: str
+    explorer_tx_url: str
+    assets: list[AssetInfo]
+
+
+class NetworksOut(_Out):
+    networks: list[NetworkInfo]
+    asset_hint: str
+
+
+class FeeBreakdownOut(_Out):
+    amount: DecimalText | None = Field(description="the amount the fee is computed on")
+    price_usd: DecimalText | None
+    value_usd: DecimalText | None
+    flat_usd: DecimalText | None
+    percent: DecimalText | None = Field(description="fraction: 0.05 is 5%")
+    free_below_usd: DecimalText | None
+    percent_term_usd: DecimalText | None
+    min_usd: DecimalText | None
+    max_usd: DecimalText | None
+    fee_usd: DecimalText | None
+    fee_value_usd: DecimalText | None
+    net: DecimalText | None
+    min_value_usd: DecimalText | None
+    max_age_days: int | None
+    capped: bool | None
+    below_min_value: bool | None
+
+
+class FeeOut(_Out):
+    amount: DecimalText | None = Field(description="fee in the asset; null when it needs a manual valuation")
+    asset: str | None
+    usd: DecimalText | None
+    breakdown: FeeBreakdownOut
+
+
+class ReasonOut(_Out):
+    code: str
+    text: str
+    evidence: dict[str, Any]
+
+
+class TimelineEntry(_Out):
+    at: DateTimeText
+    event: Literal[
+        "submitted", "checked", "awaiting_chain", "information_requested", "information_provided", "approved",
+        "rejected", "refund_sent", "refunded", "refund_failed", "credited", "closed", "withdrawn", "reopened",
+    ]
+    status: CaseStatus | None
+    message: str | None
+    category: Category | None
+    reason_code: str | None
+    refund_tx_hash: str | None
+
+
+class AppealOut(_Out):
+    reference: str = Field(examples=["RC-000042"])
+    status: CaseStatus
+    network: str = Field(description="the network the user says they sent on")
+    asset: str
+    tx_hash: str
+    deposit_address: str
+    memo: str | None
+    claimed_amount: DecimalText | None
+    found_on_network: str | None = Field(description="where the transaction was found (null until found)")
+    amount: DecimalText | None = Field(description="the amount that arrived, as found on chain")
+    category: Category | None
+    recoverable: Recoverable | None
+    resolution: Resolution | None
+    flags: list[UserFlag]
+    fee: FeeOut | None = Field(description="the fee quote; null until the transaction is classified")
+    net_amount: DecimalText | None
+    reasons: list[ReasonOut]
+    refund_tx_hash: str | None
+    refund_network: str | None
+    explorer_url: str | None
+    timeline: list[TimelineEntry]
+    created_at: DateTimeText
+    updated_at: DateTimeText
+
+
+class AppealListOut(_Out):
+    appeals: list[AppealOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class HealthOut(_Out):
+    status: Literal["ok"]
+
+
+class AppealRequest(BaseModel):
+    """Body of ``POST /v1/appeals`` (documentation; the handler validates every field itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    network: str = Field(min_length=1, max_length=40, description="where the user sent (see GET /v1/networks)")
+    asset: str = Field(
+        min_length=1, max_length=128,
+        description="a listed symbol, an unlisted token's symbol, or the token's contract address",
+    )
+    tx_hash: str = Field(min_length=1, max_length=128, description="in the network's own form")
+    deposit_address: str = Field(min_length=1, max_length=128, description="the address the user sent to")
+    memo: str | None = Field(default=None, max_length=256, description="memo / destination tag, if any")
+    amount: str | None = Field(
+        default=None, max_length=80, pattern=AMOUNT_PATTERN, description="amount the user sent, a decimal string"
+    )
+
+
+def request_schema() -> dict[str, Any]:
+    """The JSON schema of the appeal body (inline: it has no nested models)."""
+    schema = AppealRequest.model_json_schema()
+    schema["additionalProperties"] = False
+    return schema
