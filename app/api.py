@@ -48,6 +48,7 @@ log = logging.getLogger("recovery.api")
 APPEAL_FIELDS = ("network", "asset", "tx_hash", "deposit_address", "memo", "amount")
 MAX_LENGTHS = {"network": 40, "asset": 128, "tx_hash": 128, "deposit_address": 128, "memo": 256, "amount": 80}
 _AMOUNT = re.compile(AMOUNT_PATTERN.removeprefix("^").removesuffix("$"))
+_REFERENCE = re.compile(r"[A-Za-z0-9-]{1,20}")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 
 MEMO_HINTS = {
@@ -135,6 +136,8 @@ def shape_errors(raw: dict[str, Any]) -> list[FieldError]:
             number = isinstance(value, int | float) and not isinstance(value, bool)
             hint = ' such as "12.5", not a JSON number' if key == "amount" and number else ""
             errors.append(FieldError(key, f"must be a string{hint}"))
+        elif "\x00" in value:
+            errors.append(FieldError(key, "must not contain NUL characters"))
         elif len(value) > MAX_LENGTHS[key]:
             errors.append(FieldError(key, f"is longer than {MAX_LENGTHS[key]} characters"))
         elif key == "amount" and not _AMOUNT.fullmatch(value):
@@ -305,6 +308,8 @@ def create_app(
     @app.get("/v1/appeals/{reference}", response_model=AppealOut, tags=["appeals"], summary="One of your appeals",
              responses=_error_responses(401, 404, 500, 503))
     def get_appeal(reference: str, user_id: User) -> dict[str, Any]:
+        if not _REFERENCE.fullmatch(reference):
+            raise NotFound(f"no appeal {reference!r}")
         with service.db.read() as session:
             case = find_own(session, user_id, reference)
             if case is None or case.id is None:

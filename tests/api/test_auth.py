@@ -1,0 +1,155 @@
+"""Bearer-token authentication: HS256 and RS256, expired, forged, ``alg: none``, algorithm confusion."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app.api_auth import TokenVerifier
+from app.api_settings import ApiConfigError, ApiSettings
+from recovery.config import Config
+from recovery.db import Database
+from recovery.services import CaseService
+from tests.api.conftest import SECRET, TestClient, make_client, token
+
+
+def _rsa() -> tuple[bytes, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+PRIVATE_KEY, PUBLIC_KEY = _rsa()
+OTHER_PRIVATE_KEY, _ = _rsa()
+
+
+@pytest.fixture
+def client(sqlite_db: Database, default_config: Config) -> Iterator[TestClient]:
+    with make_client(CaseService(sqlite_db, default_config), ApiSettings(jwt_secret=SECRET)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def rs_client(sqlite_db: Database, default_config: Config, tmp_path: Path) -> Iterator[TestClient]:
+    key_file = tmp_path / "gateway.pub.pem"
+    key_file.write_text(PUBLIC_KEY)
+    settings = ApiSettings(jwt_public_key_file=key_file)
+    with make_client(CaseService(sqlite_db, default_config), settings) as test_client:
+        yield test_client
+
+
+def unsigned(claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part(header or {'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def call(client: TestClient, authorization: str | None) -> Any:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    return client.get("/v1/appeals", headers=headers)
+
+
+def assert_401(response: Any, code: str) -> None:
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == code
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_valid_hs256_token_identifies_the_user(client: TestClient) -> None:
+    response = call(client, f"Bearer {token('alice')}")
+    assert response.status_code == 200
+    assert response.json()["total"] == 0
+
+
+@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer   ", "Basic YWxpY2U6cHc=", token("alice")])
+def test_missing_or_malformed_authorization_is_401(client: TestClient, authorization: str | None) -> None:
+    assert_401(call(client, authorization), "missing_token")
+
+
+def test_an_expired_token_is_401_token_expired(client: TestClient) -> None:
+    assert_401(call(client, f"Bearer {token('alice', expires_in=-5)}"), "token_expired")
+
+
+@pytest.mark.parametrize(
+    "bad_token",
+    [
+        pytest.param(token("alice", secret="another-secret-of-at-least-32-bytes!!"), id="forged-wrong-secret"),
+        pytest.param(unsigned({"sub": "alice", "exp": int(time.time()) + 300}), id="alg-none"),
+        pytest.param(unsigned({"sub": "alice", "exp": int(time.time()) + 300}, {"alg": "None", "typ": "JWT"}),
+                     id="alg-None"),
+        pytest.param(token("alice", expires_in=300, exp=None), id="no-exp"),
+        pytest.param(token(None), id="no-sub"),
+        pytest.param(token("alice", algorithm="HS512"), id="unsupported-alg"),
+        pytest.param(token("alice  with spaces"), id="sub-not-a-user-id"),
+        pytest.param(jwt.encode({"sub": "alice", "exp": int(time.time()) + 300}, PRIVATE_KEY, algorithm="RS256"),
+                     id="rs256-without-a-public-key"),
+        pytest.param("not.a.jwt", id="garbage"),
+        pytest.param("x" * 9000, id="oversized"),
+    ],
+)
+def test_invalid_tokens_are_401(client: TestClient, bad_token: str) -> None:
+    assert_401(call(client, f"Bearer {bad_token}"), "invalid_token")
+
+
+def test_tampered_claims_do_not_verify(client: TestClient) -> None:
+    header, _claims, signature = token("alice").split(".")
+    forged = unsigned({"sub": "bob", "exp": int(time.time()) + 300}).split(".")[1]
+    assert_401(call(client, f"Bearer {header}.{forged}.{signature}"), "invalid_token")
+
+
+def test_a_non_string_sub_is_refused(client: TestClient) -> None:
+    numeric = jwt.encode({"sub": 42, "exp": int(time.time()) + 300}, SECRET, algorithm="HS256")
+    assert call(client, f"Bearer {numeric}").status_code == 401
+
+
+def test_rs256_with_the_configured_public_key(rs_client: TestClient) -> None:
+    good = jwt.encode({"sub": "alice", "exp": int(time.time()) + 300}, PRIVATE_KEY, algorithm="RS256")
+    other = jwt.encode({"sub": "alice", "exp": int(time.time()) + 300}, OTHER_PRIVATE_KEY, algorithm="RS256")
+    # Algorithm confusion: an HS256 token "signed" with the public key as the HMAC secret.
+    signing_input = unsigned({"sub": "alice", "exp": int(time.time()) + 300}, {"alg": "HS256", "typ": "JWT"})[:-1]
+    mac = hmac.new(PUBLIC_KEY.encode(), signing_input.encode(), hashlib.sha256).digest()
+    confused = signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    assert call(rs_client, f"Bearer {good}").status_code == 200
+    assert_401(call(rs_client, f"Bearer {other}"), "invalid_token")
+    assert_401(call(rs_client, f"Bearer {confused}"), "invalid_token")
+    assert_401(call(rs_client, f"Bearer {token('alice')}"), "invalid_token")  # HS256: no secret configured
+
+
+def test_issuer_and_audience_are_enforced_when_configured(sqlite_db: Database, default_config: Config) -> None:
+    settings = ApiSettings(jwt_secret=SECRET, jwt_issuer="exchange-gateway", jwt_audience="appeals")
+    with make_client(CaseService(sqlite_db, default_config), settings) as client:
+        right = token("alice", iss="exchange-gateway", aud="appeals")
+        assert call(client, f"Bearer {right}").status_code == 200
+        assert_401(call(client, f"Bearer {token('alice', iss='elsewhere', aud='appeals')}"), "invalid_token")
+        assert_401(call(client, f"Bearer {token('alice', iss='exchange-gateway')}"), "invalid_token")
+
+
+def test_the_api_refuses_to_start_without_a_key_or_with_a_weak_one() -> None:
+    with pytest.raises(ApiConfigError, match="RECOVERY_API_JWT_SECRET"):
+        TokenVerifier(ApiSettings(jwt_secret=None, jwt_public_key=None))
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        ApiSettings(jwt_secret="short")
+    with pytest.raises(ApiConfigError, match="not a PEM public key"):
+        TokenVerifier(ApiSettings(jwt_public_key="-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n"))
+
+
+def test_public_endpoints_need_no_token(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/v1/networks").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
