@@ -1,0 +1,144 @@
+"""Dashboard: backlog, ages and SLA, decision and resolution times, recovered value and fees, intake.
+
+Every figure is one aggregate query (``recovery/queues.py``); the charts get a few dozen rows.
+Money is summed exactly; it becomes a float only as a bar height.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app.workbench import auth, ui
+from app.workbench.context import current
+from recovery import queues
+from recovery.dbtypes import decimal_text
+from recovery.queues import ACTIVE_STATUSES
+from recovery.vocabulary import CaseStatus
+
+
+def _hours(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} h" if value < 48 else f"{value / 24:.1f} d"
+
+
+def render() -> None:
+    if auth.signed_in() is None:
+        return
+    wb = current()
+    now = wb.now()
+    data = queues.dashboard(wb.db, now)
+    st.title("Dashboard")
+
+    sla = data.sla
+    top = st.columns(6)
+    top[0].metric("Open backlog", sla.active)
+    top[1].metric("Past SLA", sla.breached)
+    top[2].metric("Due within 12 h", sla.due_soon)
+    top[3].metric("Resolved late", f"{sla.resolved_late} of {sla.resolved}")
+    top[4].metric("First decision, median / p90", help="From the appeal to its first approval or rejection.",
+                  value=f"{_hours(data.first_decision.median_hours)} / {_hours(data.first_decision.p90_hours)}")
+    top[5].metric("Resolution, median / p90", help="From the appeal to the credit, the refund or the rejection.",
+                  value=f"{_hours(data.resolution.median_hours)} / {_hours(data.resolution.p90_hours)}")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Cases by status")
+        status_frame = pd.DataFrame(
+            [{"status": s.value, "cases": data.by_status.get(s.value, 0),
+              "backlog": "open" if s.value in ACTIVE_STATUSES else "finished"} for s in CaseStatus]
+        )
+        st.altair_chart(
+            alt.Chart(status_frame).mark_bar().encode(
+                x=alt.X("status:N", sort=[s.value for s in CaseStatus], title=None, axis=alt.Axis(labelAngle=-35)),
+                y=alt.Y("cases:Q"),
+                color=alt.Color("backlog:N", scale=alt.Scale(domain=["open", "finished"],
+                                                             range=["#1f77b4", "#9aa5b1"])),
+                tooltip=["status", "cases"],
+            ).properties(height=320),
+            width="stretch",
+        )
+    with right:
+        st.subheader("Open backlog by category")
+        category_frame = pd.DataFrame(
+            [{"category": c, "cases": n} for c, n in sorted(data.backlog_by_category.items(), key=lambda x: -x[1])]
+        )
+        if category_frame.empty:
+            st.caption("No open cases.")
+        else:
+            st.altair_chart(
+                alt.Chart(category_frame).mark_bar().encode(
+                    y=alt.Y("category:N", sort="-x", title=None), x=alt.X("cases:Q"), tooltip=["category", "cases"]
+                ).properties(height=320),
+                width="stretch",
+            )
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Age of open cases")
+        age_rows = []
+        for label, ok, late in data.age_buckets:
+            age_rows.append({"age": label, "SLA": "within SLA", "cases": ok})
+            age_rows.append({"age": label, "SLA": "past SLA", "cases": late})
+        st.altair_chart(
+            alt.Chart(pd.DataFrame(age_rows)).mark_bar().encode(
+                x=alt.X("age:N", sort=[label for label, _ in queues.AGE_BUCKETS], title=None,
+                        axis=alt.Axis(labelAngle=0)),
+                y=alt.Y("cases:Q", stack=True),
+                color=alt.Color("SLA:N", scale=alt.Scale(domain=["within SLA", "past SLA"],
+                                                         range=["#4c9f70", "#d9534f"])),
+                tooltip=["age", "SLA", "cases"],
+            ).properties(height=300),
+            width="stretch",
+        )
+    with right:
+        st.subheader("Appeals per day (30 days)")
+        day_frame = pd.DataFrame([{"day": d[5:], "date": d, "appeals": n} for d, n in data.per_day])
+        st.altair_chart(
+            alt.Chart(day_frame).mark_bar().encode(
+                x=alt.X("day:O", title=None, axis=alt.Axis(labelAngle=-60)), y=alt.Y("appeals:Q"),
+                tooltip=["date", "appeals"],
+            ).properties(height=300),
+            width="stretch",
+        )
+
+    st.subheader("Recovered value and fees")
+    if not data.money:
+        st.caption("Nothing recovered yet.")
+    else:
+        chart_rows = []
+        for row in data.money:
+            chart_rows.append({"network": row.network, "category": row.category, "measure": "value recovered",
+                               "USD": float(row.value_usd)})
+            chart_rows.append({"network": row.network, "category": row.category, "measure": "fees",
+                               "USD": float(row.fee_usd)})
+        left, right = st.columns(2)
+        frame = pd.DataFrame(chart_rows)
+        with left:
+            st.caption("by network")
+            st.altair_chart(
+                alt.Chart(frame).mark_bar().encode(
+                    x=alt.X("network:N", title=None), y=alt.Y("sum(USD):Q", title="USD"),
+                    xOffset="measure:N", color="measure:N", tooltip=["network", "measure", "sum(USD)"],
+                ),
+                width="stretch",
+            )
+        with right:
+            st.caption("by category")
+            st.altair_chart(
+                alt.Chart(frame).mark_bar().encode(
+                    x=alt.X("category:N", title=None), y=alt.Y("sum(USD):Q", title="USD"),
+                    xOffset="measure:N", color="measure:N", tooltip=["category", "measure", "sum(USD)"],
+                ),
+                width="stretch",
+            )
+        ui.table(
+            [{"network": r.network, "category": r.category, "cases": r.cases, "value USD": decimal_text(r.value_usd),
+              "fees USD": decimal_text(r.fee_usd)} for r in data.money],
+            ["network", "category", "cases", "value USD", "fees USD"], key="dash_money",
+        )
+
+
+render()

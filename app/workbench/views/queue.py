@@ -1,0 +1,228 @@
+"""Queue: the filtered, sorted, paged list of cases (paging in SQL), bulk assign, CSV export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app.workbench import auth, ui
+from app.workbench.context import current
+from app.workbench.pages import can
+from recovery import queues
+from recovery.errors import ServiceError
+from recovery.queues import ACTIVE_STATUSES, SORT_KEYS, UNASSIGNED, QueueFilter, QueueRow
+from recovery.vocabulary import CaseStatus, Category, Flag, Role
+
+AGE_CHOICES: dict[str, tuple[int | None, int | None]] = {
+    "any age": (None, None),
+    "under 1 day": (None, 1),
+    "1-3 days": (1, 3),
+    "3-7 days": (3, 7),
+    "1-4 weeks": (7, 28),
+    "over 4 weeks": (28, None),
+}
+SLA_CHOICES: dict[str, bool | None] = {"any": None, "breached": True, "not breached": False}
+#: sort choices, the default first (every key is one of ``queues.SORT_KEYS``)
+SORT_LABELS: dict[str, str] = {
+    "sla_due_at": "SLA due", "created_at": "opened", "updated_at": "last change", "value_usd": "value (USD)",
+    "reference": "reference", "status": "status", "category": "category", "network": "network",
+}
+assert set(SORT_LABELS) == set(SORT_KEYS)
+NOBODY = "(nobody)"
+ANYONE = "(anyone)"
+UNASSIGNED_LABEL = "(unassigned)"
+
+
+def _filter(me: str) -> QueueFilter:
+    state = st.session_state
+    assignee = state.get("q_assignee", ANYONE)
+    if assignee == ANYONE:
+        assignee_value = None
+    elif assignee == UNASSIGNED_LABEL:
+        assignee_value = UNASSIGNED
+    elif assignee == "(me)":
+        assignee_value = me
+    else:
+        assignee_value = str(assignee)
+    low, high = AGE_CHOICES[state.get("q_age", "any age")]
+    return QueueFilter(
+        statuses=tuple(state.get("q_status", ())),
+        categories=tuple(state.get("q_category", ())),
+        networks=tuple(state.get("q_network", ())),
+        assets=tuple(state.get("q_asset", ())),
+        assignee=assignee_value,
+        min_age_days=low,
+        max_age_days=high,
+        sla_breached=SLA_CHOICES[state.get("q_sla", "any")],
+        flags=tuple(state.get("q_flags", ())),
+        text=str(state.get("q_text", "")),
+    )
+
+
+def _bulk_assign(shown: list[tuple[str, int]]) -> None:
+    """Assign the selected rows, each with the version the page showed."""
+    info = auth.signed_in()
+    if info is None:
+        return
+    selection = st.session_state.get("q_table", {}).get("selection", {}).get("rows", [])
+    chosen = [shown[i] for i in selection if 0 <= i < len(shown)]
+    if not chosen:
+        ui.flash("warning", "Select one or more cases in the table first.")
+        return
+    target = st.session_state.get("q_bulk_assignee", NOBODY)
+    assignee = None if target == NOBODY else str(target)
+    service = current().cases
+    done: list[str] = []
+    problems: list[str] = []
+    for reference, version in chosen:
+        try:
+            service.assign(reference, assignee, info.actor, expected_version=version)
+            done.append(reference)
+        except ServiceError as exc:
+            problems.append(f"{reference}: {exc}")
+    if done:
+        ui.flash("success", f"Assigned {len(done)} case(s) to {assignee or 'nobody'}.", [", ".join(done)])
+    if problems:
+        ui.flash("warning", f"{len(problems)} case(s) were not assigned:", problems)
+    st.session_state["q_table"] = {"selection": {"rows": [], "columns": [], "cells": []}}
+
+
+def _open_selected(shown: list[tuple[str, int]]) -> None:
+    selection = st.session_state.get("q_table", {}).get("selection", {}).get("rows", [])
+    if len(selection) != 1:
+        ui.flash("warning", "Select exactly one case to open.")
+        return
+    ui.open_case(shown[selection[0]][0])
+    st.session_state["wb_goto_case"] = True
+
+
+def _go_to_reference() -> None:
+    text = str(st.session_state.get("q_goto", "")).strip().upper()
+    if text:
+        ui.open_case(text)
+        st.session_state["wb_goto_case"] = True
+
+
+def _change_page(delta: int) -> None:
+    st.session_state["q_page"] = max(1, int(st.session_state.get("q_page", 1)) + delta)
+
+
+def _frame(rows: list[QueueRow], now: datetime) -> pd.DataFrame:
+    records: list[dict[str, Any]] = []
+    for row in rows:
+        if row.sla_due_at is None or row.status not in ACTIVE_STATUSES:
+            sla = "-"
+        elif row.breached(now):
+            sla = "overdue " + ui.duration(now - row.sla_due_at)
+        else:
+            sla = "due in " + ui.duration(row.sla_due_at - now)
+        records.append({
+            "reference": row.reference,
+            "status": row.status,
+            "category": row.category or "-",
+            "network": row.network,
+            "asset": row.asset,
+            "user": row.user_id,
+            "assignee": row.assignee or "-",
+            "flags": ", ".join(row.flags) or "-",
+            "value USD": ui.money(row.value_usd),
+            "age": ui.duration(now - row.created_at),
+            "SLA": sla,
+        })
+    columns = ["reference", "status", "category", "network", "asset", "user", "assignee", "flags", "value USD",
+               "age", "SLA"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def _styled(frame: pd.DataFrame, rows: list[QueueRow], now: datetime) -> Any:
+    colors = []
+    for row in rows:
+        if row.breached(now):
+            colors.append("background-color: #f8d7da")
+        elif row.due_soon(now):
+            colors.append("background-color: #fff3cd")
+        else:
+            colors.append("")
+    return frame.style.apply(lambda _column: colors, axis=0, subset=["SLA", "age"])
+
+
+def render() -> None:
+    info = auth.signed_in()
+    if info is None:
+        return
+    wb = current()
+    role = Role(info.role)
+    if st.session_state.pop("wb_goto_case", False):
+        st.switch_page("views/case.py")
+    st.title("Queue")
+    now = wb.now()
+
+    with st.container(border=True):
+        first = st.columns([2, 2, 2, 2])
+        first[0].multiselect("Status", [s.value for s in CaseStatus], default=list(ACTIVE_STATUSES), key="q_status")
+        first[1].multiselect("Category", [c.value for c in Category], key="q_category")
+        first[2].multiselect("Network", list(wb.config.networks), key="q_network")
+        first[3].multiselect("Asset", queues.distinct_assets(wb.db), key="q_asset")
+        second = st.columns([2, 2, 2, 2])
+        operators = queues.operator_names(wb.db, active_only=False)
+        second[0].selectbox("Assignee", [ANYONE, "(me)", UNASSIGNED_LABEL, *operators], key="q_assignee")
+        second[1].selectbox("Age", list(AGE_CHOICES), key="q_age")
+        second[2].selectbox("SLA", list(SLA_CHOICES), key="q_sla")
+        second[3].multiselect("Flags (all of)", [f.value for f in Flag], key="q_flags")
+        third = st.columns([4, 2, 1, 1])
+        third[0].text_input("Search", key="q_text", placeholder="reference, transaction hash, address or user id")
+        third[1].selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.__getitem__, key="q_sort")
+        third[2].toggle("Newest / largest first", key="q_desc")
+        third[3].selectbox("Per page", [25, 50, 100, 200], index=1, key="q_page_size")
+
+    filt = _filter(info.username)
+    signature = (filt, st.session_state.get("q_sort"), st.session_state.get("q_desc"),
+                 st.session_state.get("q_page_size"))
+    if st.session_state.get("wb_queue_signature") != signature:
+        st.session_state["wb_queue_signature"] = signature
+        st.session_state["q_page"] = 1
+    page = queues.queue_page(
+        wb.db, filt, now, sort=str(st.session_state.get("q_sort", "sla_due_at")),
+        descending=bool(st.session_state.get("q_desc", False)),
+        page=int(st.session_state.get("q_page", 1)), page_size=int(st.session_state.get("q_page_size", 50)),
+    )
+    if page.page != st.session_state.get("q_page"):
+        st.session_state["q_page"] = page.page
+
+    breached_here = sum(1 for r in page.rows if r.breached(now))
+    st.caption(f"{page.total} matching case(s) · page {page.page} of {page.pages} · "
+               f"{breached_here} past their SLA on this page (red; amber: due within 12 h)")
+    shown = [(r.reference, r.version) for r in page.rows]
+    frame = _frame(page.rows, now)
+    st.dataframe(_styled(frame, page.rows, now), hide_index=True, width="stretch", key="q_table",
+                 on_select="rerun", selection_mode="multi-row", height=min(38 + 35 * max(1, len(page.rows)), 760))
+
+    nav = st.columns([1, 1, 2, 4])
+    nav[0].button("Previous", key="q_prev", on_click=_change_page, args=(-1,), disabled=page.page <= 1)
+    nav[1].button("Next", key="q_next", on_click=_change_page, args=(1,), disabled=page.page >= page.pages)
+    nav[2].number_input("Page", min_value=1, max_value=page.pages, step=1, key="q_page",
+                        label_visibility="collapsed")
+    nav[3].download_button(
+        "Export the filtered cases (CSV)",
+        data=lambda: queues.export_csv(wb.db, filt, now, sort=str(st.session_state.get("q_sort", "sla_due_at")),
+                                       descending=bool(st.session_state.get("q_desc", False))),
+        file_name=f"cases-{now:%Y%m%d-%H%M}.csv", mime="text/csv", key="q_export", on_click="ignore",
+    )
+
+    actions = st.columns([2, 2, 2, 2])
+    actions[0].button("Open the selected case", key="q_open", on_click=_open_selected, args=(shown,))
+    actions[1].text_input("Go to reference", key="q_goto", placeholder="RC-000001", label_visibility="collapsed")
+    actions[2].button("Go", key="q_go", on_click=_go_to_reference)
+    if can(role, "assign"):
+        with st.container(border=True):
+            st.caption("Bulk assign the selected cases (each with the version shown here)")
+            bulk = st.columns([3, 2])
+            active = queues.operator_names(wb.db)
+            bulk[0].selectbox("Assign to", [NOBODY, *active], key="q_bulk_assignee")
+            bulk[1].button("Assign selected", key="q_bulk_assign", on_click=_bulk_assign, args=(shown,))
+
+
+render()
