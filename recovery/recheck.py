@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, exists, false, func, or_
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 
 from chains.base import ChainUnavailable, Observation, TxStatus
 from chains.registry import UnsupportedFamily
@@ -158,7 +158,10 @@ class Recheck:
     # ------------------------------------------------------------------ real runs
 
     def _run_leased(self, leases: Leases, summary: RecheckSummary, total: int, progress: Progress | None) -> None:
-        condition = eligible(self.config, self.options.network)
+        # a case another runner already handled in this run (checked since it started) is not taken again
+        started = self.service.clock()
+        not_yet = or_(col(Case.last_checked_at).is_(None), col(Case.last_checked_at) < started)
+        condition = and_(eligible(self.config, self.options.network), not_yet)
         budget = Lock()
         remaining = [total if self.options.limit is not None else None]
 
@@ -225,7 +228,19 @@ class Recheck:
         if refunds:
             self._refunds(refunds, summary)
 
+    def _touch(self, case_id: int | None) -> None:
+        """Re-check bookkeeping for a case left untouched (no event, no version bump)."""
+        if self.options.dry_run or case_id is None:
+            return
+        with self.service.db.write() as session:
+            session.exec(
+                update(Case).where(col(Case.id) == case_id).values(
+                    last_checked_at=self.service.clock(), check_count=Case.check_count + 1
+                )
+            )
+
     def _count_unavailable(self, summary: RecheckSummary, case_row: Case, unavailable: dict[str, str]) -> None:
+        self._touch(case_row.id)
         with summary._lock:
             summary.processed += 1
             summary.unavailable += 1
@@ -271,6 +286,7 @@ class Recheck:
                 )
                 counter = "refunds_failed"
             else:  # not mined yet, or not enough confirmations: look again next run
+                self._touch(row.id)
                 with summary._lock:
                     summary.processed += 1
                     summary.unchanged += 1

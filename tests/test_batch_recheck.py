@@ -1,0 +1,242 @@
+"""The batch re-check (recovery.recheck) on real anvil chains, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from eth_utils.address import to_checksum_address
+from sqlmodel import select
+
+from app.demo.chainworld import impersonate, send_all, token_transfer
+from chains import devchain
+from recovery.checking import ChainGateway
+from recovery.config import Config, Network
+from recovery.db import Database
+from recovery.intake import validate_appeal
+from recovery.leases import Leases, RunnerBusy
+from recovery.models import Case, CaseEvent, DepositAddress
+from recovery.recheck import Recheck, RecheckOptions, RecheckSummary
+from recovery.services import Actor, CaseService
+from recovery.vocabulary import CaseStatus, Role
+from tests.conftest import Clock, new_database
+from tests.fixtures_anvil import FUNDER, EvmTestbed, fresh_address
+
+APPROVER = Actor("omar", Role.APPROVER)
+SPECIALIST = Actor("maria", Role.SPECIALIST)
+
+
+@pytest.fixture
+def cases(database: Database, evm_testbed: EvmTestbed, clock: Clock) -> CaseService:
+    return CaseService(database, evm_testbed.config, clock)
+
+
+@pytest.fixture
+def sqlite_cases(
+    request: pytest.FixtureRequest, tmp_path: Path, evm_testbed: EvmTestbed, clock: Clock
+) -> Iterator[CaseService]:
+    for db in new_database("sqlite", request, tmp_path):
+        yield CaseService(db, evm_testbed.config, clock)
+
+
+@pytest.fixture
+def pg_cases(
+    request: pytest.FixtureRequest, tmp_path: Path, evm_testbed: EvmTestbed, clock: Clock
+) -> Iterator[CaseService]:
+    for db in new_database("postgresql", request, tmp_path):
+        yield CaseService(db, evm_testbed.config, clock)
+
+
+def user_address(service: CaseService, user: str, networks: tuple[str, ...] = ("ethereum", "bsc")) -> str:
+    address = fresh_address()
+    with service.db.write() as session:
+        for network in networks:
+            session.add(DepositAddress(user_id=user, network=network, address=address, kind="eoa"))
+    return address
+
+
+def appeal(service: CaseService, user: str, network: str, asset: str, tx_hash: str, address: str) -> str:
+    draft = validate_appeal(service.config, {"network": network, "asset": asset, "tx_hash": tx_hash,
+                                             "deposit_address": address}, user)
+    case, _ = service.submit(draft, Actor(user, Role.USER))
+    return case.reference or ""
+
+
+def recheck(service: CaseService, config: Config | None = None, **options: object) -> RecheckSummary:
+    if isinstance(service.clock, Clock):
+        service.clock.advance(minutes=5)  # each run happens later than the last
+    gateway = ChainGateway(config or service.config)
+    return Recheck(service, gateway, RecheckOptions(**options)).run()  # type: ignore[arg-type]
+
+
+def events(service: CaseService, reference: str) -> list[CaseEvent]:
+    return service.get(reference).events
+
+
+def status(service: CaseService, reference: str) -> str:
+    return service.get(reference).case.status
+
+
+def test_confirmations_reached_between_runs(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+    address = user_address(cases, "alice")
+    tx = evm_testbed.send_token("ethereum", "USDT", address, 250 * 10**6)
+    ref = appeal(cases, "alice", "ethereum", "USDT", tx, address)
+    first = recheck(cases)
+    assert status(cases, ref) == CaseStatus.AWAITING_CHAIN
+    assert cases.get(ref).case.category == "awaiting_confirmations"
+    assert first.transitions[("submitted", "awaiting_chain")] >= 1
+    before = len(events(cases, ref))
+    recheck(cases)  # nothing new on chain: bookkeeping only, no audit row
+    assert len(events(cases, ref)) == before
+    evm_testbed.mine("ethereum", 12)
+    recheck(cases)
+    case = cases.get(ref).case
+    assert (case.status, case.category, case.amount) == ("in_review", "uncredited_valid", Decimal("250"))
+
+
+def test_reorg_is_detected_and_recorded(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+    url = evm_testbed.url("ethereum")
+    address = user_address(cases, "bob")
+    snapshot = devchain.snapshot(url)
+    head_before = int(devchain.rpc(url).call("eth_blockNumber"), 16)
+    spec = token_transfer("ethereum", FUNDER, evm_testbed.tokens["ethereum"]["USDT"], address, 75 * 10**6)
+    tx = send_all(url, [spec])[0]
+    evm_testbed.mine("ethereum", 12)
+    ref = appeal(cases, "bob", "ethereum", "USDT", tx, address)
+    recheck(cases)
+    first_block = cases.get(ref).case.decision
+    assert status(cases, ref) == "in_review" and first_block is not None
+    devchain.revert(url, snapshot)
+    evm_testbed.mine("ethereum", 2)  # the same transaction now lands in another block
+    assert send_all(url, [spec])[0] == tx
+    evm_testbed.mine("ethereum", 12)
+    summary = recheck(cases)
+    assert summary.reorgs == 1
+    last = events(cases, ref)[-1]
+    assert last.action == "chain_result" and last.details.get("reorg")
+    head = int(devchain.rpc(url).call("eth_blockNumber"), 16)
+    evm_testbed.mine("ethereum", max(1, head_before + 40 - head))  # keep the shared chain ahead of any head seen
+
+
+def refund_case(cases: CaseService, evm_testbed: EvmTestbed, user: str) -> tuple[str, str, str]:
+    """An unlisted-token deposit, decided (refund) and approved; returns (reference, token, address)."""
+    address = user_address(cases, user)
+    token = evm_testbed.new_token("ethereum", "Pepe", "PEPE", 18, 10**30)
+    tx = evm_testbed.send_token("ethereum", token, address, 5000 * 10**18)
+    evm_testbed.mine("ethereum", 12)
+    ref = appeal(cases, user, "ethereum", token, tx, address)
+    recheck(cases)
+    case = cases.get(ref).case
+    assert (case.category, case.resolution) == ("unlisted_token", "refund")
+    cases.approve(ref, APPROVER, expected_version=case.version)
+    return ref, token, address
+
+
+def test_refund_confirmed_on_chain(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+    ref, token, address = refund_case(cases, evm_testbed, "carol")
+    url = evm_testbed.url("ethereum")
+    impersonate(url, address)
+    refund = send_all(url, [token_transfer("ethereum", address, token, FUNDER, 5000 * 10**18)])[0]
+    cases.record_refund(ref, refund, SPECIALIST, expected_version=cases.get(ref).case.version)
+    recheck(cases)
+    assert status(cases, ref) == "refund_pending"  # mined, not yet confirmed
+    evm_testbed.mine("ethereum", 12)
+    summary = recheck(cases)
+    assert summary.refunds_confirmed == 1 and status(cases, ref) == "refunded"
+    assert events(cases, ref)[-1].details["refund_tx_hash"] == refund
+
+
+def test_failed_refund_goes_back_to_approved(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+    ref, token, address = refund_case(cases, evm_testbed, "dave")
+    url = evm_testbed.url("ethereum")
+    impersonate(url, address)
+    too_much = token_transfer("ethereum", address, token, FUNDER, 10**40)  # reverts: more than it holds
+    refund = send_all(url, [too_much])[0]
+    cases.record_refund(ref, refund, SPECIALIST, expected_version=cases.get(ref).case.version)
+    summary = recheck(cases)
+    case = cases.get(ref).case
+    assert summary.refunds_failed == 1
+    assert (case.status, case.refund_tx_hash) == ("approved", None)
+    assert events(cases, ref)[-1].details["failed_refund_tx_hash"] == refund
+
+
+def test_a_network_that_is_down_leaves_its_cases_untouched(
+    cases: CaseService, evm_testbed: EvmTestbed, unused_url: str
+) -> None:
+    address = user_address(cases, "erin")
+    eth_tx = evm_testbed.send_native("ethereum", address, 10**17)
+    bsc_tx = evm_testbed.send_native("bsc", address, 10**17)
+    evm_testbed.mine("ethereum", 12)
+    evm_testbed.mine("bsc", 15)
+    on_eth = appeal(cases, "erin", "ethereum", "ETH", eth_tx, address)
+    on_bsc = appeal(cases, "erin", "bsc", "BNB", bsc_tx, address)
+    bsc_down = evm_testbed.config.network("bsc").model_dump()
+    bsc_down.update(rpc_urls=[unused_url], retry_attempts=1, connect_timeout_seconds=0.2)
+    networks = dict(evm_testbed.config.networks) | {"bsc": Network.model_validate(bsc_down)}
+    import dataclasses
+
+    config = dataclasses.replace(evm_testbed.config, networks=networks)
+    summary = recheck(cases, config)
+    assert status(cases, on_eth) == "in_review"
+    assert status(cases, on_bsc) == "submitted" and len(events(cases, on_bsc)) == 1
+    assert summary.unavailable_networks["bsc"] >= 1 and summary.unavailable >= 1
+
+
+@pytest.fixture
+def unused_url() -> Iterator[str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_sqlite_allows_one_runner_at_a_time(sqlite_cases: CaseService) -> None:
+    cases = sqlite_cases
+    with Leases(cases.db, "someone-else", lease_seconds=60, clock=cases.clock), pytest.raises(
+        RunnerBusy, match="one at a time"
+    ):
+        recheck(cases)
+
+
+def test_dry_run_writes_nothing(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+    address = user_address(cases, "fay")
+    tx = evm_testbed.send_native("ethereum", address, 10**17)
+    evm_testbed.mine("ethereum", 12)
+    ref = appeal(cases, "fay", "ethereum", "ETH", tx, address)
+    summary = recheck(cases, dry_run=True)
+    assert summary.transitions[("submitted", "in_review")] == 1 and summary.categories["uncredited_valid"] == 1
+    assert status(cases, ref) == "submitted" and len(events(cases, ref)) == 1
+
+
+def test_two_runners_on_postgresql_share_2000_cases_exactly_once(pg_cases: CaseService) -> None:
+    cases = pg_cases
+    address = to_checksum_address(fresh_address())
+    with cases.db.write() as session:
+        for i in range(2000):
+            session.add(Case(user_id=f"u{i}", network="ethereum", asset="ETH", tx_hash="0x" + f"{i:064x}",
+                             deposit_address=address, status="submitted", flags=[], reference=f"RC-T{i:06d}"))
+    summaries: list[RecheckSummary] = []
+    barrier = threading.Barrier(2)
+
+    def runner() -> None:
+        barrier.wait()
+        summaries.append(recheck(cases, batch_size=100, workers=2))
+
+    threads = [threading.Thread(target=runner) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(summaries) == 2 and all(s.processed > 0 for s in summaries), [s.processed for s in summaries]
+    assert sum(s.processed for s in summaries) == 2000
+    with cases.db.read() as session:
+        per_case = Counter(session.exec(select(CaseEvent.case_id).where(CaseEvent.action == "chain_result")).all())
+        statuses = Counter(session.exec(select(Case.status)).all())
+        leased = session.exec(select(Case.id).where(Case.lease_owner != None)).all()  # noqa: E711
+    assert len(per_case) == 2000 and set(per_case.values()) == {1}
+    assert statuses == {"awaiting_chain": 2000} and not leased
