@@ -11,6 +11,7 @@ go through ``CaseService``, the chain check is ``CaseChecker``, and what a user 
 import json
 import logging
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -161,6 +162,19 @@ def validate_body(config: Config, raw: Any, user_id: str) -> AppealDraft:
     return draft
 
 
+def only_query(*allowed: str) -> Callable[[Request], None]:
+    """A dependency refusing query parameters the operation does not define (422 naming each)."""
+
+    def check(request: Request) -> None:
+        unknown = [key for key in request.query_params if key not in allowed]
+        if unknown:
+            expected = f"the parameters are {', '.join(allowed)}" if allowed else "it takes no query parameters"
+            raise validation_error([FieldError(key[:40] if key.isprintable() else repr(key[:40]),
+                                               f"unknown query parameter; {expected}") for key in unknown])
+
+    return check
+
+
 class _Headers:
     """Adds ``nosniff`` to every response and ``no-store`` where the handler set no caching."""
 
@@ -252,11 +266,15 @@ def create_app(
                 log.exception("chain check of %s failed", case.reference)
         return load_view(case), created
 
-    @app.get("/healthz", response_model=HealthOut, tags=["service"], summary="Liveness")
+    no_query = [Depends(only_query())]
+
+    @app.get("/healthz", response_model=HealthOut, tags=["service"], summary="Liveness", dependencies=no_query,
+             responses=_error_responses(422))
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/v1/networks", response_model=NetworksOut, tags=["appeals"], responses=_error_responses(500),
+    @app.get("/v1/networks", response_model=NetworksOut, tags=["appeals"], responses=_error_responses(422, 500),
+             dependencies=no_query,
              summary="Networks and assets the form may offer")
     def get_networks(response: Response) -> NetworksOut:
         response.headers["Cache-Control"] = "public, max-age=300"
@@ -271,6 +289,7 @@ def create_app(
         responses={200: {"model": AppealOut, "description": "your existing appeal for this transaction"},
                    201: {"description": "appeal created and checked (or awaiting the chain)"},
                    **_error_responses(400, 401, 413, 415, 422, 429, 500, 503)},
+        dependencies=no_query,
         openapi_extra={"requestBody": {"required": True,
                                        "content": {"application/json": {"schema": request_schema()}}}},
     )
@@ -289,7 +308,7 @@ def create_app(
         return view
 
     @app.get("/v1/appeals", response_model=AppealListOut, tags=["appeals"], summary="Your appeals, newest first",
-             responses=_error_responses(401, 422, 500, 503))
+             responses=_error_responses(401, 422, 500, 503), dependencies=[Depends(only_query("limit", "offset"))])
     def list_appeals(
         user_id: User,
         limit: Annotated[int, Query(ge=1, le=settings.list_limit_max)] = 50,
@@ -306,7 +325,7 @@ def create_app(
         }
 
     @app.get("/v1/appeals/{reference}", response_model=AppealOut, tags=["appeals"], summary="One of your appeals",
-             responses=_error_responses(401, 404, 500, 503))
+             responses=_error_responses(401, 404, 422, 500, 503), dependencies=no_query)
     def get_appeal(reference: str, user_id: User) -> dict[str, Any]:
         if not _REFERENCE.fullmatch(reference):
             raise NotFound(f"no appeal {reference!r}")

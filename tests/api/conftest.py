@@ -107,7 +107,7 @@ def make_client(service: CaseService, settings: ApiSettings, gateway: ChainGatew
     return TestClient(app, raise_server_exceptions=raise_server_exceptions)
 
 
-def testbed_gateway(testbed: EvmTestbed) -> ChainGateway:
+def gateway_for(testbed: EvmTestbed) -> ChainGateway:
     """A gateway using the testbed's shared adapters (the other networks are not asked for EVM hashes)."""
     return ChainGateway(testbed.config, adapters={name: testbed.adapter(name) for name in testbed.nodes})
 
@@ -125,7 +125,7 @@ def make_world(database: Database, evm_testbed: EvmTestbed, tmp_path: Path) -> I
         clock = MovableClock()
         service = CaseService(database, evm_testbed.config, clock)
         settings = ApiSettings(jwt_secret=SECRET, **overrides)
-        client = make_client(service, settings, testbed_gateway(evm_testbed))
+        client = make_client(service, settings, gateway_for(evm_testbed))
         clients.append(client)
         return ApiWorld(client, service, database, evm_testbed, clock, dict(addresses))
 
