@@ -197,11 +197,17 @@ class CaseChecker:
     def _apply(self, case: Case, evidence: ChainEvidence, actor: Actor) -> CheckOutcome:
         reference = case.reference or ""
         decision = self.decide(case, evidence)
-        reorg = self._moved_blocks(evidence)
+        stored = self._stored_blocks(evidence)
+        # Found answers are stored; a "not found" is stored only where the transaction used to sit
+        # in a block: it vanished in a reorganization, and the stored evidence must say so.
+        observations = {
+            n: o for n, o in evidence.observations.items() if o.found or stored.get(n) is not None
+        }
+        reorg = any(stored.get(n) is not None and o.block_hash != stored[n] for n, o in observations.items())
         try:
             updated, changed = self.service.apply_decision(
                 reference, decision, actor, expected_version=case.version,
-                observations={n: o for n, o in evidence.observations.items() if o.found},
+                observations=observations,
                 unavailable=evidence.unavailable,
             )
         except (Conflict, InvalidTransition) as exc:
@@ -210,15 +216,16 @@ class CaseChecker:
         return CheckOutcome(reference, case.status, updated.status, updated.category, changed, evidence.conclusive,
                             reorg=reorg)
 
-    def _moved_blocks(self, evidence: ChainEvidence) -> bool:
-        """Whether a network now puts the transaction in another block than the stored observation."""
-        found = {n: o for n, o in evidence.observations.items() if o.found and o.block_hash}
-        if not found:
-            return False
+    def _stored_blocks(self, evidence: ChainEvidence) -> dict[str, str | None]:
+        """The block hash stored for this transaction on each network that answered now."""
+        if not evidence.observations:
+            return {}
+        wanted = {(o.network, o.tx_hash) for o in evidence.observations.values()}
         with self.service.db.read() as session:
-            stored = session.exec(
-                select(ChainObservation.network, ChainObservation.block_hash).where(
-                    ChainObservation.tx_hash == evidence.tx_hash, col(ChainObservation.network).in_(list(found))
+            rows = session.exec(
+                select(ChainObservation.network, ChainObservation.tx_hash, ChainObservation.block_hash).where(
+                    col(ChainObservation.tx_hash).in_({h for _, h in wanted}),
+                    col(ChainObservation.network).in_({n for n, _ in wanted}),
                 )
             ).all()
-        return any(block and found[n].block_hash != block for n, block in stored)
+        return {str(network): block for network, tx_hash, block in rows if (network, tx_hash) in wanted}

@@ -126,6 +126,7 @@ def record_observations(session: Session, observations: Iterable[Observation], n
             obs.status.value, obs.block_hash, obs.confirmations
         ):
             continue
+        moved = stored is None or stored.block_hash != obs.block_hash  # read before ``row`` (== stored) changes
         row = stored or ChainObservation(network=obs.network, tx_hash=obs.tx_hash, status=obs.status.value)
         row.status = obs.status.value
         row.block_number = obs.block_number
@@ -134,7 +135,7 @@ def record_observations(session: Session, observations: Iterable[Observation], n
         row.evidence = obs.to_json()
         row.observed_at = now
         session.add(row)
-        if stored is None or stored.block_hash != obs.block_hash:
+        if moved:
             existing = {
                 t.transfer_index: t
                 for t in session.exec(
