@@ -1,0 +1,166 @@
+"""``recovery recheck``: look every case that needs the chain up again, decide, apply.
+
+Exit codes: 0 when the run completed (cases whose network could not answer stay pending and are
+counted, they are not a failure of the run); 1 when it could not run (database unreachable or
+not migrated, unexpected error); 2 for bad options or configuration; 3 when another runner
+already works on the (SQLite) database.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from threading import Lock
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from app.context import app_context
+from recovery import migrate
+from recovery.checking import ChainGateway
+from recovery.leases import RunnerBusy
+from recovery.recheck import Recheck, RecheckOptions, RecheckSummary
+
+EXIT_COULD_NOT_RUN = 1
+EXIT_USAGE = 2
+EXIT_BUSY = 3
+
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(soft_wrap=True, highlight=False)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(message, markup=False)
+    return typer.Exit(code)
+
+
+class PlainProgress:
+    """Progress as plain lines (not a terminal): at most one line per ``every`` seconds, plus the last."""
+
+    def __init__(self, write: Callable[[str], None], every: float = 2.0) -> None:
+        self.write = write
+        self.every = every
+        self._last = 0.0
+        self._lock = Lock()
+        self._began = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if done < total and now - self._last < self.every:
+                return
+            self._last = now
+            self.write(f"recheck: {done}/{total} cases ({now - self._began:.1f}s)")
+
+
+def recheck(
+    network: Annotated[str | None, typer.Option(help="Only cases on this network (claimed or refund network).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Handle at most this many cases in this run.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Threads looking up and applying batches.")] = 4,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Cases leased and looked up together.")] = 200,
+    lease_seconds: Annotated[
+        float, typer.Option(min=5.0, help="How long a lease holds if its runner hangs (a killed runner's lease "
+                                          "is taken over at once).")
+    ] = 300.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and print; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
+) -> None:
+    """Re-check the cases that need the chain: submitted, awaiting_chain, deposits still inside the
+    reorg window, and refunds in flight. Safe to run as several processes on PostgreSQL."""
+    context = app_context()
+    config = context.config  # an invalid configuration is reported by the CLI group (exit 2)
+    if network is not None and network not in config.networks:
+        raise _fail(f"error: --network: unknown network {network!r} (known: {', '.join(sorted(config.networks))})",
+                    EXIT_USAGE)
+    try:
+        db = context.db
+        current = migrate.current_revision(db)
+    except OperationalError as exc:
+        raise _fail(f"error: cannot reach the database: {exc.orig}", EXIT_COULD_NOT_RUN) from None
+    head = migrate.head_revision()
+    if current != head:
+        raise _fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
+                    EXIT_COULD_NOT_RUN)
+    options = RecheckOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
+                             lease_seconds=lease_seconds, dry_run=dry_run)
+    runner = Recheck(context.cases, ChainGateway(config), options)
+    try:
+        summary = _run(runner, show_bar=err.is_terminal and not as_json)
+    except RunnerBusy as exc:
+        raise _fail(f"error: {exc}", EXIT_BUSY) from None
+    except (OperationalError, ProgrammingError) as exc:
+        raise _fail(f"error: the database failed during the run: {exc.orig}", EXIT_COULD_NOT_RUN) from None
+    finally:
+        context.db.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(summary_json(summary, options), indent=2) + "\n")
+    else:
+        print_summary(summary)
+
+
+def _run(runner: Recheck, *, show_bar: bool) -> RecheckSummary:
+    if not show_bar:
+        return runner.run(PlainProgress(lambda line: err.print(line, markup=False)))
+    columns = (TextColumn("recheck"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("recheck", total=None)
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = runner.run(show)
+        bar.update(task, completed=summary.processed, total=max(summary.selected, summary.processed))
+        return summary
+
+
+def summary_json(summary: RecheckSummary, options: RecheckOptions) -> dict[str, Any]:
+    data = summary.to_json()
+    data["selected"] = summary.selected
+    data["error_count"] = len(summary.errors)
+    data["options"] = {"network": options.network, "limit": options.limit, "workers": options.workers,
+                       "batch_size": options.batch_size}
+    return data
+
+
+def print_summary(summary: RecheckSummary) -> None:
+    data = summary.to_json()
+    mode = " (dry run: nothing written)" if summary.dry_run else ""
+    out.print(
+        f"re-checked {summary.processed} case(s) in {summary.elapsed:.1f}s{mode}: {summary.changed} changed, "
+        f"{summary.unchanged} unchanged, {summary.unavailable} waiting for a network, {summary.conflicts} conflict(s)",
+        markup=False,
+    )
+    if summary.reorgs or summary.refunds_confirmed or summary.refunds_failed:
+        out.print(f"reorgs: {summary.reorgs}, refunds confirmed: {summary.refunds_confirmed}, "
+                  f"refunds failed: {summary.refunds_failed}", markup=False)
+    if summary.transitions:
+        table = Table(title="status")
+        for column in ("from", "to", "cases"):
+            table.add_column(column, justify="right" if column == "cases" else "left")
+        for item in data["transitions"]:
+            table.add_row(item["from"], item["to"], str(item["cases"]))
+        out.print(table)
+    if summary.categories:
+        table = Table(title="category")
+        table.add_column("category")
+        table.add_column("cases", justify="right")
+        for name, count in data["categories"].items():
+            table.add_row(name, str(count))
+        out.print(table)
+    for name, count in data["unavailable_networks"].items():
+        out.print(f"network {name} did not answer: {count} case(s) left as they were, try again later", markup=False)
+    for line in summary.errors[:20]:
+        out.print(f"error: {line}", markup=False)
+    if len(summary.errors) > 20:
+        out.print(f"... and {len(summary.errors) - 20} more error(s) (see --json)", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``recovery recheck`` on the main CLI."""
+    app.command("recheck")(recheck)
