@@ -1,0 +1,136 @@
+"""A small, realistic workbench world: real transactions on the local anvil chains, appeals filed
+and worked through ``CaseService``, operator accounts of every role."""
+
+from __future__ import annotations
+
+import csv
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+
+from argon2 import PasswordHasher
+
+from recovery.checking import CaseChecker, ChainGateway
+from recovery.db import Database
+from recovery.imports import import_addresses
+from recovery.intake import validate_appeal
+from recovery.models import Operator
+from recovery.services import SYSTEM, Actor, CaseService
+from recovery.vocabulary import Role
+from tests.conftest import Clock
+from tests.fixtures_anvil import EvmTestbed, fresh_address
+
+PASSWORD = "correct horse battery staple"
+OPERATORS: dict[str, Role] = {
+    "sara": Role.SPECIALIST,
+    "tom": Role.SPECIALIST,
+    "alice": Role.APPROVER,
+    "bob": Role.APPROVER,
+    "ada": Role.ADMIN,
+    "ari": Role.AUDITOR,
+}
+SARA = Actor("sara", Role.SPECIALIST)
+ALICE = Actor("alice", Role.APPROVER)
+#: shown verbatim wherever it appears; it must never become markup
+HOSTILE = '<script>alert("pwned")</script> <img src=x onerror=alert(1)> **bold** [link](http://example.com) :red[x]'
+
+
+@cache
+def password_hash() -> str:
+    return PasswordHasher().hash(PASSWORD)
+
+
+@dataclass(frozen=True)
+class ChainFacts:
+    """Transactions sent once per test session; every seeded database reuses them."""
+
+    addresses: dict[str, str]  # user id -> ethereum deposit address
+    small: str  # 500 USDT to user-1
+    big: str  # 5000 USDT to user-2
+    contested: str  # 40 USDT to user-5 (appealed by user-5 and user-6)
+    credited: str  # 300 USDT to user-7 (approved and credited)
+    unlisted: str  # an unlisted token to user-3
+
+
+def send_chain_facts(testbed: EvmTestbed) -> ChainFacts:
+    addresses = {f"user-{i}": fresh_address() for i in range(1, 9)}
+    usdt = 10**6
+    small = testbed.send_token("ethereum", "USDT", addresses["user-1"], 500 * usdt)
+    big = testbed.send_token("ethereum", "USDT", addresses["user-2"], 5000 * usdt)
+    contested = testbed.send_token("ethereum", "USDT", addresses["user-5"], 40 * usdt)
+    credited = testbed.send_token("ethereum", "USDT", addresses["user-7"], 300 * usdt)
+    token = testbed.new_token("ethereum", "Shiny Coin", "SHINY", 18, 10**27)
+    unlisted = testbed.send_token("ethereum", token, addresses["user-3"], 25 * 10**18)
+    testbed.mine("ethereum", 20)
+    return ChainFacts(addresses, small, big, contested, credited, unlisted)
+
+
+@dataclass(frozen=True)
+class World:
+    small: str  # in_review, credit of 500 USD, carries a hostile note
+    big: str  # in_review, credit of 5000 USD (four-eyes), assigned to sara
+    unlisted: str  # in_review, unlisted token (refund)
+    contested: tuple[str, str]
+    credited: str  # credited (resolved)
+    rejected: str  # rejected (resolved)
+    not_found: str  # awaiting_chain
+    overdue: tuple[str, str]  # submitted five days ago, never checked: past their SLA
+
+
+def add_operators(db: Database) -> None:
+    with db.write() as session:
+        for name, role in OPERATORS.items():
+            session.add(Operator(username=name, password_hash=password_hash(), role=role.value))
+
+
+def _file(service: CaseService, user: str, tx_hash: str, address: str, amount: str | None = None) -> str:
+    raw = {"network": "ethereum", "asset": "USDT", "tx_hash": tx_hash, "deposit_address": address,
+           "amount": amount}
+    case, _ = service.submit(validate_appeal(service.config, raw, user), Actor(user, Role.USER))
+    return case.reference or ""
+
+
+def seed(service: CaseService, gateway: ChainGateway, facts: ChainFacts, clock: Clock, folder: Path) -> World:
+    db = service.db
+    add_operators(db)
+    csv_path = folder / "addresses.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "network", "address", "memo", "kind"])
+        for user, address in facts.addresses.items():
+            writer.writerow([user, "ethereum", address, "", "eoa"])
+    import_addresses(db, service.config, csv_path)
+    checker = CaseChecker(service, gateway)
+    a = facts.addresses
+
+    start = clock.now
+    clock.now = start - timedelta(days=5)
+    overdue = (_file(service, "user-8", "0x" + secrets.token_hex(32), a["user-8"]),
+               _file(service, "user-8", "0x" + secrets.token_hex(32), a["user-8"]))
+    clock.now = start - timedelta(days=2)
+    credited = _file(service, "user-7", facts.credited, a["user-7"], "300")
+    rejected = _file(service, "user-4", "0x" + secrets.token_hex(32), fresh_address())
+    checker.check([credited, rejected], actor=SYSTEM)
+    clock.now = start - timedelta(days=1)
+    case = service.get(credited).case
+    case = service.approve(credited, ALICE, expected_version=case.version)
+    service.mark_credited(credited, SARA, expected_version=case.version, ledger_reference="LEDGER-1")
+    case = service.get(rejected).case
+    service.reject(rejected, "not_our_address", SARA, expected_version=case.version, message="Not ours.")
+
+    clock.now = start - timedelta(hours=3)
+    small = _file(service, "user-1", facts.small, a["user-1"], "500")
+    big = _file(service, "user-2", facts.big, a["user-2"], "5000")
+    unlisted = _file(service, "user-3", facts.unlisted, a["user-3"])
+    contested = (_file(service, "user-5", facts.contested, a["user-5"], "40"),
+                 _file(service, "user-6", facts.contested, a["user-5"], "40"))
+    not_found = _file(service, "user-4", "0x" + secrets.token_hex(32), a["user-4"])
+    checker.check([small, big, unlisted, *contested, not_found], actor=SYSTEM)
+    clock.now = start
+    case = service.get(big).case
+    service.assign(big, "sara", SARA, expected_version=case.version)
+    case = service.get(small).case
+    service.note(small, HOSTILE, SARA, expected_version=case.version)
+    return World(small, big, unlisted, contested, credited, rejected, not_found, overdue)
