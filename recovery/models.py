@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from recovery.dbtypes import ExactDecimal, UTCDateTime, utcnow
@@ -190,3 +190,70 @@ class Operator(SQLModel, table=True):
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     last_login_at: datetime | None = _when()
+
+
+# --------------------------------------------------------------------------- proactive detection (recovery scan)
+
+
+class ScanCursor(SQLModel, table=True):
+    """How far one deposit address has been scanned on one network (``recovery scan``).
+
+    ``scanned_to`` is the last block (ledger, slot) scanned, inclusive; None before the first
+    chunk. It only moves forward once every transfer of the chunk is recorded, so a scanner killed
+    mid-chunk scans that chunk again (idempotently) and never leaves a gap. The lease columns let
+    several scanners share the addresses on PostgreSQL.
+    """
+
+    __tablename__ = "scan_cursors"
+    __table_args__ = (UniqueConstraint("network", "address", name="uq_scan_cursor"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    network: str = Field(max_length=40)
+    address: str = Field(max_length=128)
+    first_block: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    scanned_to: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    scanned_at: datetime | None = _when()
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    lease_owner: str | None = Field(default=None, max_length=80)
+    lease_expires_at: datetime | None = _when(index=True)
+
+
+class ScanFinding(SQLModel, table=True):
+    """One incoming transfer the scan found to an address we hold that was not credited.
+
+    ``outcome``: ``opened`` (a detected case is about it: ``case_id``), ``appealed`` (a case for it
+    existed already), ``dust`` and ``counterfeit`` (recorded, not opened, to keep the queue clean),
+    ``ignored`` (the rules engine gave a category that needs no case, e.g. ``already_credited``).
+    Keyed by (network, tx, kind, index) so re-scanning a range never records a transfer twice.
+    """
+
+    __tablename__ = "scan_findings"
+    __table_args__ = (
+        UniqueConstraint("network", "tx_hash", "kind", "transfer_index", name="uq_scan_finding"),
+        Index("ix_scan_findings_outcome", "outcome", "detected_at"),
+        Index("ix_scan_findings_recipient", "network", "recipient"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    network: str = Field(max_length=40)
+    tx_hash: str = Field(max_length=128)
+    kind: str = Field(max_length=16)
+    transfer_index: int = Field(sa_type=BigInteger, nullable=False)
+    sender: str = Field(max_length=128)
+    recipient: str = Field(max_length=128)
+    memo: str | None = Field(default=None, max_length=256)
+    contract: str | None = Field(default=None, max_length=160)
+    #: listed symbol, else the token contract
+    asset: str = Field(max_length=160)
+    amount_base_units: Decimal = Field(sa_type=ExactDecimal, nullable=False)
+    amount: Decimal | None = _money()
+    value_usd: Decimal | None = _money()
+    block_number: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    block_hash: str | None = Field(default=None, max_length=128)
+    block_time: datetime | None = _when()
+    category: str | None = Field(default=None, max_length=40)
+    outcome: str = Field(max_length=16)
+    user_id: str | None = Field(default=None, max_length=128)
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    detected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
