@@ -90,6 +90,10 @@ def _print_summary(result: DemoResult) -> None:
                   f"{'verified' if result.audit_ok else 'BROKEN'}; built in {result.elapsed:.1f}s")
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
@@ -141,6 +145,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{api_port}/v1/appeals",
                           markup=False, soft_wrap=True)
             console.print("\nCtrl-C stops the API, the workbench and the chains.")
+            signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops everything too
             try:
                 signal.pause()
             except KeyboardInterrupt:
