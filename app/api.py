@@ -11,7 +11,7 @@ go through ``CaseService``, the chain check is ``CaseChecker``, and what a user 
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -40,7 +40,7 @@ from recovery.config import Config
 from recovery.errors import FieldError, NotFound, ValidationFailed
 from recovery.intake import AppealDraft, validate_appeal
 from recovery.models import Case
-from recovery.public import appeal_view, find_existing, find_own, list_own, own_events
+from recovery.public import appeal_view, find_existing, list_own, load_own, own_events
 from recovery.services import SYSTEM, Actor, CaseService
 from recovery.vocabulary import Role
 
@@ -162,10 +162,10 @@ def validate_body(config: Config, raw: Any, user_id: str) -> AppealDraft:
     return draft
 
 
-def only_query(*allowed: str) -> Callable[[Request], None]:
+def only_query(*allowed: str) -> Callable[[Request], Awaitable[None]]:
     """A dependency refusing query parameters the operation does not define (422 naming each)."""
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         unknown = [key for key in request.query_params if key not in allowed]
         if unknown:
             expected = f"the parameters are {', '.join(allowed)}" if allowed else "it takes no query parameters"
@@ -236,7 +236,7 @@ def create_app(
         )
     bearer = HTTPBearer(auto_error=False, description="A JWT signed by the exchange; `sub` is the user id.")
 
-    def current_user(
+    async def current_user(
         request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
     ) -> str:
         return verifier.user_id(request.headers.get("authorization"))
@@ -270,13 +270,13 @@ def create_app(
 
     @app.get("/healthz", response_model=HealthOut, tags=["service"], summary="Liveness", dependencies=no_query,
              responses=_error_responses(422))
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/v1/networks", response_model=NetworksOut, tags=["appeals"], responses=_error_responses(422, 500),
              dependencies=no_query,
              summary="Networks and assets the form may offer")
-    def get_networks(response: Response) -> NetworksOut:
+    async def get_networks(response: Response) -> NetworksOut:
         response.headers["Cache-Control"] = "public, max-age=300"
         return networks
 
@@ -327,14 +327,10 @@ def create_app(
     @app.get("/v1/appeals/{reference}", response_model=AppealOut, tags=["appeals"], summary="One of your appeals",
              responses=_error_responses(401, 404, 422, 500, 503), dependencies=no_query)
     def get_appeal(reference: str, user_id: User) -> dict[str, Any]:
-        if not _REFERENCE.fullmatch(reference):
+        found = load_own(service.db, user_id, reference) if _REFERENCE.fullmatch(reference) else None
+        if found is None:
             raise NotFound(f"no appeal {reference!r}")
-        with service.db.read() as session:
-            case = find_own(session, user_id, reference)
-            if case is None or case.id is None:
-                raise NotFound(f"no appeal {reference}")
-            events = own_events(session, [case.id])[case.id]
-        return appeal_view(case, events, config)
+        return appeal_view(found[0], found[1], config)
 
     return app
 

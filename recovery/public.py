@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Protocol, cast
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from recovery.config import Config
+from recovery.db import Database
 from recovery.dbtypes import decimal_text
 from recovery.models import Case, CaseEvent
 from recovery.rules import Decision, user_flags, user_reasons
@@ -74,6 +77,44 @@ _MESSAGES: Mapping[str, str] = {
 }
 
 
+class CaseRecord(Protocol):
+    """The columns of a case the user-facing view reads (a ``Case`` or a plain row)."""
+
+    reference: str | None
+    status: str
+    network: str
+    deposit_network: str | None
+    asset: str
+    tx_hash: str
+    deposit_address: str
+    memo: str | None
+    claimed_amount: Decimal | None
+    category: str | None
+    recoverable: str | None
+    resolution: str | None
+    flags: list[str]
+    decision: dict[str, Any] | None
+    amount: Decimal | None
+    fee_amount: Decimal | None
+    fee_asset: str | None
+    fee_usd: Decimal | None
+    net_amount: Decimal | None
+    refund_network: str | None
+    refund_tx_hash: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventRecord(Protocol):
+    """The columns of an audit event the timeline reads (a ``CaseEvent`` or a plain row)."""
+
+    action: str
+    from_status: str | None
+    to_status: str | None
+    details: dict[str, Any]
+    created_at: datetime
+
+
 def _text(value: Decimal | None) -> str | None:
     return decimal_text(value) if value is not None else None
 
@@ -82,7 +123,7 @@ def _when(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def _decision(case: Case) -> Decision | None:
+def _decision(case: CaseRecord) -> Decision | None:
     if not case.decision:
         return None
     try:
@@ -91,7 +132,7 @@ def _decision(case: Case) -> Decision | None:
         return None
 
 
-def fee_quote(case: Case, decision: Decision | None) -> dict[str, Any] | None:
+def fee_quote(case: CaseRecord, decision: Decision | None) -> dict[str, Any] | None:
     """``{amount, asset, usd, breakdown}`` of the current decision, or None before one exists."""
     if decision is None or decision.fee is None:
         return None
@@ -124,7 +165,7 @@ def _checked_entry(details: Mapping[str, Any]) -> dict[str, Any]:
             "message": "The chain did not answer in time; it will be checked again automatically."}
 
 
-def timeline(events: Iterable[CaseEvent]) -> list[dict[str, Any]]:
+def timeline(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
     """The events that concern the user, oldest first; never who acted or any internal detail."""
     entries: list[dict[str, Any]] = []
     for event in events:
@@ -155,7 +196,7 @@ def timeline(events: Iterable[CaseEvent]) -> list[dict[str, Any]]:
     return entries
 
 
-def appeal_view(case: Case, events: Sequence[CaseEvent], config: Config | None = None) -> dict[str, Any]:
+def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config | None = None) -> dict[str, Any]:
     """The appeal as its owner sees it. Decimal amounts are strings; times are UTC ISO 8601."""
     decision = _decision(case)
     network = config.networks.get(case.network) if config is not None else None
@@ -191,9 +232,25 @@ def appeal_view(case: Case, events: Sequence[CaseEvent], config: Config | None =
 
 # ---------------------------------------------------------------------------------------- reads
 
-def find_own(session: Session, user_id: str, reference: str) -> Case | None:
-    """The user's case with this reference; another user's case is None, exactly like a missing one."""
-    return session.exec(select(Case).where(Case.reference == reference, Case.user_id == user_id)).first()
+_CASES = Case.__table__  # type: ignore[attr-defined]
+_EVENTS = CaseEvent.__table__  # type: ignore[attr-defined]
+_OWN_CASE = core_select(_CASES).where(_CASES.c.reference == bindparam("reference"),
+                                      _CASES.c.user_id == bindparam("user_id"))
+_CASE_EVENTS = core_select(_EVENTS).where(_EVENTS.c.case_id == bindparam("case_id")).order_by(_EVENTS.c.id)
+
+
+def load_own(db: Database, user_id: str, reference: str) -> tuple[CaseRecord, list[EventRecord]] | None:
+    """The user's case and its events as plain rows (the hot read path: no ORM objects built).
+
+    Another user's case is None, exactly like a missing one.
+    """
+    with db.engine.connect() as connection:
+        row = connection.execute(_OWN_CASE, {"reference": reference, "user_id": user_id}).mappings().first()
+        if row is None:
+            return None
+        events = connection.execute(_CASE_EVENTS, {"case_id": row["id"]}).mappings().all()
+    return (cast(CaseRecord, SimpleNamespace(**row)),
+            [cast(EventRecord, SimpleNamespace(**event)) for event in events])
 
 
 def own_events(session: Session, case_ids: Sequence[int]) -> dict[int, list[CaseEvent]]:
