@@ -77,7 +77,9 @@ def _calculator() -> None:
         identifiers = ["*"]
     else:
         decimals = asset.decimals
-        price_raw = cols[2].text_input("Price (USD)", value=dec_text(asset.price_usd) or "", key="fee_price_listed")
+        # keyed per asset: switching the asset shows that asset's configured price
+        price_raw = cols[2].text_input("Price (USD)", value=dec_text(asset.price_usd) or "",
+                                       key=f"fee_price_{network}_{asset.symbol}")
         identifiers = [asset.symbol] + ([asset.contract] if asset.contract else [])
     errors: list[FieldError] = []
     amount = parse_positive_decimal(amount_raw, "amount", errors)

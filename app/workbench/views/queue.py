@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-import pandas as pd
 import streamlit as st
 
 from app.workbench import auth, ui
 from app.workbench.context import current
 from app.workbench.pages import can
+from app.workbench.tables import queue_table
 from recovery import queues
 from recovery.errors import ServiceError
-from recovery.queues import ACTIVE_STATUSES, SORT_KEYS, UNASSIGNED, QueueFilter, QueueRow
+from recovery.queues import ACTIVE_STATUSES, SORT_KEYS, UNASSIGNED, QueueFilter
 from recovery.vocabulary import CaseStatus, Category, Flag, Role
 
 AGE_CHOICES: dict[str, tuple[int | None, int | None]] = {
@@ -110,45 +107,6 @@ def _change_page(delta: int) -> None:
     st.session_state["q_page"] = max(1, int(st.session_state.get("q_page", 1)) + delta)
 
 
-def _frame(rows: list[QueueRow], now: datetime) -> pd.DataFrame:
-    records: list[dict[str, Any]] = []
-    for row in rows:
-        if row.sla_due_at is None or row.status not in ACTIVE_STATUSES:
-            sla = "-"
-        elif row.breached(now):
-            sla = "overdue " + ui.duration(now - row.sla_due_at)
-        else:
-            sla = "due in " + ui.duration(row.sla_due_at - now)
-        records.append({
-            "reference": row.reference,
-            "status": row.status,
-            "category": row.category or "-",
-            "network": row.network,
-            "asset": row.asset,
-            "user": row.user_id,
-            "assignee": row.assignee or "-",
-            "flags": ", ".join(row.flags) or "-",
-            "value USD": ui.money(row.value_usd),
-            "age": ui.duration(now - row.created_at),
-            "SLA": sla,
-        })
-    columns = ["reference", "status", "category", "network", "asset", "user", "assignee", "flags", "value USD",
-               "age", "SLA"]
-    return pd.DataFrame(records, columns=columns)
-
-
-def _styled(frame: pd.DataFrame, rows: list[QueueRow], now: datetime) -> Any:
-    colors = []
-    for row in rows:
-        if row.breached(now):
-            colors.append("background-color: #f8d7da")
-        elif row.due_soon(now):
-            colors.append("background-color: #fff3cd")
-        else:
-            colors.append("")
-    return frame.style.apply(lambda _column: colors, axis=0, subset=["SLA", "age"])
-
-
 def render() -> None:
     info = auth.signed_in()
     if info is None:
@@ -196,8 +154,7 @@ def render() -> None:
     st.caption(f"{page.total} matching case(s) · page {page.page} of {page.pages} · "
                f"{breached_here} past their SLA on this page (red; amber: due within 12 h)")
     shown = [(r.reference, r.version) for r in page.rows]
-    frame = _frame(page.rows, now)
-    st.dataframe(_styled(frame, page.rows, now), hide_index=True, width="stretch", key="q_table",
+    st.dataframe(queue_table(page.rows, now), hide_index=True, width="stretch", key="q_table",
                  on_select="rerun", selection_mode="multi-row", height=min(38 + 35 * max(1, len(page.rows)), 760))
 
     nav = st.columns([1, 1, 2, 4])

@@ -1,0 +1,243 @@
+"""New appeal, Approvals, Dashboard, Configuration, Audit and Operators pages; the CLI command."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from streamlit.testing.v1 import AppTest
+from typer.testing import CliRunner
+
+from app.cli_workbench import MAIN_SCRIPT, streamlit_command
+from app.workbench.context import Workbench
+from recovery import queues
+from recovery.fees import compute_fee, match_rule
+from recovery.models import Case
+from recovery.operators import list_operators
+from recovery.vocabulary import CaseStatus, Origin
+from tests.fixtures_anvil import EvmTestbed
+from tests.workbench.conftest import field_value, frame_with, markdown_texts, plain_texts, signed_in_app
+from tests.workbench.seed import ChainFacts, World
+
+
+def count_cases(wb: Workbench) -> int:
+    return queues.count_cases(wb.db)
+
+
+# ------------------------------------------------------------------------------ new appeal
+def fill_appeal(at: AppTest, **fields: str) -> AppTest:
+    for name, value in fields.items():
+        if name == "network":
+            at.selectbox(key="new_network").set_value(value)
+        else:
+            at.text_input(key=f"new_{name}").input(value)
+    at.button(key="new_submit").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_intake_files_and_checks_an_appeal(wb: Workbench, world: World, evm_testbed: EvmTestbed,
+                                           chain_facts: ChainFacts) -> None:
+    address = chain_facts.addresses["user-1"]
+    tx = evm_testbed.send_token("ethereum", "USDT", address, 75 * 10**6)
+    evm_testbed.mine("ethereum", 15)
+    at = signed_in_app("sara", "views/new_appeal.py")
+    fill_appeal(at, user_id="user-1", network="ethereum", asset="usdt", tx_hash=tx.upper().replace("0X", "0x"),
+                deposit_address=address.lower(), amount="75")
+    assert any("filed for the user" in str(s.value) for s in at.success)
+    reference = at.session_state["wb_new_reference"]
+    case = wb.cases.get(reference).case
+    # normalized like the API does it, opened as an intake, classified on the chain
+    assert (case.origin, case.asset, case.tx_hash, case.deposit_address) == (Origin.INTAKE, "USDT", tx, address)
+    assert case.status == CaseStatus.IN_REVIEW and case.category == "uncredited_valid"
+    assert wb.cases.get(reference).events[0].actor == "sara"
+    at.button(key="new_open").click().run()
+    assert [t.value for t in at.title] == [f"Case {reference}"]
+
+
+def test_intake_names_every_bad_field_and_stores_nothing(wb: Workbench, world: World) -> None:
+    before = count_cases(wb)
+    at = signed_in_app("sara", "views/new_appeal.py")
+    fill_appeal(at, user_id="user 1", network="ethereum", asset="USDT", tx_hash="0x1234",
+                deposit_address="not-an-address", amount="-3")
+    lines = plain_texts(at)
+    for field in ("user_id", "tx_hash", "deposit_address", "amount"):
+        assert any(line.startswith(f"{field}:") for line in lines), field
+    assert count_cases(wb) == before
+
+
+def test_intake_of_an_existing_appeal_files_nothing_new(wb: Workbench, world: World) -> None:
+    case = wb.cases.get(world.small).case
+    at = signed_in_app("tom", "views/new_appeal.py")
+    fill_appeal(at, user_id=case.user_id, network="ethereum", asset="USDT", tx_hash=case.tx_hash,
+                deposit_address=case.deposit_address)
+    assert any("already has an appeal" in str(i.value) for i in at.info)
+    assert at.session_state["wb_new_reference"] == world.small
+
+
+# ------------------------------------------------------------------------------ approvals
+def test_approvals_lists_credits_and_refunds_with_the_four_eyes_need(wb: Workbench, world: World) -> None:
+    at = signed_in_app("alice", "views/approvals.py")
+    table = frame_with(at, "needs an approver")
+    rows = {r: (need, mine) for r, need, mine in zip(table["reference"], table["needs an approver"],
+                                                        table["you prepared it"], strict=True)}
+    assert rows[world.big] == ("yes", "")
+    assert rows[world.small] == ("no", "")
+    assert rows[world.unlisted][0] == "yes", "an unknown value needs a second person"
+    assert table["reference"].iloc[0] == world.big
+    at = signed_in_app("bob", "views/approvals.py")
+    at.session_state["ap_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.button(key="ap_open").click().run()
+    assert [t.value for t in at.title] == [f"Case {world.big}"]
+
+
+# ------------------------------------------------------------------------------ dashboard
+def test_dashboard_figures(wb: Workbench, world: World) -> None:
+    at = signed_in_app("ari", "views/dashboard.py")
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Open backlog"] == "8"
+    assert metrics["Past SLA"] == "2"
+    assert metrics["Resolved late"] == "0 of 2"
+    assert len(at.get("vega_lite_chart")) == 6
+    money = frame_with(at, "fees USD")
+    assert money.to_dict("records") == [
+        {"network": "ethereum", "category": "uncredited_valid", "cases": "1", "value USD": "300", "fees USD": "0"}
+    ]
+
+
+def test_dashboard_queries_on_both_backends(seeded_any: tuple[Workbench, World]) -> None:
+    wb = seeded_any[0]
+    data = queues.dashboard(wb.db, wb.now())
+    assert data.by_status == {"submitted": 2, "awaiting_chain": 1, "in_review": 5, "credited": 1, "rejected": 1}
+    assert data.backlog_by_category == {"unclassified": 2, "tx_not_found": 1, "uncredited_valid": 4,
+                                        "unlisted_token": 1}
+    assert data.sla.active == 8 and data.sla.breached == 2 and data.sla.resolved == 2
+    assert dict((label, (ok, late)) for label, ok, late in data.age_buckets)["3-7 days"] == (0, 2)
+    # decided one day after filing (approval and rejection), resolved the same day
+    assert data.first_decision.count == 2 and data.first_decision.median_hours == 24.0
+    assert data.resolution.count == 2 and data.resolution.p90_hours == 24.0
+    assert [(m.network, m.category, m.cases, m.value_usd, m.fee_usd) for m in data.money] == [
+        ("ethereum", "uncredited_valid", 1, Decimal("300"), Decimal("0"))]
+    assert sum(n for _, n in data.per_day) == 10 and data.per_day[-1][1] == 6
+
+
+# ------------------------------------------------------------------------------ configuration
+def test_configuration_shows_what_is_loaded(wb: Workbench, world: World) -> None:
+    at = signed_in_app("sara", "views/configuration.py")
+    networks = frame_with(at, "family")
+    assert set(networks["network"]) == set(wb.config.networks)
+    assert len(frame_with(at, "decimals")) == len(wb.config.assets)
+    assert len(frame_with(at, "flat USD")) == len(wb.config.fees)
+    assert field_value(at, "four-eyes above (USD)") == "1000"
+
+
+def test_fee_calculator_uses_the_fee_rules(wb: Workbench, world: World) -> None:
+    at = signed_in_app("sara", "views/configuration.py")
+    at.selectbox(key="fee_category").set_value("wrong_network")
+    at.selectbox(key="fee_network").set_value("ethereum").run()
+    at.selectbox(key="fee_asset").set_value("USDT")
+    at.text_input(key="fee_amount").input("1000").run()
+    matched = match_rule(wb.config.fees, "wrong_network", "ethereum", ["USDT"])
+    usdt = wb.config.asset_by_symbol("ethereum", "USDT")
+    assert usdt is not None and usdt.price_usd is not None
+    expected = compute_fee(matched, Decimal(1000), usdt.decimals, usdt.price_usd)
+    metrics = {m.label: m.value for m in at.metric}
+    assert expected.fee == Decimal(45)
+    assert metrics["Fee"] == "45 USDT"
+    assert Decimal(metrics["Net to the user"]) == Decimal(955)
+    assert field_value(at, "rule") == matched.label() if matched else False
+
+
+@pytest.mark.parametrize(("amount", "message"), [("abc", "amount: 'abc' is not a decimal number"),
+                                                  ("1.0000001", "has more than 6 decimals")])
+def test_fee_calculator_explains_bad_amounts(wb: Workbench, world: World, amount: str, message: str) -> None:
+    at = signed_in_app("sara", "views/configuration.py")
+    at.selectbox(key="fee_asset").set_value("USDT")
+    at.text_input(key="fee_amount").input(amount).run()
+    assert not at.exception
+    assert any(message in line for line in plain_texts(at))
+
+
+# ------------------------------------------------------------------------------ audit
+def test_audit_verify_and_a_tampered_event(wb: Workbench, world: World) -> None:
+    at = signed_in_app("ari", "views/audit.py")
+    at.button(key="audit_verify").click().run()
+    events = len(list(queues.export_events_jsonl(wb.db)))
+    assert any(f"intact: {events} events verified" in str(s.value) for s in at.success)
+    with wb.db.write() as session:
+        session.execute(text("UPDATE case_events SET actor = 'mallory' WHERE id = 3"))
+    at.button(key="audit_verify").click().run()
+    assert any("broken at event 3" in str(e.value) for e in at.error)
+    assert "content does not match its hash (edited)" in plain_texts(at)
+
+
+def test_audit_export_has_every_event_with_its_case(wb: Workbench, world: World) -> None:
+    lines = [json.loads(line) for line in queues.export_events_jsonl(wb.db, batch=4)]
+    assert [e["id"] for e in lines] == list(range(1, len(lines) + 1))
+    with wb.db.read() as session:
+        references = {c.id: c.reference for c in session.query(Case).all()}
+    assert all(e["reference"] == references[e["case_id"]] for e in lines)
+    assert all(len(e["hash"]) == 64 and len(e["prev_hash"]) == 64 for e in lines)
+    at = signed_in_app("alice", "views/audit.py")
+    assert "audit_export" in [d.key for d in at.get("download_button")]
+    assert len(frame_with(at, "actor_role")) == min(50, len(lines))
+
+
+# ------------------------------------------------------------------------------ operators
+def add(at: AppTest, username: str, role: str, password: str, again: str | None = None) -> AppTest:
+    at.text_input(key="op_username").input(username)
+    at.selectbox(key="op_role").set_value(role)
+    at.text_input(key="op_password").input(password)
+    at.text_input(key="op_password2").input(again if again is not None else password)
+    return at.button(key="op_add_submit").click().run()
+
+
+def test_admins_manage_operators(wb: Workbench, world: World) -> None:
+    at = signed_in_app("ada", "views/operators.py")
+    add(at, "newbie", "specialist", "a long enough secret")
+    assert any("Operator account created" in str(s.value) for s in at.success)
+    assert {"newbie": "specialist"}.items() <= {o.username: o.role for o in list_operators(wb.db)}.items()
+    add(at, "Bad Name", "specialist", "short")
+    assert any(line.startswith("username:") for line in plain_texts(at))
+    assert any(line.startswith("password:") for line in plain_texts(at))
+    add(at, "other", "approver", "a long enough secret", "a different secret!!")
+    assert any("The two passwords differ" in str(e.value) for e in at.error)
+    at.selectbox(key="op_toggle_user").set_value("tom")
+    at.button(key="op_disable").click().run()
+    assert not next(o for o in list_operators(wb.db) if o.username == "tom").active
+    at.selectbox(key="op_toggle_user").set_value("ada")
+    at.button(key="op_disable").click().run()
+    assert any("cannot disable your own account" in str(e.value) for e in at.error)
+    assert next(o for o in list_operators(wb.db) if o.username == "ada").active
+
+
+def test_auditors_read_operators_but_change_nothing(wb: Workbench, world: World) -> None:
+    at = signed_in_app("ari", "views/operators.py")
+    assert set(frame_with(at, "last sign-in")["username"]) == {"ada", "alice", "ari", "bob", "sara", "tom"}
+    assert not [b for b in at.button if str(b.key).startswith("op_")]
+    assert "password_hash" not in frame_with(at, "last sign-in").columns
+    assert not any("$argon2" in text for text in markdown_texts(at) + plain_texts(at))
+
+
+# ------------------------------------------------------------------------------ the command
+def test_the_command_serves_on_loopback_without_telemetry() -> None:
+    command = streamlit_command("127.0.0.1", 8600)
+    options = dict(zip(command[5::2], command[6::2], strict=True))
+    assert command[1:5] == ["-m", "streamlit", "run", str(MAIN_SCRIPT)]
+    assert options["--server.address"] == "127.0.0.1"
+    assert options["--server.port"] == "8600"
+    assert options["--browser.gatherUsageStats"] == "false"
+    assert options["--server.headless"] == "true"
+    secrets_file = Path("/etc/recovery/secrets.toml")
+    assert streamlit_command("127.0.0.1", 1, secrets_file)[-2:] == ["--secrets.files", str(secrets_file)]
+
+
+def test_the_command_is_mounted() -> None:
+    from app.cli import app
+
+    result = CliRunner().invoke(app, ["workbench", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "--port" in result.output and "Loopback by default" in result.output
