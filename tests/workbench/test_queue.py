@@ -16,8 +16,8 @@ from recovery.queues import QueueFilter
 from recovery.services import Actor
 from recovery.vocabulary import Role
 from tests.conftest import Clock
-from tests.workbench.conftest import frame_with, markdown_texts, signed_in_app
 from tests.fixtures_anvil import fresh_address
+from tests.workbench.conftest import frame_with, markdown_texts, signed_in_app
 from tests.workbench.seed import SARA, World
 
 QUEUE = "views/queue.py"
