@@ -1,0 +1,223 @@
+"""The replay server: routing, recorded answers served byte for byte, real not-found answers, faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from chains.replay import ReplayServer, Reply, Request, recorded_handlers
+from chains.replay.bitcoin import BitcoinReplay
+from chains.replay.cosmos import CosmosReplay
+from chains.replay.tron import TronReplay
+
+TRX_TX = "5a9935a1b7be0150a511111582bbfed62ddb873333b3986bd712e6105fe90ad5"
+USDT_INFO = "0af79242191c6728b79e858a36a4b5c65e4e52b9fcee4dc5af30eac57b6d0953"
+BTC_P2SH = "87f4cf756eef9979f0fb6a03db2ab2e0fd46060cf97714a990623093fe227a87"
+BTC_P2WSH = "19c6cd6b7b8a91e1a63d759eedd2818877a624771d38e00c3ffcedfdd09afc50"
+BTC_TAPROOT = "654c6a28f7ff1915d2b9abc2e18e32a37e0196203d64aced6221651f003f5e94"
+ATOM_MEMO = "BC5E330F0AFA34489B9796E8101A2B027CC8AE8E820AFC7901C3C1E75C2895DD"
+ATOM_IBC = "90BBC25C199B58E6A4C9A2A3448C64E853B4E8DF3E88B1F6E35DE9FBF20400F6"
+UNKNOWN = "ab" * 32
+
+
+class Echo:
+    """A handler that reports what it received."""
+
+    def handle(self, request: Request) -> Reply:
+        return Reply.json(
+            {"method": request.method, "path": request.path, "query": dict(request.query), "body": request.json()}
+        )
+
+
+@pytest.fixture
+def echo_server() -> Iterator[ReplayServer]:
+    with ReplayServer({"echo": Echo()}, hold_seconds=2.0) as server:
+        yield server
+
+
+def test_routes_by_family_and_passes_the_request(echo_server: ReplayServer) -> None:
+    answer = requests.post(echo_server.url_for("echo") + "/a/b?x=1&y=2", json={"value": 7}, timeout=5)
+    assert answer.status_code == 200
+    assert answer.json() == {"method": "POST", "path": "/a/b", "query": {"x": "1", "y": "2"}, "body": {"value": 7}}
+    assert requests.get(echo_server.url_for("nope") + "/x", timeout=5).status_code == 404
+    assert echo_server.requests["echo"] == 1 and echo_server.requests["nope"] == 1
+    assert echo_server.url.startswith("http://127.0.0.1:") and echo_server.port > 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "check"),
+    [
+        ("429", lambda r: r.status_code == 429),
+        ("503", lambda r: r.status_code == 503),
+        ("garbage", lambda r: r.status_code == 200 and r.text.startswith("<html>")),
+        ("empty", lambda r: r.status_code == 200 and r.content == b""),
+        ("truncated", lambda r: r.status_code == 200 and not _is_json(r.content)),
+    ],
+)
+def test_counted_faults_then_normal_answers(echo_server: ReplayServer, kind: str, check: object) -> None:
+    echo_server.faults.inject("echo", kind, count=2)
+    url = echo_server.url_for("echo") + "/p"
+    first, second, third = (requests.get(url, timeout=5) for _ in range(3))
+    assert callable(check) and check(first) and check(second)
+    assert third.status_code == 200 and third.json()["path"] == "/p"
+    assert echo_server.faults.injected[("echo", kind)] == 2
+
+
+def test_fault_limited_to_a_path_and_to_a_family(echo_server: ReplayServer) -> None:
+    echo_server.faults.inject("echo", "503", path="/only")
+    echo_server.faults.inject("other", "503")
+    assert requests.get(echo_server.url_for("echo") + "/else", timeout=5).status_code == 200
+    assert requests.get(echo_server.url_for("echo") + "/only/this", timeout=5).status_code == 503
+    assert echo_server.faults.pending() == 1
+    echo_server.faults.clear()
+    assert echo_server.faults.pending() == 0
+
+
+def test_rate_faults_are_seeded_and_partial(echo_server: ReplayServer) -> None:
+    echo_server.faults.inject("echo", "503", rate=0.5)
+    codes = [requests.get(echo_server.url_for("echo") + "/r", timeout=5).status_code for _ in range(40)]
+    assert 5 < codes.count(503) < 35 and codes.count(200) == 40 - codes.count(503)
+
+
+def test_reset_and_timeout_faults(echo_server: ReplayServer) -> None:
+    echo_server.faults.inject("echo", "reset")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(echo_server.url_for("echo") + "/x", timeout=5)
+    echo_server.faults.inject("echo", "timeout")
+    with pytest.raises(requests.Timeout):
+        requests.get(echo_server.url_for("echo") + "/x", timeout=0.3)
+    assert requests.get(echo_server.url_for("echo") + "/x", timeout=5).status_code == 200
+
+
+def test_stop_releases_held_connections() -> None:
+    server = ReplayServer({"echo": Echo()}, hold_seconds=30.0).start()
+    server.faults.inject("echo", "timeout")
+    outcome: list[BaseException | None] = []
+
+    def client() -> None:
+        try:
+            requests.get(server.url_for("echo") + "/x", timeout=60)
+            outcome.append(None)
+        except requests.RequestException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while server.requests["echo"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    server.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 10
+    assert outcome and isinstance(outcome[0], requests.RequestException)
+
+
+def test_inject_refuses_unknown_kinds_and_bad_arguments(echo_server: ReplayServer) -> None:
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        echo_server.faults.inject("echo", "explode")
+    with pytest.raises(ValueError, match="count or rate"):
+        echo_server.faults.inject("echo", "503", count=1, rate=0.5)
+    with pytest.raises(ValueError, match="rate"):
+        echo_server.faults.inject("echo", "503", rate=0)
+
+
+# ------------------------------------------------------------------ recorded families
+
+
+def test_recorded_handlers_cover_the_families(fixtures_dir: Path) -> None:
+    handlers = recorded_handlers(fixtures_dir)
+    assert {"tron", "bitcoin", "cosmos"} <= set(handlers)
+    tron = handlers["tron"]
+    assert isinstance(tron, TronReplay)
+    assert set(tron.transactions) == {
+        TRX_TX,
+        "0b9e01dde099e590564200cbc9f348bb289d6751be8c7a30f70e58355880c9da",
+        "5977852dfc1e2009a54436efcd896153d459e4ea67a50e931a8d145a58ecee72",
+    }
+    assert set(tron.infos) == {TRX_TX, USDT_INFO}
+    assert tron.head == (75772270, 1757976723000)
+    bitcoin = handlers["bitcoin"]
+    assert isinstance(bitcoin, BitcoinReplay)
+    assert set(bitcoin.esplora) == {BTC_P2SH, BTC_P2WSH} and set(bitcoin.blockbook) == {BTC_TAPROOT}
+    assert bitcoin.tip == 2131550
+    cosmos = handlers["cosmos"]
+    assert isinstance(cosmos, CosmosReplay)
+    assert set(cosmos.txs) == {ATOM_MEMO, ATOM_IBC}
+    assert cosmos.head == (30033798, "2026-03-03T17:24:03Z")
+
+
+def test_tron_paths(replay_server: ReplayServer, fixtures_dir: Path) -> None:
+    base = replay_server.url_for("tron")
+    got = requests.post(base + "/wallet/gettransactionbyid", json={"value": TRX_TX.upper()}, timeout=5)
+    assert got.content == (fixtures_dir / "tron/gettransactionbyid_trx_transfer.json").read_bytes()
+    got = requests.post(base + "/wallet/gettransactioninfobyid", json={"value": USDT_INFO}, timeout=5)
+    assert got.content == (fixtures_dir / "tron/gettransactioninfobyid_trc20_usdt_transfer.json").read_bytes()
+    for path in ("/wallet/gettransactionbyid", "/wallet/gettransactioninfobyid"):
+        missing = requests.post(base + path, json={"value": UNKNOWN}, timeout=5)
+        assert missing.status_code == 200 and missing.json() == {}
+    head = requests.post(base + "/wallet/getnowblock", timeout=5).json()
+    assert head["block_header"]["raw_data"]["number"] == 75772270
+    assert (
+        requests.get(base + "/v1/accounts/TFanVGmnjKqFRd8dVQAccZE2t42Vu4rv51/transactions", timeout=5).status_code
+        == 501
+    )
+
+
+def test_bitcoin_paths(replay_server: ReplayServer, fixtures_dir: Path) -> None:
+    base = replay_server.url_for("bitcoin")
+    got = requests.get(f"{base}/tx/{BTC_P2SH}", timeout=5)
+    assert got.content == (fixtures_dir / "bitcoin/esplora_tx_testnet_p2sh_multisig_confirmed.json").read_bytes()
+    missing = requests.get(f"{base}/tx/{UNKNOWN}", timeout=5)
+    assert (missing.status_code, missing.text) == (404, "Transaction not found")
+    assert requests.get(f"{base}/blocks/tip/height", timeout=5).text == "2131550"
+    assert requests.get(f"{base}/tx/{BTC_P2SH}/status", timeout=5).json()["block_height"] == 1444250
+    history = requests.get(f"{base}/address/2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE/txs", timeout=5).json()
+    assert [tx["txid"] for tx in history] == [BTC_P2WSH]
+    page2 = requests.get(f"{base}/address/2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE/txs/chain/{BTC_P2WSH}", timeout=5)
+    assert page2.json() == []
+    book = requests.get(f"{base}/api/v2/tx/{BTC_TAPROOT}", timeout=5)
+    assert book.content == (fixtures_dir / "bitcoin/blockbook_tx_taproot.json").read_bytes()
+    book_missing = requests.get(f"{base}/api/v2/tx/{UNKNOWN}", timeout=5)
+    assert book_missing.status_code == 400 and "not found" in book_missing.json()["error"]
+
+
+def test_cosmos_paths(replay_server: ReplayServer, fixtures_dir: Path) -> None:
+    base = replay_server.url_for("cosmos")
+    got = requests.get(f"{base}/cosmos/tx/v1beta1/txs/{ATOM_MEMO.lower()}", timeout=5)
+    assert got.content == (fixtures_dir / "cosmos/tx_msgsend_with_numeric_memo.json").read_bytes()
+    missing = requests.get(f"{base}/cosmos/tx/v1beta1/txs/{UNKNOWN}", timeout=5)
+    assert missing.status_code == 404 and missing.json()["code"] == 5
+    latest = requests.get(f"{base}/cosmos/base/tendermint/v1beta1/blocks/latest", timeout=5).json()
+    assert latest["block"]["header"]["height"] == "30033798"
+    query = "transfer.recipient='cosmos1n3wq399w3s6reslvngve5quw85xusf7la5cpfs' AND tx.height>=30000000"
+    found = requests.get(f"{base}/cosmos/tx/v1beta1/txs", params={"query": query}, timeout=5).json()
+    assert [r["txhash"] for r in found["tx_responses"]] == [ATOM_IBC] and found["total"] == "1"
+    old = requests.get(
+        f"{base}/cosmos/tx/v1beta1/txs",
+        params=[
+            ("events", "transfer.recipient='cosmos1hgp84me0lze8t4jfrwsr05aep2kr57zrk4gecx'"),
+            ("events", "tx.height<=26257963"),
+        ],
+        timeout=5,
+    ).json()
+    assert [r["txhash"] for r in old["tx_responses"]] == [ATOM_MEMO]
+    none = requests.get(
+        f"{base}/cosmos/tx/v1beta1/txs", params={"query": query.replace(">=30000000", ">30033798")}, timeout=5
+    ).json()
+    assert none["tx_responses"] == [] and none["total"] == "0"
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
