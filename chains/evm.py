@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any, Final, cast
+from functools import lru_cache, partial
+from typing import Any, Final, TypeVar, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
@@ -56,11 +58,13 @@ __all__ = [
     "EvmAdapter",
     "TokenInfo",
     "TransportProvider",
+    "decode_parity_transfers",
     "decode_receipt_transfers",
     "decode_trace_transfers",
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: keccak("Transfer(address,address,uint256)")
 TRANSFER_TOPIC: Final = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -69,14 +73,19 @@ _NAME: Final = "0x06fdde03"
 _DECIMALS: Final = "0x313ce567"
 _ERC20_TRANSFER: Final = "0xa9059cbb"
 _PLAIN_TRANSFER_GAS: Final = 21_000
+_CANONICAL_HASH: Final = re.compile(r"0x[0-9a-fA-F]{64}")
 _CALL_TRACER: Final = {"tracer": "callTracer"}
 #: call frames that move value; DELEGATECALL/STATICCALL carry no value of their own, and
 #: CALLCODE sends value back to the caller itself
 _VALUE_FRAMES: Final = frozenset({"CALL", "CREATE", "CREATE2", "SELFDESTRUCT"})
 
-#: ``trace``: debug_traceTransaction with the call tracer (internal transfers in lookups);
-#: ``trace_filter``: native transfers to an address in a block range (``incoming``)
-KNOWN_FEATURES: Final = frozenset({"trace", "trace_filter"})
+#: ``trace``: lookups report internal native transfers (the node can trace by at least one of
+#: ``parity_trace``: ``trace_transaction``/``trace_block`` (anvil, Erigon, Nethermind, reth: cheap,
+#: and one ``trace_block`` serves every transaction of a block) or ``debug_trace``:
+#: ``debug_traceTransaction`` with the call tracer (geth); ``trace_filter``: native transfers to an
+#: address in a block range (``incoming``). Listing ``trace`` in the configuration means both methods.
+KNOWN_FEATURES: Final = frozenset({"trace", "parity_trace", "debug_trace", "trace_filter"})
+_TRACE_METHODS: Final = ("parity_trace", "debug_trace")
 _UNSUPPORTED_TEXT: Final = ("not found", "not supported", "does not exist", "not available", "unsupported")
 
 
@@ -109,10 +118,21 @@ class _Found:
     receipt: Mapping[str, Any] | None
     head: int
     block_timestamp: int | None = None
-    trace: Mapping[str, Any] | None = None
+    #: internal native transfers found by tracing (None: not traced)
+    internal: list[Transfer] | None = None
     trace_note: str = "not needed"
     needs_trace: bool = False
     contracts: set[str] = field(default_factory=set)
+
+    @property
+    def block_hash(self) -> str:
+        assert self.receipt is not None
+        return str(self.receipt["blockHash"]).lower()
+
+    @property
+    def block_number(self) -> int:
+        assert self.receipt is not None
+        return _hex_int(self.receipt, "blockNumber")
 
 
 class TransportProvider(JSONBaseProvider):
@@ -158,10 +178,15 @@ class EvmAdapter:
 
     Optional network keys (TOML extras): ``features`` (a list, subset of :data:`KNOWN_FEATURES`;
     default: all, and a feature the node turns out not to support is dropped at run time),
-    ``lookup_batch_size`` (hashes per batch, default 200), ``log_chunk_blocks`` (eth_getLogs
+    ``lookup_batch_size`` (hashes per batch, default 200), ``lookup_concurrency`` (batches of one
+    ``lookup_many`` in flight at once, default 2), ``log_chunk_blocks`` (eth_getLogs
     range, default 2,000), ``native_scan_max_blocks`` (block scan for native deposits when
-    ``trace_filter`` is missing, default 2,000), ``max_head_age_seconds`` (a node whose latest
-    block is older is "behind": fail over), plus the transport's timeouts and retry keys.
+    ``trace_filter`` is missing, default 2,000), ``trace_batch_size`` (trace calls per HTTP
+    request, default 50), ``trace_block_min_txs`` (with ``parity_trace``, a block holding at least
+    this many transactions to trace is traced whole with one ``trace_block``, default 4),
+    ``max_head_age_seconds`` (a node whose latest block is older is "behind": fail over),
+    ``head_memory_seconds`` (how long the highest head seen is held against a node that answers
+    below it, default 120), plus the transport's timeouts and retry keys.
     """
 
     family: Final = "evm"
@@ -180,18 +205,31 @@ class EvmAdapter:
                 raise ValueError(
                     f"network {network.name}: features must be a list drawn from {sorted(KNOWN_FEATURES)}"
                 )
-            self.features = frozenset(wanted)
+            chosen = set(wanted)
+            if "trace" in chosen:
+                chosen |= set(_TRACE_METHODS)
+            self.features = frozenset(chosen)
+        self._set_features(self.features)
         self.batch_size = _positive(extra, "lookup_batch_size", 200, network.name)
+        self.trace_batch_size = _positive(extra, "trace_batch_size", 50, network.name)
+        self.concurrency = _positive(extra, "lookup_concurrency", 2, network.name)
+        self._executor: ThreadPoolExecutor | None = None
+        self.trace_block_min_txs = _positive(extra, "trace_block_min_txs", 4, network.name)
         self.log_chunk_blocks = _positive(extra, "log_chunk_blocks", 2_000, network.name)
         self.native_scan_max_blocks = _positive(extra, "native_scan_max_blocks", 2_000, network.name)
         max_age = extra.get("max_head_age_seconds")
         self.max_head_age: float | None = None if max_age is None else float(max_age)
+        memory = extra.get("head_memory_seconds", 120)
+        if isinstance(memory, bool) or not isinstance(memory, int | float) or memory < 0:
+            raise ValueError(f"network {network.name}: head_memory_seconds must be a number >= 0")
+        self.head_memory = float(memory)
         self._lock = threading.RLock()
         self._tokens: dict[str, TokenInfo] = {}
         self._timestamps: OrderedDict[str, int] = OrderedDict()
         #: the highest head any node of this network has shown us: a node below it is behind, and
         #: its "not found" may only mean "not yet seen" (see :meth:`_check_not_behind`)
         self._high_water = -1
+        self._high_water_at = 0.0
         self._w3: Web3 | None = None
 
     def __repr__(self) -> str:
@@ -233,6 +271,8 @@ class EvmAdapter:
         return addresses.is_tx_hash("evm", tx_hash)
 
     def normalize_tx_hash(self, tx_hash: str) -> str:
+        if isinstance(tx_hash, str) and _CANONICAL_HASH.fullmatch(tx_hash):  # the common case, fast
+            return tx_hash.lower()
         return addresses.normalize_tx_hash("evm", tx_hash)
 
     # ----------------------------------------------------------------- lookups
@@ -252,9 +292,15 @@ class EvmAdapter:
         normalized = {h: self.normalize_tx_hash(h) for h in tx_hashes}
         unique = list(dict.fromkeys(normalized.values()))
         found: dict[str, _Found] = {}
+        chunks = [unique[start : start + self.batch_size] for start in range(0, len(unique), self.batch_size)]
         try:
-            for start in range(0, len(unique), self.batch_size):
-                for item in self._round_one(unique[start : start + self.batch_size]):
+            if len(chunks) > 1 and self.concurrency > 1:
+                # several batches in flight: the node works on one while we parse another
+                rounds = list(self._pool().map(self._round_one, chunks))
+            else:
+                rounds = [self._round_one(chunk) for chunk in chunks]
+            for items in rounds:
+                for item in items:
                     found[item.tx_hash] = item
             self._round_two(list(found.values()))
             observations = {h: self._observation(found[h]) for h in unique}
@@ -262,47 +308,77 @@ class EvmAdapter:
             raise ChainUnavailable(self.network.name, f"malformed answer: {exc}") from exc
         return {given: observations[norm] for given, norm in normalized.items()}
 
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.concurrency, thread_name_prefix=f"evm-{self.network.name}"
+                )
+            return self._executor
+
+    def close(self) -> None:
+        """Stop the lookup threads (an adapter is usable again afterwards; they restart)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    def _batch_parsed(self, calls: list[RpcCall], parse: Callable[[list[Any]], _T]) -> _T:
+        """One logical batch, parsed (and so checked) inside the transport: an answer ``parse``
+        rejects with :class:`UnusableAnswer` fails over like a timeout. When the transport had to
+        split the batch (the node refused its size), the parts are checked together at the end."""
+        box: list[_T] = []
+
+        def validate(replies: list[Any]) -> None:
+            box.clear()
+            if len(replies) == len(calls):
+                box.append(parse(replies))
+
+        replies = self.transport.batch(calls, validate=validate)
+        if not box:
+            box.append(parse(replies))
+        return box[0]
+
     def _round_one(self, hashes: list[str]) -> list[_Found]:
         calls: list[RpcCall] = []
         for h in hashes:
             calls.append(("eth_getTransactionByHash", [h]))
             calls.append(("eth_getTransactionReceipt", [h]))
         calls.append(("eth_getBlockByNumber", ["latest", False]))
-        parsed: list[_Found] = []
 
-        def validate(replies: list[Any]) -> None:
-            parsed.clear()
-            if len(replies) != len(calls):  # the transport split the batch: validate the whole
-                return
+        def parse(replies: list[Any]) -> list[_Found]:
             head_block = _block(replies[-1], "latest block")
             head = _hex_int(head_block, "number")
             head_ts = _hex_int(head_block, "timestamp")
             self._check_head_age(head_ts, unusable=True)
-            self._remember_timestamp(_hex_str(head_block, "hash"), head_ts)
-            for position, h in enumerate(hashes):
-                tx = _optional_object(replies[2 * position], f"transaction {h}")
-                receipt = _optional_object(replies[2 * position + 1], f"receipt {h}")
-                parsed.append(_check_pair(h, tx, receipt, head))
+            parsed = [
+                _check_pair(
+                    h,
+                    _optional_object(replies[2 * position], f"transaction {h}"),
+                    _optional_object(replies[2 * position + 1], f"receipt {h}"),
+                    head,
+                )
+                for position, h in enumerate(hashes)
+            ]
             self._check_not_behind(head, [item.tx_hash for item in parsed if item.tx is None])
+            self._remember_timestamp(_hex_str(head_block, "hash"), head_ts)
+            return parsed
 
-        replies = self.transport.batch(calls, validate=validate)
-        if not parsed:  # split batches are validated here, as a whole
-            validate(replies)
-        return list(parsed)
+        return self._batch_parsed(calls, parse)
 
     def _round_two(self, items: list[_Found]) -> None:
+        """Block timestamps and token metadata not cached yet, then internal transfers."""
         calls: list[RpcCall] = []
-        handlers: list[tuple[str, Any]] = []
+        handlers: list[tuple[str, str]] = []
         wanted_blocks: dict[str, list[_Found]] = {}
         contracts: set[str] = set()
         with self._lock:
             for item in items:
                 if item.receipt is None:
                     continue
-                block_hash = str(item.receipt["blockHash"]).lower()
-                cached = self._timestamps.get(block_hash)
+                cached = self._timestamps.get(item.block_hash)
                 if cached is None:
-                    wanted_blocks.setdefault(block_hash, []).append(item)
+                    wanted_blocks.setdefault(item.block_hash, []).append(item)
                 else:
                     item.block_timestamp = cached
                 for log_entry in _transfer_logs(item.receipt):
@@ -312,72 +388,69 @@ class EvmAdapter:
         for block_hash in wanted_blocks:
             calls.append(("eth_getBlockByHash", [block_hash, False]))
             handlers.append(("block", block_hash))
-        tracing = "trace" in self.features
-        for item in items:
-            if item.needs_trace:
-                if tracing:
-                    calls.append(("debug_traceTransaction", [item.tx_hash, _CALL_TRACER]))
-                    handlers.append(("trace", item))
-                else:
-                    item.trace_note = "not traced: the node does not support tracing"
         for contract in sorted(contracts):
             for selector in (_SYMBOL, _NAME, _DECIMALS):
                 calls.append(("eth_call", [{"to": contract, "data": selector}, "latest"]))
                 handlers.append((selector, contract))
-        if not calls:
-            return
-        staged: dict[str, Any] = {}
+        if calls:
+            blocks, tokens = self._batch_parsed(calls, lambda replies: _parse_metadata(handlers, replies))
+            with self._lock:
+                for block_hash, timestamp in blocks.items():
+                    self._remember_timestamp(block_hash, timestamp)
+                    for item in wanted_blocks[block_hash]:
+                        item.block_timestamp = timestamp
+                self._tokens.update(tokens)
+        self._trace([item for item in items if item.needs_trace])
 
-        def validate(replies: list[Any]) -> None:
-            staged.clear()
-            if len(replies) != len(calls):
+    # ----------------------------------------------------------------- internal transfers
+
+    def _trace(self, items: list[_Found]) -> None:
+        """Internal native transfers of the transactions that ran contract code, with the first
+        tracing method the node supports (a method it turns out not to support is dropped)."""
+        pending = items
+        while pending:
+            methods = [m for m in _TRACE_METHODS if m in self.features]
+            if not methods:
+                for item in pending:
+                    item.trace_note = "not traced: the node does not support tracing"
                 return
-            staged.update(self._parse_round_two(handlers, replies))
+            method = methods[0]
+            jobs = self._parity_jobs(pending) if method == "parity_trace" else self._debug_jobs(pending)
+            unsupported: list[str] = []
+            for start in range(0, len(jobs), self.trace_batch_size):
+                chunk = jobs[start : start + self.trace_batch_size]
+                calls = [job.call for job in chunk]
+                for job, outcome in zip(chunk, self._batch_parsed(calls, partial(_parse_traces, chunk)), strict=True):
+                    if isinstance(outcome, JsonRpcError):
+                        if _unsupported(outcome):
+                            unsupported.append(outcome.message)
+                            continue
+                        for item in job.items:
+                            item.trace_note = f"not traced: {outcome.message}"
+                        continue
+                    for item in job.items:
+                        item.internal, item.trace_note = outcome[item.tx_hash]
+            if not unsupported:
+                return
+            log.warning("%s: the node does not support %s (%s)", self.network.name, method, unsupported[0])
+            self._set_features(self.features - {method})
+            pending = [item for item in pending if item.internal is None and item.trace_note == "not needed"]
 
-        replies = self.transport.batch(calls, validate=validate)
-        if not staged:
-            staged.update(self._parse_round_two(handlers, replies))
-        with self._lock:
-            for block_hash, timestamp in staged["blocks"].items():
-                self._remember_timestamp(block_hash, timestamp)
-                for item in wanted_blocks[block_hash]:
-                    item.block_timestamp = timestamp
-            for contract, info in staged["tokens"].items():
-                self._tokens[contract] = info
-        unsupported = False
-        for item, (trace, note) in staged["traces"].items():
-            item.trace, item.trace_note = trace, note
-            unsupported = unsupported or note.startswith("not traced: the node does not support")
-        if unsupported and "trace" in self.features:
-            log.warning("%s: the node does not support debug_traceTransaction", self.network.name)
-            self.features = self.features - {"trace"}
-
-    def _parse_round_two(self, handlers: list[tuple[str, Any]], replies: list[Any]) -> dict[str, Any]:
-        blocks: dict[str, int] = {}
-        traces: dict[_Found, tuple[Mapping[str, Any] | None, str]] = {}
-        raw_tokens: dict[str, dict[str, Any]] = {}
-        for (kind, key), reply in zip(handlers, replies, strict=True):
-            if kind == "block":
-                if reply is None:
-                    raise _Malformed(f"block {key} is unknown to the node (reorganized?)")
-                block = _block(reply, f"block {key}")
-                if str(block.get("hash", "")).lower() != key:
-                    raise _Malformed(f"asked for block {key}, got {block.get('hash')!r}")
-                blocks[key] = _hex_int(block, "timestamp")
-            elif kind == "trace":
-                if isinstance(reply, JsonRpcError):
-                    if reply.code == -32601 or any(t in reply.message.lower() for t in _UNSUPPORTED_TEXT):
-                        traces[key] = (None, f"not traced: the node does not support it ({reply.message})")
-                    else:
-                        traces[key] = (None, f"not traced: {reply.message}")
-                elif isinstance(reply, Mapping) and isinstance(reply.get("type"), str):
-                    traces[key] = (reply, "traced")
-                else:
-                    raise _Malformed(f"trace of {key.tx_hash} is not a call frame: {reply!r:.120}")
+    def _parity_jobs(self, items: list[_Found]) -> list[_TraceJob]:
+        by_block: dict[str, list[_Found]] = {}
+        for item in items:
+            by_block.setdefault(item.block_hash, []).append(item)
+        jobs = []
+        for block_items in by_block.values():
+            if len(block_items) >= self.trace_block_min_txs:
+                first = block_items[0]
+                jobs.append(_TraceJob(("trace_block", [hex(first.block_number)]), "parity", block_items))
             else:
-                raw_tokens.setdefault(key, {})[kind] = reply
-        tokens = {contract: _token_info(values) for contract, values in raw_tokens.items()}
-        return {"blocks": blocks, "traces": traces, "tokens": tokens}
+                jobs.extend(_TraceJob(("trace_transaction", [i.tx_hash]), "parity", [i]) for i in block_items)
+        return jobs
+
+    def _debug_jobs(self, items: list[_Found]) -> list[_TraceJob]:
+        return [_TraceJob(("debug_traceTransaction", [i.tx_hash, _CALL_TRACER]), "debug", [i]) for i in items]
 
     def _observation(self, item: _Found) -> Observation:
         tx, receipt = item.tx, item.receipt
@@ -422,8 +495,8 @@ class EvmAdapter:
             recipient = to or (_checksum(str(created)) if created else None)
             if value > 0 and recipient is not None:
                 transfers.append(Transfer(AssetKind.NATIVE, sender, recipient, value, index=0))
-            if item.trace is not None:
-                transfers.extend(decode_trace_transfers(item.trace))
+            if item.internal is not None:
+                transfers.extend(item.internal)
             with self._lock:
                 tokens = dict(self._tokens)
             for t in decode_receipt_transfers(receipt):
@@ -570,14 +643,23 @@ class EvmAdapter:
 
     # ----------------------------------------------------------------- helpers
 
+    def _set_features(self, features: frozenset[str]) -> None:
+        """``trace`` stands for "at least one tracing method works"."""
+        methods = features & set(_TRACE_METHODS)
+        self.features = frozenset((features - {"trace"}) | methods | ({"trace"} if methods else set()))
+
     def _check_not_behind(self, head: int, unknown: list[str]) -> None:
         """A node whose head is below one already seen on this network is behind (a lagging node
         behind a load balancer, or one still syncing): its "not found" is not an answer, so that
         reply is unusable and the transport asks again or fails over. Found transactions are
         checked against the head separately (a receipt above the head is malformed)."""
+        now = time.monotonic()
         with self._lock:
+            if head >= self._high_water or now - self._high_water_at > self.head_memory:
+                # a new high, or every answer has been below the old one for too long: the chain
+                # itself went back (a node restarted from scratch, a local chain reverted)
+                self._high_water, self._high_water_at = head, now
             behind = head < self._high_water
-            self._high_water = max(self._high_water, head)
             seen = self._high_water
         if behind and unknown:
             raise UnusableAnswer(
@@ -600,6 +682,73 @@ class EvmAdapter:
             self._timestamps.move_to_end(block_hash.lower())
             while len(self._timestamps) > 50_000:
                 self._timestamps.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _TraceJob:
+    """One trace call and the transactions it answers for."""
+
+    call: RpcCall
+    style: str  # "parity" (trace_transaction / trace_block) or "debug" (call tracer)
+    items: list[_Found]
+
+
+_TraceOutcome = dict[str, tuple[list[Transfer] | None, str]]
+
+
+def _unsupported(error: JsonRpcError) -> bool:
+    return error.code == -32601 or any(t in error.message.lower() for t in _UNSUPPORTED_TEXT)
+
+
+def _parse_metadata(handlers: list[tuple[str, str]], replies: list[Any]) -> tuple[dict[str, int], dict[str, TokenInfo]]:
+    """Block timestamps (by block hash) and token metadata (by lowercase contract)."""
+    blocks: dict[str, int] = {}
+    raw_tokens: dict[str, dict[str, Any]] = {}
+    for (kind, key), reply in zip(handlers, replies, strict=True):
+        if kind == "block":
+            if reply is None:
+                raise _Malformed(f"block {key} is unknown to the node (reorganized?)")
+            block = _block(reply, f"block {key}")
+            if str(block.get("hash", "")).lower() != key:
+                raise _Malformed(f"asked for block {key}, got {block.get('hash')!r}")
+            blocks[key] = _hex_int(block, "timestamp")
+        else:
+            raw_tokens.setdefault(key, {})[kind] = reply
+    return blocks, {contract: _token_info(values) for contract, values in raw_tokens.items()}
+
+
+def _parse_traces(jobs: Sequence[_TraceJob], replies: list[Any]) -> list[JsonRpcError | _TraceOutcome]:
+    """Each job's answer: the node's error, or tx hash -> (internal transfers, note)."""
+    out: list[JsonRpcError | _TraceOutcome] = []
+    for job, reply in zip(jobs, replies, strict=True):
+        if isinstance(reply, JsonRpcError):
+            out.append(reply)
+            continue
+        if reply is None:
+            out.append({i.tx_hash: (None, "not traced: the node has no trace for it") for i in job.items})
+            continue
+        if job.style == "debug":
+            if not isinstance(reply, Mapping) or not isinstance(reply.get("type"), str):
+                raise _Malformed(f"trace of {job.items[0].tx_hash} is not a call frame: {reply!r:.120}")
+            out.append({job.items[0].tx_hash: (decode_trace_transfers(reply), "traced")})
+            continue
+        if not isinstance(reply, list) or not all(isinstance(e, Mapping) for e in reply):
+            raise _Malformed(f"{job.call[0]} answered {reply!r:.120}")
+        by_tx: dict[str, list[Mapping[str, Any]]] = {}
+        for entry in reply:
+            by_tx.setdefault(str(entry.get("transactionHash") or "").lower(), []).append(entry)
+        outcome: _TraceOutcome = {}
+        for item in job.items:
+            entries = by_tx.get(item.tx_hash)
+            if not entries:
+                raise _Malformed(f"{job.call[0]} has no trace of {item.tx_hash}")
+            for entry in entries:
+                if entry.get("blockHash") is not None and str(entry["blockHash"]).lower() != item.block_hash:
+                    raise _Malformed(f"trace of {item.tx_hash} is in block {entry['blockHash']}, "
+                                     f"its receipt in {item.block_hash} (reorganized?)")
+            outcome[item.tx_hash] = (decode_parity_transfers(entries), "traced")
+        out.append(outcome)
+    return out
 
 
 # --------------------------------------------------------------------- pure decoding
@@ -660,6 +809,55 @@ def decode_trace_transfers(trace: Mapping[str, Any]) -> list[Transfer]:
                 walk(child, depth + 1, reverted)
 
     walk(trace, 0, False)
+    return out
+
+
+def decode_parity_transfers(traces: Sequence[Mapping[str, Any]]) -> list[Transfer]:
+    """Native value moved by contract code, from one transaction's parity-style traces
+    (``trace_transaction``, or its part of ``trace_block``), ``internal=True``.
+
+    Same rules and indexes as :func:`decode_trace_transfers`: the top-level call (empty
+    ``traceAddress``) is left out, a call that failed moved nothing and neither did anything under
+    it, DELEGATECALL/STATICCALL/CALLCODE frames move no value to anyone else; ``index`` is the
+    frame's position in call order (the top-level call is 0).
+    """
+    def address_of(entry: Mapping[str, Any]) -> tuple[int, ...]:
+        path = entry.get("traceAddress")
+        if not isinstance(path, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in path):
+            raise _Malformed(f"trace without a valid traceAddress: {entry!r:.120}")
+        return tuple(path)
+
+    ordered = sorted(((address_of(e), e) for e in traces), key=lambda pair: pair[0])
+    failed: set[tuple[int, ...]] = set()
+    out: list[Transfer] = []
+    for position, (path, entry) in enumerate(ordered):
+        if entry.get("error") or any(path[:n] in failed for n in range(len(path))):
+            failed.add(path)
+            continue
+        if not path:
+            continue
+        action = entry.get("action")
+        if not isinstance(action, Mapping):
+            raise _Malformed(f"trace without an action: {entry!r:.120}")
+        kind = str(entry.get("type", "")).lower()
+        if kind == "call":
+            if str(action.get("callType", "call")).lower() != "call":
+                continue
+            sender, recipient, value = action.get("from"), action.get("to"), action.get("value")
+        elif kind in ("create", "create2"):
+            result = entry.get("result")
+            sender, value = action.get("from"), action.get("value")
+            recipient = result.get("address") if isinstance(result, Mapping) else None
+        elif kind in ("suicide", "selfdestruct"):
+            sender, recipient, value = action.get("address"), action.get("refundAddress"), action.get("balance")
+        else:  # block rewards and anything newer: not a transfer made by this transaction
+            continue
+        amount = _int(value if value is not None else "0x0", "value")
+        if amount > 0 and sender and recipient:
+            out.append(
+                Transfer(AssetKind.NATIVE, _checksum(str(sender)), _checksum(str(recipient)), amount,
+                         index=position, internal=True)
+            )
     return out
 
 
