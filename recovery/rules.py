@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
@@ -469,6 +469,8 @@ class _Work:
     reasons: list[Reason] = field(default_factory=list)
     flags: set[Flag] = field(default_factory=set)
     applies: list[Category] = field(default_factory=list)
+    #: the wrong_network sentence without its verdict (see _wrong_network)
+    wrong_network_fact: str | None = None
 
     def say(self, code: str, text: str, **evidence: Any) -> None:
         """A reason anyone (the user included) may read."""
@@ -666,19 +668,26 @@ def _owner_hint(view: _View) -> set[str]:
 
 
 def _select(work: _Work, ours: list[_View]) -> list[_View]:
-    """The transfer(s) the decision is about: the appellant's address and asset first."""
+    """The transfer(s) the decision is about: the appellant's address and asset first.
+
+    The asset named by the appeal matches a listed symbol or a contract before it matches the
+    symbol a token reports about itself (anyone can deploy a token calling itself "USDT").
+    """
     appeal = work.appeal
     wanted_address = address_key(appeal.deposit_address) if appeal.deposit_address else None
     wanted_asset = _norm_id(appeal.asset) if appeal.asset else None
 
-    def rank(view: _View) -> tuple[bool, bool, bool, int]:
+    def rank(view: _View) -> tuple[bool, bool, int, int]:
         address_hit = wanted_address is not None and address_key(view.transfer.recipient) == wanted_address
         owner_hit = appeal.user_id in _owner_hint(view)
-        asset_hit = wanted_asset is not None and (
-            wanted_asset in view.ids()
-            or (view.transfer.symbol is not None and view.transfer.symbol.casefold() == wanted_asset)
-        )
-        return (not address_hit, not owner_hit, not asset_hit, view.transfer.index)
+        asset_miss = 2
+        if wanted_asset is not None and wanted_asset in view.ids():
+            asset_miss = 0
+        elif wanted_asset is not None and view.transfer.symbol is not None and (
+            view.transfer.symbol.casefold() == wanted_asset
+        ):
+            asset_miss = 1
+        return (not address_hit, not owner_hit, asset_miss, view.transfer.index)
 
     best = min(ours, key=rank)
     group = [v for v in ours if v.group_key() == best.group_key()]
@@ -743,10 +752,14 @@ def _judge(
     _claims(work, head, amount, obs)
     if not work.applies:
         work.apply(Category.UNCREDITED_VALID)
-        work.say(
-            "uncredited_valid",
-            "Everything about this deposit is right and it was not credited: credit it, with no fee.",
-        )
+        if Flag.OTHER_USERS_ADDRESS in work.flags:
+            text = (
+                "The deposit is valid and was not credited: it is credited, with no fee, to the account "
+                "that owns the receiving address."
+            )
+        else:
+            text = "Everything about this deposit is right and it was not credited: credit it, with no fee."
+        work.say("uncredited_valid", text)
     refs = [_ref(obs, v, owner) for v in group]
     return _finish(work, claimed, obs, head, refs, amount, owner=owner, wn_recoverable=recoverable_wn)
 
@@ -851,7 +864,7 @@ def _already_credited(
     total = sum((c.amount for c in chosen), Decimal(0))
     work.say(
         "already_credited",
-        f"This deposit was already credited ({_fmt(total)} {chosen[0].asset}); "
+        f"This deposit was already credited ({_fmt(total)} {group[0].label()}); "
         "nothing more is due for it.",
         network=obs.network,
         tx_hash=obs.tx_hash,
@@ -919,6 +932,9 @@ def _wrong_network(work: _Work, landing: Network, view: _View) -> Recoverable | 
     if landing.recovery == "none":
         work.say("wrong_network", f"{base}. Recovery from {landing.name} is not offered.", **evidence)
         return Recoverable.NO
+    # The sentence says what the wrong network alone allows; _finish drops that verdict where
+    # another category or the economics decide otherwise (a fake token, an expired deposit...).
+    work.wrong_network_fact = f"{base}. We hold the same key on {landing.name}."
     if landing.recovery == "conditional":
         work.say(
             "wrong_network",
@@ -973,8 +989,8 @@ def _claims(work: _Work, view: _View, amount: Decimal | None, obs: Observation) 
         work.flags.add(Flag.AMOUNT_MISMATCH)
         work.say(
             "amount_mismatch",
-            f"The appeal claims {_fmt(appeal.claimed_amount)}, but {_fmt(amount)} arrived; "
-            "only what arrived counts.",
+            f"The appeal claims {_fmt(appeal.claimed_amount)} {view.label()}, but {_fmt(amount)} "
+            f"{view.label()} arrived; only what arrived counts.",
             claimed_amount=_money(appeal.claimed_amount),
             arrived_amount=_money(amount),
         )
@@ -1098,6 +1114,7 @@ def _finish(
 
     if recoverable is Recoverable.NO:
         resolution = Resolution.NONE
+    _settle_reasons(work, category, recoverable, wn_recoverable)
     credited_user: str | None = None
     if resolution is Resolution.CREDIT:
         if owner is not None:
@@ -1128,6 +1145,27 @@ def _finish(
         rules_version=rules_version(work.config),
         decided_at=work.now,
     )
+
+
+def _settle_reasons(
+    work: _Work, category: Category, recoverable: Recoverable, wn_recoverable: Recoverable | None
+) -> None:
+    """Keep the sentences in line with the final verdict: no sentence promises what is not given.
+
+    The wrong-network sentence keeps its "can be recovered" only where it is the verdict; the fee
+    sentence (a fee and a net amount) is dropped when nothing is recovered, unless the fee is
+    what makes the recovery not economical.
+    """
+    revised: list[Reason] = []
+    for reason in work.reasons:
+        if reason.code == "wrong_network" and work.wrong_network_fact is not None and not (
+            category is Category.WRONG_NETWORK and recoverable is wn_recoverable
+        ):
+            reason = replace(reason, text=work.wrong_network_fact)
+        if reason.code == "fee" and recoverable is Recoverable.NO and Flag.NOT_ECONOMICAL not in work.flags:
+            continue
+        revised.append(reason)
+    work.reasons = revised
 
 
 def _fee(
@@ -1215,8 +1253,10 @@ def _fee_sentence(fee: FeeBreakdown, head: _View) -> str:
         formula += f" ({', '.join(bounds)})"
     if fee.fee is None:
         return f"Fee: {formula}; it cannot be set without a price."
+    if fee.fee == 0 and not terms and not bounds:
+        return f"No fee is charged for this; net {_fmt(fee.net)} {symbol}."
     if fee.fee == 0:
-        return f"Fee: {formula}, so nothing is charged; net {_fmt(fee.net)} {symbol}."
+        return f"Fee: {formula}, which comes to nothing here; net {_fmt(fee.net)} {symbol}."
     return (
         f"Fee: {formula} = {_fmt(fee.fee_usd)} USD, charged as {_fmt(fee.fee)} {symbol}; "
         f"net {_fmt(fee.net)} {symbol}."

@@ -445,6 +445,15 @@ SCENARIOS = [
         appeal=appeal(asset="ETH"), amount="1", credited_user="alice", reasons=frozenset({"other_transfers"}),
     ),
     Scenario(
+        "real_usdt_beside_a_counterfeit_is_chosen",  # the listed USDT, not the first thing calling itself USDT
+        evm_lookups(
+            seen("ethereum", token(FAKE_TOKEN, ALICE, 100 * USDT6, index=0, symbol="USDT", decimals=6),
+                 token(ETH_USDT, ALICE, 100 * USDT6, index=1))
+        ),
+        C.UNCREDITED_VALID, R.YES, S.CREDIT,
+        amount="100", credited_user="alice", reasons=frozenset({"other_transfers"}),
+    ),
+    Scenario(
         "multi_transfer_same_asset_is_summed",
         evm_lookups(
             seen("ethereum", token(ETH_USDT, ALICE, 40 * USDT6, index=3), token(ETH_USDT, ALICE, 60 * USDT6, index=5))
@@ -512,6 +521,17 @@ def test_reasons_are_readable_sentences(s: Scenario) -> None:
         prose = re.sub(r"\b0x[0-9a-fA-F]+\b", "<hex>", reason.text)  # addresses and hashes are not numbers
         assert not re.search(r"\bNone\b|[{}]|Decimal\(|\d[eE][+-]?\d|\d\.\d*0\b", prose), reason.text
         json.dumps(reason.evidence)
+    assert_reasons_match_the_verdict(d)
+
+
+def assert_reasons_match_the_verdict(d: Decision) -> None:
+    """No sentence promises what the decision does not give."""
+    texts = [r.text for r in d.reasons]
+    if d.recoverable is not R.YES:
+        assert not any("can be recovered" in t for t in texts), texts
+    if d.recoverable is R.NO and F.NOT_ECONOMICAL not in d.flags:
+        assert not any(re.search(r"\bnet \d", t) for t in texts), texts  # no net amount for nothing recovered
+    assert not any("no charge, so nothing is charged" in t for t in texts), texts
 
 
 @pytest.mark.parametrize("s", SCENARIOS, ids=[s.id for s in SCENARIOS])
@@ -664,3 +684,14 @@ def test_registry_refuses_duplicate_rows() -> None:
 def test_registry_refuses_unknown_kind() -> None:
     with pytest.raises(ValueError, match="kind"):
         DepositAddress("a", "ethereum", ALICE, None, "multisig")  # type: ignore[arg-type]
+
+
+def test_sentences_name_the_asset_and_whom_a_credit_is_for() -> None:
+    credited = run(next(s for s in SCENARIOS if s.id == "already_credited_to_another_user"))  # recorded as "usdt"
+    assert "already credited (100 USDT)" in next(r.text for r in credited.reasons if r.code == "already_credited")
+    mismatch = run(next(s for s in SCENARIOS if s.id == "amount_mismatch"))
+    text = next(r.text for r in mismatch.reasons if r.code == "amount_mismatch")
+    assert "claims 150 USDT, but 100 USDT arrived" in text
+    other = run(next(s for s in SCENARIOS if s.id == "other_users_address"))
+    valid = next(r.text for r in other.reasons if r.code == "uncredited_valid")
+    assert "account that owns the receiving address" in valid

@@ -46,6 +46,7 @@ from recovery.sql_registry import SqlRegistry
 from recovery.vocabulary import USER_VISIBLE_FLAGS, Category, Flag, Recoverable, Resolution
 from tests.fixtures_anvil import FUNDER, EvmTestbed, fresh_address
 from tests.rules import with_asset, with_network
+from tests.rules.test_rules import assert_reasons_match_the_verdict
 
 pytestmark = pytest.mark.anvil
 
@@ -133,6 +134,16 @@ def multi_transfer(w: World) -> TxSpec:
         ["address[]", "address[]", "uint256[]"],
         [[w.token("ethereum", "USDT"), w.token("ethereum", "USDC")], [w.address["bob"], w.address["alice"]],
          [7 * USDT6, 25 * USDT6]],
+    )
+    return TxSpec("ethereum", FUNDER, w.multi, data=data, gas=300_000)
+
+
+def real_beside_fake(w: World) -> TxSpec:
+    """A fake "USDT" (first) and the real USDT (second) to alice in one MultiTransfer call."""
+    data = _call(
+        "multiTransfer(address[],address[],uint256[])",
+        ["address[]", "address[]", "uint256[]"],
+        [[w.fake_usdt["ethereum"], w.token("ethereum", "USDT")], [w.address["alice"]] * 2, [100 * USDT6] * 2],
     )
     return TxSpec("ethereum", FUNDER, w.multi, data=data, gas=300_000)
 
@@ -393,6 +404,11 @@ SCENARIOS: list[Scenario] = [
         C.UNCREDITED_VALID, R.YES, S.CREDIT,
         asset="USDC", credited="alice", amount="25", fee="0", reasons=frozenset({"other_transfers"}),
     ),
+    Scenario(
+        "multi_transfer-real-usdt-beside-a-fake-one", real_beside_fake,
+        C.UNCREDITED_VALID, R.YES, S.CREDIT,
+        credited="alice", amount="100", fee="0", also=(), reasons=frozenset({"other_transfers"}),
+    ),
 ]
 
 #: impossible on EVM chains; covered from observations in test_rules.py
@@ -487,9 +503,9 @@ def built(evm_testbed: EvmTestbed) -> Built:
     world = _deploy_world(evm_testbed)
     # MultiTransfer pulls from the funder: approve it first (same sender, so mined before the call)
     approvals = [
-        TxSpec("ethereum", FUNDER, world.token("ethereum", symbol),
+        TxSpec("ethereum", FUNDER, token,
                data=_call("approve(address,uint256)", ["address", "uint256"], [world.multi, 2**256 - 1]), gas=100_000)
-        for symbol in ("USDT", "USDC")
+        for token in (world.token("ethereum", "USDT"), world.token("ethereum", "USDC"), world.fake_usdt["ethereum"])
     ]
     specs = {s.id: s.tx(world) for s in SCENARIOS if s.tx is not None}
     hashes: dict[str, str] = {}
@@ -567,6 +583,7 @@ def test_reasons_are_readable_and_the_user_view_is_private(s: Scenario, built: B
         prose = re.sub(r"\b0x[0-9a-fA-F]+\b", "<hex>", reason.text)  # addresses and hashes are not numbers
         assert not re.search(r"\bNone\b|[{}]|Decimal\(|\d[eE][+-]?\d|\d\.\d*0\b", prose), reason.text
         json.dumps(reason.evidence)
+    assert_reasons_match_the_verdict(d)
     assert Decision.from_json(json.loads(json.dumps(d.to_json()))) == d
     view = json.dumps(user_view(d))
     for other in ("alice", "bob", "carol", "dave", "mallory"):
