@@ -24,6 +24,11 @@ import requests
 FAULT_KINDS: tuple[str, ...] = ("drop", "delay", "429", "503", "truncated", "garbage", "stale")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (timeout) or a connection we dropped on purpose is not news."""
+
+
 class FaultProxy:
     """``rate``: probability that a request gets a fault; ``kinds``: which faults to draw from.
 
@@ -54,7 +59,7 @@ class FaultProxy:
         self.injected: Counter[str] = Counter()
         self.requests = 0
         self._session = requests.Session()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
 
