@@ -23,7 +23,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -164,6 +164,12 @@ class Scenario:
     recoverable: Recoverable
     resolution: Resolution
     flags: frozenset[Flag] = frozenset()
+    _: KW_ONLY
+    # ---- expected amounts (always given)
+    #: in asset units; None = no amount (nothing moved, nothing ours)
+    amount: str | None
+    #: fee in asset units; None = no fee breakdown, or the fee is undetermined (no price)
+    fee: str | None
     # ---- the appeal
     user: str = "alice"
     network: str = "ethereum"
@@ -182,12 +188,9 @@ class Scenario:
     late: bool = False
     # ---- expectations
     credited: str | None = None
-    #: in asset units; None = no amount (nothing moved, nothing ours)
-    amount: str | None = ANY
-    #: fee and net in asset units; None = no fee breakdown or the fee is undetermined (no price)
-    fee: str | None = ANY
+    #: net in asset units (fee + net == amount is checked for every decision)
     net: str | None = ANY
-    #: where the transaction was found
+    #: where the transaction was found, when not on the network it was sent on
     found_on: str | None = ANY
     also: tuple[Category, ...] | None = ANY
     reasons: frozenset[str] = frozenset()
@@ -252,12 +255,12 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "already_credited-to-another-user", usdt("ethereum", "alice", 100 * USDT6),
         C.ALREADY_CREDITED, R.NO, S.NONE, frozenset({F.CREDITED_TO_OTHER_USER}),
-        credits=(("mallory", "usdt", "100"),), reasons=frozenset({"credited_to_other_user"}),
+        amount="100", fee="0", credits=(("mallory", "usdt", "100"),), reasons=frozenset({"credited_to_other_user"}),
     ),
     Scenario(
         "already_credited-beats-wrong_network", usdt("bsc", "alice", 200 * E18),
         C.ALREADY_CREDITED, R.NO, S.NONE,
-        credits=(("alice", "USDT", "200"),), found_on="bsc", also=(C.WRONG_NETWORK,),
+        amount="200", fee="0", credits=(("alice", "USDT", "200"),), found_on="bsc", also=(C.WRONG_NETWORK,),
     ),
     # ------------------------------------------------------------------ counterfeit_token
     Scenario(
@@ -268,7 +271,7 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "counterfeit_token-beats-wrong_network", fake_usdt("bsc", "alice", 5000 * E18),
         C.COUNTERFEIT_TOKEN, R.NO, S.NONE, frozenset({F.COUNTERFEIT}),
-        found_on="bsc", also=(C.WRONG_NETWORK, C.UNLISTED_TOKEN),
+        amount="5000", fee="0", found_on="bsc", also=(C.WRONG_NETWORK, C.UNLISTED_TOKEN),
     ),
     # ------------------------------------------------------------------ wrong_network
     Scenario(
@@ -292,22 +295,22 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "wrong_network-contract-deposit-address", usdt("bsc", "carol", 200 * E18),
         C.WRONG_NETWORK, R.NO, S.NONE,
-        user="carol", amount="200", found_on="bsc", reasons=frozenset({"wrong_network"}),
+        fee="20", user="carol", amount="200", found_on="bsc", reasons=frozenset({"wrong_network"}),
     ),
     Scenario(
         "wrong_network-recovery-conditional", usdt("bsc", "alice", 200 * E18),
         C.WRONG_NETWORK, R.CONDITIONAL, S.CREDIT,
-        config=recovery_on_bsc("conditional"), credited="alice", fee="20", net="180",
+        amount="200", config=recovery_on_bsc("conditional"), credited="alice", fee="20", net="180",
     ),
     Scenario(
         "wrong_network-recovery-none", usdt("bsc", "alice", 200 * E18),
         C.WRONG_NETWORK, R.NO, S.NONE,
-        config=recovery_on_bsc("none"),
+        amount="200", fee="20", config=recovery_on_bsc("none"),
     ),
     Scenario(
         "wrong_network-expired", usdt("bsc", "alice", 200 * E18),
         C.WRONG_NETWORK, R.NO, S.NONE, frozenset({F.EXPIRED}),
-        days_later=200, reasons=frozenset({"expired"}),  # the rule's max_age_days is 180
+        amount="200", fee="20", days_later=200, reasons=frozenset({"expired"}),  # the rule's max_age_days is 180
     ),
     Scenario(
         "wrong_network-not_economical", usdt("bsc", "alice", 30 * E18),
@@ -317,7 +320,7 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "wrong_network-of-unlisted-token-is-a-refund", pepe("bsc", "alice", 1000 * E18),
         C.WRONG_NETWORK, R.CONDITIONAL, S.REFUND,
-        asset=lambda w: w.pepe["bsc"], fee=None, net=None, also=(C.UNLISTED_TOKEN,),
+        amount="1000", asset=lambda w: w.pepe["bsc"], fee=None, net=None, also=(C.UNLISTED_TOKEN,),
         reasons=frozenset({"no_price"}),
     ),
     # ------------------------------------------------------------------ unlisted_token
@@ -337,7 +340,8 @@ SCENARIOS: list[Scenario] = [
         "unlisted_token-not_economical", pepe("ethereum", "alice", 1000 * E18),
         C.UNLISTED_TOKEN, R.NO, S.NONE, frozenset({F.NOT_ECONOMICAL}),
         asset=lambda w: w.pepe["ethereum"], prices=lambda w: {("ethereum", w.pepe["ethereum"]): D("0.01")},
-        fee="1000", net="0",  # 10 USD is under the 100 USD minimum, and the 80 USD fee is capped at the amount
+        # 10 USD is under the 100 USD minimum, and the 80 USD fee is capped at the amount
+        amount="1000", fee="1000", net="0",
     ),
     # ------------------------------------------------------------------ deposit_suspended
     Scenario(
@@ -349,7 +353,7 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "deposit_suspended-network", usdt("bsc", "dave", 50 * E18),
         C.DEPOSIT_SUSPENDED, R.CONDITIONAL, S.CREDIT,
-        user="dave", network="bsc", config=lambda c: with_network(c, "bsc", deposits_enabled=False),
+        amount="50", user="dave", network="bsc", config=lambda c: with_network(c, "bsc", deposits_enabled=False),
         credited="dave", fee="0",
     ),
     # ------------------------------------------------------------------ below_minimum
@@ -387,17 +391,18 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "contested", usdt("ethereum", "alice", 100 * USDT6),
         C.UNCREDITED_VALID, R.YES, S.CREDIT, frozenset({F.CONTESTED}),
-        other_appellants=frozenset({"mallory"}), credited="alice", reasons=frozenset({"contested"}),
+        other_appellants=frozenset({"mallory"}),
+        amount="100", fee="0", credited="alice", reasons=frozenset({"contested"}),
     ),
     Scenario(
         "amount_mismatch", usdt("ethereum", "alice", 100 * USDT6),
         C.UNCREDITED_VALID, R.YES, S.CREDIT, frozenset({F.AMOUNT_MISMATCH}),
-        claimed_amount=D(150), credited="alice", amount="100", reasons=frozenset({"amount_mismatch"}),
+        fee="0", claimed_amount=D(150), credited="alice", amount="100", reasons=frozenset({"amount_mismatch"}),
     ),
     Scenario(
         "other_users_address-credits-the-owner", usdt("ethereum", "bob", 100 * USDT6),
         C.UNCREDITED_VALID, R.YES, S.CREDIT, frozenset({F.OTHER_USERS_ADDRESS}),
-        credited="bob", reasons=frozenset({"other_users_address", "address_owner"}),
+        amount="100", fee="0", credited="bob", reasons=frozenset({"other_users_address", "address_owner"}),
     ),
     Scenario(
         "multi_transfer-picks-the-appellants", multi_transfer,
@@ -430,6 +435,8 @@ class Built:
     credits: list[CreditedDeposit]
     #: scenario id -> when it is decided (mined + days_later)
     decided_at: dict[str, datetime]
+    #: scenario id -> the network its transaction was sent on
+    sent_on: dict[str, str]
     gateway_asked: dict[str, list[str]] = field(default_factory=dict)
 
     def observations(self, s: Scenario) -> dict[str, Observation]:
@@ -534,7 +541,8 @@ def built(evm_testbed: EvmTestbed) -> Built:
     base = max(mined)
     decided_at = {s.id: base + timedelta(days=s.days_later) for s in SCENARIOS}
     rows, credits = _books(world, hashes)
-    return Built(world, hashes, by_id, InMemoryRegistry(rows, credits), rows, credits, decided_at)
+    sent_on = {sid: spec.network for sid, spec in specs.items()}
+    return Built(world, hashes, by_id, InMemoryRegistry(rows, credits), rows, credits, decided_at, sent_on)
 
 
 # --------------------------------------------------------------------------- the table
@@ -555,8 +563,8 @@ def test_scenario(s: Scenario, built: Built) -> None:
         assert (d.fee.net if d.fee is not None else None) == (D(s.net) if s.net is not None else None)
     if d.fee is not None and d.fee.fee is not None:
         assert d.fee.net is not None and d.fee.fee >= 0 and d.fee.fee + d.fee.net == d.amount
-    if s.found_on is not ANY:
-        assert d.network == s.found_on
+    sent_on = built.sent_on.get(s.id)
+    assert d.network == (sent_on if s.found_on is ANY else s.found_on)
     if s.also is not ANY:
         assert d.also == s.also
     codes = {r.code for r in d.reasons}
