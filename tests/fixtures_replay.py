@@ -10,14 +10,14 @@ Tests that inject faults must clear them (``replay_server.faults.clear()``) or u
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
 from chains.replay import Faults, ReplayServer, serve_recorded
-from recovery.config import Config
+from recovery.config import Config, Network
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +47,24 @@ def replay_config(default_config: Config, replay_server: ReplayServer) -> Config
         for name, net in default_config.networks.items()
     }
     return dataclasses.replace(default_config, networks=MappingProxyType(networks))
+
+
+def network_at(base: Network, urls: Sequence[str], **extra: object) -> Network:
+    """``base`` pointed at ``urls``, with extra keys (e.g. short timeouts for fault tests)."""
+    data = base.model_dump()
+    data.update(base.model_extra or {})
+    data.update(extra)
+    data["rpc_urls"] = list(urls)
+    return Network.model_validate(data)
+
+
+#: transport settings for fault tests: fail fast, no cooldown carried between tests
+FAST: Mapping[str, object] = MappingProxyType(
+    {
+        "timeout_seconds": 0.4,
+        "connect_timeout_seconds": 0.4,
+        "retry_attempts": 2,
+        "retry_wait_max_seconds": 0.01,
+        "cooldown_seconds": 0,
+    }
+)
