@@ -10,19 +10,27 @@ configuration: nothing runs for them, and a cross-network search must be able to
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
-from collections.abc import Iterator, Mapping
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
+import requests
 from eth_utils.address import to_checksum_address
+from web3.types import TxParams, Wei
 
 from chains import devchain
 from chains.devchain import DEV_ACCOUNTS, AnvilNode, SeedTransfer
 from chains.evm import EvmAdapter
-from recovery.config import Config
+from recovery.config import Config, Network
 
 #: network name -> chain id of the local test chains
 TEST_CHAINS: Mapping[str, int] = MappingProxyType({"ethereum": 1, "bsc": 56})
@@ -72,6 +80,20 @@ class EvmTestbed:
     def mine(self, network: str, blocks: int = 1) -> None:
         devchain.mine(self.url(network), blocks)
 
+    def transact(
+        self, network: str, contract: str, address: str, function: str, *args: object,
+        sender: str = FUNDER, value: int = 0,
+    ) -> str:
+        """Call ``function`` of the deployed ``contracts/<contract>.sol`` at ``address`` in a mined
+        transaction (it must succeed); returns the transaction hash."""
+        w3 = devchain.web3_for(self.url(network))
+        handle = w3.eth.contract(address=to_checksum_address(address), abi=devchain.artifact(contract).abi)
+        params: TxParams = {"from": to_checksum_address(sender), "value": Wei(value)}
+        tx_hash = handle.functions[function](*args).transact(params)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
+        assert receipt["status"] == 1, f"{contract}.{function} failed"
+        return tx_hash.to_0x_hex()
+
 
 def _test_config(base: Config, urls: Mapping[str, str]) -> Config:
     evm_names = {n.name for n in base.networks_of_family("evm")}
@@ -103,3 +125,149 @@ def evm_testbed(default_config: Config, tmp_path_factory: pytest.TempPathFactory
     finally:
         for node in nodes.values():
             node.stop()
+
+
+# --------------------------------------------------------------------------- misbehaving nodes
+
+
+def network_variant(base: Network, *urls: str, **changes: object) -> Network:
+    """``base`` with other ``rpc_urls`` and/or other keys (validated like the TOML entry)."""
+    data = base.model_dump()
+    data.update(base.model_extra or {})
+    if urls:
+        data["rpc_urls"] = list(urls)
+    data.update(changes)
+    return Network.model_validate(data)
+
+
+def dead_url() -> str:
+    """A loopback URL where nothing listens (a node that is down)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a :class:`LocalNode` answers: a status, headers and a body (bytes, text, or JSON)."""
+
+    body: Any = b""
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request a :class:`LocalNode` received."""
+
+    at: float
+    body: Any
+
+    @property
+    def methods(self) -> list[str]:
+        calls = self.body if isinstance(self.body, list) else [self.body]
+        return [str(c.get("method")) for c in calls if isinstance(c, dict)]
+
+    @property
+    def is_batch(self) -> bool:
+        return isinstance(self.body, list)
+
+
+#: a behaviour sees the decoded request (and how many came before it); it answers, or returns None
+#: to let the request through to the upstream node
+Behaviour = Callable[[Any, int], "Reply | None"]
+
+
+class LocalNode:
+    """A real HTTP server on 127.0.0.1 (ephemeral port) in a thread, standing in for a node.
+
+    Each POST goes to ``behaviour``; when that returns None (or there is no behaviour) the body is
+    forwarded to ``upstream`` (a real anvil) and its answer returned unchanged. Every request is
+    recorded in :attr:`received` (time and decoded body).
+    """
+
+    def __init__(self, behaviour: Behaviour | None = None, upstream: str | None = None) -> None:
+        self.behaviour = behaviour
+        self.upstream = upstream
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self._session = requests.Session()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="local-node", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def methods(self) -> list[str]:
+        """Every JSON-RPC method received, in order (batches flattened)."""
+        with self._lock:
+            return [m for r in self.received for m in r.methods]
+
+    def __enter__(self) -> LocalNode:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._session.close()
+
+    def _answer(self, raw: bytes) -> tuple[int, Mapping[str, str], bytes]:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw
+        with self._lock:
+            count = len(self.received)
+            self.received.append(Received(time.monotonic(), body))
+        reply = self.behaviour(body, count) if self.behaviour is not None else None
+        if reply is not None:
+            return reply.status, reply.headers, reply.encoded()
+        if self.upstream is None:
+            return 500, {}, b"no upstream"
+        answer = self._session.post(self.upstream, data=raw, headers={"Content-Type": "application/json"}, timeout=60)
+        return answer.status_code, {}, answer.content
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        node = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between headers and body
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, headers, body = node._answer(raw)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+def rpc_error(request: Any, code: int, message: str) -> Reply:
+    """A JSON-RPC error object for every call of ``request`` (a batch gets a list)."""
+    calls = request if isinstance(request, list) else [request]
+    errors = [{"jsonrpc": "2.0", "id": c.get("id"), "error": {"code": code, "message": message}} for c in calls]
+    return Reply(errors if isinstance(request, list) else errors[0])
