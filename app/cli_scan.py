@@ -1,0 +1,170 @@
+"""``recovery scan``: look for stray deposits on every address we hold, before anyone appeals.
+
+Exit codes: 0 when the run completed (addresses whose network could not answer keep their place
+and are counted, they are not a failure of the run); 1 when it could not run (database unreachable
+or not migrated); 2 for bad options or configuration; 3 when another scanner already works on the
+(SQLite) database.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from threading import Lock
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from app.context import app_context
+from recovery import migrate
+from recovery.checking import ChainGateway
+from recovery.leases import RunnerBusy
+from recovery.scan import Scanner, ScanOptions, ScanSummary
+
+EXIT_COULD_NOT_RUN = 1
+EXIT_USAGE = 2
+EXIT_BUSY = 3
+
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = Console(soft_wrap=True, highlight=False)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(message, markup=False)
+    return typer.Exit(code)
+
+
+class PlainProgress:
+    """Progress as plain lines (not a terminal): at most one line per ``every`` seconds, plus the last."""
+
+    def __init__(self, write: Callable[[str], None], every: float = 2.0) -> None:
+        self.write = write
+        self.every = every
+        self._last = 0.0
+        self._lock = Lock()
+        self._began = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if done < total and now - self._last < self.every:
+                return
+            self._last = now
+            self.write(f"scan: {done}/{total} addresses ({now - self._began:.1f}s)")
+
+
+def scan(
+    network: Annotated[str | None, typer.Option(help="Only look on this network (where deposits land).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Scan at most this many (network, address) pairs; "
+                                                          "the next run continues with the others.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Threads scanning addresses.")] = 4,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="(network, address) pairs leased together.")] = 50,
+    chunk_blocks: Annotated[int, typer.Option(min=1, help="Blocks per look-up; progress is saved after each.")] = 5000,
+    from_block: Annotated[int | None, typer.Option(min=0, help="Where an address never scanned starts (default: "
+                                                               "the network's scan_start_block, else 0).")] = None,
+    lease_seconds: Annotated[
+        float, typer.Option(min=5.0, help="How long a lease holds if its scanner hangs (a killed scanner's lease "
+                                          "is taken over at once).")
+    ] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
+) -> None:
+    """Find deposits that reached our addresses and were not credited (wrong network, unlisted
+    token, below minimum, memo mistakes, ...) and open a case for each, as the system, before the
+    user appeals. Counterfeit and dust transfers are recorded, not opened. Continues where the last
+    run stopped; safe to run as several processes on PostgreSQL."""
+    context = app_context()
+    config = context.config  # an invalid configuration is reported by the CLI group (exit 2)
+    if network is not None and network not in config.networks:
+        raise _fail(f"error: --network: unknown network {network!r} (known: {', '.join(sorted(config.networks))})",
+                    EXIT_USAGE)
+    try:
+        db = context.db
+        current = migrate.current_revision(db)
+    except OperationalError as exc:
+        raise _fail(f"error: cannot reach the database: {exc.orig}", EXIT_COULD_NOT_RUN) from None
+    head = migrate.head_revision()
+    if current != head:
+        raise _fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
+                    EXIT_COULD_NOT_RUN)
+    options = ScanOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
+                          chunk_blocks=chunk_blocks, from_block=from_block, lease_seconds=lease_seconds)
+    try:
+        scanner = Scanner(context.cases, ChainGateway(config), options)
+    except ValueError as exc:
+        raise _fail(f"error: {exc}", EXIT_USAGE) from None
+    try:
+        summary = _run(scanner, show_bar=err.is_terminal and not as_json)
+    except RunnerBusy as exc:
+        raise _fail(f"error: {exc}", EXIT_BUSY) from None
+    except (OperationalError, ProgrammingError) as exc:
+        raise _fail(f"error: the database failed during the run: {exc.orig}", EXIT_COULD_NOT_RUN) from None
+    finally:
+        context.db.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(summary_json(summary, options), indent=2) + "\n")
+    else:
+        print_summary(summary)
+
+
+def _run(scanner: Scanner, *, show_bar: bool) -> ScanSummary:
+    if not show_bar:
+        return scanner.run(PlainProgress(lambda line: err.print(line, markup=False)))
+    columns = (TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("addresses"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("scan", total=None)
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = scanner.run(show)
+        bar.update(task, completed=summary.units, total=summary.units)
+        return summary
+
+
+def summary_json(summary: ScanSummary, options: ScanOptions) -> dict[str, Any]:
+    data = summary.to_json()
+    data["error_count"] = len(summary.errors)
+    data["options"] = {"network": options.network, "limit": options.limit, "workers": options.workers,
+                       "batch_size": options.batch_size, "chunk_blocks": options.chunk_blocks,
+                       "from_block": options.from_block}
+    return data
+
+
+def print_summary(summary: ScanSummary) -> None:
+    data = summary.to_json()
+    out.print(
+        f"scanned {summary.scanned} address(es) on their networks in {summary.elapsed:.1f}s "
+        f"({summary.up_to_date} already up to date, {summary.blocks} block(s), {summary.transfers} incoming "
+        f"transfer(s)): {summary.opened} case(s) opened, {summary.appealed} already appealed, "
+        f"{summary.dust} dust and {summary.counterfeit} counterfeit recorded, {summary.ignored} ignored, "
+        f"{summary.credited} credited",
+        markup=False,
+    )
+    if summary.categories:
+        table = Table(title="opened")
+        table.add_column("category")
+        table.add_column("cases", justify="right")
+        for name, count in data["categories"].items():
+            table.add_row(name, str(count))
+        out.print(table)
+    for name, count in data["unavailable_networks"].items():
+        out.print(f"network {name} did not answer: {count} address(es) keep their place, try again later",
+                  markup=False)
+    for name, count in data["unsupported"].items():
+        out.print(f"network {name}: no chain adapter for its family yet: {count} address(es) not scanned",
+                  markup=False)
+    for line in summary.errors[:20]:
+        out.print(f"error: {line}", markup=False)
+    if len(summary.errors) > 20:
+        out.print(f"... and {len(summary.errors) - 20} more error(s) (see --json)", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``recovery scan`` on the main CLI."""
+    app.command("scan")(scan)
