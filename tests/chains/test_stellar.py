@@ -1,0 +1,205 @@
+"""Stellar adapter: every recorded Horizon answer in ``stellar/`` decoded and checked against what
+SOURCES.md says it shows, then the adapter over HTTP against the replay server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stellar_sdk import MuxedAccount
+
+from chains.base import AssetKind, ChainUnavailable, InvalidChainInput, TxStatus
+from chains.replay import ReplayServer
+from chains.stellar import (
+    STROOP_DECIMALS,
+    StellarAdapter,
+    decode_transaction,
+    ledger_of_paging_token,
+    parse_payments_page,
+)
+from chains.transport import UnusableAnswer
+from recovery.config import Config, Network
+
+pytestmark = pytest.mark.fixtures
+
+PUBNET_XLM = "dbc69dff72e4ca7ddf47311e12da09ac5952c777d19855f95f13b0ec624f8baf"
+TEXT_MEMO = "cb9a25394acb6fe0d1d9bdea5afc01cafe2c6fde59a96ddceb2564a65780a81f"
+CREDIT12 = "85b0084a82a055dc1b3c9312277c97b13baca5377d23d4b4fde36c01467edf9c"
+PAYMENTS_TX = "622d566df3ee61848be3c3211f614310082f4a09c959cbee7be6990b0dccdba8"
+GAME_COIN = "nCntGameCoin:GDLMDXI6EVVUIXWRU4S2YVZRMELHUEX3WKOX6XFW77QQC6KZJ4CZ7NRB"
+PAYMENT_RECEIVER = "GAWHFIIG2LTBO4Q5ZCTMPGYVV3FSQE4TCXPFTL44V5BN5FLR3GRGJB5G"
+PAYMENT_SENDER = "GCEDON5M2HFQ5P5MVWYGKH3K4S3ZKQFZ5AYLWNXPSGVOHLJUXQRYL35Z"
+#: the highest recorded ledger (transaction dbc69dff…), which the replay's GET / reports
+HEAD = 58575576
+
+
+def muxed(account: str, muxed_id: int) -> str:
+    address = MuxedAccount(account, muxed_id).account_muxed
+    assert address is not None
+    return address
+
+
+def load(fixtures_dir: Path, name: str) -> Any:
+    return json.loads((fixtures_dir / "stellar" / name).read_bytes())
+
+
+# --------------------------------------------------------------------------------------------------
+# the recordings, decoded directly
+
+
+def test_pubnet_native_payment_without_memo(fixtures_dir: Path) -> None:
+    obs = decode_transaction("stellar", load(fixtures_dir, "transaction_success_memo_none.json"), HEAD)
+    assert obs.tx_hash == PUBNET_XLM and obs.status is TxStatus.SUCCESS
+    assert obs.block_number == HEAD and obs.confirmations == 1 and obs.fee == 100
+    assert obs.memo is None and obs.details["memo_type"] == "none"
+    (t,) = obs.transfers
+    assert t.kind is AssetKind.NATIVE and t.contract is None
+    assert t.sender == "GAN2JTIWVKGZIDN5R2AFYLUV4IUXLBG3MQA3R5ECIIM5RUYT74Y3LDOP"
+    assert t.recipient == "GDMP73OGYG7RFR4AHAIFF3B5X3HJ6HP7PJURS5SHMYOYPSLKD3VYVTPF"
+    assert t.amount == 100_000  # 0.01 XLM in stroops
+
+
+def test_text_memo_self_payment_2019_schema(fixtures_dir: Path) -> None:
+    obs = decode_transaction("stellar", load(fixtures_dir, "transaction_memo_text_testnet_docs.json"), HEAD)
+    assert obs.tx_hash == TEXT_MEMO and obs.status is TxStatus.SUCCESS
+    assert obs.memo == "afsdfas" and obs.details["memo_type"] == "text"
+    assert obs.fee == 100  # fee_paid: the schema has no fee_charged
+    (t,) = obs.transfers
+    assert t.sender == t.recipient == "GCDLRUXOD6KA53G5ILL435TZAISNLPS4EKIHSOVY3MVD3DVJ333NO4DT"
+    assert t.amount == 500 * 10**STROOP_DECIMALS and t.kind is AssetKind.NATIVE
+    assert obs.confirmations == HEAD - 2352988 + 1
+
+
+def test_credit_asset_2018_schema_without_successful(fixtures_dir: Path) -> None:
+    body = load(fixtures_dir, "transaction_memo_none_testnet_docs.json")
+    assert "successful" not in body  # success is read from result_xdr
+    obs = decode_transaction("stellar", body, HEAD)
+    assert obs.tx_hash == CREDIT12 and obs.status is TxStatus.SUCCESS and obs.memo is None
+    (t,) = obs.transfers
+    assert t.kind is AssetKind.TOKEN and t.contract == GAME_COIN and t.symbol == "nCntGameCoin"
+    assert t.decimals == 7 and t.amount == 10**7
+    assert t.recipient == "GB4OMVGHXSZRVT6KTXV22LPWIVYZES7B43RQ3P54BKIH3U36GOPS645Y"
+
+
+def test_payments_page_of_a_transaction(fixtures_dir: Path) -> None:
+    (record,) = parse_payments_page(load(fixtures_dir, "payments_for_transaction_credit_alphanum12_testnet_docs.json"))
+    assert record.tx_hash == PAYMENTS_TX and record.ledger == ledger_of_paging_token("43456504870744065") == 10118006
+    assert record.successful is None  # the old schema has no transaction_successful
+    t = record.transfer
+    assert t is not None and (t.sender, t.recipient) == (PAYMENT_SENDER, PAYMENT_RECEIVER)
+    assert (t.contract, t.amount, t.index) == (GAME_COIN, 10**7, 0)
+
+
+def test_an_answer_contradicting_its_result_xdr_is_unusable(fixtures_dir: Path) -> None:
+    body = load(fixtures_dir, "transaction_success_memo_none.json")
+    with pytest.raises(UnusableAnswer, match="disagrees"):
+        decode_transaction("stellar", {**body, "successful": False}, HEAD)
+    with pytest.raises(UnusableAnswer):
+        decode_transaction("stellar", {**body, "envelope_xdr": "AAAA"}, HEAD)
+
+
+# --------------------------------------------------------------------------------------------------
+# over HTTP
+
+
+def network_at(base: Network, *urls: str, **extra: Any) -> Network:
+    data = base.model_dump()
+    data.update(base.model_extra or {})
+    data.update(rpc_urls=list(urls), timeout_seconds=0.5, connect_timeout_seconds=0.5, retry_attempts=1,
+                retry_wait_max_seconds=0.01, cooldown_seconds=0)
+    data.update(extra)
+    return Network.model_validate(data)
+
+
+@pytest.fixture
+def adapter(replay_config: Config) -> StellarAdapter:
+    return StellarAdapter(replay_config.networks["stellar"])
+
+
+def test_lookup_every_recorded_transaction(adapter: StellarAdapter) -> None:
+    unknown = "ab" * 32
+    observed = adapter.lookup_many([PUBNET_XLM.upper(), TEXT_MEMO, CREDIT12, unknown])
+    assert observed[PUBNET_XLM.upper()].tx_hash == PUBNET_XLM
+    assert observed[PUBNET_XLM.upper()].confirmations == 1
+    assert observed[TEXT_MEMO].memo == "afsdfas"
+    assert observed[CREDIT12].transfers[0].contract == GAME_COIN
+    assert observed[unknown].status is TxStatus.NOT_FOUND
+
+
+def test_payments_of_a_transaction_over_http(adapter: StellarAdapter) -> None:
+    records = adapter.payments(PAYMENTS_TX)
+    assert records is not None and [r.transfer.recipient for r in records if r.transfer] == [PAYMENT_RECEIVER]
+    assert adapter.payments("ab" * 32) is None
+    with pytest.raises(ChainUnavailable):  # recorded transaction, unrecorded payments page: 501
+        adapter.payments(PUBNET_XLM)
+
+
+def test_incoming_reads_account_payments(adapter: StellarAdapter) -> None:
+    # the one recorded payment record lands in ledger 10118006; ranges that exclude it are empty
+    assert adapter.incoming(PAYMENT_RECEIVER, 10118007) == []
+    assert adapter.incoming(PAYMENT_RECEIVER, 0, 10118005) == []
+    # the account only sent: nothing incoming
+    assert adapter.incoming(PAYMENT_SENDER, 0) == []
+    # an account Horizon does not know (404) received nothing
+    assert adapter.incoming("GAAZI4TCR3TY5OJHCTJC2A4QSY6CJWJH5IAJTGKIN2ER7LBNVKOCCWN7", 0) == []
+
+
+def test_incoming_never_reports_a_listed_payment_without_its_transaction(adapter: StellarAdapter) -> None:
+    """The recorded record's transaction (622d…) was never recorded, so Horizon-as-replayed lists a
+    payment it cannot show: an inconsistent node, which is 'try again later', never 'nothing'."""
+    with pytest.raises(ChainUnavailable, match="does not find the transaction"):
+        adapter.incoming(PAYMENT_RECEIVER, 0)
+    with pytest.raises(ChainUnavailable):  # a muxed address reads its base account's history
+        adapter.incoming(muxed(PAYMENT_RECEIVER, 42), 0)
+
+
+def test_an_account_only_recorded_transactions_mention_is_not_answered_as_empty(adapter: StellarAdapter) -> None:
+    with pytest.raises(ChainUnavailable):
+        adapter.incoming("GDMP73OGYG7RFR4AHAIFF3B5X3HJ6HP7PJURS5SHMYOYPSLKD3VYVTPF", 0)
+
+
+def test_muxed_addresses_resolve_to_account_and_id(adapter: StellarAdapter) -> None:
+    address = muxed(PAYMENT_RECEIVER, 2**64 - 1)
+    assert adapter.is_address(address) and adapter.normalize_address(address) == address
+    assert adapter.split_address(address) == (PAYMENT_RECEIVER, 2**64 - 1)
+    assert adapter.split_address(PAYMENT_RECEIVER) == (PAYMENT_RECEIVER, None)
+    with pytest.raises(InvalidChainInput):
+        adapter.split_address(PAYMENT_RECEIVER.lower())
+
+
+@pytest.mark.parametrize("bad", ["", "0x" + "ab" * 32, "ab" * 33, "gg" * 32])
+def test_invalid_hashes_are_refused_before_any_request(
+    adapter: StellarAdapter, replay_server: ReplayServer, bad: str
+) -> None:
+    before = replay_server.requests["stellar"]
+    with pytest.raises(InvalidChainInput) as caught:
+        adapter.lookup_many([PUBNET_XLM, bad])
+    assert caught.value.field == "tx_hash"
+    assert replay_server.requests["stellar"] == before
+
+
+@pytest.mark.parametrize("kind", ["429", "503", "timeout", "truncated", "garbage", "empty", "reset"])
+def test_faults_are_unavailable_never_not_found(replay_config: Config, replay_server: ReplayServer,
+                                                 replay_faults: Any, kind: str) -> None:
+    adapter = StellarAdapter(network_at(replay_config.networks["stellar"], replay_server.url_for("stellar")))
+    replay_faults.inject("stellar", kind, count=1)
+    if kind == "truncated":  # the 404 status line arrives intact: Horizon said "not found"
+        assert adapter.lookup("ab" * 32).status is TxStatus.NOT_FOUND
+    else:
+        with pytest.raises(ChainUnavailable):
+            adapter.lookup("ab" * 32)
+    replay_faults.inject("stellar", kind, count=1)
+    with pytest.raises(ChainUnavailable):
+        adapter.lookup(PUBNET_XLM)
+    assert adapter.lookup(PUBNET_XLM).status is TxStatus.SUCCESS
+
+
+def test_failover_to_the_second_url(replay_config: Config, replay_server: ReplayServer) -> None:
+    adapter = StellarAdapter(
+        network_at(replay_config.networks["stellar"], "http://127.0.0.1:9/stellar", replay_server.url_for("stellar"))
+    )
+    assert adapter.lookup(TEXT_MEMO).memo == "afsdfas"
+    first, second = adapter.transport.state()
+    assert first.failures >= 1 and second.failures == 0
