@@ -69,13 +69,20 @@ class PgCluster:
             root.chmod(0o755)
         cluster._run(str(bindir / "initdb"), "-D", str(cluster.data_dir), "-A", "trust", "-U", "postgres",
                      "-E", "UTF8", "--no-sync", "--locale=C")
+        cluster.start_server()
+        return cluster
+
+    def start_server(self) -> None:
         options = (
-            f"-k {cluster.socket_dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
+            f"-k {self.socket_dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
             "-c full_page_writes=off -c max_connections=200"
         )
-        cluster._run(str(bindir / "pg_ctl"), "-D", str(cluster.data_dir), "-o", options,
-                     "-l", str(root / "server.log"), "-w", "-t", "60", "start")
-        return cluster
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-o", options,
+                  "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
+
+    def stop_server(self) -> None:
+        """Stop the server, keeping its data (a database outage in a test)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         try:
