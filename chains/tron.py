@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import base58
+import requests
 
 from chains import addresses
 from chains.base import (
@@ -44,7 +45,7 @@ from chains.base import (
     Transfer,
     TxStatus,
 )
-from chains.transport import Transport, UnusableAnswer
+from chains.transport import Transport, TransportOptions, UnusableAnswer
 from recovery.config import Network
 
 __all__ = [
@@ -75,12 +76,34 @@ class _Malformed(UnusableAnswer):
 
 
 class RestTransport(Transport):
-    """:class:`Transport` for REST families, with the failing URL mapped back to its base URL.
+    """:class:`Transport` for REST families (TRON, Esplora, Cosmos LCD), with two additions:
 
-    Workaround: ``Transport.get_json``/``post_json`` report a failure under the joined URL
-    (``<base>/<path>``), which ``Transport._mark_bad`` does not know (``KeyError`` instead of a
-    failover). Remove once ``chains/transport.py`` raises its failures with the base URL.
+    - :meth:`last_response`: the HTTP response this thread received last, so that a ``validate``
+      hook can tell the API's real "not found" answer (whose body ``get_json(not_found=...)``
+      drops) from any other 404, such as a wrong base URL or a proxy's error page.
+    - Workaround: ``Transport.get_json``/``post_json`` report a failure under the joined URL
+      (``<base>/<path>``), which ``Transport._mark_bad`` does not know (``KeyError`` instead of a
+      failover); it is mapped back to its base URL here. Remove once ``chains/transport.py``
+      raises its failures with the base URL.
     """
+
+    def _session(self) -> requests.Session:
+        session = super()._session()
+        if not getattr(session, "_keeps_last_response", False):
+            local = self._local
+
+            def keep(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+                local.last_response = response
+                return response
+
+            session.hooks["response"].append(keep)
+            session._keeps_last_response = True  # type: ignore[attr-defined]
+        return session
+
+    def last_response(self) -> requests.Response | None:
+        """The last HTTP response received by the calling thread (None before any)."""
+        response: requests.Response | None = getattr(self._local, "last_response", None)
+        return response
 
     def _mark_bad(self, failure: Exception) -> None:
         url = getattr(failure, "url", None)
@@ -184,7 +207,7 @@ class TronAdapter:
 
     family: Final = "tron"
 
-    def __init__(self, network: Network, *, transport: Transport | None = None) -> None:
+    def __init__(self, network: Network, *, transport: RestTransport | None = None) -> None:
         if network.family != "tron":
             raise ValueError(f"network {network.name} is a {network.family} network, not tron")
         self.network = network
@@ -193,7 +216,9 @@ class TronAdapter:
         self.concurrency = _positive(extra, "lookup_concurrency", 4, network.name)
         key = extra.get("api_key")
         headers = {"TRON-PRO-API-KEY": str(key)} if key else None
-        self.transport = transport or RestTransport.for_network(network, headers=headers)
+        self.transport = transport or RestTransport(
+            network.name, network.rpc_urls, TransportOptions.from_network(network), headers=headers
+        )
 
     def __repr__(self) -> str:
         return f"TronAdapter({self.network.name!r})"
