@@ -540,19 +540,23 @@ class EvmAdapter:
 
     def incoming(self, address: str, since: int, until: int | None = None) -> list[Observation]:
         """Transactions that delivered value to ``address`` in blocks ``since..until`` (inclusive;
-        ``until`` defaults to the latest block), oldest first, each with all its transfers.
+        ``until`` defaults to the latest block, and blocks above the latest are not searched yet:
+        a range wholly above it finds nothing), oldest first, each with all its transfers.
 
         Tokens: ``eth_getLogs`` on the Transfer topic with the address as third topic, chunked by
         block range (a range the node refuses is halved). Native coin: ``trace_filter`` (top-level
         and internal transfers) where the node has it, else a scan of the blocks' transactions
         (top-level only) for ranges up to ``native_scan_max_blocks``.
         """
-        target = self.normalize_address(address)
+        target = addresses.normalize_address("evm", address, field="address")
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             raise InvalidChainInput("since", "must be a block number (an integer >= 0)")
-        last = self._latest_number() if until is None else until
-        if isinstance(last, bool) or not isinstance(last, int) or last < since:
+        if until is not None and (isinstance(until, bool) or not isinstance(until, int) or until < since):
             raise InvalidChainInput("until", f"must be a block number >= since ({since})")
+        latest = self._latest_number()
+        last = latest if until is None else min(until, latest)
+        if last < since:
+            return []
         hashes: dict[str, None] = {}
         topic = "0x" + "0" * 24 + target[2:].lower()
         for entry in self._logs(since, last, [TRANSFER_TOPIC, None, topic]):
