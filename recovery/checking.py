@@ -9,21 +9,25 @@ found elsewhere: an outage is never reported as "transaction not found".
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from functools import lru_cache
 from threading import Lock
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from chains import addresses
 from chains.base import ChainAdapter, ChainUnavailable, Observation
 from chains.registry import UnsupportedFamily, adapter_for
 from recovery.config import Config, Network
-from recovery.errors import Conflict, InvalidTransition
-from recovery.models import Case, ChainObservation
+from recovery.models import Case
+from recovery.models import CreditedDeposit as CreditedRow
+from recovery.models import DepositAddress as AddressRow
+from recovery.registry import CreditedDeposit, DepositAddress
 from recovery.rules import Appeal, Decision, classify
-from recovery.services import SYSTEM, Actor, CaseService
+from recovery.services import SYSTEM, Actor, CaseService, ChainUpdate
 from recovery.sql_registry import SqlRegistry
 
 Key = tuple[str, str]  # (claimed network, tx hash)
@@ -134,6 +138,82 @@ class CheckOutcome:
     reorg: bool = False
 
 
+class BatchRegistry:
+    """The rules engine's registry for a batch of cases: the deposit addresses of every recipient and
+    the credits of every transaction in the batch are read in two queries up front; anything else
+    is asked of an :class:`SqlRegistry` on the same session (same answers, one query per question)."""
+
+    def __init__(
+        self, session: Session, config: Config, evidence: Iterable[ChainEvidence],
+        addresses_too: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.config = config
+        self._fallback = SqlRegistry(session, config)
+        found = [o for e in evidence for o in e.observations.values() if o.found]
+        asked = [(o.network, t.recipient) for o in found for t in o.transfers] + list(addresses_too)
+        wanted = {self._normalized(other, address) for network, address in asked for other in self._family_of(network)}
+        self._asked_addresses = wanted
+        self._rows: dict[tuple[str, str], list[DepositAddress]] = defaultdict(list)
+        if wanted:
+            for row in session.exec(select(AddressRow).where(col(AddressRow.address).in_(wanted))).all():
+                self._rows[(row.network, row.address)].append(DepositAddress(
+                    user_id=row.user_id, network=row.network, address=row.address, memo=row.memo or None,
+                    kind="contract" if row.kind == "contract" else "eoa",
+                ))
+        hashes = {v for o in found for v in _hash_variants(o.tx_hash)}
+        self._asked_hashes = hashes
+        self._credits: dict[str, list[CreditedRow]] = defaultdict(list)
+        if hashes:
+            for credit in session.exec(select(CreditedRow).where(col(CreditedRow.tx_hash).in_(hashes))).all():
+                self._credits[credit.tx_hash].append(credit)
+
+    def _family_of(self, network: str) -> list[str]:
+        net = self.config.networks.get(network)
+        return [n.name for n in self.config.networks_of_family(net.family)] if net is not None else [network]
+
+    def _normalized(self, network: str, address: str) -> str:
+        net = self.config.networks.get(network)
+        return _normalized_address(net.family, address) if net is not None else address.strip()
+
+    def addresses_at(self, network: str, address: str) -> Sequence[DepositAddress]:
+        normalized = self._normalized(network, address)
+        if normalized not in self._asked_addresses:
+            return self._fallback.addresses_at(network, address)
+        return self._rows.get((network, normalized), [])
+
+    def is_shared(self, network: str, address: str) -> bool:
+        rows = self.addresses_at(network, address)
+        if any(row.memo for row in rows):
+            return True
+        net = self.config.networks.get(network)
+        return bool(net is not None and net.memo_required and rows)
+
+    def credited(self, network: str, tx_hash: str) -> Sequence[CreditedDeposit]:
+        variants = _hash_variants(tx_hash)
+        if not variants <= self._asked_hashes:
+            return self._fallback.credited(network, tx_hash)
+        return [
+            CreditedDeposit(network=r.network, tx_hash=r.tx_hash, user_id=r.user_id, asset=r.asset, amount=r.amount)
+            for variant in sorted(variants) for r in self._credits.get(variant, ()) if r.network == network
+        ]
+
+
+@lru_cache(maxsize=65536)
+def _normalized_address(family: str, address: str) -> str:
+    """An address in its stored form (as :class:`SqlRegistry` normalizes it); checksumming is costly."""
+    if addresses.is_address(family, address):
+        return addresses.normalize_address(family, address)
+    return address.strip()
+
+
+def _hash_variants(tx_hash: str) -> set[str]:
+    """The spellings of a hash that :class:`SqlRegistry` matches stored credits against."""
+    variants = {tx_hash, tx_hash.lower(), tx_hash.upper()}
+    if tx_hash.startswith("0x"):
+        variants.add("0x" + tx_hash[2:].lower())
+    return variants
+
+
 class CaseChecker:
     """Looks cases up on the chains, classifies them, and applies the result through the service."""
 
@@ -163,69 +243,74 @@ class CaseChecker:
                 }
             finally:
                 pool.shutdown(wait=False)
-        return [self._apply(case, evidence[(case.network, case.tx_hash)], actor) for case in cases]
+        return self.apply_many(cases, evidence, actor)
 
     def decide(self, case: Case, evidence: ChainEvidence) -> Decision | None:
         """The rules engine's decision for a case on this evidence (None when inconclusive). No writes."""
-        if not evidence.conclusive:
-            return None
+        return self.decide_many([case], {(case.network, case.tx_hash): evidence})[0]
+
+    def decide_many(self, cases: Sequence[Case], evidence: Mapping[Key, ChainEvidence]) -> list[Decision | None]:
+        """Decisions for many cases (None where inconclusive), reading the database in a few queries."""
+        conclusive = [c for c in cases if evidence[(c.network, c.tx_hash)].conclusive]
+        if not conclusive:
+            return [None] * len(cases)
+        now = self.service.clock()
+        decided: dict[int, Decision] = {}
         with self.service.db.read() as session:
-            others = session.exec(
-                select(Case.user_id).where(
-                    Case.network == case.network, Case.tx_hash == case.tx_hash, Case.id != case.id
+            appellants: dict[Key, list[tuple[int | None, str]]] = defaultdict(list)
+            for case_id, network, tx_hash, user_id in session.exec(
+                select(Case.id, Case.network, Case.tx_hash, Case.user_id).where(
+                    col(Case.tx_hash).in_({c.tx_hash for c in conclusive})
                 )
-            ).all()
-            appeal = Appeal(
-                user_id=case.user_id,
-                network=case.network,
-                tx_hash=case.tx_hash,
-                asset=case.asset,
-                deposit_address=case.deposit_address,
-                memo=case.memo,
-                claimed_amount=case.claimed_amount,
-                submitted_at=case.created_at,
-                other_appellants=frozenset(others),
-            )
-            return classify(
-                appeal, evidence.observations, SqlRegistry(session, self.config), self.config, self.service.clock()
-            )
+            ).all():
+                appellants[(network, tx_hash)].append((case_id, user_id))
+            registry = BatchRegistry(session, self.config, [evidence[(c.network, c.tx_hash)] for c in conclusive],
+                                     [(c.network, c.deposit_address) for c in conclusive])
+            for case in conclusive:
+                others = {user for case_id, user in appellants[(case.network, case.tx_hash)] if case_id != case.id}
+                appeal = Appeal(
+                    user_id=case.user_id,
+                    network=case.network,
+                    tx_hash=case.tx_hash,
+                    asset=case.asset,
+                    deposit_address=case.deposit_address,
+                    memo=case.memo,
+                    claimed_amount=case.claimed_amount,
+                    submitted_at=case.created_at,
+                    other_appellants=frozenset(others),
+                )
+                decided[id(case)] = classify(
+                    appeal, evidence[(case.network, case.tx_hash)].observations, registry, self.config, now
+                )
+        return [decided.get(id(case)) for case in cases]
 
     def apply(self, case: Case, evidence: ChainEvidence, actor: Actor = SYSTEM) -> CheckOutcome:
         """Decide and record through the service layer; a concurrent change is reported, not raised."""
-        return self._apply(case, evidence, actor)
+        return self.apply_many([case], {(case.network, case.tx_hash): evidence}, actor)[0]
 
-    def _apply(self, case: Case, evidence: ChainEvidence, actor: Actor) -> CheckOutcome:
-        reference = case.reference or ""
-        decision = self.decide(case, evidence)
-        stored = self._stored_blocks(evidence)
-        # Found answers are stored; a "not found" is stored only where the transaction used to sit
-        # in a block: it vanished in a reorganization, and the stored evidence must say so.
-        observations = {
-            n: o for n, o in evidence.observations.items() if o.found or stored.get(n) is not None
-        }
-        reorg = any(stored.get(n) is not None and o.block_hash != stored[n] for n, o in observations.items())
-        try:
-            updated, changed = self.service.apply_decision(
-                reference, decision, actor, expected_version=case.version,
-                observations=observations,
-                unavailable=evidence.unavailable,
-            )
-        except (Conflict, InvalidTransition) as exc:
-            return CheckOutcome(reference, case.status, case.status, case.category, False, evidence.conclusive,
-                                error=str(exc))
-        return CheckOutcome(reference, case.status, updated.status, updated.category, changed, evidence.conclusive,
-                            reorg=reorg)
-
-    def _stored_blocks(self, evidence: ChainEvidence) -> dict[str, str | None]:
-        """The block hash stored for this transaction on each network that answered now."""
-        if not evidence.observations:
-            return {}
-        wanted = {(o.network, o.tx_hash) for o in evidence.observations.values()}
-        with self.service.db.read() as session:
-            rows = session.exec(
-                select(ChainObservation.network, ChainObservation.tx_hash, ChainObservation.block_hash).where(
-                    col(ChainObservation.tx_hash).in_({h for _, h in wanted}),
-                    col(ChainObservation.network).in_({n for n, _ in wanted}),
-                )
-            ).all()
-        return {str(network): block for network, tx_hash, block in rows if (network, tx_hash) in wanted}
+    def apply_many(
+        self, cases: Sequence[Case], evidence: Mapping[Key, ChainEvidence], actor: Actor = SYSTEM
+    ) -> list[CheckOutcome]:
+        """Decide many cases and record them in one service transaction; per-case conflicts are
+        reported in the outcomes (that case untouched), never raised."""
+        if not cases:
+            return []
+        decisions = self.decide_many(cases, evidence)
+        updates = []
+        for case, decision in zip(cases, decisions, strict=True):
+            found = evidence[(case.network, case.tx_hash)]
+            # every answer goes to the service: it keeps the found ones, and a "not found" only where
+            # the transaction used to sit in a block (it vanished in a reorganization)
+            updates.append(ChainUpdate(case.reference or "", decision, case.version, dict(found.observations),
+                                       dict(found.unavailable)))
+        applied = self.service.apply_decisions(updates, actor)
+        outcomes = []
+        for case, result in zip(cases, applied, strict=True):
+            conclusive = evidence[(case.network, case.tx_hash)].conclusive
+            if result.error is not None or result.case is None:
+                outcomes.append(CheckOutcome(result.reference, case.status, case.status, case.category, False,
+                                             conclusive, error=str(result.error)))
+            else:
+                outcomes.append(CheckOutcome(result.reference, case.status, result.case.status, result.case.category,
+                                             result.changed, conclusive, reorg=bool(result.reorgs)))
+        return outcomes

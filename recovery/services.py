@@ -8,25 +8,33 @@ audit event. The API, the CLI and the workbench all call these functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func
+from sqlalchemy import Table, func, insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from chains.base import Observation
 from recovery import audit
 from recovery.config import Config
 from recovery.db import Database
 from recovery.dbtypes import utcnow
-from recovery.errors import Conflict, FieldError, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from recovery.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    ServiceError,
+    ValidationFailed,
+)
 from recovery.intake import AppealDraft
 from recovery.lifecycle import ACTIONS
-from recovery.models import Case, CaseEvent, ChainObservation, ObservedTransfer
+from recovery.models import AuditHead, Case, CaseEvent, ChainObservation, ObservedTransfer
 from recovery.rules import Decision
 from recovery.vocabulary import CaseStatus, Category, Flag, Origin, Resolution, Role
 
@@ -79,6 +87,41 @@ class CaseFilter:
     origin: str | None = None
 
 
+@dataclass(frozen=True)
+class PendingEvent:
+    """An audit event to append (see :func:`append_events`)."""
+
+    case_id: int
+    actor: Actor
+    action: str
+    from_status: str | None
+    to_status: str | None
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ChainUpdate:
+    """What the chains say about one case, for :meth:`CaseService.apply_decisions`."""
+
+    reference: str
+    decision: Decision | None
+    expected_version: int
+    observations: Mapping[str, Observation] = field(default_factory=dict)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChainApplied:
+    """The result for one :class:`ChainUpdate`: the case after it, or the error that left it untouched."""
+
+    reference: str
+    case: Case | None
+    changed: bool
+    error: ServiceError | None = None
+    #: the transaction moved to another block (or out of its block) since the last check
+    reorgs: tuple[dict[str, Any], ...] = ()
+
+
 #: categories that mean "ask the chain again later" rather than a verdict
 PENDING_CATEGORIES = frozenset({Category.TX_NOT_FOUND, Category.AWAITING_CONFIRMATIONS})
 
@@ -105,63 +148,157 @@ def decision_signature(data: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+ObservationKey = tuple[str, str]  # (network, normalized tx hash)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model: multi-row inserts through it skip the ORM's per-object work."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
 def record_observations(session: Session, observations: Iterable[Observation], now: datetime) -> list[dict[str, Any]]:
     """Upsert the latest observation per (network, tx) and its transfers; return the reorgs seen.
 
     A reorg is a transaction whose stored block hash differs from the new one (or that vanished
     from a block it was in): the block it was in has been replaced.
     """
-    reorgs: list[dict[str, Any]] = []
-    for obs in observations:
-        stored = session.exec(
+    return [r for found in record_observations_many(session, observations, now).values() for r in found]
+
+
+def record_observations_many(
+    session: Session, observations: Iterable[Observation], now: datetime
+) -> dict[ObservationKey, list[dict[str, Any]]]:
+    """:func:`record_observations` for many transactions in a constant number of queries.
+
+    Returns the reorgs per (network, tx hash). A "not found" answer is stored only where the
+    transaction used to sit in a block (it vanished: a reorg); elsewhere "not found" is no evidence.
+    """
+    latest = {(o.network, o.tx_hash): o for o in observations}
+    if not latest:
+        return {}
+    stored = {
+        (row.network, row.tx_hash): row
+        for row in session.exec(
             select(ChainObservation).where(
-                ChainObservation.network == obs.network, ChainObservation.tx_hash == obs.tx_hash
+                col(ChainObservation.tx_hash).in_({h for _, h in latest}),
+                col(ChainObservation.network).in_({n for n, _ in latest}),
             )
-        ).first()
-        if stored is not None and stored.block_hash and stored.block_hash != obs.block_hash:
-            reorgs.append({"network": obs.network, "tx_hash": obs.tx_hash, "old_block_hash": stored.block_hash,
-                           "new_block_hash": obs.block_hash, "old_block": stored.block_number,
-                           "new_block": obs.block_number})
-        if stored is not None and (stored.status, stored.block_hash, stored.confirmations) == (
+        ).all()
+    }
+    reorgs: dict[ObservationKey, list[dict[str, Any]]] = {}
+    changed: list[tuple[ObservationKey, Observation, ChainObservation | None]] = []
+    for key, obs in latest.items():
+        row = stored.get(key)
+        if not obs.found and (row is None or not row.block_hash):
+            continue
+        if row is not None and row.block_hash and row.block_hash != obs.block_hash:
+            reorgs[key] = [{"network": obs.network, "tx_hash": obs.tx_hash, "old_block_hash": row.block_hash,
+                            "new_block_hash": obs.block_hash, "old_block": row.block_number,
+                            "new_block": obs.block_number}]
+        if row is not None and (row.status, row.block_hash, row.confirmations) == (
             obs.status.value, obs.block_hash, obs.confirmations
         ):
             continue
-        moved = stored is None or stored.block_hash != obs.block_hash  # read before ``row`` (== stored) changes
-        row = stored or ChainObservation(network=obs.network, tx_hash=obs.tx_hash, status=obs.status.value)
-        row.status = obs.status.value
-        row.block_number = obs.block_number
-        row.block_hash = obs.block_hash
-        row.confirmations = obs.confirmations
-        row.evidence = obs.to_json()
-        row.observed_at = now
-        session.add(row)
-        if moved:
-            existing = {
-                t.transfer_index: t
-                for t in session.exec(
-                    select(ObservedTransfer).where(
-                        ObservedTransfer.network == obs.network, ObservedTransfer.tx_hash == obs.tx_hash
-                    )
-                ).all()
+        changed.append((key, obs, row))
+    moved = [(key, obs) for key, obs, row in changed if row is None or row.block_hash != obs.block_hash]
+    existing: dict[ObservationKey, dict[int, ObservedTransfer]] = {}
+    if moved:
+        for item in session.exec(
+            select(ObservedTransfer).where(
+                col(ObservedTransfer.tx_hash).in_({h for (_, h), _ in moved}),
+                col(ObservedTransfer.network).in_({n for (n, _), _ in moved}),
+            )
+        ).all():
+            existing.setdefault((item.network, item.tx_hash), {})[item.transfer_index] = item
+    fresh: list[dict[str, Any]] = []
+    for _key, obs, row in changed:
+        values: dict[str, Any] = {
+            "status": obs.status.value, "block_number": obs.block_number, "block_hash": obs.block_hash,
+            "confirmations": obs.confirmations, "evidence": obs.to_json(), "observed_at": now,
+        }
+        if row is None:  # new rows go in one multi-row INSERT, without ORM objects
+            fresh.append({"network": obs.network, "tx_hash": obs.tx_hash, **values})
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.add(row)
+    if fresh:
+        session.connection().execute(insert(table_of(ChainObservation)), fresh)
+    new_transfers: list[dict[str, Any]] = []
+    for key, obs in moved:
+        old: dict[int, ObservedTransfer] = existing.get(key, {})
+        for transfer in obs.transfers:
+            item_values: dict[str, Any] = {
+                "kind": transfer.kind.value, "contract": transfer.contract, "sender": transfer.sender,
+                "recipient": transfer.recipient, "amount_base_units": Decimal(transfer.amount), "memo": transfer.memo,
+                "block_number": obs.block_number, "block_hash": obs.block_hash,
             }
-            for transfer in obs.transfers:
-                item = existing.pop(transfer.index, None) or ObservedTransfer(
-                    network=obs.network, tx_hash=obs.tx_hash, transfer_index=transfer.index, kind="", sender="",
-                    recipient="", amount_base_units=Decimal(0),
-                )
-                item.kind = transfer.kind.value
-                item.contract = transfer.contract
-                item.sender = transfer.sender
-                item.recipient = transfer.recipient
-                item.amount_base_units = Decimal(transfer.amount)
-                item.memo = transfer.memo
-                item.block_number = obs.block_number
-                item.block_hash = obs.block_hash
-                session.add(item)
-            for gone in existing.values():
-                session.delete(gone)
+            if transfer.index not in old:
+                new_transfers.append({"network": obs.network, "tx_hash": obs.tx_hash,
+                                      "transfer_index": transfer.index, **item_values})
+                continue
+            item = old.pop(transfer.index)
+            for name, value in item_values.items():
+                setattr(item, name, value)
+            session.add(item)
+        for gone in old.values():
+            session.delete(gone)
+    if new_transfers:
+        session.connection().execute(insert(table_of(ObservedTransfer)), new_transfers)
     session.flush()
     return reorgs
+
+
+@dataclass
+class _EventRow:
+    """The columns of one audit event; :func:`recovery.audit.event_hash` reads exactly these."""
+
+    id: int
+    case_id: int
+    actor: str
+    actor_role: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    details: Any
+    created_at: datetime
+    prev_hash: str
+    hash: str = ""
+
+
+def append_events(session: Session, items: Sequence[PendingEvent], now: datetime) -> int:
+    """Append events to the audit chain in one go; returns how many.
+
+    The head is locked once and each event hashes the one before it with
+    :func:`recovery.audit.event_hash`, exactly as :func:`recovery.audit.append_event` chains them
+    (``recovery audit verify`` checks both). The rows go in one multi-row INSERT.
+    """
+    if not items:
+        return 0
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+    if head is None:
+        audit.ensure_head(session)
+        head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+    last_id = head.last_event_id or 0
+    last_hash = head.last_hash
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        last_id += 1
+        row = _EventRow(
+            id=last_id, case_id=item.case_id, actor=item.actor.name, actor_role=item.actor.role.value,
+            action=item.action, from_status=item.from_status, to_status=item.to_status,
+            details=audit.jsonable(dict(item.details)), created_at=now.astimezone(UTC), prev_hash=last_hash,
+        )
+        row.hash = last_hash = audit.event_hash(cast(CaseEvent, row))
+        rows.append(row.__dict__)
+    session.connection().execute(insert(table_of(CaseEvent)), rows)
+    head.last_event_id = last_id
+    head.last_hash = last_hash
+    session.add(head)
+    session.flush()
+    return len(rows)
 
 
 def reference_for(case_id: int) -> str:
@@ -281,12 +418,23 @@ class CaseService:
                     raise
                 return existing, False
 
-    @staticmethod
-    def _find_existing(session: Session, draft: AppealDraft) -> Case | None:
-        return session.exec(
+    def _find_existing(self, session: Session, draft: AppealDraft) -> Case | None:
+        same = session.exec(
             select(Case).where(
                 Case.user_id == draft.user_id, Case.network == draft.network, Case.tx_hash == draft.tx_hash
             )
+        ).first()
+        if same is not None:
+            return same
+        # A stray deposit `recovery scan` found first (opened on the network where it landed, maybe
+        # another network of the claimed one's family): the user's appeal joins that detected case.
+        claimed = self.config.networks.get(draft.network)
+        family = [n.name for n in self.config.networks_of_family(claimed.family)] if claimed else [draft.network]
+        return session.exec(
+            select(Case)
+            .where(Case.user_id == draft.user_id, Case.origin == Origin.DETECTED.value,
+                   col(Case.network).in_(family), Case.tx_hash == draft.tx_hash)
+            .order_by(col(Case.id))
         ).first()
 
     @staticmethod
@@ -588,74 +736,117 @@ class CaseService:
         one only updates the re-check bookkeeping (no event, no version bump), so re-checks do
         not grow the audit log.
         """
+        update = ChainUpdate(reference, decision, expected_version, observations or {}, unavailable or {})
+        [result] = self.apply_decisions([update], actor)
+        if result.error is not None:
+            raise result.error
+        assert result.case is not None
+        return result.case, result.changed
+
+    def apply_decisions(self, updates: Sequence[ChainUpdate], actor: Actor) -> list[ChainApplied]:
+        """:meth:`apply_decision` for many cases in one transaction (the batch re-check's path).
+
+        Each case is checked on its own (version, status): one that fails is reported in its
+        result and left untouched, the others are applied. Observations, decisions and audit events
+        are written in a constant number of statements; everything commits together or not at all.
+        """
         rule = ACTIONS["chain_result"]
         if actor.role not in rule.roles:
             raise Forbidden(f"a {actor.role.value} may not record chain results")
+        if not updates:
+            return []
         now = self.clock()
         with self.db.write() as session:
-            case = self._lock(session, reference)
-            if case.version != expected_version:
-                raise Conflict(
-                    f"{reference} was changed by someone else (you saw version {expected_version}, "
-                    f"it is now {case.version})",
-                    current_version=case.version,
-                )
-            current = CaseStatus(case.status)
-            if current not in rule.moves:
-                raise InvalidTransition(f"chain results do not apply to a case that is {current.value}")
-            case.last_checked_at = now
-            case.check_count += 1
-            reorgs = record_observations(session, (observations or {}).values(), now)
-            if decision is None:
-                target: CaseStatus = CaseStatus.AWAITING_CHAIN if current is CaseStatus.SUBMITTED else current
-                if target is current:
-                    session.add(case)
-                    return case, False
-                details: dict[str, Any] = {"outcome": "chain_unavailable", "unavailable": dict(unavailable or {})}
-            else:
-                target = decision_status(decision)
-                signature = decision_signature(decision.to_json())
-                previous = decision_signature(case.decision) if case.decision else None
-                if signature == previous and target is current and not reorgs:
-                    session.add(case)
-                    return case, False
-                self._store_decision(case, decision, now)
-                details = {
-                    "outcome": "decided",
-                    "category": decision.category.value,
-                    "recoverable": decision.recoverable.value,
-                    "resolution": decision.resolution.value,
-                    "flags": [f.value for f in decision.flags],
-                    "network": decision.network,
-                    "amount": decision.amount,
-                    "fee": decision.fee_amount,
-                    "rules_version": decision.rules_version,
-                }
-                if previous is not None and signature != previous:
-                    details["previous"] = {k: previous.get(k) for k in ("category", "recoverable", "resolution")}
-            if reorgs:
-                details["reorg"] = reorgs
-            case.status = target.value
-            case.version += 1
-            case.updated_at = now
-            session.add(case)
-            assert case.id is not None
-            audit.append_event(
-                session,
-                case_id=case.id,
-                actor=actor.name,
-                actor_role=actor.role.value,
-                action="chain_result",
-                from_status=current.value,
-                to_status=target.value,
-                details=details,
-                now=now,
+            cases = {
+                c.reference: c
+                for c in session.exec(
+                    select(Case)
+                    .where(col(Case.reference).in_({u.reference for u in updates}))
+                    .order_by(col(Case.id))
+                    .with_for_update()
+                ).all()
+            }
+            accepted: list[tuple[int, ChainUpdate, Case]] = []
+            errors: dict[int, ServiceError] = {}
+            taken: set[str] = set()
+            for position, update in enumerate(updates):
+                case = cases.get(update.reference)
+                if case is None:
+                    errors[position] = NotFound(f"no case {update.reference}")
+                elif case.version != update.expected_version or update.reference in taken:
+                    errors[position] = Conflict(
+                        f"{update.reference} was changed by someone else (you saw version {update.expected_version}, "
+                        f"it is now {case.version})",
+                        current_version=case.version,
+                    )
+                elif CaseStatus(case.status) not in rule.moves:
+                    errors[position] = InvalidTransition(
+                        f"chain results do not apply to a case that is {case.status}")
+                else:
+                    accepted.append((position, update, case))
+                    taken.add(update.reference)  # the same case twice in one batch: the second is stale
+            reorgs = record_observations_many(
+                session, [o for _, update, _ in accepted for o in update.observations.values()], now
             )
-            return case, True
+            results: dict[int, ChainApplied] = {}
+            pending: list[PendingEvent] = []
+            for position, update, case in accepted:
+                seen = tuple(r for o in update.observations.values() for r in reorgs.get((o.network, o.tx_hash), ()))
+                event = self._chain_result(case, update, list(seen), actor, now)
+                if event is not None:
+                    pending.append(event)
+                session.add(case)
+                results[position] = ChainApplied(update.reference, case, event is not None, reorgs=seen)
+            append_events(session, pending, now)
+        return [
+            results.get(i) or ChainApplied(u.reference, None, False, error=errors[i]) for i, u in enumerate(updates)
+        ]
+
+    def _chain_result(
+        self, case: Case, update: ChainUpdate, reorgs: list[dict[str, Any]], actor: Actor, now: datetime
+    ) -> PendingEvent | None:
+        """Change the locked case for one chain result; the audit event to append, or None (bookkeeping)."""
+        current = CaseStatus(case.status)
+        decision = update.decision
+        case.last_checked_at = now
+        case.check_count += 1
+        if decision is None:
+            target: CaseStatus = CaseStatus.AWAITING_CHAIN if current is CaseStatus.SUBMITTED else current
+            if target is current:
+                return None
+            details: dict[str, Any] = {"outcome": "chain_unavailable", "unavailable": dict(update.unavailable)}
+        else:
+            target = decision_status(decision)
+            stored = decision.to_json()
+            signature = decision_signature(stored)
+            previous = decision_signature(case.decision) if case.decision else None
+            if signature == previous and target is current and not reorgs:
+                return None
+            self._store_decision(case, decision, now, stored)
+            details = {
+                "outcome": "decided",
+                "category": decision.category.value,
+                "recoverable": decision.recoverable.value,
+                "resolution": decision.resolution.value,
+                "flags": [f.value for f in decision.flags],
+                "network": decision.network,
+                "amount": decision.amount,
+                "fee": decision.fee_amount,
+                "rules_version": decision.rules_version,
+            }
+            if previous is not None and signature != previous:
+                details["previous"] = {k: previous.get(k) for k in ("category", "recoverable", "resolution")}
+        if reorgs:
+            details["reorg"] = reorgs
+        case.status = target.value
+        case.version += 1
+        case.updated_at = now
+        assert case.id is not None
+        return PendingEvent(case.id, actor, "chain_result", current.value, target.value, details)
 
     @staticmethod
-    def _store_decision(case: Case, decision: Decision, now: datetime) -> None:
-        case.decision = decision.to_json()
+    def _store_decision(case: Case, decision: Decision, now: datetime, stored: dict[str, Any] | None = None) -> None:
+        case.decision = stored if stored is not None else decision.to_json()
         case.category = case.category_override or decision.category.value
         case.recoverable = decision.recoverable.value
         case.resolution = decision.resolution.value

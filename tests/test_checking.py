@@ -23,8 +23,10 @@ from recovery.config import Config, Network
 from recovery.db import Database
 from recovery.errors import Conflict, Forbidden, InvalidTransition
 from recovery.intake import validate_appeal
-from recovery.models import ChainObservation, DepositAddress, ObservedTransfer
+from recovery.models import Case, ChainObservation, CreditedDeposit, DepositAddress, ObservedTransfer
+from recovery.rules import Appeal, classify
 from recovery.services import SYSTEM, Actor, CaseService
+from recovery.sql_registry import SqlRegistry
 from recovery.vocabulary import Role
 from tests.conftest import Clock
 from tests.fixtures_anvil import EvmTestbed, fresh_address
@@ -250,3 +252,72 @@ def test_apply_decision_guards(cases: CaseService, evm_testbed: EvmTestbed) -> N
     cases.reject(ref, "other", SPECIALIST, expected_version=2, message="test")
     with pytest.raises(InvalidTransition):
         cases.apply_decision(ref, decision, SYSTEM, expected_version=3)
+
+
+def test_batch_decisions_match_one_query_per_question(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+    """The batch registry (two queries up front) decides exactly as the per-question SqlRegistry."""
+    mine = holder(cases, "hana")
+    eth_only = holder(cases, "ivan", ("ethereum",))
+    stranger = fresh_address()
+    token = evm_testbed.new_token("ethereum", "Pepe", "PEPE", 18, 10**30)
+    sent = {
+        "valid": evm_testbed.send_native("ethereum", mine, 10**17),
+        "credited": evm_testbed.send_token("ethereum", "USDT", mine, 10 * 10**6),
+        "unlisted": evm_testbed.send_token("ethereum", token, mine, 10**21),
+        "stranger": evm_testbed.send_native("ethereum", stranger, 10**17),
+        "wrong_network": evm_testbed.send_native("bsc", eth_only, 10**17),
+    }
+    evm_testbed.mine("ethereum", 12)
+    evm_testbed.mine("bsc", 15)
+    with cases.db.write() as session:
+        session.add(CreditedDeposit(network="ethereum", tx_hash=sent["credited"], user_id="hana", asset="USDT",
+                                    amount=Decimal(10)))
+    refs = [
+        file_appeal(cases, "hana", "ethereum", "ETH", sent["valid"], mine),
+        file_appeal(cases, "hana", "ethereum", "USDT", sent["credited"], mine),
+        file_appeal(cases, "hana", "ethereum", token, sent["unlisted"], mine),
+        file_appeal(cases, "hana", "ethereum", "ETH", sent["stranger"], mine),
+        file_appeal(cases, "ivan", "ethereum", "ETH", sent["wrong_network"], eth_only),
+        file_appeal(cases, "jo", "ethereum", "ETH", sent["valid"], mine),  # contested: someone else claims it
+    ]
+    check = checker(cases)
+    rows = [cases.get(r).case for r in refs]
+    evidence = check.gateway.evidence(sorted({(c.network, c.tx_hash) for c in rows}))
+    batch = check.decide_many(rows, evidence)
+    with cases.db.read() as session:
+        for case, decided in zip(rows, batch, strict=True):
+            others = frozenset(u for u in session.exec(select(Case.user_id).where(
+                Case.tx_hash == case.tx_hash, Case.id != case.id)).all())
+            appeal = Appeal(user_id=case.user_id, network=case.network, tx_hash=case.tx_hash, asset=case.asset,
+                            deposit_address=case.deposit_address, memo=case.memo,
+                            claimed_amount=case.claimed_amount, submitted_at=case.created_at,
+                            other_appellants=others)
+            one_by_one = classify(appeal, evidence[(case.network, case.tx_hash)].observations,
+                                  SqlRegistry(session, cases.config), cases.config, cases.clock())
+            assert decided is not None and decided.to_json() == one_by_one.to_json(), case.reference
+    categories = [d.category.value for d in batch if d is not None]
+    assert {"already_credited", "unlisted_token", "not_our_address", "wrong_network"} <= set(categories)
+
+
+def test_batch_apply_reports_a_stale_case_and_applies_the_others(cases: CaseService, evm_testbed: EvmTestbed,
+                                                                 clock: Clock) -> None:
+    address = holder(cases, "kim")
+    txs = [evm_testbed.send_native("ethereum", address, 10**16 * (i + 1)) for i in range(3)]
+    evm_testbed.mine("ethereum", 12)
+    refs = [file_appeal(cases, "kim", "ethereum", "ETH", tx, address) for tx in txs]
+    check = checker(cases)
+    rows = [cases.get(r).case for r in refs]
+    cases.note(refs[1], "looked at it", SPECIALIST, expected_version=1)  # the batch now holds a stale copy
+    evidence = check.gateway.evidence([(c.network, c.tx_hash) for c in rows])
+    outcomes = check.apply_many(rows, evidence)
+    assert [o.changed for o in outcomes] == [True, False, True]
+    assert outcomes[1].error is not None and "changed by someone else" in outcomes[1].error
+    assert actions(cases, refs[1]) == ["submit", "note"]  # untouched
+    assert [cases.get(r).case.status for r in refs] == ["in_review", "submitted", "in_review"]
+    # the same case twice in one batch: the second copy is stale
+    clock.advance(minutes=1)
+    again = [cases.get(refs[1]).case] * 2
+    twice = check.apply_many(again, evidence)
+    assert twice[0].changed and twice[1].error is not None
+    with cases.db.read() as session:
+        assert audit.verify_chain(session).ok
