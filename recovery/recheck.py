@@ -204,12 +204,14 @@ class Recheck:
         checks = [c for c in cases if c.status != CaseStatus.REFUND_PENDING.value]
         if checks:
             evidence = self.gateway.evidence(sorted({(c.network, c.tx_hash) for c in checks}))
-            for case_row in checks:
-                found = evidence[(case_row.network, case_row.tx_hash)]
-                if not found.conclusive:
-                    self._count_unavailable(summary, case_row, found.unavailable)
-                    continue
-                outcome = self.checker.apply(case_row, found, SYSTEM)
+            ready = [c for c in checks if evidence[(c.network, c.tx_hash)].conclusive]
+            waiting = [c for c in checks if not evidence[(c.network, c.tx_hash)].conclusive]
+            self._touch([c.id for c in waiting])
+            for case_row in waiting:
+                self._count_unavailable(summary, case_row, evidence[(case_row.network, case_row.tx_hash)].unavailable,
+                                        touch=False)
+            # one transaction for the whole batch (decisions, observations, audit events)
+            for outcome in self.checker.apply_many(ready, evidence, SYSTEM):
                 with summary._lock:
                     summary.processed += 1
                     if outcome.error is not None:
@@ -228,19 +230,22 @@ class Recheck:
         if refunds:
             self._refunds(refunds, summary)
 
-    def _touch(self, case_id: int | None) -> None:
-        """Re-check bookkeeping for a case left untouched (no event, no version bump)."""
-        if self.options.dry_run or case_id is None:
+    def _touch(self, case_ids: Sequence[int | None]) -> None:
+        """Re-check bookkeeping for cases left untouched (no event, no version bump)."""
+        ids = [i for i in case_ids if i is not None]
+        if self.options.dry_run or not ids:
             return
         with self.service.db.write() as session:
             session.exec(
-                update(Case).where(col(Case.id) == case_id).values(
+                update(Case).where(col(Case.id).in_(ids)).values(
                     last_checked_at=self.service.clock(), check_count=Case.check_count + 1
                 )
             )
 
-    def _count_unavailable(self, summary: RecheckSummary, case_row: Case, unavailable: dict[str, str]) -> None:
-        self._touch(case_row.id)
+    def _count_unavailable(self, summary: RecheckSummary, case_row: Case, unavailable: dict[str, str], *,
+                           touch: bool = True) -> None:
+        if touch:
+            self._touch([case_row.id])
         with summary._lock:
             summary.processed += 1
             summary.unavailable += 1
@@ -286,7 +291,7 @@ class Recheck:
                 )
                 counter = "refunds_failed"
             else:  # not mined yet, or not enough confirmations: look again next run
-                self._touch(row.id)
+                self._touch([row.id])
                 with summary._lock:
                     summary.processed += 1
                     summary.unchanged += 1
