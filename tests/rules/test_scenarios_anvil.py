@@ -433,7 +433,7 @@ class Built:
     registry: InMemoryRegistry
     addresses: list[DepositAddress]
     credits: list[CreditedDeposit]
-    #: scenario id -> when it is decided (mined + days_later)
+    #: scenario id -> when it is appealed and decided (its block's time + days_later)
     decided_at: dict[str, datetime]
     #: scenario id -> the network its transaction was sent on
     sent_on: dict[str, str]
@@ -537,9 +537,11 @@ def built(evm_testbed: EvmTestbed) -> Built:
     for sid, ev in by_id.items():
         assert ev.conclusive, f"{sid}: the local chains did not answer: {ev.unavailable}"
 
-    mined = [o.timestamp for ev in by_id.values() for o in ev.observations.values() if o.timestamp is not None]
-    base = max(mined)
-    decided_at = {s.id: base + timedelta(days=s.days_later) for s in SCENARIOS}
+    def mined_at(ev: ChainEvidence) -> datetime | None:
+        return next((o.timestamp for o in ev.observations.values() if o.found and o.timestamp), None)
+
+    latest = max(t for t in map(mined_at, by_id.values()) if t is not None)
+    decided_at = {s.id: (mined_at(by_id[s.id]) or latest) + timedelta(days=s.days_later) for s in SCENARIOS}
     rows, credits = _books(world, hashes)
     sent_on = {sid: spec.network for sid, spec in specs.items()}
     return Built(world, hashes, by_id, InMemoryRegistry(rows, credits), rows, credits, decided_at, sent_on)
