@@ -604,7 +604,9 @@ class StellarAdapter:
         cursor = str(since << 32) if since > 0 else ""
         hashes: dict[str, Mapping[str, Any] | None] = {}
         for _page in range(self.max_pages):
-            params = {"order": "asc", "limit": self.page_limit, "cursor": cursor, "join": "transactions"}
+            params: dict[str, Any] = {"order": "asc", "limit": self.page_limit, "join": "transactions"}
+            if cursor:
+                params["cursor"] = cursor
             page = self._get(f"/accounts/{account}/payments", _page_with_raw, params, missing_ok=True)
             if page is None:  # Horizon does not know the account: it never received anything
                 return []
