@@ -12,7 +12,7 @@ from app.workbench import auth, ui
 from app.workbench.pages import pages_for
 from recovery.vocabulary import Role
 
-st.set_page_config(page_title="Recovery workbench", page_icon=":material/account_balance_wallet:", layout="wide")
+st.set_page_config(page_title="Recovery workbench", page_icon="🪙", layout="wide")
 
 info = auth.signed_in()
 if info is None:
@@ -23,7 +23,7 @@ else:
     sections: dict[str, list[st.Page]] = {}
     for spec in pages_for(role):
         sections.setdefault(spec.section, []).append(
-            st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path)
+            st.Page(spec.path, title=spec.title, url_path=spec.url_path)
         )
     navigation = st.navigation(sections)
     with st.sidebar:

@@ -12,27 +12,29 @@ ALL = frozenset({Role.SPECIALIST, Role.APPROVER, Role.ADMIN, Role.AUDITOR})
 
 @dataclass(frozen=True)
 class PageSpec:
+    """One page (no icon: a Material icon would become the tab's favicon, which the browser fetches
+    from Google, and nothing may leave the machine)."""
+
     path: str  # relative to main.py
     title: str
-    icon: str
     section: str
     roles: frozenset[Role]
     url_path: str
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("views/queue.py", "Queue", ":material/inbox:", "Cases", ALL, "queue"),
-    PageSpec("views/case.py", "Case", ":material/description:", "Cases", ALL, "case"),
-    PageSpec("views/approvals.py", "Approvals", ":material/approval:", "Cases",
+    PageSpec("views/queue.py", "Queue", "Cases", ALL, "queue"),
+    PageSpec("views/case.py", "Case", "Cases", ALL, "case"),
+    PageSpec("views/approvals.py", "Approvals", "Cases",
              frozenset({Role.APPROVER, Role.ADMIN}), "approvals"),
     # Opening a case is the "submit" action: whoever the transition table lets open one.
-    PageSpec("views/new_appeal.py", "New appeal", ":material/add_circle:", "Cases",
+    PageSpec("views/new_appeal.py", "New appeal", "Cases",
              frozenset(ACTIONS["submit"].roles) & ALL, "new-appeal"),
-    PageSpec("views/dashboard.py", "Dashboard", ":material/monitoring:", "Overview", ALL, "dashboard"),
-    PageSpec("views/audit.py", "Audit", ":material/verified_user:", "Overview",
+    PageSpec("views/dashboard.py", "Dashboard", "Overview", ALL, "dashboard"),
+    PageSpec("views/audit.py", "Audit", "Overview",
              frozenset({Role.APPROVER, Role.ADMIN, Role.AUDITOR}), "audit"),
-    PageSpec("views/configuration.py", "Configuration", ":material/tune:", "Settings", ALL, "configuration"),
-    PageSpec("views/operators.py", "Operators", ":material/group:", "Settings",
+    PageSpec("views/configuration.py", "Configuration", "Settings", ALL, "configuration"),
+    PageSpec("views/operators.py", "Operators", "Settings",
              frozenset({Role.ADMIN, Role.AUDITOR}), "operators"),
 )
 

@@ -101,7 +101,8 @@ def field_table(rows: Sequence[tuple[str, Any]], *, key: str | None = None) -> N
     frame = pd.DataFrame(
         [{"field": label, "value": "-" if value is None or value == "" else str(value)} for label, value in rows]
     )
-    st.dataframe(frame, hide_index=True, width="stretch", key=key, height=38 + 35 * max(1, len(rows)))
+    st.dataframe(frame, hide_index=True, width="stretch", key=key, height=38 + 35 * max(1, len(rows)),
+                 column_config={"field": st.column_config.TextColumn(width="small")})
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, key: str | None = None,

@@ -4,7 +4,9 @@ and worked through ``CaseService``, operator accounts of every role."""
 from __future__ import annotations
 
 import csv
+import random
 import secrets
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -134,3 +136,61 @@ def seed(service: CaseService, gateway: ChainGateway, facts: ChainFacts, clock: 
     case = service.get(small).case
     service.note(small, HOSTILE, SARA, expected_version=case.version)
     return World(small, big, unlisted, contested, credited, rejected, not_found, overdue)
+
+
+def seed_history(service: CaseService, gateway: ChainGateway, testbed: EvmTestbed, clock: Clock,
+                 appeals: int = 36, days: int = 24) -> list[str]:
+    """Weeks of appeals (real transfers) worked by the team, for the dashboard and screenshots."""
+    rng = random.Random(7)
+    checker = CaseChecker(service, gateway)
+    start = clock.now
+    users = {f"hist-{i}": fresh_address() for i in range(12)}
+    csv_rows = [["user_id", "network", "address", "memo", "kind"]]
+    csv_rows += [[user, "ethereum", address, "", "eoa"] for user, address in users.items()]
+    folder = Path(tempfile.mkdtemp(prefix="wb-history-"))
+    path = folder / "addresses.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(csv_rows)
+    import_addresses(service.db, service.config, path)
+    sent: list[tuple[str, str, str, int]] = []
+    for _ in range(appeals):
+        user = rng.choice(list(users))
+        symbol = rng.choice(["USDT", "USDC"])
+        amount = rng.choice([20, 75, 150, 400, 900, 1500, 2600])
+        if rng.random() < 0.35:
+            # sent on BNB Smart Chain to the user's Ethereum address: a wrong-network recovery with a fee
+            tx = testbed.send_token("bsc", symbol, users[user], amount * 10**18)
+        else:
+            tx = testbed.send_token("ethereum", symbol, users[user], amount * 10**6)
+        sent.append((user, symbol, tx, amount))
+    testbed.mine("ethereum", 15)
+    testbed.mine("bsc", 20)
+    references: list[str] = []
+    for i, (user, symbol, tx, amount) in enumerate(sent):
+        day = days - 1 - (i * days) // appeals
+        clock.now = start - timedelta(days=day, hours=rng.randint(0, 8))
+        raw = {"network": "ethereum", "asset": symbol, "tx_hash": tx, "deposit_address": users[user],
+               "amount": str(amount)}
+        case, _ = service.submit(validate_appeal(service.config, raw, user), Actor(user, Role.USER))
+        reference = case.reference or ""
+        checker.check([reference], actor=SYSTEM)
+        references.append(reference)
+        if day < 3:
+            continue  # recent: still in the queue
+        clock.now += timedelta(hours=rng.randint(2, 60))
+        case = service.get(reference).case
+        case = service.assign(reference, rng.choice(["sara", "tom"]), SARA, expected_version=case.version)
+        roll = rng.random()
+        if roll < 0.15:
+            service.reject(reference, "ownership_not_proven", SARA, expected_version=case.version)
+        elif roll < 0.25:
+            service.request_info(reference, "Please send a screenshot of the withdrawal.", SARA,
+                                 expected_version=case.version)
+        else:
+            approver = ALICE if case.assignee != "alice" else Actor("bob", Role.APPROVER)
+            case = service.approve(reference, approver, expected_version=case.version)
+            clock.now += timedelta(hours=rng.randint(1, 20))
+            service.mark_credited(reference, SARA, expected_version=case.version,
+                                  ledger_reference=f"LEDGER-{reference}")
+    clock.now = start
+    return references

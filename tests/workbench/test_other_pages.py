@@ -100,7 +100,8 @@ def test_dashboard_figures(wb: Workbench, world: World) -> None:
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Open backlog"] == "8"
-    assert metrics["Past SLA"] == "2"
+    assert metrics["Past their SLA"] == "2"
+    assert metrics["First decision, median"] == "24.0 h"
     assert metrics["Resolved late"] == "0 of 2"
     assert len(at.get("vega_lite_chart")) == 6
     money = frame_with(at, "fees USD")

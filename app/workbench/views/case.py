@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import streamlit as st
@@ -377,19 +378,24 @@ def render() -> None:
     top[0].metric("Status", case.status)
     top[1].metric("Category", case.category or "-")
     top[2].metric("Resolution", case.resolution or "-")
-    top[3].metric("Value", ui.usd(case.value_usd))
+    top[3].metric("Value (USD)", ui.money(case.value_usd.quantize(Decimal("0.01")) if case.value_usd else None))
     top[4].metric("Version", case.version)
     _flags(case)
-    left, right = st.columns(2)
-    with left:
+    appeal, decided, actions = st.columns([5, 5, 4])
+    with appeal:
         _appeal(wb, case)
-    with right:
+    with decided:
         decision = _decision(wb, case)
+    with actions:
+        _actions(wb, case, role, info.username)
     if decision is not None:
         _reasons(decision)
-        _fee(decision)
-    _evidence(wb, case)
-    _actions(wb, case, role, info.username)
+    fee, evidence = st.columns(2)
+    if decision is not None:
+        with fee:
+            _fee(decision)
+    with evidence:
+        _evidence(wb, case)
     _timeline(wb, view.events)
 
 

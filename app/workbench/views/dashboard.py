@@ -33,15 +33,18 @@ def render() -> None:
     st.title("Dashboard")
 
     sla = data.sla
-    top = st.columns(6)
+    top = st.columns(4)
     top[0].metric("Open backlog", sla.active)
-    top[1].metric("Past SLA", sla.breached)
+    top[1].metric("Past their SLA", sla.breached)
     top[2].metric("Due within 12 h", sla.due_soon)
     top[3].metric("Resolved late", f"{sla.resolved_late} of {sla.resolved}")
-    top[4].metric("First decision, median / p90", help="From the appeal to its first approval or rejection.",
-                  value=f"{_hours(data.first_decision.median_hours)} / {_hours(data.first_decision.p90_hours)}")
-    top[5].metric("Resolution, median / p90", help="From the appeal to the credit, the refund or the rejection.",
-                  value=f"{_hours(data.resolution.median_hours)} / {_hours(data.resolution.p90_hours)}")
+    times = st.columns(4)
+    decided = "From the appeal to its first approval or rejection."
+    resolved = "From the appeal to the credit, the refund or the rejection."
+    times[0].metric("First decision, median", _hours(data.first_decision.median_hours), help=decided)
+    times[1].metric("First decision, p90", _hours(data.first_decision.p90_hours), help=decided)
+    times[2].metric("Resolution, median", _hours(data.resolution.median_hours), help=resolved)
+    times[3].metric("Resolution, p90", _hours(data.resolution.p90_hours), help=resolved)
 
     left, right = st.columns(2)
     with left:
@@ -52,7 +55,8 @@ def render() -> None:
         )
         st.altair_chart(
             alt.Chart(status_frame).mark_bar().encode(
-                x=alt.X("status:N", sort=[s.value for s in CaseStatus], title=None, axis=alt.Axis(labelAngle=-35)),
+                x=alt.X("status:N", sort=[s.value for s in CaseStatus], title=None,
+                        axis=alt.Axis(labelAngle=-40, labelOverlap=False)),
                 y=alt.Y("cases:Q"),
                 color=alt.Color("backlog:N", scale=alt.Scale(domain=["open", "finished"],
                                                              range=["#1f77b4", "#9aa5b1"])),
@@ -120,7 +124,7 @@ def render() -> None:
             st.caption("by network")
             st.altair_chart(
                 alt.Chart(frame).mark_bar().encode(
-                    x=alt.X("network:N", title=None), y=alt.Y("sum(USD):Q", title="USD"),
+                    x=alt.X("network:N", title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("sum(USD):Q", title="USD"),
                     xOffset="measure:N", color="measure:N", tooltip=["network", "measure", "sum(USD)"],
                 ),
                 width="stretch",
@@ -129,7 +133,7 @@ def render() -> None:
             st.caption("by category")
             st.altair_chart(
                 alt.Chart(frame).mark_bar().encode(
-                    x=alt.X("category:N", title=None), y=alt.Y("sum(USD):Q", title="USD"),
+                    x=alt.X("category:N", title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("sum(USD):Q", title="USD"),
                     xOffset="measure:N", color="measure:N", tooltip=["category", "measure", "sum(USD)"],
                 ),
                 width="stretch",

@@ -133,7 +133,7 @@ def render() -> None:
         third = st.columns([4, 2, 1, 1])
         third[0].text_input("Search", key="q_text", placeholder="reference, transaction hash, address or user id")
         third[1].selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.__getitem__, key="q_sort")
-        third[2].toggle("Newest / largest first", key="q_desc")
+        third[2].toggle("Descending", key="q_desc")
         third[3].selectbox("Per page", [25, 50, 100, 200], index=1, key="q_page_size")
 
     filt = _filter(info.username)
