@@ -12,7 +12,10 @@ from pathlib import Path
 
 from chains.replay import bitcoin as _bitcoin
 from chains.replay import cosmos as _cosmos
+from chains.replay import solana as _solana
+from chains.replay import stellar as _stellar
 from chains.replay import tron as _tron
+from chains.replay import xrpl as _xrpl
 from chains.replay.server import FAULT_KINDS, Faults, Handler, ReplayServer, Reply, Request
 
 __all__ = [
@@ -35,6 +38,9 @@ def recorded_handlers(fixtures_dir: Path) -> dict[str, Handler]:
     handlers["tron"] = _tron.build_handler(fixtures_dir)
     handlers["bitcoin"] = _bitcoin.build_handler(fixtures_dir)
     handlers["cosmos"] = _cosmos.build_handler(fixtures_dir)
+    handlers["xrpl"] = _xrpl.build_handler(fixtures_dir)
+    handlers["stellar"] = _stellar.build_handler(fixtures_dir)
+    handlers["solana"] = _solana.build_handler(fixtures_dir)
     return handlers
 
 

@@ -11,10 +11,16 @@ from pathlib import Path
 import pytest
 import requests
 
+from chains.base import ChainAdapter
+from chains.bitcoin import BitcoinAdapter
+from chains.cosmos import CosmosAdapter
+from chains.registry import adapter_for
 from chains.replay import ReplayServer, Reply, Request, recorded_handlers
 from chains.replay.bitcoin import BitcoinReplay
 from chains.replay.cosmos import CosmosReplay
 from chains.replay.tron import TronReplay
+from chains.tron import TronAdapter
+from recovery.config import Config
 
 TRX_TX = "5a9935a1b7be0150a511111582bbfed62ddb873333b3986bd712e6105fe90ad5"
 USDT_INFO = "0af79242191c6728b79e858a36a4b5c65e4e52b9fcee4dc5af30eac57b6d0953"
@@ -221,3 +227,22 @@ def _is_json(raw: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_replay_config_points_the_non_evm_networks_at_the_server(
+    replay_config: Config, replay_server: ReplayServer
+) -> None:
+    for network in replay_config.networks.values():
+        if network.family == "evm":
+            assert not network.rpc_urls[0].startswith(replay_server.url)
+        else:
+            assert network.rpc_urls == (replay_server.url_for(network.family),)
+
+
+@pytest.mark.parametrize(
+    ("network", "cls"), [("tron", TronAdapter), ("bitcoin", BitcoinAdapter), ("cosmoshub", CosmosAdapter)]
+)
+def test_registry_serves_the_families(replay_config: Config, network: str, cls: type) -> None:
+    adapter = adapter_for(replay_config.network(network))
+    assert isinstance(adapter, cls) and isinstance(adapter, ChainAdapter)
+    assert adapter.network.name == network
