@@ -531,9 +531,11 @@ class EvmAdapter:
             return cached
         calls: list[RpcCall] = [("eth_call", [{"to": key, "data": s}, "latest"]) for s in (_SYMBOL, _NAME, _DECIMALS)]
         replies = self.transport.batch(calls)
-        info = _token_info(dict(zip((_SYMBOL, _NAME, _DECIMALS), replies, strict=True)))
-        with self._lock:
-            self._tokens[key] = info
+        values = dict(zip((_SYMBOL, _NAME, _DECIMALS), replies, strict=True))
+        info = _token_info(values)
+        if _settled(values):
+            with self._lock:
+                self._tokens[key] = info
         return info
 
     # ----------------------------------------------------------------- incoming
@@ -559,17 +561,24 @@ class EvmAdapter:
             return []
         hashes: dict[str, None] = {}
         topic = "0x" + "0" * 24 + target[2:].lower()
-        for entry in self._logs(since, last, [TRANSFER_TOPIC, None, topic]):
-            topics = entry.get("topics")
-            if isinstance(topics, list) and len(topics) == 3 and not entry.get("removed"):
-                hashes[str(entry["transactionHash"]).lower()] = None
-        for tx_hash in self._native_incoming(target, since, last):
-            hashes[tx_hash] = None
+        try:
+            for entry in self._logs(since, last, [TRANSFER_TOPIC, None, topic]):
+                topics = entry.get("topics")
+                if isinstance(topics, list) and len(topics) == 3 and not entry.get("removed"):
+                    hashes[_hex_str(entry, "transactionHash").lower()] = None
+            for tx_hash in self._native_incoming(target, since, last):
+                hashes[tx_hash] = None
+        except UnusableAnswer as exc:
+            raise ChainUnavailable(self.network.name, f"malformed answer: {exc}") from exc
         if not hashes:
             return []
         observed = self.lookup_many(list(hashes))
-        result = [o for o in observed.values() if o.found and o.block_number is not None]
-        return sorted(result, key=lambda o: (o.block_number or 0, int(o.details.get("tx_index") or 0)))
+        vanished = [h for h, o in observed.items() if o.block_number is None]
+        if vanished:  # in the logs or traces, yet not (or no longer) in a block: ask again later
+            raise ChainUnavailable(self.network.name, f"{vanished[0]} was seen in block range {since}..{last} "
+                                   "but the node does not find it in a block (reorganized?)")
+        delivered = [o for o in observed.values() if o.status is TxStatus.SUCCESS]  # a failed one moved nothing
+        return sorted(delivered, key=lambda o: (o.block_number or 0, int(o.details.get("tx_index") or 0)))
 
     def _latest_number(self) -> int:
         return _int(self.transport.call("eth_blockNumber"), "eth_blockNumber")
@@ -616,8 +625,8 @@ class EvmAdapter:
         calls: list[RpcCall] = [("eth_getBlockByNumber", [hex(n), True]) for n in range(since, until + 1)]
         hashes: list[str] = []
         for reply in self.transport.batch(calls):
-            if reply is None or isinstance(reply, JsonRpcError):
-                continue
+            if reply is None:  # inside the range below the head: the node should have it
+                raise ChainUnavailable(self.network.name, "a block in the range is unknown to the node")
             block = _block(reply, "block")
             for tx in block.get("transactions") or []:
                 if not isinstance(tx, Mapping) or str(tx.get("to") or "").lower() != lowered:
@@ -718,7 +727,17 @@ def _parse_metadata(handlers: list[tuple[str, str]], replies: list[Any]) -> tupl
             blocks[key] = _hex_int(block, "timestamp")
         else:
             raw_tokens.setdefault(key, {})[kind] = reply
-    return blocks, {contract: _token_info(values) for contract, values in raw_tokens.items()}
+    # a token whose calls failed for another reason than "execution reverted" (no such function)
+    # is asked again next time rather than remembered without decimals
+    return blocks, {contract: _token_info(values) for contract, values in raw_tokens.items() if _settled(values)}
+
+
+def _settled(values: Mapping[str, Any]) -> bool:
+    """Every metadata call answered: a value, or a revert (the contract has no such function)."""
+    return all(
+        not isinstance(reply, JsonRpcError) or reply.code == 3 or "revert" in reply.message.lower()
+        for reply in values.values()
+    )
 
 
 def _parse_traces(jobs: Sequence[_TraceJob], replies: list[Any]) -> list[JsonRpcError | _TraceOutcome]:

@@ -144,6 +144,55 @@ def test_token_metadata_and_block_timestamps_are_cached(
     assert adapter.token_info(six_and_eighteen[6]).decimals == 6 and not proxy.received[2:]
 
 
+def test_a_transient_error_is_not_remembered_as_token_metadata(
+    evm_testbed: EvmTestbed, six_and_eighteen: dict[int, str], forwarded: dict[str, Any]
+) -> None:
+    """An eth_call answered "header not found" (a lagging node behind a load balancer) leaves the
+    decimals unknown this time and is asked again; a revert (no such function) is an answer."""
+    tx_hash = evm_testbed.send_token("ethereum", six_and_eighteen[6], fresh_address(), 10)
+
+    lagged: list[bool] = []
+
+    def lagging_once(request: Any, _: int) -> Reply | None:
+        if not isinstance(request, list) or lagged or not any(c["method"] == "eth_call" for c in request):
+            return None
+        lagged.append(True)
+        real = requests.post(evm_testbed.url("ethereum"), json=request, timeout=30).json()
+        methods = {c["id"]: c["method"] for c in request}
+        for answer in real:
+            if methods[answer["id"]] == "eth_call":
+                answer.pop("result", None)
+                answer["error"] = {"code": -32000, "message": "header not found"}
+        return Reply(real)
+
+    with LocalNode(lagging_once, upstream=evm_testbed.url("ethereum")) as lagging:
+        adapter = adapter_on(evm_testbed, "ethereum", lagging.url)
+        (first,) = adapter.lookup(tx_hash).transfers
+        (second,) = adapter.lookup(tx_hash).transfers
+        assert lagging.methods.count("eth_call") == 6  # asked twice
+        assert first.decimals is None and second.decimals == 6
+        assert adapter.token_info(forwarded["forwarder"]).decimals is None  # reverts: not a token
+        asked = len(lagging.received)
+        assert adapter.token_info(forwarded["forwarder"]).symbol is None
+        assert len(lagging.received) == asked  # the revert was remembered
+
+
+def test_a_transaction_in_the_pool_is_pending(evm_testbed: EvmTestbed) -> None:
+    transport = devchain.rpc(evm_testbed.url("bsc"))
+    to = fresh_address()
+    adapter = evm_testbed.adapter("bsc")
+    with devchain.automine_off(transport):
+        tx = {"from": FUNDER, "to": to, "value": hex(5), "gas": hex(21_000)}
+        tx_hash = transport.call("eth_sendTransaction", [tx])
+        pending = adapter.lookup(tx_hash)
+        devchain.mine_until_empty(transport)
+    assert pending.status is TxStatus.PENDING and pending.found
+    assert (pending.block_number, pending.block_hash, pending.confirmations, pending.transfers) == (None, None, 0, ())
+    assert pending.sender == FUNDER and pending.details["attempted"] == {"to": to, "value": "5"}
+    mined = adapter.lookup(tx_hash)
+    assert mined.status is TxStatus.SUCCESS and mined.transfers == (native(FUNDER, to, 5),)
+
+
 def test_reverted_transfer_is_failed_and_moves_nothing(
     evm_testbed: EvmTestbed, six_and_eighteen: dict[int, str]
 ) -> None:
@@ -582,6 +631,18 @@ def test_incoming_without_trace_filter_scans_blocks_for_top_level_native_transfe
     found = adapter.incoming(deposits["deposit"], deposits["since"], deposits["until"])
     # the internal transfer needs a trace to be found by address; everything else is found
     assert [o.tx_hash for o in found] == [deposits[k].lower() for k in ("plain", "usdt", "six")]
+
+
+def test_incoming_leaves_out_a_failed_transfer(evm_testbed: EvmTestbed) -> None:
+    """Value sent to a contract that refuses it: in a block, to the address, yet nothing arrived."""
+    refuser = evm_testbed.deploy("ethereum", "MultiTransfer")  # no receive(): plain value reverts
+    since = head_number(evm_testbed, "ethereum") + 1
+    (failed,) = devchain.seed_transfers(
+        evm_testbed.url("ethereum"), [SeedTransfer(FUNDER, refuser, value=9, gas=60_000)]
+    )
+    assert evm_testbed.adapter("ethereum").lookup(failed).status is TxStatus.FAILED
+    for features in (["trace"], ["trace", "trace_filter"]):  # block scan, then trace_filter
+        assert adapter_on(evm_testbed, "ethereum", features=features).incoming(refuser, since) == []
 
 
 def test_incoming_until_defaults_to_the_latest_block(evm_testbed: EvmTestbed, deposits: dict[str, Any]) -> None:
