@@ -515,6 +515,10 @@ class SolanaAdapter:
             if isinstance(head_reply, JsonRpcError | bool) or not isinstance(head_reply, int):
                 raise _Malformed(f"getSlot answered {head_reply!r:.80}")
             out: dict[str, Observation] = {}
+            slots = [r.get("slot") for r in replies[:-1] if isinstance(r, Mapping)]
+            highest = max((x for x in slots if isinstance(x, int)), default=0)
+            if head_reply < highest:
+                raise _Malformed(f"node is behind: slot {head_reply} < transaction slot {highest}")
             for signature, reply in zip(signatures, replies, strict=False):
                 if isinstance(reply, JsonRpcError):
                     raise _Malformed(f"getTransaction {signature}: {reply.message}")
@@ -536,6 +540,19 @@ class SolanaAdapter:
         except UnusableAnswer as exc:
             raise ChainUnavailable(self.network.name, f"malformed answer: {exc}") from exc
         return box[0]
+
+    def head(self, at_least: int = 0) -> int:
+        """The node's current slot (``getSlot`` at the configured commitment). A node below
+        ``at_least`` is behind: the next URL is tried."""
+
+        def check(slot: Any) -> None:
+            if isinstance(slot, bool) or not isinstance(slot, int):
+                raise _Malformed(f"getSlot answered {slot!r:.80}")
+            if slot < at_least:
+                raise _Malformed(f"node is behind: slot {slot} < {at_least}")
+
+        slot: int = self.transport.call("getSlot", [{"commitment": self.commitment}], validate=check)
+        return slot
 
     # ----------------------------------------------------------------- incoming
 

@@ -525,13 +525,17 @@ class StellarAdapter:
             return None
         return box[0]
 
-    def latest_ledger(self) -> int:
-        """The newest ledger Horizon has ingested (``history_latest_ledger`` of ``GET /``)."""
+    def head(self, at_least: int = 0) -> int:
+        """The newest ledger Horizon has ingested (``history_latest_ledger`` of ``GET /``). A
+        Horizon below ``at_least`` (a ledger already seen) is behind: the next URL is tried."""
 
         def parse(body: Any) -> int:
             if not isinstance(body, Mapping):
                 raise _Malformed(f"Horizon root is not an object: {body!r:.80}")
-            return _int(body.get("history_latest_ledger"), "history_latest_ledger")
+            latest = _int(body.get("history_latest_ledger"), "history_latest_ledger")
+            if latest < at_least:
+                raise _Malformed(f"Horizon is behind: latest ledger {latest} < {at_least}")
+            return latest
 
         value = self._get("/", parse)
         assert value is not None
@@ -562,7 +566,8 @@ class StellarAdapter:
         if not unique:
             return {}
         bodies = self._fetch_all(unique)
-        head = self.latest_ledger() if any(b is not None for b in bodies) else None
+        seen = [_ledger_of(b) for b in bodies if b is not None]
+        head = self.head(max(seen)) if seen else None
         observations = {
             h: not_found(self.network.name, h) if body is None else self._decode(body, head)
             for h, body in zip(unique, bodies, strict=True)
@@ -630,18 +635,26 @@ class StellarAdapter:
             return []
         missing = [h for h, tx in hashes.items() if tx is None]
         fetched = dict(zip(missing, self._fetch_all(missing), strict=True))
-        head = self.latest_ledger()
-        out: list[Observation] = []
+        bodies: dict[str, Mapping[str, Any]] = {}
         for h, embedded in hashes.items():
             body = embedded if embedded is not None else fetched[h]
             if body is None:
                 raise ChainUnavailable(
                     self.network.name, f"Horizon lists a payment of transaction {h} but does not find the transaction"
                 )
+            bodies[h] = body
+        head = self.head(max(_ledger_of(b) for b in bodies.values()))
+        out: list[Observation] = []
+        for body in bodies.values():
             obs = self._decode(body, head)
             if any(t.recipient == account and (muxed_id is None or t.memo == str(muxed_id)) for t in obs.transfers):
                 out.append(obs)
         return sorted(out, key=lambda o: (o.block_number or 0, int(str(o.details.get("paging_token") or 0))))
+
+
+def _ledger_of(body: Mapping[str, Any]) -> int:
+    ledger = body.get("ledger")
+    return ledger if isinstance(ledger, int) and not isinstance(ledger, bool) else 0
 
 
 def _page_with_raw(body: Any) -> tuple[list[PaymentRecord], list[Mapping[str, Any]]]:

@@ -537,8 +537,9 @@ class XrplAdapter:
         self.transport.post_json("", {"method": method, "params": [dict(params)]}, validate=validate)
         return box[0]
 
-    def validated_ledger(self) -> int:
-        """The last validated ledger index the server knows (``server_info``)."""
+    def head(self, at_least: int = 0) -> int:
+        """The last validated ledger index (``server_info``). A server whose validated ledger is
+        below ``at_least`` (a ledger already seen validated) is behind: the next URL is tried."""
 
         def parse(body: Any) -> int:
             result = _result(body, "server_info")
@@ -547,6 +548,8 @@ class XrplAdapter:
             seq = _int_field(ledger.get("seq") if isinstance(ledger, Mapping) else None, "validated_ledger.seq")
             if seq is None:
                 raise _Malformed("server_info without validated_ledger.seq (the server is not synced)")
+            if seq < at_least:
+                raise _Malformed(f"server is behind: validated ledger {seq} < {at_least}")
             return seq
 
         return self._rpc("server_info", {"api_version": 2}, parse)
@@ -575,7 +578,8 @@ class XrplAdapter:
         else:
             with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
                 entries = list(pool.map(self._fetch, unique))
-        head = self.validated_ledger() if any(e is not None and e.validated for e in entries) else None
+        seen = [e.ledger_index or 0 for e in entries if e is not None and e.validated]
+        head = self.head(max(seen)) if seen else None
         observations: dict[str, Observation] = {}
         for h, entry in zip(unique, entries, strict=True):
             observations[h] = not_found(self.network.name, h) if entry is None else self._decode(entry, head)
@@ -623,7 +627,7 @@ class XrplAdapter:
             )
         if not entries:
             return []
-        head = self.validated_ledger()
+        head = self.head(max(e.ledger_index or 0 for e in entries.values()))
         out: list[Observation] = []
         for entry in entries.values():
             index = entry.ledger_index

@@ -196,3 +196,9 @@ def test_failover_to_the_second_url(replay_config: Config, replay_server: Replay
     assert [o.tx_hash for o in adapter.incoming(USDC_OWNER, 0)] == [USDC_ATA]
     first, second = adapter.transport.state()
     assert first.failures >= 1 and second.failures == 0
+
+
+def test_head_and_a_node_behind_a_seen_slot(adapter: SolanaAdapter) -> None:
+    assert adapter.head() == HEAD
+    with pytest.raises(ChainUnavailable, match="behind"):
+        adapter.head(at_least=HEAD + 1)

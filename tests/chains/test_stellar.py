@@ -203,3 +203,9 @@ def test_failover_to_the_second_url(replay_config: Config, replay_server: Replay
     assert adapter.lookup(TEXT_MEMO).memo == "afsdfas"
     first, second = adapter.transport.state()
     assert first.failures >= 1 and second.failures == 0
+
+
+def test_head_and_a_horizon_behind_a_seen_ledger(adapter: StellarAdapter) -> None:
+    assert adapter.head() == HEAD
+    with pytest.raises(ChainUnavailable, match="behind"):
+        adapter.head(at_least=HEAD + 1)

@@ -280,3 +280,9 @@ def test_server_errors_other_than_not_found_are_unavailable(replay_config: Confi
     adapter = XrplAdapter(network_at(replay_config.networks["xrpl"], replay_server.url_for("xrpl")))
     with pytest.raises(ChainUnavailable, match="unknownCmd"):
         adapter._rpc("no_such_method", {}, lambda body: parse_tx_result(body, XRP_1DROP))
+
+
+def test_head_and_a_server_behind_a_seen_ledger(adapter: XrplAdapter) -> None:
+    assert adapter.head() == HEAD
+    with pytest.raises(ChainUnavailable, match="behind"):
+        adapter.head(at_least=HEAD + 1)
