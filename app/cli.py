@@ -12,8 +12,12 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from app.cli_api import register as register_api
 from app.cli_demo import register as register_demo
 from app.cli_devchain import devchain_app
+from app.cli_recheck import register as register_recheck
+from app.cli_scan import register as register_scan
+from app.cli_workbench import register as register_workbench
 from app.context import AppContext, app_context
 from recovery import migrate
 from recovery.audit import verify_chain
@@ -68,6 +72,10 @@ app.add_typer(cases_app, name="cases")
 
 app.add_typer(devchain_app, name="devchain", help="Local anvil chains for development and tests.")
 register_demo(app)
+register_api(app)
+register_recheck(app)
+register_scan(app)
+register_workbench(app)
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -10,14 +10,30 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from chains.base import ChainAdapter
+from chains.bitcoin import BitcoinAdapter
+from chains.cosmos import CosmosAdapter
 from chains.evm import EvmAdapter
+from chains.solana import SolanaAdapter
+from chains.stellar import StellarAdapter
+from chains.tron import TronAdapter
+from chains.xrpl import XrplAdapter
 from recovery.config import Network
 
 __all__ = ["ADAPTERS", "UnsupportedFamily", "adapter_for", "supported_families"]
 
 AdapterFactory = Callable[[Network], ChainAdapter]
 
-ADAPTERS: Mapping[str, AdapterFactory] = MappingProxyType({"evm": EvmAdapter})
+ADAPTERS: Mapping[str, AdapterFactory] = MappingProxyType(
+    {
+        "evm": EvmAdapter,
+        "tron": TronAdapter,
+        "bitcoin": BitcoinAdapter,
+        "cosmos": CosmosAdapter,
+        "xrpl": XrplAdapter,
+        "stellar": StellarAdapter,
+        "solana": SolanaAdapter,
+    }
+)
 
 
 class UnsupportedFamily(LookupError):

@@ -16,7 +16,7 @@ from recovery.services import CaseService
 from recovery.settings import REPO_ROOT, get_settings
 from tests.support.pgcluster import PgCluster
 
-pytest_plugins = ["tests.fixtures_anvil"]
+pytest_plugins = ["tests.fixtures_anvil", "tests.fixtures_replay"]
 
 BACKENDS = ["sqlite", "postgresql"]
 
