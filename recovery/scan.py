@@ -23,7 +23,10 @@ advisory-lock liveness of :mod:`recovery.leases`); on SQLite one scanner runs at
 Optional network keys (TOML extras): ``scan_start_block`` (where a new address starts, default
 0), ``scan_lag_blocks`` (stay this many blocks behind the head, on top of the confirmations, e.g.
 to give the credit import time), ``scan_ignore_senders`` (the exchange's own wallets, e.g. the gas
-top-ups of deposit addresses: never a stray deposit).
+top-ups of deposit addresses: never a stray deposit). Networks whose ``incoming`` pages by time
+(TRON's account history) keep unix times instead of block numbers: ``scan_start_block`` is then a
+unix time, the confirmations become ``confirmations x block_seconds`` (TRON: 3 s) and
+``scan_lag_seconds`` replaces ``scan_lag_blocks``; a range is one call (the API pages by itself).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from recovery.checking import CaseChecker, ChainEvidence, ChainGateway
 from recovery.config import Config, Network
 from recovery.db import Database
 from recovery.dbtypes import utcnow
+from recovery.errors import Conflict, InvalidTransition
 from recovery.fees import units_to_amount
 from recovery.intake import AppealDraft
 from recovery.leases import Leases, new_owner, owner_key
@@ -84,6 +88,10 @@ OPEN_CATEGORIES = frozenset({
 })
 
 _HEAD_TTL_SECONDS = 15.0
+#: families whose ``incoming`` takes unix times (account-history APIs), not block numbers
+TIME_PAGED_FAMILIES = frozenset({"tron"})
+#: seconds per block, to turn confirmations into a time lag (network key ``block_seconds`` overrides)
+_BLOCK_SECONDS = {"tron": 3}
 
 
 @dataclass(frozen=True)
@@ -395,6 +403,8 @@ class Scanner:
         self.db = service.db
         self.checker = CaseChecker(service, gateway)
         self._heads: dict[str, tuple[int, float]] = {}
+        #: per network, the largest range the node accepted after refusing a larger one
+        self._caps: dict[str, int] = {}
         self._heads_lock = Lock()
 
     # ------------------------------------------------------------------ entry points
@@ -463,7 +473,8 @@ class Scanner:
     # ------------------------------------------------------------------ one (network, address)
 
     def _safe_head(self, adapter: ChainAdapter, network: Network) -> int:
-        """The newest block with the network's confirmations (and ``scan_lag_blocks``), cached briefly."""
+        """The newest position with the network's confirmations (and its scan lag), cached briefly:
+        a block number, or for a network whose ``incoming`` pages by time, a unix time."""
         with self._heads_lock:
             cached = self._heads.get(network.name)
             if cached is not None and time.monotonic() - cached[1] < _HEAD_TTL_SECONDS:
@@ -471,17 +482,22 @@ class Scanner:
         head_of = getattr(adapter, "head", None)
         if not callable(head_of):
             raise UnsupportedFamily(network.name, network.family)
-        answer = head_of()
-        number = answer if isinstance(answer, int) else getattr(answer, "number", None)
-        if isinstance(number, bool) or not isinstance(number, int):
-            raise ChainUnavailable(network.name, f"head() answered {answer!r:.80}")
-        behind = max(network.confirmations - 1, _non_negative_int(network, "scan_lag_blocks"), 0)
-        safe = number - behind
+        number, when = _head(head_of(), network.name)
+        if pages_by_time(adapter):
+            if when is None:
+                raise ChainUnavailable(network.name, "the latest block has no time")
+            seconds = _non_negative_int(network, "block_seconds") or _BLOCK_SECONDS.get(network.family, 1)
+            behind = max(network.confirmations * seconds, _non_negative_int(network, "scan_lag_seconds"))
+            safe = int(when.timestamp()) - behind
+        else:
+            safe = number - max(network.confirmations - 1, _non_negative_int(network, "scan_lag_blocks"), 0)
         with self._heads_lock:
             self._heads[network.name] = (safe, time.monotonic())
         return safe
 
     def _chunk_size(self, adapter: ChainAdapter) -> int:
+        if pages_by_time(adapter):
+            return 2**62  # an account-history API pages by itself: one call per range
         size = self.options.chunk_blocks
         # without trace_filter an EVM node finds native deposits by reading whole blocks, which the
         # adapter does only for short ranges: keep every chunk within that range (no gap)
@@ -508,15 +524,26 @@ class Scanner:
                 summary.up_to_date += 1
             return
         step = self._chunk_size(adapter)
-        rows = self._owner_rows(network, row.address)
+        timed = pages_by_time(adapter)
+        loaded: list[list[DepositAddress]] = []
+
+        def rows() -> list[DepositAddress]:  # read once, and only if some transfer needs an owner
+            if not loaded:
+                loaded.append(self._owner_rows(network, row.address))
+            return loaded[0]
+
         try:
-            for first in range(start, safe + 1, step):
-                last = min(first + step - 1, safe)
-                observations = adapter.incoming(row.address, first, last)
+            first = start
+            while first <= safe:
+                with self._heads_lock:
+                    size = min(step, self._caps.get(network.name, step))
+                observations, last = self._incoming(adapter, network, row.address, first, min(first + size - 1, safe))
                 found = self._handle_chunk(network, row.address, rows, observations, summary)
                 self._commit_chunk(row, leases, last, found, summary)
-                with summary._lock:
-                    summary.blocks += last - first + 1
+                if not timed:
+                    with summary._lock:
+                        summary.blocks += last - first + 1
+                first = last + 1
         except ChainUnavailable as exc:
             self._unavailable(row, leases, summary, exc)
             return
@@ -526,6 +553,21 @@ class Scanner:
             return
         with summary._lock:
             summary.scanned += 1
+
+    def _incoming(self, adapter: ChainAdapter, network: Network, address: str, first: int, last: int
+                  ) -> tuple[list[Observation], int]:
+        """``incoming`` over ``first..last``, halving the range while the node refuses its size
+        (e.g. anvil's ``trace_filter`` takes 300 blocks at most); the size that worked is kept for
+        the rest of the run. Returns the observations and the last block they cover."""
+        while True:
+            try:
+                return adapter.incoming(address, first, last), last
+            except ChainUnavailable as exc:
+                if last <= first or not _range_refused(exc):
+                    raise
+                last = first + (last - first) // 2
+                with self._heads_lock:
+                    self._caps[network.name] = min(self._caps.get(network.name, last - first + 1), last - first + 1)
 
     def _unavailable(self, row: ScanCursor, leases: UnitLeases, summary: ScanSummary, exc: ChainUnavailable) -> None:
         with self.db.write() as session:
@@ -585,7 +627,7 @@ class Scanner:
                 break
         return transfer.contract, transfer.decimals, price
 
-    def _handle_chunk(self, network: Network, address: str, rows: list[DepositAddress],
+    def _handle_chunk(self, network: Network, address: str, rows: Callable[[], list[DepositAddress]],
                       observations: Sequence[Observation], summary: ScanSummary) -> list[_Found]:
         groups = self._groups(address, observations)
         with summary._lock:
@@ -633,7 +675,7 @@ class Scanner:
                 with summary._lock:
                     summary.credited += 1
                 continue
-            found.append(self._judge(network, group, asset, decimals, price, rows,
+            found.append(self._judge(network, group, asset, decimals, price, rows(),
                                      cases.get(tx_key(group.obs.tx_hash), []), summary))
         return found
 
@@ -646,8 +688,9 @@ class Scanner:
             if case_row.user_id == owner or address_key(case_row.deposit_address) == address_key(head.recipient):
                 return self._existing(network, group, asset, decimals, price, case_row, summary)
         now = self.service.clock()
+        others = frozenset(c.user_id for c in cases if c.network == network.name and c.user_id != owner)
         appeal = Appeal(user_id=owner, network=network.name, tx_hash=group.obs.tx_hash, asset=asset,
-                        deposit_address=head.recipient, memo=memo, submitted_at=now)
+                        deposit_address=head.recipient, memo=memo, submitted_at=now, other_appellants=others)
         with self.db.read() as session:
             decision = classify(appeal, {network.name: group.obs}, SqlRegistry(session, self.config), self.config,
                                 now, prices=self.options.prices)
@@ -694,7 +737,17 @@ class Scanner:
         case_row, created = self.service.submit(draft, SYSTEM, origin=Origin.DETECTED)
         if not created:  # an appeal (or another scanner) got there first
             return self._existing(network, group, asset, decimals, None, case_row, summary)
-        category = self._decide(case_row, network, group.obs) or decision.category.value
+        category = decision.category.value
+        if user == owner:  # the decision was made for this very case: record it (no second look-up)
+            try:
+                self.service.apply_decision(case_row.reference or "", decision, SYSTEM,
+                                            expected_version=case_row.version,
+                                            observations={network.name: group.obs})
+            except (Conflict, InvalidTransition) as exc:  # someone acted on it already: the re-check decides
+                with summary._lock:
+                    summary.errors.append(f"{case_row.reference}: {exc}")
+        else:
+            category = self._decide(case_row, network, group.obs) or category
         with summary._lock:
             summary.opened += 1
             summary.categories[category] += 1
@@ -744,6 +797,37 @@ class Scanner:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+
+
+_RANGE_WORDS = ("range", "too large", "too many", "limited to", "exceed", "more than")
+
+
+def _range_refused(exc: ChainUnavailable) -> bool:
+    """The node refused the size of a range (not an outage, not a rate limit): a smaller range may pass."""
+    reason = exc.reason.lower()
+    return "rate" not in reason and any(word in reason for word in _RANGE_WORDS)
+
+
+def pages_by_time(adapter: ChainAdapter) -> bool:
+    """Whether ``incoming`` takes unix times (an adapter may say so with ``incoming_unit = "time"``)."""
+    unit = getattr(adapter, "incoming_unit", None)
+    if unit is not None:
+        return bool(unit == "time")
+    return adapter.network.family in TIME_PAGED_FAMILIES
+
+
+def _head(answer: Any, network: str) -> tuple[int, datetime | None]:
+    """(number, time) from what an adapter's ``head()`` returns: an int, a (number, time) pair, or an
+    object with ``number`` (and ``timestamp``)."""
+    if isinstance(answer, tuple) and len(answer) == 2:
+        number, when = answer
+    elif isinstance(answer, int):
+        number, when = answer, None
+    else:
+        number, when = getattr(answer, "number", None), getattr(answer, "timestamp", None)
+    if isinstance(number, bool) or not isinstance(number, int) or not isinstance(when, datetime | None):
+        raise ChainUnavailable(network, f"head() answered {answer!r:.80}")
+    return number, when
 
 
 def _credited(credits: Sequence[CreditedDeposit], asset: str) -> bool:

@@ -273,6 +273,23 @@ def test_an_appeal_filed_before_the_scan_is_not_detected_again(cases: CaseServic
     assert (finding.outcome, finding.case_id) == ("appealed", appeal.id)
 
 
+def test_a_range_the_node_refuses_is_halved(database: Database, evm_testbed: EvmTestbed, clock: Clock) -> None:
+    evm_testbed.mine("ethereum", 800)
+    config = scan_config(evm_testbed)
+    start = head(evm_testbed, "ethereum") - 700  # anvil's trace_filter takes at most 300 blocks at once
+    networks = dict(config.networks, ethereum=Network.model_validate(
+        {**config.network("ethereum").model_dump(), "scan_start_block": start}))
+    service = CaseService(database, dataclasses.replace(config, networks=MappingProxyType(networks)), clock)
+    bob = hold(service, "bob")
+    tx = evm_testbed.send_native("ethereum", bob, 3 * 10**16)
+    settle(evm_testbed)
+    summary = run_scan(service, network="ethereum")
+    assert summary.opened == 1 and summary.unavailable == 0
+    assert summary.blocks == head(evm_testbed, "ethereum") - 12 + 1 - start + 1
+    [case] = cases_by_tx(database)[tx]
+    assert (case.user_id, case.category) == ("bob", "uncredited_valid")
+
+
 # ----------------------------------------------------------------------------------------------- restarts
 
 
