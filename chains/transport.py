@@ -370,7 +370,11 @@ class Transport:
                     replies[position] = item["result"]
                 else:
                     raise _Transient(url, f"batch item without result or error: {_clip(item)}")
-            self._validate(url, validate, replies)
+            missing = sum(1 for reply in replies if reply is _MISSING)
+            if payload and missing == len(payload):
+                raise _Transient(url, f"batch answered with no reply to any call: {_clip(body)}")
+            if not missing:  # with replies missing, they are asked for again and checked after
+                self._validate(url, validate, replies)
             return replies
 
         return self._with_failover(attempt)

@@ -460,6 +460,21 @@ def test_lookup_many_of_nothing_asks_nothing(proxy: LocalNode, evm_testbed: EvmT
         adapter_on(evm_testbed, "ethereum").lookup_many("0x" + "ab" * 32)
 
 
+def test_replies_a_node_leaves_out_of_a_batch_are_asked_again(
+    evm_testbed: EvmTestbed, thirty: dict[str, Observation]
+) -> None:
+    def drops_some(request: Any, count: int) -> Reply | None:
+        if count > 0 or not isinstance(request, list):
+            return None
+        real = requests.post(evm_testbed.url("ethereum"), json=request, timeout=30).json()
+        return Reply(real[::2])  # half the replies are lost
+
+    with LocalNode(drops_some, upstream=evm_testbed.url("ethereum")) as lossy:
+        answers = adapter_on(evm_testbed, "ethereum", lossy.url).lookup_many(list(thirty))
+        assert len(lossy.received[1].body) == len(lossy.received[0].body) // 2  # only the lost ones
+    assert all(same(answers[h], thirty[h]) for h in thirty)
+
+
 def test_a_batch_the_node_refuses_is_split(evm_testbed: EvmTestbed, thirty: dict[str, Observation]) -> None:
     def at_most_8(request: Any, _: int) -> Reply | None:
         if isinstance(request, list) and len(request) > 8:

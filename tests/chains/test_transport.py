@@ -291,6 +291,13 @@ def test_replies_missing_from_a_batch_are_asked_for_again() -> None:
     assert asked_again == ["m"]
 
 
+def test_a_batch_answered_with_no_reply_at_all_fails_over() -> None:
+    with LocalNode(lambda req, _: Reply([])) as empty, LocalNode(healthy) as good:
+        transport = Transport("t", [empty.url, good.url], FAST)
+        assert transport.batch([("m", [1]), ("m", [2])]) == ["m:[1]", "m:[2]"]
+        assert "no reply to any call" in (transport.state()[0].last_error or "")
+
+
 def test_options_come_from_the_network_entry(default_config: Config) -> None:
     base = default_config.network("ethereum")
     network = network_variant(base, timeout_seconds=4, retry_attempts=5, cooldown_seconds=7, max_batch_size=9,
