@@ -4,16 +4,20 @@ against what SOURCES.md says it shows, then the adapter over HTTP against the re
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chains.base import AssetKind, ChainUnavailable, InvalidChainInput, TxStatus
+from chains.base import AssetKind, ChainAdapter, ChainUnavailable, InvalidChainInput, TxStatus
+from chains.registry import adapter_for
 from chains.replay import ReplayServer
 from chains.solana import SolanaAdapter, account_keys, decode_transaction
 from chains.transport import JsonRpcError, Transport
 from recovery.config import Config, Network
+from recovery.registry import DepositAddress, InMemoryRegistry
+from recovery.rules import Appeal, classify
 
 pytestmark = pytest.mark.fixtures
 
@@ -202,3 +206,20 @@ def test_head_and_a_node_behind_a_seen_slot(adapter: SolanaAdapter) -> None:
     assert adapter.head() == HEAD
     with pytest.raises(ChainUnavailable, match="behind"):
         adapter.head(at_least=HEAD + 1)
+
+
+def test_the_registry_serves_the_family(replay_config: Config) -> None:
+    adapter = adapter_for(replay_config.network("solana"))
+    assert isinstance(adapter, SolanaAdapter) and isinstance(adapter, ChainAdapter)
+
+
+def test_spl_deposit_to_an_owner_through_the_rules(adapter: SolanaAdapter, replay_config: Config) -> None:
+    """The USDC transfer lands in a token account; the rules see the owner, our address. It is at
+    the replay's head slot, so it has 1 of the 32 confirmations the network asks for."""
+    registry = InMemoryRegistry()
+    registry.add_address(DepositAddress("alice", "solana", USDC_OWNER, None, "eoa"))
+    obs = adapter.lookup(USDC_ATA)
+    decision = classify(Appeal("alice", "solana", USDC_ATA), {"solana": obs}, registry, replay_config,
+                        datetime(2026, 1, 1, tzinfo=UTC))
+    assert decision.category == "awaiting_confirmations"
+    assert "not_our_address" not in [r.code for r in decision.reasons]

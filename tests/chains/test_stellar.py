@@ -4,13 +4,15 @@ SOURCES.md says it shows, then the adapter over HTTP against the replay server."
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from stellar_sdk import MuxedAccount
 
-from chains.base import AssetKind, ChainUnavailable, InvalidChainInput, TxStatus
+from chains.base import AssetKind, ChainAdapter, ChainUnavailable, InvalidChainInput, TxStatus
+from chains.registry import adapter_for
 from chains.replay import ReplayServer
 from chains.stellar import (
     STROOP_DECIMALS,
@@ -21,6 +23,8 @@ from chains.stellar import (
 )
 from chains.transport import UnusableAnswer
 from recovery.config import Config, Network
+from recovery.registry import DepositAddress, InMemoryRegistry
+from recovery.rules import Appeal, classify
 
 pytestmark = pytest.mark.fixtures
 
@@ -209,3 +213,27 @@ def test_head_and_a_horizon_behind_a_seen_ledger(adapter: StellarAdapter) -> Non
     assert adapter.head() == HEAD
     with pytest.raises(ChainUnavailable, match="behind"):
         adapter.head(at_least=HEAD + 1)
+
+
+def test_the_registry_serves_the_family(replay_config: Config) -> None:
+    adapter = adapter_for(replay_config.network("stellar"))
+    assert isinstance(adapter, StellarAdapter) and isinstance(adapter, ChainAdapter)
+
+
+@pytest.mark.parametrize(
+    ("tx_hash", "address", "category", "code"),
+    [
+        (TEXT_MEMO, "GCDLRUXOD6KA53G5ILL435TZAISNLPS4EKIHSOVY3MVD3DVJ333NO4DT", "wrong_memo", "memo_malformed"),
+        (PUBNET_XLM, "GDMP73OGYG7RFR4AHAIFF3B5X3HJ6HP7PJURS5SHMYOYPSLKD3VYVTPF", "missing_memo", "missing_memo"),
+    ],
+    ids=["text-memo-on-a-memo-id-network", "no-memo"],
+)
+def test_memos_through_the_rules(
+    adapter: StellarAdapter, replay_config: Config, tx_hash: str, address: str, category: str, code: str
+) -> None:
+    registry = InMemoryRegistry()
+    registry.add_address(DepositAddress("alice", "stellar", address, "12", "eoa"))
+    obs = adapter.lookup(tx_hash)
+    decision = classify(Appeal("alice", "stellar", tx_hash), {"stellar": obs}, registry, replay_config,
+                        datetime(2026, 1, 1, tzinfo=UTC))
+    assert decision.category == category and code in [r.code for r in decision.reasons]

@@ -5,13 +5,15 @@ faults, failover, bad input)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from xrpl.core.addresscodec import classic_address_to_xaddress
 
-from chains.base import AssetKind, ChainUnavailable, InvalidChainInput, TxStatus
+from chains.base import AssetKind, ChainAdapter, ChainUnavailable, InvalidChainInput, TxStatus
+from chains.registry import adapter_for
 from chains.replay import ReplayServer
 from chains.xrpl import (
     ISSUED_CURRENCY_DECIMALS,
@@ -24,6 +26,8 @@ from chains.xrpl import (
     split_entry,
 )
 from recovery.config import Config, Network
+from recovery.registry import DepositAddress, InMemoryRegistry
+from recovery.rules import Appeal, classify
 
 pytestmark = pytest.mark.fixtures
 
@@ -286,3 +290,41 @@ def test_head_and_a_server_behind_a_seen_ledger(adapter: XrplAdapter) -> None:
     assert adapter.head() == HEAD
     with pytest.raises(ChainUnavailable, match="behind"):
         adapter.head(at_least=HEAD + 1)
+
+
+def test_the_registry_serves_the_family(replay_config: Config) -> None:
+    adapter = adapter_for(replay_config.network("xrpl"))
+    assert isinstance(adapter, XrplAdapter) and isinstance(adapter, ChainAdapter)
+
+
+@pytest.mark.parametrize(
+    ("rows", "category", "code"),
+    [
+        ([("alice", "109735445")], "uncredited_valid", "uncredited_valid"),
+        ([("alice", "1"), ("bob", "109735445")], "wrong_memo", "memo_other_user"),
+        ([("alice", "1")], "wrong_memo", "wrong_memo"),
+    ],
+    ids=["own-tag", "another-users-tag", "unknown-tag"],
+)
+def test_destination_tag_through_the_rules(
+    adapter: XrplAdapter, replay_config: Config, rows: list[tuple[str, str]], category: str, code: str
+) -> None:
+    """The recorded tagged payment to a shared address, classified by the rules engine."""
+    obs = adapter.lookup(TAGGED)
+    registry = InMemoryRegistry()
+    for user, tag in rows:
+        registry.add_address(DepositAddress(user, "xrpl", "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh", tag, "eoa"))
+    appeal = Appeal("alice", "xrpl", TAGGED, memo="109735445")
+    decision = classify(appeal, {"xrpl": obs}, registry, replay_config, datetime(2026, 1, 1, tzinfo=UTC))
+    assert decision.category == category
+    assert code in [r.code for r in decision.reasons]
+    assert "partial_payment" in [r.code for r in decision.reasons]  # the flag is set, all of it arrived
+
+
+def test_untagged_payment_to_a_shared_address_is_missing_memo(adapter: XrplAdapter, replay_config: Config) -> None:
+    registry = InMemoryRegistry()
+    registry.add_address(DepositAddress("alice", "xrpl", DUST_RECEIVER, "5", "eoa"))
+    obs = adapter.lookup(XRP_1DROP)
+    decision = classify(Appeal("alice", "xrpl", XRP_1DROP), {"xrpl": obs}, registry, replay_config,
+                        datetime(2026, 1, 1, tzinfo=UTC))
+    assert decision.category == "missing_memo"
