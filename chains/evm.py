@@ -86,7 +86,9 @@ _VALUE_FRAMES: Final = frozenset({"CALL", "CREATE", "CREATE2", "SELFDESTRUCT"})
 #: address in a block range (``incoming``). Listing ``trace`` in the configuration means both methods.
 KNOWN_FEATURES: Final = frozenset({"trace", "parity_trace", "debug_trace", "trace_filter"})
 _TRACE_METHODS: Final = ("parity_trace", "debug_trace")
-_UNSUPPORTED_TEXT: Final = ("not found", "not supported", "does not exist", "not available", "unsupported")
+#: how nodes say they lack a method (not "transaction not found" or "header not found": those are
+#: about the data, and a lagging node behind a load balancer says them too)
+_UNSUPPORTED_TEXT: Final = ("method not found", "not supported", "does not exist", "not available", "unsupported")
 
 
 class _Malformed(UnusableAnswer):
@@ -180,7 +182,8 @@ class EvmAdapter:
     default: all, and a feature the node turns out not to support is dropped at run time),
     ``lookup_batch_size`` (hashes per batch, default 200), ``lookup_concurrency`` (batches of one
     ``lookup_many`` in flight at once, default 2), ``log_chunk_blocks`` (eth_getLogs
-    range, default 2,000), ``native_scan_max_blocks`` (block scan for native deposits when
+    range, default 2,000), ``trace_filter_blocks`` (its range, default 1,000; both are halved, and the
+    smaller size kept, when the node refuses a range), ``native_scan_max_blocks`` (block scan for native deposits when
     ``trace_filter`` is missing, default 2,000), ``trace_batch_size`` (trace calls per HTTP
     request, default 50), ``trace_block_min_txs`` (with ``parity_trace``, a block holding at least
     this many transactions to trace is traced whole with one ``trace_block``, default 4),
@@ -217,6 +220,7 @@ class EvmAdapter:
         self.trace_block_min_txs = _positive(extra, "trace_block_min_txs", 4, network.name)
         self.log_chunk_blocks = _positive(extra, "log_chunk_blocks", 2_000, network.name)
         self.native_scan_max_blocks = _positive(extra, "native_scan_max_blocks", 2_000, network.name)
+        self.trace_filter_blocks = _positive(extra, "trace_filter_blocks", 1_000, network.name)
         max_age = extra.get("max_head_age_seconds")
         self.max_head_age: float | None = None if max_age is None else float(max_age)
         memory = extra.get("head_memory_seconds", 120)
@@ -577,31 +581,53 @@ class EvmAdapter:
         if vanished:  # in the logs or traces, yet not (or no longer) in a block: ask again later
             raise ChainUnavailable(self.network.name, f"{vanished[0]} was seen in block range {since}..{last} "
                                    "but the node does not find it in a block (reorganized?)")
-        delivered = [o for o in observed.values() if o.status is TxStatus.SUCCESS]  # a failed one moved nothing
+        # a failed transaction moved nothing; a trace_filter hit inside a call that reverted moved
+        # nothing either (the lookup's own trace says so, when the node traces)
+        delivered = [
+            o for o in observed.values()
+            if o.status is TxStatus.SUCCESS
+            and (any(t.recipient == target for t in o.transfers) or o.details.get("internal_transfers") != "traced")
+        ]
         return sorted(delivered, key=lambda o: (o.block_number or 0, int(o.details.get("tx_index") or 0)))
 
     def _latest_number(self) -> int:
         return _int(self.transport.call("eth_blockNumber"), "eth_blockNumber")
 
     def _logs(self, since: int, until: int, topics: list[Any]) -> list[Mapping[str, Any]]:
-        step = self.log_chunk_blocks
+        try:
+            return self._ranged(
+                "eth_getLogs", lambda a, b: [{"fromBlock": hex(a), "toBlock": hex(b), "topics": topics}],
+                since, until, "log_chunk_blocks",
+            )
+        except JsonRpcError as error:
+            raise ChainUnavailable(self.network.name, f"eth_getLogs: {error.message}") from error
+
+    def _ranged(
+        self, method: str, params: Callable[[int, int], list[Any]], since: int, until: int, cap: str
+    ) -> list[Mapping[str, Any]]:
+        """A block-range query split in ranges of ``self.<cap>`` blocks, all sent in one batch. A
+        range the node refuses (too wide, too many results) is halved, and the smaller size kept
+        for next time; a single block refused is "unavailable". A method the node does not have
+        raises its :class:`JsonRpcError`."""
+        step = getattr(self, cap)
         ranges = [(a, min(a + step - 1, until)) for a in range(since, until + 1, step)]
         out: list[Mapping[str, Any]] = []
         while ranges:
-            calls: list[RpcCall] = [
-                ("eth_getLogs", [{"fromBlock": hex(a), "toBlock": hex(b), "topics": topics}]) for a, b in ranges
-            ]
-            replies = self.transport.batch(calls)
+            replies = self.transport.batch([(method, params(a, b)) for a, b in ranges])
             retry: list[tuple[int, int]] = []
             for (a, b), reply in zip(ranges, replies, strict=True):
                 if isinstance(reply, JsonRpcError):
+                    if _unsupported(reply):
+                        raise reply
                     if a == b:
-                        raise ChainUnavailable(self.network.name, f"eth_getLogs failed for block {a}: {reply.message}")
+                        raise ChainUnavailable(self.network.name, f"{method} failed for block {a}: {reply.message}")
                     middle = (a + b) // 2
                     retry.extend([(a, middle), (middle + 1, b)])
+                    with self._lock:
+                        setattr(self, cap, max(1, min(getattr(self, cap), middle - a + 1)))
                     continue
                 if not isinstance(reply, list) or not all(isinstance(e, Mapping) for e in reply):
-                    raise ChainUnavailable(self.network.name, f"eth_getLogs answered {reply!r:.120}")
+                    raise ChainUnavailable(self.network.name, f"{method} answered {reply!r:.120}")
                 out.extend(reply)
             ranges = retry
         return out
@@ -611,11 +637,10 @@ class EvmAdapter:
         if "trace_filter" in self.features:
             try:
                 return self._trace_filter(lowered, since, until)
-            except JsonRpcError as error:
-                if error.code != -32601 and not any(t in error.message.lower() for t in _UNSUPPORTED_TEXT):
-                    raise ChainUnavailable(self.network.name, f"trace_filter: {error.message}") from error
-                log.warning("%s: trace_filter unsupported; scanning blocks instead", self.network.name)
-                self.features = self.features - {"trace_filter"}
+            except JsonRpcError as error:  # the node has no trace_filter
+                log.warning("%s: trace_filter unsupported (%s); scanning blocks instead", self.network.name,
+                            error.message)
+                self._set_features(self.features - {"trace_filter"})
         if until - since + 1 > self.native_scan_max_blocks:
             log.warning(
                 "%s: native deposits not searched in %d..%d (more than %d blocks, no trace_filter)",
@@ -636,22 +661,17 @@ class EvmAdapter:
         return hashes
 
     def _trace_filter(self, target: str, since: int, until: int) -> list[str]:
+        traces = self._ranged(
+            "trace_filter", lambda a, b: [{"fromBlock": hex(a), "toBlock": hex(b), "toAddress": [target]}],
+            since, until, "trace_filter_blocks",
+        )
         hashes: list[str] = []
-        for a in range(since, until + 1, self.log_chunk_blocks):
-            b = min(a + self.log_chunk_blocks - 1, until)
-            query = {"fromBlock": hex(a), "toBlock": hex(b), "toAddress": [target]}
-            traces = self.transport.call("trace_filter", [query])
-            if not isinstance(traces, list):
-                raise ChainUnavailable(self.network.name, f"trace_filter answered {traces!r:.120}")
-            for trace in traces:
-                action = trace.get("action") if isinstance(trace, Mapping) else None
-                if not isinstance(action, Mapping) or trace.get("error"):
-                    continue
-                if trace.get("type") == "call" and action.get("callType", "call") != "call":
-                    continue
-                destination = action.get("to") or action.get("address")
-                if str(destination or "").lower() == target and _int(action.get("value", 0), "value") > 0:
-                    hashes.append(str(trace["transactionHash"]).lower())
+        for trace in traces:
+            if trace.get("error"):
+                continue
+            moved = _parity_value(trace)
+            if moved is not None and moved[1].lower() == target:
+                hashes.append(_hex_str(trace, "transactionHash").lower())
         return hashes
 
     # ----------------------------------------------------------------- helpers
@@ -710,6 +730,7 @@ _TraceOutcome = dict[str, tuple[list[Transfer] | None, str]]
 
 
 def _unsupported(error: JsonRpcError) -> bool:
+    """The node does not have the method (as opposed to failing on this call)."""
     return error.code == -32601 or any(t in error.message.lower() for t in _UNSUPPORTED_TEXT)
 
 
@@ -859,29 +880,36 @@ def decode_parity_transfers(traces: Sequence[Mapping[str, Any]]) -> list[Transfe
             continue
         if not path:
             continue
-        action = entry.get("action")
-        if not isinstance(action, Mapping):
-            raise _Malformed(f"trace without an action: {entry!r:.120}")
-        kind = str(entry.get("type", "")).lower()
-        if kind == "call":
-            if str(action.get("callType", "call")).lower() != "call":
-                continue
-            sender, recipient, value = action.get("from"), action.get("to"), action.get("value")
-        elif kind in ("create", "create2"):
-            result = entry.get("result")
-            sender, value = action.get("from"), action.get("value")
-            recipient = result.get("address") if isinstance(result, Mapping) else None
-        elif kind in ("suicide", "selfdestruct"):
-            sender, recipient, value = action.get("address"), action.get("refundAddress"), action.get("balance")
-        else:  # block rewards and anything newer: not a transfer made by this transaction
-            continue
-        amount = _int(value if value is not None else "0x0", "value")
-        if amount > 0 and sender and recipient:
-            out.append(
-                Transfer(AssetKind.NATIVE, _checksum(str(sender)), _checksum(str(recipient)), amount,
-                         index=position, internal=True)
-            )
+        moved = _parity_value(entry)
+        if moved is not None:
+            sender, recipient, amount = moved
+            out.append(Transfer(AssetKind.NATIVE, sender, recipient, amount, index=position, internal=True))
     return out
+
+
+def _parity_value(entry: Mapping[str, Any]) -> tuple[str, str, int] | None:
+    """(sender, recipient, amount) of the native value one parity-style trace frame moves, if any
+    (a CALL, a contract creation, a self-destruct paying out; not DELEGATECALL/STATICCALL/CALLCODE)."""
+    action = entry.get("action")
+    if not isinstance(action, Mapping):
+        raise _Malformed(f"trace without an action: {entry!r:.120}")
+    kind = str(entry.get("type", "")).lower()
+    if kind == "call":
+        if str(action.get("callType", "call")).lower() != "call":
+            return None
+        sender, recipient, value = action.get("from"), action.get("to"), action.get("value")
+    elif kind in ("create", "create2"):
+        result = entry.get("result")
+        sender, value = action.get("from"), action.get("value")
+        recipient = result.get("address") if isinstance(result, Mapping) else None
+    elif kind in ("suicide", "selfdestruct"):
+        sender, recipient, value = action.get("address"), action.get("refundAddress"), action.get("balance")
+    else:  # block rewards and anything newer: not a transfer made by a transaction
+        return None
+    amount = _int(value if value is not None else "0x0", "value")
+    if amount <= 0 or not sender or not recipient:
+        return None
+    return _checksum(str(sender)), _checksum(str(recipient)), amount
 
 
 def _transfer_logs(receipt: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:

@@ -648,6 +648,48 @@ def test_incoming_without_trace_filter_scans_blocks_for_top_level_native_transfe
     assert [o.tx_hash for o in found] == [deposits[k].lower() for k in ("plain", "usdt", "six")]
 
 
+def test_incoming_halves_ranges_the_node_refuses_and_keeps_the_size(
+    evm_testbed: EvmTestbed, deposits: dict[str, Any]
+) -> None:
+    """anvil's trace_filter takes 300 blocks at most; the proxy limits eth_getLogs to 3."""
+    evm_testbed.mine("ethereum", max(0, deposits["since"] + 700 - head_number(evm_testbed, "ethereum")))
+
+    def logs_up_to_3_blocks(request: Any, _: int) -> Reply | None:
+        if not isinstance(request, list) or request[0]["method"] != "eth_getLogs":
+            return None
+        answers = requests.post(evm_testbed.url("ethereum"), json=request, timeout=30).json()
+        by_id = {c["id"]: c["params"][0] for c in request}
+        for answer in answers:
+            query = by_id[answer["id"]]
+            if int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1 > 3:
+                answer.pop("result", None)
+                answer["error"] = {"code": -32005, "message": "query exceeds max block range 3"}
+        return Reply(answers)
+
+    with LocalNode(logs_up_to_3_blocks, upstream=evm_testbed.url("ethereum")) as picky:
+        adapter = adapter_on(evm_testbed, "ethereum", picky.url)
+        found = adapter.incoming(deposits["deposit"], deposits["since"], deposits["since"] + 700)
+    assert [o.tx_hash for o in found] == [deposits[k].lower() for k in ("plain", "usdt", "six", "internal")]
+    assert adapter.log_chunk_blocks <= 3 and adapter.trace_filter_blocks <= 300  # learned
+
+
+def test_incoming_without_trace_filter_on_the_node_scans_blocks(
+    evm_testbed: EvmTestbed, deposits: dict[str, Any]
+) -> None:
+    def no_trace_filter(request: Any, _: int) -> Reply | None:
+        calls = request if isinstance(request, list) else [request]
+        if calls[0]["method"] == "trace_filter":
+            return rpc_error(request, -32601, "the method trace_filter does not exist/is not available")
+        return None
+
+    with LocalNode(no_trace_filter, upstream=evm_testbed.url("ethereum")) as node:
+        adapter = adapter_on(evm_testbed, "ethereum", node.url)
+        found = adapter.incoming(deposits["deposit"], deposits["since"], deposits["until"])
+        assert "eth_getBlockByNumber" in node.methods
+    assert [o.tx_hash for o in found] == [deposits[k].lower() for k in ("plain", "usdt", "six")]
+    assert "trace_filter" not in adapter.features and "trace" in adapter.features
+
+
 def test_incoming_leaves_out_a_failed_transfer(evm_testbed: EvmTestbed) -> None:
     """Value sent to a contract that refuses it: in a block, to the address, yet nothing arrived."""
     refuser = evm_testbed.deploy("ethereum", "MultiTransfer")  # no receive(): plain value reverts
