@@ -111,7 +111,8 @@ def register(app: typer.Typer) -> None:
         with ExitStack() as stack:
             try:
                 result, chains = run_demo(
-                    DemoOptions(root=root, appeals=appeals, seed=seed, log=log), settings.config_dir
+                    DemoOptions(root=root, appeals=appeals, seed=seed, log=log, fixtures_dir=settings.fixtures_dir),
+                    settings.config_dir,
                 )
             except DemoError as exc:
                 err.print(f"error: {exc}", markup=False)

@@ -21,7 +21,7 @@ MEMO_CATEGORIES = {Category.MISSING_MEMO, Category.WRONG_MEMO}
 
 
 def run_demo(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_") or k == "RECOVERY_FIXTURES_DIR"}
     return subprocess.run(
         [RECOVERY, "demo", "--no-serve", "--root", str(root), *args],
         capture_output=True, text=True, env=env, timeout=600, check=False,
@@ -44,6 +44,12 @@ def test_every_status_is_present(demo_summary: dict[str, Any]) -> None:
 def test_every_evm_category_is_present(demo_summary: dict[str, Any]) -> None:
     evm_categories = {c.value for c in Category} - {c.value for c in MEMO_CATEGORIES}
     assert evm_categories <= set(demo_summary["categories"])
+
+
+def test_memo_categories_come_from_the_recorded_transactions(
+    demo_summary: dict[str, Any], fixtures_dir: Path
+) -> None:
+    assert {c.value for c in MEMO_CATEGORIES} <= set(demo_summary["categories"])
 
 
 def test_audit_chain_verifies(demo_summary: dict[str, Any]) -> None:

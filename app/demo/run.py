@@ -27,11 +27,12 @@ from typing import Any
 import tomli_w
 from sqlmodel import col, func, select
 
-from app.demo import plan
+from app.demo import memos, plan
 from app.demo.chainworld import HOT_WALLET, USER_WALLETS, ChainWorld, DemoAppeal, TxSpec, impersonate, send_all
 from app.demo.chainworld import token_transfer as token_tx
 from chains import devchain
 from chains.devchain import AnvilNode
+from chains.replay import ReplayServer, serve_recorded
 from recovery import migrate
 from recovery.audit import verify_chain
 from recovery.checking import CaseChecker, ChainGateway
@@ -79,6 +80,8 @@ class DemoOptions:
     users: int = 60
     seed: int = 7
     log: Callable[[str], None] = print
+    #: recorded chain responses for the memo networks (absent: those cases are skipped, saying so)
+    fixtures_dir: Path | None = None
 
 
 @dataclass
@@ -193,7 +196,7 @@ def send_history(world: ChainWorld, start: datetime, rng: random.Random) -> None
         devchain.mine(url, 100)
 
 
-def write_imports(world: ChainWorld, folder: Path) -> tuple[Path, Path]:
+def write_imports(world: ChainWorld, folder: Path, memo_rows: list[memos.MemoRow]) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     addresses = folder / "deposit_addresses.csv"
     with addresses.open("w", newline="") as out:
@@ -202,6 +205,8 @@ def write_imports(world: ChainWorld, folder: Path) -> tuple[Path, Path]:
         for user in world.users:
             for network in user.issued:
                 writer.writerow([user.user_id, network, user.address, "", user.kind])
+        for row in memo_rows:
+            writer.writerow([row.user_id, row.network, row.address, row.memo, "eoa"])
     credits = folder / "credited_deposits.csv"
     with credits.open("w", newline="") as out:
         writer = csv.writer(out)
@@ -324,7 +329,8 @@ def run_demo(options: DemoOptions, source_config: Path) -> tuple[DemoResult, Exi
         options.log(f"starting {len(source.networks_of_family('evm'))} local EVM chains")
         nodes = stack.enter_context(local_chains(source, root, start))
         urls = {name: node.url for name, node in nodes.items()}
-        config_dir = write_config(source_config, root / "config", urls, None)
+        replay = start_replay(options, stack)
+        config_dir = write_config(source_config, root / "config", urls, replay.url if replay else None)
         config = load_config(config_dir)
         database_url = f"sqlite:///{root / 'recovery.db'}"
         db = connect(database_url)
@@ -336,7 +342,8 @@ def run_demo(options: DemoOptions, source_config: Path) -> tuple[DemoResult, Exi
         plan_world(world, config, rng, options)
         options.log(f"sending {sum(1 for a in world.appeals if a.tx)} transactions over {plan.DAYS} days")
         send_history(world, start, rng)
-        addresses_csv, credits_csv = write_imports(world, root / "imports")
+        memo_world = memos.build(config, replay) if replay else memos.MemoWorld([], [])
+        addresses_csv, credits_csv = write_imports(world, root / "imports", memo_world.rows)
         import_addresses(db, config, addresses_csv)
         import_credits(db, config, credits_csv)
         for username, (role, password) in OPERATORS.items():
@@ -350,6 +357,7 @@ def run_demo(options: DemoOptions, source_config: Path) -> tuple[DemoResult, Exi
         for url in urls.values():  # the refunds sent by the team get their confirmations
             devchain.mine(url, 30)
         finish_today(world, service, checker, urls, rng)
+        file_memo_appeals(memo_world, service, checker)
         options.log("re-checking every case that needs the chain")
         today = CaseService(db, config)
         Recheck(today, checker.gateway, RecheckOptions(workers=2)).run()
@@ -371,6 +379,32 @@ def plan_world(world: ChainWorld, config: Config, rng: random.Random, options: D
     prepare_contracts(world, config)
     plan.make_users(world, rng, options.users)
     plan.make_appeals(world, rng, options.appeals)
+
+
+def start_replay(options: DemoOptions, stack: ExitStack) -> ReplayServer | None:
+    """The local stand-in for the memo networks, serving the recorded responses."""
+    folder = options.fixtures_dir
+    if folder is None or not folder.is_dir():
+        options.log(f"recorded chain responses not found at {folder}: memo-network cases skipped")
+        return None
+    server = serve_recorded(folder)
+    stack.callback(server.stop)
+    options.log(f"serving the recorded memo-network transactions at {server.url}")
+    return server
+
+
+def file_memo_appeals(memo_world: memos.MemoWorld, service: CaseService, checker: CaseChecker) -> None:
+    """Today's appeals about the recorded XRP Ledger and Cosmos transactions, checked at once."""
+    today = CaseService(service.db, service.config, Clock(datetime.now(UTC)))
+    references = []
+    for appeal in memo_world.appeals:
+        raw = {"network": appeal.network, "asset": appeal.asset, "tx_hash": appeal.tx_hash,
+               "deposit_address": appeal.deposit_address, "memo": appeal.memo,
+               "amount": format(appeal.amount, "f") if appeal.amount is not None else None}
+        case, _ = today.submit(validate_appeal(service.config, raw, appeal.user_id), _user(appeal.user_id))
+        references.append(case.reference or "")
+    if references:
+        CaseChecker(today, checker.gateway).check(references, actor=SYSTEM)
 
 
 def finish_today(world: ChainWorld, service: CaseService, checker: CaseChecker, urls: dict[str, str],
@@ -419,7 +453,8 @@ def after_recheck(world: ChainWorld, today: CaseService, urls: dict[str, str], r
         break
     with today.db.read() as session:
         open_case = session.exec(
-            select(Case).where(Case.status == CaseStatus.IN_REVIEW.value).order_by(col(Case.id).desc())
+            select(Case).where(Case.status == CaseStatus.IN_REVIEW.value, Case.network == "ethereum")
+            .order_by(col(Case.id).desc())
         ).first()
     if open_case is not None:
         today.withdraw(open_case.reference or "", _user(open_case.user_id), expected_version=open_case.version)
