@@ -88,6 +88,9 @@ OPEN_CATEGORIES = frozenset({
 })
 
 _HEAD_TTL_SECONDS = 15.0
+#: families whose ``incoming`` reads block ranges (``eth_getLogs``): their ranges are cut in chunks;
+#: the others read an address's own history, which their API pages, so a range is one call
+RANGE_SCANNED_FAMILIES = frozenset({"evm"})
 #: families whose ``incoming`` takes unix times (account-history APIs), not block numbers
 TIME_PAGED_FAMILIES = frozenset({"tron"})
 #: seconds per block, to turn confirmations into a time lag (network key ``block_seconds`` overrides)
@@ -405,6 +408,8 @@ class Scanner:
         self._heads: dict[str, tuple[int, float]] = {}
         #: per network, the largest range the node accepted after refusing a larger one
         self._caps: dict[str, int] = {}
+        #: per network, the head query that failed last (and when): its addresses wait for the next run
+        self._down: dict[str, tuple[ChainUnavailable, float]] = {}
         self._heads_lock = Lock()
 
     # ------------------------------------------------------------------ entry points
@@ -479,10 +484,19 @@ class Scanner:
             cached = self._heads.get(network.name)
             if cached is not None and time.monotonic() - cached[1] < _HEAD_TTL_SECONDS:
                 return cached[0]
-        head_of = getattr(adapter, "head", None)
+        head_of = getattr(adapter, "head", None) or getattr(adapter, "tip", None)
         if not callable(head_of):
             raise UnsupportedFamily(network.name, network.family)
-        number, when = _head(head_of(), network.name)
+        with self._heads_lock:
+            down = self._down.get(network.name)
+        if down is not None and time.monotonic() - down[1] < _HEAD_TTL_SECONDS:
+            raise down[0]  # asked a moment ago and got no answer: do not wait on it for every address
+        try:
+            number, when = _head(head_of(), network.name)
+        except ChainUnavailable as exc:
+            with self._heads_lock:
+                self._down[network.name] = (exc, time.monotonic())
+            raise
         if pages_by_time(adapter):
             if when is None:
                 raise ChainUnavailable(network.name, "the latest block has no time")
@@ -496,8 +510,8 @@ class Scanner:
         return safe
 
     def _chunk_size(self, adapter: ChainAdapter) -> int:
-        if pages_by_time(adapter):
-            return 2**62  # an account-history API pages by itself: one call per range
+        if adapter.network.family not in RANGE_SCANNED_FAMILIES:
+            return 2**62  # an account-history API (TRON, XRPL, Stellar, Solana, ...) pages by itself
         size = self.options.chunk_blocks
         # without trace_filter an EVM node finds native deposits by reading whole blocks, which the
         # adapter does only for short ranges: keep every chunk within that range (no gap)

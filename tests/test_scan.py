@@ -41,6 +41,7 @@ from recovery.vocabulary import Role
 from tests.api.conftest import SECRET, bearer, make_client
 from tests.conftest import Clock, new_database
 from tests.fixtures_anvil import FUNDER, EvmTestbed, fresh_address
+from tests.fixtures_replay import FAST, network_at
 
 NETWORKS = ("ethereum", "bsc")
 SETTLE = 15  # bsc's confirmations (ethereum needs 12)
@@ -288,6 +289,65 @@ def test_a_range_the_node_refuses_is_halved(database: Database, evm_testbed: Evm
     assert summary.blocks == head(evm_testbed, "ethereum") - 12 + 1 - start + 1
     [case] = cases_by_tx(database)[tx]
     assert (case.user_id, case.category) == ("bob", "uncredited_valid")
+
+
+SHARED_XRPL = "rsRy14FvipgqudiGmptJBhr1RtpsgfzKMM"  # a recorded 329.1748 XRP payment with tag 1288227521
+DUST_XRPL = "rnZmVGX6f4pUYyS4oXYJzoLdRojQV8y297"  # three recorded 1-drop payments without a tag
+
+
+@pytest.mark.parametrize(("tag", "user", "category"), [
+    ("1288227521", "zoe", "uncredited_valid"),
+    ("7", f"shared:xrpl:{SHARED_XRPL}", "wrong_memo"),
+])
+def test_memo_network_on_the_recorded_xrp_ledger(database: Database, replay_config: Config, clock: Clock,
+                                                  tag: str, user: str, category: str) -> None:
+    config = dataclasses.replace(
+        replay_config, networks=MappingProxyType({"xrpl": replay_config.network("xrpl")}),
+        assets=tuple(a for a in replay_config.assets if a.network == "xrpl"),
+        fees=tuple(f for f in replay_config.fees if f.network in ("*", "xrpl")))
+    service = CaseService(database, config, clock)
+    with database.write() as session:
+        session.add(DepositAddress(user_id="zoe", network="xrpl", address=SHARED_XRPL, memo=tag, kind="eoa"))
+        session.add(DepositAddress(user_id="ada", network="xrpl", address=DUST_XRPL, memo="5", kind="eoa"))
+    summary = run_scan(service)
+    [case] = [c for rows in cases_by_tx(database).values() for c in rows]
+    assert (case.user_id, case.category, case.network, case.memo, case.amount) == (
+        user, category, "xrpl", "1288227521", Decimal("329.1748"))
+    assert case.origin == "detected"
+    dust = [f for f in findings(database) if f.outcome == "dust"]
+    assert len(dust) == 3 and {(f.category, f.user_id, f.amount) for f in dust} == {
+        ("missing_memo", f"shared:xrpl:{DUST_XRPL}", Decimal("0.000001"))}
+    assert (summary.opened, summary.dust, summary.scanned) == (1, 3, 2)
+    if user == "zoe":  # her appeal (the tag is hers) joins the detected case
+        draft = validate_appeal(config, {"network": "xrpl", "asset": "XRP", "tx_hash": case.tx_hash,
+                                         "deposit_address": SHARED_XRPL, "memo": tag}, "zoe")
+        joined, created = service.submit(draft, Actor("zoe", Role.USER))
+        assert (joined.reference, created) == (case.reference, False)
+    assert run_scan(service).found == 0
+
+
+def test_the_tron_twin_is_scanned_and_an_outage_keeps_its_place(
+    database: Database, evm_testbed: EvmTestbed, replay_config: Config, clock: Clock
+) -> None:
+    # the recordings hold no TRON account history: the replay answers 501, as a failing provider would
+    base = scan_config(evm_testbed)
+    tron = network_at(replay_config.network("tron"), replay_config.network("tron").rpc_urls, **FAST)
+    config = dataclasses.replace(
+        base, networks=MappingProxyType({**base.networks, "tron": tron}),
+        assets=base.assets + tuple(a for a in replay_config.assets if a.network == "tron"))
+    service = CaseService(database, config, clock)
+    alice = hold(service, "alice")
+    tx = evm_testbed.send_token("bsc", "USDT", alice, 250 * 10**18)
+    settle(evm_testbed)
+    summary = run_scan(service)
+    assert (summary.units, summary.scanned, summary.unavailable) == (3, 2, 1)
+    assert summary.unavailable_networks == Counter({"tron": 1})
+    [twin] = [c for c in cursors(database) if c.network == "tron"]
+    assert twin.address == evm_to_tron(alice) and twin.scanned_to is None
+    assert twin.last_error and "unavailable" in twin.last_error
+    assert [c.user_id for c in cases_by_tx(database)[tx]] == ["alice"]  # the other networks went on
+    again = run_scan(service)
+    assert (again.unavailable, again.up_to_date) == (1, 2)  # tried again, still from its first block
 
 
 # ----------------------------------------------------------------------------------------------- restarts
