@@ -260,7 +260,10 @@ class Transport:
         (REST APIs answer 404 for an unknown transaction)."""
 
         def attempt(url: str) -> Any:
-            body = self._request("GET", _join(url, path), params=params, not_found=not_found)
+            try:
+                body = self._request("GET", _join(url, path), params=params, not_found=not_found)
+            except _Transient as failure:  # a failure belongs to the configured URL, not to the path
+                raise _Transient(url, failure.reason, failure.retry_after) from failure
             self._validate(url, validate, body)
             return body
 
@@ -277,7 +280,10 @@ class Transport:
         """POST a JSON body to ``<url><path>`` and return the JSON answer (REST families)."""
 
         def attempt(url: str) -> Any:
-            answer = self._request("POST", _join(url, path), json_body=body, not_found=not_found)
+            try:
+                answer = self._request("POST", _join(url, path), json_body=body, not_found=not_found)
+            except _Transient as failure:  # a failure belongs to the configured URL, not to the path
+                raise _Transient(url, failure.reason, failure.retry_after) from failure
             self._validate(url, validate, answer)
             return answer
 
