@@ -609,11 +609,16 @@ def seed_transfers(
         calls.append(("eth_sendTransaction", [tx]))
     hashes: list[str] = []
     with automine_off(transport):
-        for start in range(0, len(calls), batch_size):
-            for reply in transport.batch(calls[start : start + batch_size]):
-                if isinstance(reply, JsonRpcError):
-                    raise DevchainError(f"eth_sendTransaction failed: {reply.message}")
-                hashes.append(str(reply))
+        try:
+            for start in range(0, len(calls), batch_size):
+                for reply in transport.batch(calls[start : start + batch_size]):
+                    if isinstance(reply, JsonRpcError):
+                        raise DevchainError(f"eth_sendTransaction failed: {reply.message}")
+                    hashes.append(str(reply))
+        except BaseException:
+            with suppress(Exception):  # mine what was accepted: leave no half-sent batch in the pool
+                mine_until_empty(transport)
+            raise
         mine_until_empty(transport)
     return hashes
 
@@ -659,9 +664,19 @@ def install_token(url: str, address: str, name: str, symbol: str, decimals: int)
         [("eth_getCode", [temporary, "latest"])]
         + [("eth_getStorageAt", [temporary, hex(slot), "latest"]) for slot in _TOKEN_STATE_SLOTS]
     )
+    writes: list[tuple[int, str]] = list(zip(_TOKEN_STATE_SLOTS, slots, strict=True))
+    for slot, value in writes[:2]:  # name and symbol: a string over 31 bytes lives at keccak(slot)
+        head = int(value, 16)
+        if head & 1:
+            base = int.from_bytes(Web3.keccak(slot.to_bytes(32, "big")), "big")
+            data_slots = [base + i for i in range(((head - 1) // 2 + 31) // 32)]
+            data = transport.batch([("eth_getStorageAt", [temporary, hex(n), "latest"]) for n in data_slots])
+            writes.extend(zip(data_slots, data, strict=True))
     transport.call("anvil_setCode", [target, code])
-    for slot, value in zip(_TOKEN_STATE_SLOTS, slots, strict=True):
-        transport.call("anvil_setStorageAt", [target, "0x" + format(slot, "064x"), value])
+    replies = transport.batch([("anvil_setStorageAt", [target, "0x" + format(n, "064x"), v]) for n, v in writes])
+    failed = [r for r in replies if isinstance(r, JsonRpcError)]
+    if failed:
+        raise DevchainError(f"installing {symbol} at {target} failed: {failed[0].message}")
     return target
 
 

@@ -164,6 +164,19 @@ def test_seed_transfers_mines_everything_and_turns_automine_back_on(evm_testbed:
     assert int(transport.call("txpool_status")["pending"], 16) == 0
 
 
+def test_a_failed_seeding_leaves_nothing_in_the_pool(evm_testbed: EvmTestbed) -> None:
+    url = evm_testbed.url("bsc")
+    stranger = fresh_address()  # not an unlocked dev account: anvil cannot sign for it
+    recipient = fresh_address()
+    good = [SeedTransfer(DEV_ACCOUNTS[4], recipient, value=7) for _ in range(3)]
+    with pytest.raises(DevchainError, match="eth_sendTransaction failed"):
+        devchain.seed_transfers(url, [*good, SeedTransfer(stranger, fresh_address(), value=1)], batch_size=2)
+    transport = devchain.rpc(url)
+    assert int(transport.call("txpool_status")["pending"], 16) == 0
+    assert transport.call("anvil_getAutomine") is True
+    assert devchain.balances(url, [recipient])[recipient] == 21  # what was accepted got mined
+
+
 def test_mine_snapshot_and_revert(evm_testbed: EvmTestbed) -> None:
     url = evm_testbed.url("bsc")
     transport = devchain.rpc(url)
@@ -181,12 +194,13 @@ def test_mine_snapshot_and_revert(evm_testbed: EvmTestbed) -> None:
 def test_a_token_installed_at_a_chosen_address(evm_testbed: EvmTestbed) -> None:
     url = evm_testbed.url("bsc")
     address = fresh_address()
-    installed = devchain.install_token(url, address, "Wrapped Thing", "WTH", 8)
+    name = "Wrapped Thing With A Name Longer Than One Storage Slot"  # stored outside its slot
+    installed = devchain.install_token(url, address, name, "WTH", 8)
     assert installed == to_checksum_address(address)
     holder = fresh_address()
     devchain.mint(url, installed, holder, 12_345)
     info = EvmAdapter(evm_testbed.config.network("bsc")).token_info(installed)
-    assert (info.symbol, info.name, info.decimals) == ("WTH", "Wrapped Thing", 8)
+    assert (info.symbol, info.name, info.decimals) == ("WTH", name, 8)
     w3 = devchain.web3_for(url)
     token = w3.eth.contract(address=to_checksum_address(installed), abi=devchain.artifact("TestToken").abi)
     assert token.functions.balanceOf(holder).call() == 12_345
