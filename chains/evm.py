@@ -1,12 +1,16 @@
 """The EVM chain adapter (Ethereum, BNB Smart Chain, Polygon, Arbitrum, ... and local anvil nodes).
 
-A lookup is two JSON-RPC batches, whatever the number of hashes:
+A lookup takes three rounds of JSON-RPC batches, whatever the number of hashes:
 
 1. ``eth_getTransactionByHash`` + ``eth_getTransactionReceipt`` for every hash, and the latest
-   block (for confirmations, and to notice a node that is behind).
-2. Block headers (timestamps; cached by block hash), ``debug_traceTransaction`` with the call
-   tracer for successful transactions that ran contract code (internal native transfers), and
-   ``symbol()``/``name()``/``decimals()`` for token contracts not seen before (cached).
+   block (for confirmations, and to notice a node that is behind); ``lookup_batch_size`` hashes
+   per batch, ``lookup_concurrency`` batches in flight.
+2. Block headers (timestamps; cached by block hash) and ``symbol()``/``name()``/``decimals()`` of
+   token contracts not seen before (cached).
+3. Traces of the successful transactions that ran contract code (internal native transfers):
+   parity-style ``trace_transaction``, or one ``trace_block`` for a block holding several of them,
+   where the node has the ``trace_`` namespace (anvil, Erigon, Nethermind, reth), else
+   ``debug_traceTransaction`` with the call tracer (geth); a method the node lacks is dropped.
 
 Batches go through :class:`~chains.transport.Transport` at the provider level (raw JSON), not
 through web3's high-level ``batch_requests``, whose result formatting costs ~0.55 ms per lookup.
