@@ -97,7 +97,18 @@ class Leases:
             self._pg = self.db.engine.connect()
             self._pg.execute(text("SELECT pg_advisory_lock(:k)"), {"k": owner_key(self.owner)})
             self._pg.commit()
+        self._sweep()
         return self
+
+    def _sweep(self) -> None:
+        """Clear what dead runners left behind (a killed runner's in-flight batch keeps its lease):
+        eligible cases would be taken over anyway, the others would carry a stale name forever."""
+        dead = self._dead_owners()
+        if dead:
+            with self.db.write() as session:
+                session.exec(
+                    update(Case).where(col(Case.lease_owner).in_(dead)).values(lease_owner=None, lease_expires_at=None)
+                )
 
     def __exit__(self, *_: object) -> None:
         try:
@@ -113,15 +124,15 @@ class Leases:
                 self._pg.close()
                 self._pg = None
 
-    def _dead_owners(self, now: datetime) -> list[str]:
-        """Owners of unexpired leases whose runner is gone."""
+    def _dead_owners(self, now: datetime | None = None) -> list[str]:
+        """Owners of unexpired leases (with ``now``; of any lease without) whose runner is gone."""
         with self.db.read() as session:
-            owners = session.exec(
-                select(Case.lease_owner)
-                .where(col(Case.lease_owner).is_not(None), col(Case.lease_expires_at) >= now,
-                       col(Case.lease_owner) != self.owner)
-                .distinct()
-            ).all()
+            query = select(Case.lease_owner).where(
+                col(Case.lease_owner).is_not(None), col(Case.lease_owner) != self.owner
+            )
+            if now is not None:
+                query = query.where(col(Case.lease_expires_at) >= now)
+            owners = session.exec(query.distinct()).all()
         if self.db.is_sqlite:
             return [o for o in owners if o]  # we hold the only runner lock: every other owner is dead
         assert self._pg is not None
