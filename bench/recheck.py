@@ -1,0 +1,294 @@
+"""The batch re-check against the chain's own speed: ``recovery recheck`` on N appeals vs raw lookups.
+
+    python -m bench.recheck                 # N = 5,000, SQLite and PostgreSQL, then 4N for memory
+    python -m bench.recheck --n 1000 --backends sqlite --no-scale
+
+Starts its own anvil (chain id 1 = ``ethereum``, an ephemeral loopback port) with the listed USDT at
+its mainnet address, seeds 4N transfers (half native, half USDT, each to its own deposit address)
+with :func:`chains.devchain.seed_transfers`, and writes a configuration directory pointing at it.
+Per database (an SQLite file; a throwaway PostgreSQL cluster): migrate, file N appeals through the
+service layer, run ``recovery recheck --json`` as a child process (measuring its peak RSS with
+``wait4``), and check that every case was decided. In the same run it measures raw batched JSON-RPC
+lookups of the same hashes (``eth_getTransactionByHash`` + ``eth_getTransactionReceipt``, one HTTP
+request per chunk, ``json`` parsing and nothing else).
+
+Prints cases/s, the ratio to the raw lookup rate (goal >= 0.5 on both databases) and peak RSS at N
+and 4N (goal: flat, i.e. well under 4x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import tomli_w
+from eth_utils.address import to_checksum_address
+from sqlmodel import col, func, select
+
+from chains import devchain
+from chains.devchain import DEV_ACCOUNTS, SeedTransfer
+from recovery import migrate
+from recovery.config import load_config
+from recovery.db import Database, connect
+from recovery.intake import validate_appeal
+from recovery.models import Case, DepositAddress
+from recovery.services import Actor, CaseService
+from recovery.settings import REPO_ROOT
+from recovery.vocabulary import Role
+
+GOAL_RATIO = 0.5
+#: blocks mined after seeding: past the confirmations (12) and the reorg window (24) of ethereum
+SETTLE_BLOCKS = 30
+
+
+@dataclass(frozen=True)
+class Deposit:
+    user_id: str
+    address: str
+    asset: str
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    backend: str
+    cases: int
+    seed_seconds: float
+    processed: int
+    elapsed: float
+    wall: float
+    peak_rss_kib: int
+    decided: int
+
+    @property
+    def rate(self) -> float:
+        return self.processed / self.elapsed if self.elapsed else 0.0
+
+
+def write_config_dir(target: Path, urls: dict[str, str]) -> Path:
+    """The shipped configuration with ``urls`` as the only EVM networks (the others are dropped)."""
+    source = REPO_ROOT / "config"
+    networks = tomllib.loads((source / "networks.toml").read_text())["networks"]
+    kept = {name: dict(net, rpc_urls=[urls[name]]) if name in urls else net
+            for name, net in networks.items() if name in urls or net.get("family") != "evm"}
+    assets = [a for a in tomllib.loads((source / "assets.toml").read_text())["assets"] if a["network"] in kept]
+    fees = [f for f in tomllib.loads((source / "fees.toml").read_text())["fees"]
+            if f.get("network", "*") in ("*", *kept)]
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "networks.toml").write_text(tomli_w.dumps({"networks": kept}))
+    (target / "assets.toml").write_text(tomli_w.dumps({"assets": assets}))
+    (target / "fees.toml").write_text(tomli_w.dumps({"fees": fees}))
+    if (source / "policy.toml").exists():
+        (target / "policy.toml").write_text((source / "policy.toml").read_text())
+    load_config(target)  # refuse to benchmark an invalid configuration
+    return target
+
+
+def seed_chain(url: str, count: int, usdt: str) -> list[Deposit]:
+    """``count`` transfers from the dev accounts, each to its own fresh address: even native, odd USDT."""
+    transfers: list[SeedTransfer] = []
+    owners: list[tuple[str, str, str]] = []
+    for i in range(count):
+        sender = DEV_ACCOUNTS[i % len(DEV_ACCOUNTS)]
+        address = to_checksum_address(f"0x{0xB0CE00000000 + i:040x}")
+        if i % 2 == 0:
+            transfers.append(SeedTransfer(sender, address, value=10**16 + i))
+            owners.append((f"user{i:06d}", address, "ETH"))
+        else:
+            transfers.append(SeedTransfer(sender, address, token=usdt, amount=25 * 10**6 + i))
+            owners.append((f"user{i:06d}", address, "USDT"))
+    hashes = devchain.seed_transfers(url, transfers)
+    devchain.mine(url, SETTLE_BLOCKS)
+    return [Deposit(user, address, asset, tx) for (user, address, asset), tx in zip(owners, hashes, strict=True)]
+
+
+def seed_cases(service: CaseService, deposits: Sequence[Deposit]) -> None:
+    """Deposit addresses in bulk (reference data), then one appeal per deposit through the service."""
+    with service.db.write() as session:
+        session.add_all(DepositAddress(user_id=d.user_id, network="ethereum", address=d.address, kind="eoa")
+                        for d in deposits)
+    for d in deposits:
+        draft = validate_appeal(service.config, {"network": "ethereum", "asset": d.asset, "tx_hash": d.tx_hash,
+                                                 "deposit_address": d.address}, d.user_id)
+        service.submit(draft, Actor(d.user_id, Role.USER))
+
+
+def raw_batched(url: str, hashes: Sequence[str], chunk: int) -> float:
+    """Seconds to fetch transaction + receipt for every hash, ``chunk`` hashes per HTTP request."""
+    session = requests.Session()
+    session.headers["Content-Type"] = "application/json"
+    began = time.perf_counter()
+    seen = 0
+    for start in range(0, len(hashes), chunk):
+        payload = []
+        for i, h in enumerate(hashes[start : start + chunk]):
+            payload.append({"jsonrpc": "2.0", "id": 2 * i, "method": "eth_getTransactionByHash", "params": [h]})
+            payload.append({"jsonrpc": "2.0", "id": 2 * i + 1, "method": "eth_getTransactionReceipt", "params": [h]})
+        reply = session.post(url, data=json.dumps(payload), timeout=120)
+        reply.raise_for_status()
+        seen += sum(1 for a in json.loads(reply.content) if a.get("id", 1) % 2 and a.get("result"))
+    seconds = time.perf_counter() - began
+    session.close()
+    if seen != len(hashes):
+        raise RuntimeError(f"raw lookups found {seen} of {len(hashes)} receipts")
+    return seconds
+
+
+def best_of(repeat: int, run: Callable[[], float]) -> float:
+    return min(run() for _ in range(repeat))
+
+
+def run_recheck(env: dict[str, str], args: argparse.Namespace, log: Path) -> tuple[dict[str, Any], float, int]:
+    """``recovery recheck --json`` as a child; returns (summary, wall seconds, peak RSS in KiB)."""
+    command = [str(Path(sys.executable).parent / "recovery"), "recheck", "--json", "--workers", str(args.workers),
+               "--batch-size", str(args.batch_size)]
+    began = time.perf_counter()
+    with log.open("wb") as err, tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=REPO_ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - began
+        out.seek(0)
+        text = out.read().decode()
+    if child.returncode != 0:
+        raise RuntimeError(f"recovery recheck exited with {child.returncode}: {log.read_text()[-2000:]}")
+    return json.loads(text), wall, int(usage.ru_maxrss)
+
+
+@contextmanager
+def databases(backends: Sequence[str], workdir: Path) -> Iterator[Callable[[str, str], tuple[str, Database]]]:
+    """A factory of fresh migrated databases: (backend, label) -> (url, Database)."""
+    cluster = None
+    made: list[Database] = []
+    if "postgresql" in backends:
+        sys.path.insert(0, str(REPO_ROOT))
+        from tests.support.pgcluster import PgCluster
+
+        cluster = PgCluster.start()
+
+    def make(backend: str, label: str) -> tuple[str, Database]:
+        if backend == "sqlite":
+            url = f"sqlite:///{workdir / f'{label}.db'}"
+        else:
+            assert cluster is not None
+            url = cluster.url(cluster.create_database(label))
+        db = connect(url)
+        migrate.upgrade(db)
+        made.append(db)
+        return url, db
+
+    try:
+        yield make
+    finally:
+        for db in made:
+            db.dispose()
+        if cluster is not None:
+            cluster.stop()
+
+
+def measure(backend: str, label: str, deposits: Sequence[Deposit], make: Callable[[str, str], tuple[str, Database]],
+            config_dir: Path, workdir: Path, args: argparse.Namespace) -> RunResult:
+    url, db = make(backend, label)
+    service = CaseService(db, load_config(config_dir))
+    began = time.perf_counter()
+    seed_cases(service, deposits)
+    seeded = time.perf_counter() - began
+    db.dispose()
+    env = dict(os.environ, RECOVERY_DATABASE_URL=url, RECOVERY_CONFIG_DIR=str(config_dir))
+    summary, wall, rss = run_recheck(env, args, workdir / f"{label}.log")
+    with db.read() as session:
+        decided = int(session.exec(select(func.count()).select_from(Case).where(
+            col(Case.status) == "in_review")).one())
+    db.dispose()
+    if decided != len(deposits) or summary["processed"] != len(deposits):
+        raise RuntimeError(f"{label}: {summary['processed']} processed, {decided} of {len(deposits)} decided: "
+                           f"{json.dumps(summary)[:2000]}")
+    return RunResult(backend, len(deposits), seeded, summary["processed"], summary["elapsed_seconds"], wall, rss,
+                     decided)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.recheck", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=5000, help="appeals per run (default 5000)")
+    parser.add_argument("--scale", type=int, default=4, help="the memory run uses scale x N appeals (default 4)")
+    parser.add_argument("--no-scale", action="store_true", help="skip the scale x N memory run")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--workers", type=int, default=4, help="recheck --workers (default 4)")
+    parser.add_argument("--batch-size", type=int, default=200, help="recheck --batch-size (default 200)")
+    parser.add_argument("--repeat", type=int, default=3, help="raw lookup runs; the fastest counts")
+    args = parser.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if args.n < 1 or args.scale < 1 or not backends or set(backends) - {"sqlite", "postgresql"}:
+        parser.error("--n and --scale must be positive; --backends takes sqlite and/or postgresql")
+    big = args.n * (1 if args.no_scale else args.scale)
+
+    with tempfile.TemporaryDirectory(prefix="bench-recheck-") as tmp:
+        workdir = Path(tmp)
+        node = devchain.start_anvil(1, log_path=workdir / "anvil.log")
+        try:
+            base = load_config(REPO_ROOT / "config")
+            usdt = devchain.install_listed_tokens(node.url, base, "ethereum")["USDT"]
+            for account in DEV_ACCOUNTS:
+                devchain.mint(node.url, usdt, account, 10**27)
+            config_dir = write_config_dir(workdir / "config", {"ethereum": node.url})
+            began = time.perf_counter()
+            deposits = seed_chain(node.url, big, usdt)
+            print(f"anvil {node.url}: {len(deposits)} transfers seeded (half ETH, half USDT) "
+                  f"in {time.perf_counter() - began:.1f}s")
+            first = deposits[: args.n]
+            hashes = [d.tx_hash for d in first]
+            raw_batched(node.url, hashes, args.batch_size)  # warm the node once
+            raw_seconds = best_of(args.repeat, lambda: raw_batched(node.url, hashes, args.batch_size))
+            raw_rate = len(hashes) / raw_seconds
+            print(f"raw batched JSON-RPC ({args.batch_size} hashes per request): {raw_rate:,.0f} lookups/s "
+                  f"(best of {args.repeat})")
+            results: list[RunResult] = []
+            with databases(backends, workdir) as make:
+                for backend in backends:
+                    results.append(measure(backend, f"{backend}_n", first, make, config_dir, workdir, args))
+                    report_line(results[-1], raw_rate)
+                    if big > args.n:
+                        results.append(measure(backend, f"{backend}_big", deposits, make, config_dir, workdir, args))
+                        report_line(results[-1], raw_rate)
+        finally:
+            node.stop()
+    return report(results, raw_rate, args.n, big)
+
+
+def report_line(r: RunResult, raw_rate: float) -> None:
+    print(f"  {r.backend:<10} {r.cases:>6} cases: seeded in {r.seed_seconds:.1f}s; recheck {r.elapsed:.2f}s "
+          f"({r.wall:.2f}s with start-up) = {r.rate:,.0f} cases/s = {r.rate / raw_rate:.2f} of raw; "
+          f"peak RSS {r.peak_rss_kib / 1024:.0f} MiB", flush=True)
+
+
+def report(results: Sequence[RunResult], raw_rate: float, n: int, big: int) -> int:
+    print()
+    print(f"{'backend':<11}{'cases':>7}{'cases/s':>10}{'raw/s':>9}{'ratio':>8}  goal  {'peak RSS':>9}")
+    for r in results:
+        met = "met" if r.rate / raw_rate >= GOAL_RATIO else "NOT met"
+        print(f"{r.backend:<11}{r.cases:>7}{r.rate:>10,.0f}{raw_rate:>9,.0f}{r.rate / raw_rate:>8.2f}  {met:<5} "
+              f"{r.peak_rss_kib / 1024:>6.0f} MiB")
+    for backend in {r.backend for r in results}:
+        small = next((r for r in results if r.backend == backend and r.cases == n), None)
+        large = next((r for r in results if r.backend == backend and r.cases == big and big > n), None)
+        if small and large:
+            print(f"{backend}: peak RSS {small.peak_rss_kib / 1024:.0f} MiB at N={n}, "
+                  f"{large.peak_rss_kib / 1024:.0f} MiB at {big} (x{large.peak_rss_kib / small.peak_rss_kib:.2f} "
+                  f"for x{big // n} the cases)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

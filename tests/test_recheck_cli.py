@@ -1,0 +1,298 @@
+"""``recovery recheck`` as operators run it: a real process on a temp configuration pointing at the
+test anvils, against SQLite and PostgreSQL. A runner killed with SIGKILL mid-run, two runner
+processes sharing 2,000 cases on PostgreSQL, a network down, dry runs, progress output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select as io_select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from sqlalchemy import insert
+from sqlmodel import col, func, select
+from typer.testing import CliRunner
+
+from app import cli
+from bench.recheck import write_config_dir
+from chains import devchain
+from chains.devchain import DEV_ACCOUNTS, SeedTransfer
+from recovery import audit
+from recovery.db import Database
+from recovery.dbtypes import utcnow
+from recovery.intake import validate_appeal
+from recovery.leases import Leases
+from recovery.models import Case, CaseEvent, DepositAddress
+from recovery.services import Actor, CaseService, table_of
+from recovery.settings import get_settings
+from recovery.vocabulary import Role
+from tests.conftest import new_database
+from tests.fixtures_anvil import EvmTestbed, fresh_address
+
+RECOVERY = str(Path(sys.executable).parent / "recovery")
+#: blocks mined after seeding: past ethereum's confirmations (12) and reorg window (24)
+SETTLED = 30
+
+
+@pytest.fixture(scope="module")
+def config_dir(evm_testbed: EvmTestbed, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped configuration with the test anvils as its only EVM networks."""
+    urls = {name: evm_testbed.url(name) for name in ("ethereum", "bsc")}
+    return write_config_dir(tmp_path_factory.mktemp("recheck-config"), urls)
+
+
+@pytest.fixture
+def bsc_down_dir(config_dir: Path, tmp_path: Path) -> Path:
+    """The same configuration with BNB Smart Chain pointed at a port where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    target = tmp_path / "bsc-down"
+    target.mkdir()
+    for name in ("assets.toml", "fees.toml", "policy.toml"):
+        if (config_dir / name).exists():
+            (target / name).write_text((config_dir / name).read_text())
+    networks = tomllib.loads((config_dir / "networks.toml").read_text())
+    networks["networks"]["bsc"].update(rpc_urls=[f"http://127.0.0.1:{port}"], retry_attempts=1)
+    (target / "networks.toml").write_text(tomli_w.dumps(networks))
+    return target
+
+
+@pytest.fixture
+def sqlite_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    yield from new_database("sqlite", request, tmp_path)
+
+
+@pytest.fixture
+def pg_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    yield from new_database("postgresql", request, tmp_path)
+
+
+def url_of(db: Database) -> str:
+    return db.engine.url.render_as_string(hide_password=False)
+
+
+def env_for(db: Database, config: Path) -> dict[str, str]:
+    return dict(os.environ, RECOVERY_DATABASE_URL=url_of(db), RECOVERY_CONFIG_DIR=str(config), NO_COLOR="1")
+
+
+def recheck(db: Database, config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([RECOVERY, "recheck", *args], env=env_for(db, config), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def summary_of(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+def deposits(service: CaseService, evm_testbed: EvmTestbed, count: int, network: str,
+             prefix: str) -> list[tuple[str, str, str]]:
+    """``count`` native deposits, each to its own address we hold for its own user, settled:
+    (user, address, tx hash)."""
+    users = [(f"{prefix}{i:05d}-{os.urandom(3).hex()}", fresh_address()) for i in range(count)]
+    with service.db.write() as session:
+        session.add_all(DepositAddress(user_id=u, network=network, address=a, kind="eoa") for u, a in users)
+    transfers = [SeedTransfer(DEV_ACCOUNTS[i % 8], a, value=10**15 + i) for i, (_, a) in enumerate(users)]
+    hashes = devchain.seed_transfers(evm_testbed.url(network), transfers)
+    evm_testbed.mine(network, SETTLED)
+    return [(u, a, h) for (u, a), h in zip(users, hashes, strict=True)]
+
+
+def seed(service: CaseService, evm_testbed: EvmTestbed, count: int, network: str = "ethereum",
+         prefix: str = "u") -> list[str]:
+    """Deposits and one appeal each, filed through the service (as the API does)."""
+    refs = []
+    native = service.config.network(network).native_asset
+    for user, address, tx in deposits(service, evm_testbed, count, network, prefix):
+        draft = validate_appeal(service.config, {"network": network, "asset": native, "tx_hash": tx,
+                                                 "deposit_address": address}, user)
+        case, _ = service.submit(draft, Actor(user, Role.USER))
+        refs.append(case.reference or "")
+    return refs
+
+
+def bulk_seed(service: CaseService, evm_testbed: EvmTestbed, count: int, prefix: str) -> None:
+    """Many deposits and their appeals in one INSERT: the cases are exactly what ``submit`` stores,
+    without its audit event (the volume tests count chain_result events only)."""
+    rows = []
+    now = service.clock()
+    for i, (user, address, tx) in enumerate(deposits(service, evm_testbed, count, "ethereum", prefix)):
+        rows.append({"reference": f"RC-{prefix}{i:06d}", "user_id": user, "origin": "appeal", "network": "ethereum",
+                     "asset": "ETH", "tx_hash": tx.lower(), "deposit_address": address, "status": "submitted",
+                     "flags": [], "created_at": now, "updated_at": now, "version": 1, "check_count": 0})
+    with service.db.write() as session:
+        session.connection().execute(insert(table_of(Case)), rows)
+
+
+def chain_results(db: Database) -> Counter[int]:
+    with db.read() as session:
+        return Counter(session.exec(select(CaseEvent.case_id).where(CaseEvent.action == "chain_result")).all())
+
+
+def assert_all_decided_once(db: Database, count: int) -> None:
+    """Every case decided, by exactly one chain_result event, no lease left, the audit chain intact."""
+    per_case = chain_results(db)
+    with db.read() as session:
+        statuses = Counter(session.exec(select(Case.status)).all())
+        leased = session.exec(select(func.count()).select_from(Case).where(col(Case.lease_owner).is_not(None))).one()
+        verified = audit.verify_chain(session)
+    assert statuses == {"in_review": count}
+    assert len(per_case) == count and set(per_case.values()) == {1}
+    assert leased == 0
+    assert verified.ok, verified.problem
+
+
+def test_a_runner_killed_mid_run_and_a_second_run_finishing(
+    database: Database, evm_testbed: EvmTestbed, config_dir: Path
+) -> None:
+    db = database
+    service = CaseService(db, evm_testbed.config)
+    count = 800
+    bulk_seed(service, evm_testbed, count, "K")
+
+    runner = subprocess.Popen([RECOVERY, "recheck", "--workers", "1", "--batch-size", "10", "--json"],
+                              env=env_for(db, config_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while sum(chain_results(db).values()) < 40:
+        assert runner.poll() is None, f"the runner ended before it could be killed: {runner.stderr!r}"
+        assert time.monotonic() < deadline, "the runner made no progress"
+        time.sleep(0.02)
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.communicate(timeout=30)
+    assert runner.returncode == -signal.SIGKILL
+
+    applied = chain_results(db)
+    assert 0 < len(applied) < count and set(applied.values()) == {1}
+    with db.read() as session:
+        for case in session.exec(select(Case)).all():  # each case entirely before, or entirely after
+            if case.id in applied:
+                assert (case.status, case.version, case.category) == ("in_review", 2, "uncredited_valid")
+            else:
+                assert (case.status, case.version, case.decision) == ("submitted", 1, None)
+
+    second = summary_of(recheck(db, config_dir, "--json"))
+    assert second["processed"] == count - len(applied)  # nothing lost, nothing done twice
+    assert second["changed"] == second["processed"] and second["errors"] == []
+    assert_all_decided_once(db, count)
+
+
+def test_two_runner_processes_share_2000_cases_exactly_once_on_postgresql(
+    pg_db: Database, evm_testbed: EvmTestbed, config_dir: Path
+) -> None:
+    service = CaseService(pg_db, evm_testbed.config)
+    count = 2000
+    bulk_seed(service, evm_testbed, count, "P")
+    args = [RECOVERY, "recheck", "--workers", "2", "--batch-size", "50", "--json"]
+    runners = [subprocess.Popen(args, env=env_for(pg_db, config_dir), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [r.communicate(timeout=240) for r in runners]
+    summaries = []
+    for runner, (out, err) in zip(runners, outputs, strict=True):
+        assert runner.returncode == 0, err
+        summaries.append(json.loads(out))
+    processed = [s["processed"] for s in summaries]
+    assert sum(processed) == count and all(p > 0 for p in processed), processed  # both worked, none twice
+    assert all(s["conflicts"] == 0 for s in summaries)
+    assert_all_decided_once(pg_db, count)
+
+
+def test_a_network_down_dry_runs_and_progress_output(
+    sqlite_db: Database, evm_testbed: EvmTestbed, bsc_down_dir: Path
+) -> None:
+    service = CaseService(sqlite_db, evm_testbed.config)
+    on_eth = seed(service, evm_testbed, 3, "ethereum", prefix="e")
+    on_bsc = seed(service, evm_testbed, 2, "bsc", prefix="b")
+
+    # a dry run on a terminal: a progress bar, the would-be changes, nothing written
+    controller, terminal = pty.openpty()
+    env = dict(env_for(sqlite_db, bsc_down_dir), TERM="xterm-256color", COLUMNS="100")
+    env.pop("NO_COLOR")
+    dry = subprocess.run([RECOVERY, "recheck", "--dry-run"], env=env, stdout=subprocess.PIPE, stderr=terminal,
+                         text=True, timeout=120, check=False)
+    os.close(terminal)
+    shown = read_all(controller)
+    assert dry.returncode == 0
+    assert "━" in shown and "5/5" in shown  # Rich's bar and its count
+    assert "dry run: nothing written" in dry.stdout and "in_review" in dry.stdout
+    assert "network bsc did not answer: 2 case(s)" in dry.stdout
+    assert versions(service, on_eth + on_bsc) == [1] * 5
+
+    # BNB Smart Chain down: its cases are left untouched and counted; Ethereum goes on; exit 0
+    down = recheck(sqlite_db, bsc_down_dir, "--json")
+    data = summary_of(down)
+    assert data["unavailable_networks"] == {"bsc": 2} and data["unavailable"] == 2
+    assert data["new_status"]["in_review"] == 3 and data["categories"] == {"uncredited_valid": 3}
+    assert {"old_status", "new_status", "categories", "errors", "elapsed_seconds"} <= set(data)
+    assert "recheck: 5/5 cases" in down.stderr and "\x1b[" not in down.stderr  # plain lines off a terminal
+    assert [service.get(r).case.status for r in on_eth] == ["in_review"] * 3
+    assert versions(service, on_bsc) == [1, 1] and all(len(service.get(r).events) == 1 for r in on_bsc)
+
+
+def read_all(fd: int) -> str:
+    chunks = []
+    while io_select.select([fd], [], [], 0.5)[0]:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def versions(service: CaseService, refs: list[str]) -> list[int]:
+    return [service.get(r).case.version for r in refs]
+
+
+# ---------------------------------------------------------------------------- could not run: exit codes
+
+cli_runner = CliRunner()
+
+
+@pytest.fixture
+def cli_on(monkeypatch: pytest.MonkeyPatch, config_dir: Path) -> Iterator[pytest.MonkeyPatch]:
+    monkeypatch.setenv("RECOVERY_CONFIG_DIR", str(config_dir))
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def invoke(monkeypatch: pytest.MonkeyPatch, url: str, *args: str) -> tuple[int, str]:
+    monkeypatch.setenv("RECOVERY_DATABASE_URL", url)
+    get_settings.cache_clear()
+    result = cli_runner.invoke(cli.app, ["recheck", *args])
+    return result.exit_code, result.stdout + result.stderr
+
+
+def test_a_second_runner_on_sqlite_is_refused(cli_on: pytest.MonkeyPatch, sqlite_db: Database) -> None:
+    with Leases(sqlite_db, "first-runner", lease_seconds=60, clock=utcnow):
+        code, text = invoke(cli_on, url_of(sqlite_db))
+    assert code == 3
+    assert "one at a time" in text and "PostgreSQL" in text
+    code, _ = invoke(cli_on, url_of(sqlite_db), "--json")  # the first one is gone: this one runs
+    assert code == 0
+
+
+def test_it_says_why_it_could_not_run(cli_on: pytest.MonkeyPatch, tmp_path: Path, sqlite_db: Database) -> None:
+    code, text = invoke(cli_on, f"sqlite:///{tmp_path / 'empty.db'}")
+    assert code == 1 and "recovery db upgrade" in text
+    code, text = invoke(cli_on, url_of(sqlite_db), "--network", "dogecoin")
+    assert code == 2 and "--network" in text and "dogecoin" in text
+    code, text = invoke(cli_on, url_of(sqlite_db), "--limit", "0")
+    assert code == 2
