@@ -122,7 +122,30 @@ class ChainGateway:
                     evidence.unavailable[other.name] = problem
                 elif tx_hash in answers:
                     evidence.observations[other.name] = answers[tx_hash]
+        self._confirm_not_found(results)
         return results
+
+    def _confirm_not_found(self, results: Mapping[Key, ChainEvidence]) -> None:
+        """A hash every network called unknown is asked about once more before "not found" stands.
+
+        One answer can come from a node that is behind (behind a load balancer, still syncing)
+        and does not know the transaction *yet*; the adapters catch that once they have seen a
+        higher head, but not on their very first answer. A second, independent answer must agree;
+        if it finds the transaction, it wins; if it fails, the result is inconclusive.
+        """
+        nowhere = [e for e in results.values() if e.observations and not e.found and not e.unavailable]
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for evidence in nowhere:
+            for network in evidence.observations:
+                wanted[network].append(evidence.tx_hash)
+        for network, (answers, problem) in self._round(wanted).items():
+            for evidence in nowhere:
+                if network not in evidence.observations:
+                    continue
+                if problem is not None:
+                    evidence.unavailable[network] = problem
+                elif evidence.tx_hash in answers and answers[evidence.tx_hash].found:
+                    evidence.observations[network] = answers[evidence.tx_hash]
 
 
 @dataclass(frozen=True)
