@@ -75,12 +75,14 @@ class Result:
         return self.summary.scanned / self.summary.elapsed if self.summary.elapsed else 0.0
 
 
-def write_config_dir(target: Path, url: str, start: int) -> Path:
+def write_config_dir(target: Path, url: str, start: int, log_chunk_blocks: int | None) -> Path:
     """The shipped configuration with ``ethereum`` at ``url`` (scanning from ``start``) as the only
     network."""
     source = REPO_ROOT / "config"
     networks = tomllib.loads((source / "networks.toml").read_text())["networks"]
     kept = {"ethereum": dict(networks["ethereum"], rpc_urls=[url], scan_start_block=start)}
+    if log_chunk_blocks is not None:
+        kept["ethereum"]["log_chunk_blocks"] = log_chunk_blocks
     assets = [a for a in tomllib.loads((source / "assets.toml").read_text())["assets"] if a["network"] in kept]
     fees = [f for f in tomllib.loads((source / "fees.toml").read_text())["fees"]
             if f.get("network", "*") in ("*", *kept)]
@@ -100,7 +102,7 @@ def block_number(url: str) -> int:
 
 def seed_chain(url: str, n: int, m: int, usdt: str, batches: int, spread: int) -> Seeded:
     """M transfers round-robin to N fresh addresses (even: 0.01 ETH + i wei, odd: 25 USDT + i units)."""
-    addresses = [to_checksum_address(f"0x{0x5CA1100000000 + i:040x}") for i in range(n)]
+    addresses = [str(to_checksum_address(f"0x{0x5CA1100000000 + i:040x}")) for i in range(n)]
     planned: list[tuple[SeedTransfer, str, str, Decimal]] = []
     for i in range(m):
         sender = DEV_ACCOUNTS[i % len(DEV_ACCOUNTS)]
@@ -117,8 +119,8 @@ def seed_chain(url: str, n: int, m: int, usdt: str, batches: int, spread: int) -
     for start in range(0, m, size):
         part = planned[start : start + size]
         hashes = devchain.seed_transfers(url, [p[0] for p in part])
-        for tx, (_, to, asset, amount) in zip(hashes, part, strict=True):
-            transfers[tx] = (to, asset, amount)
+        for tx, (_, recipient, asset, amount) in zip(hashes, part, strict=True):
+            transfers[tx] = (recipient, asset, amount)
         devchain.mine(url, spread)
     last = block_number(url)
     devchain.mine(url, SETTLE_BLOCKS)
@@ -227,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="scan threads (default 4)")
     parser.add_argument("--batch-size", type=int, default=50, help="addresses leased together (default 50)")
     parser.add_argument("--chunk-blocks", type=int, default=5000, help="blocks per incoming call (default 5000)")
+    parser.add_argument("--log-chunk-blocks", type=int, default=300,
+                        help="the adapter's eth_getLogs/trace_filter range (anvil's trace_filter takes 300 blocks "
+                             "at most; 0 = the adapter's default, 2000, and the scan halves refused ranges)")
     parser.add_argument("--batch", type=int, default=100, help="addresses per raw HTTP request (default 100)")
     parser.add_argument("--repeat", type=int, default=3, help="raw runs; the fastest counts")
     args = parser.parse_args(argv)
@@ -250,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{time.perf_counter() - began:.1f}s")
             every = max(1, round(100 / args.stray_percent)) if args.stray_percent > 0 else 0
             strays = {tx for i, tx in enumerate(seeded.transfers) if every and i % every == 0}
-            config = load_config(write_config_dir(workdir / "config", node.url, seeded.first_block))
+            config = load_config(write_config_dir(workdir / "config", node.url, seeded.first_block,
+                                                  args.log_chunk_blocks or None))
 
             raw_per_address(node.url, seeded.addresses, seeded.first_block, seeded.last_block, args.batch)  # warm
             per_address = best_of(args.repeat, lambda: raw_per_address(
@@ -275,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print()
     print(f"N={args.n} addresses, M={args.m} transfers ({len(strays)} strays), {blocks} blocks, "
-          f"{args.workers} workers")
+          f"{args.workers} workers, log_chunk_blocks {args.log_chunk_blocks or 'default'}")
     print(f"{'backend':<11}{'addr/s':>9}{'raw/s':>9}{'ratio':>8}{'range/s':>10}{'ratio':>8}")
     for r in results:
         print(f"{r.backend:<11}{r.rate:>9,.0f}{raw_rate:>9,.0f}{r.rate / raw_rate:>8.3f}{whole_rate:>10,.0f}"

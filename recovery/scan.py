@@ -32,6 +32,7 @@ unix time, the confirmations become ``confirmations x block_seconds`` (TRON: 3 s
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -579,7 +580,10 @@ class Scanner:
             except ChainUnavailable as exc:
                 if last <= first or not _range_refused(exc):
                     raise
-                last = first + (last - first) // 2
+                span = last - first + 1
+                named = _LIMITED_TO.search(exc.reason)  # "... currently limited to 300": take the node's word
+                limit = int(named.group(1)) if named else 0
+                last = first + (limit if 0 < limit < span else span // 2) - 1
                 with self._heads_lock:
                     self._caps[network.name] = min(self._caps.get(network.name, last - first + 1), last - first + 1)
 
@@ -813,6 +817,7 @@ class Scanner:
 # ---------------------------------------------------------------------------------------- helpers
 
 
+_LIMITED_TO = re.compile(r"limited to (\d+)")
 _RANGE_WORDS = ("range", "too large", "too many", "limited to", "exceed", "more than")
 
 
