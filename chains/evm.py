@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import Any, Final, TypeVar, cast
@@ -505,13 +505,8 @@ class EvmAdapter:
                 transfers.append(Transfer(AssetKind.NATIVE, sender, recipient, value, index=0))
             if item.internal is not None:
                 transfers.extend(item.internal)
-            with self._lock:
-                tokens = dict(self._tokens)
-            for t in decode_receipt_transfers(receipt):
-                info = tokens.get((t.contract or "").lower())
-                if info is not None:
-                    t = replace(t, symbol=info.symbol, token_name=info.name, decimals=info.decimals)
-                transfers.append(t)
+            # read without the lock: entries are only ever added (whole), and a dict read is atomic
+            transfers.extend(decode_receipt_transfers(receipt, self._tokens))
         else:
             details["attempted"] = _attempted(to, value, data)
         return Observation(
@@ -802,9 +797,12 @@ def _parse_traces(jobs: Sequence[_TraceJob], replies: list[Any]) -> list[JsonRpc
 # --------------------------------------------------------------------- pure decoding
 
 
-def decode_receipt_transfers(receipt: Mapping[str, Any]) -> list[Transfer]:
+def decode_receipt_transfers(
+    receipt: Mapping[str, Any], tokens: Mapping[str, TokenInfo] | None = None
+) -> list[Transfer]:
     """ERC-20 ``Transfer`` logs of a receipt (exactly three topics: ERC-721 has four), from any
-    contract, in log order; ``index`` is the log index."""
+    contract, in log order; ``index`` is the log index. ``tokens`` (lowercase contract -> metadata)
+    fills in symbol, name and decimals where known."""
     transfers = []
     for entry in _transfer_logs(receipt):
         topics = entry["topics"]
@@ -812,6 +810,8 @@ def decode_receipt_transfers(receipt: Mapping[str, Any]) -> list[Transfer]:
         data = str(entry.get("data") or "")
         if sender is None or recipient is None or len(data) != 66:
             continue
+        contract = str(entry["address"])
+        info = tokens.get(contract.lower()) if tokens is not None else None
         transfers.append(
             Transfer(
                 AssetKind.TOKEN,
@@ -819,7 +819,10 @@ def decode_receipt_transfers(receipt: Mapping[str, Any]) -> list[Transfer]:
                 recipient,
                 int(data, 16),
                 index=_int(entry.get("logIndex"), "logIndex"),
-                contract=_checksum(str(entry["address"])),
+                contract=_checksum(contract),
+                symbol=info.symbol if info else None,
+                token_name=info.name if info else None,
+                decimals=info.decimals if info else None,
             )
         )
     return transfers
@@ -1027,6 +1030,11 @@ def _block(reply: Any, what: str) -> Mapping[str, Any]:
 
 
 def _int(value: Any, what: str) -> int:
+    if type(value) is str and value[:2] == "0x":  # the usual case first
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and value.startswith(("0x", "0X")):
