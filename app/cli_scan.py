@@ -8,10 +8,13 @@ or not migrated); 2 for bad options or configuration; 3 when another scanner alr
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from threading import Lock
 from typing import Annotated, Any
 
@@ -24,6 +27,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from app.context import app_context
 from recovery import migrate
 from recovery.checking import ChainGateway
+from recovery.config import Config
 from recovery.leases import RunnerBusy
 from recovery.scan import Scanner, ScanOptions, ScanSummary
 
@@ -72,6 +76,9 @@ def scan(
         float, typer.Option(min=5.0, help="How long a lease holds if its scanner hangs (a killed scanner's lease "
                                           "is taken over at once).")
     ] = 300.0,
+    prices: Annotated[Path | None, typer.Option(
+        help="CSV network,asset,price_usd: USD prices of unlisted tokens (contract or symbol), so that spam "
+             "worth less than policy.dust_below_usd is recorded as dust instead of opened.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Find deposits that reached our addresses and were not credited (wrong network, unlisted
@@ -92,8 +99,10 @@ def scan(
     if current != head:
         raise _fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
                     EXIT_COULD_NOT_RUN)
+    price_map = read_prices(prices, config) if prices is not None else None
     options = ScanOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
-                          chunk_blocks=chunk_blocks, from_block=from_block, lease_seconds=lease_seconds)
+                          chunk_blocks=chunk_blocks, from_block=from_block, lease_seconds=lease_seconds,
+                          prices=price_map)
     try:
         scanner = Scanner(context.cases, ChainGateway(config), options)
     except ValueError as exc:
@@ -110,6 +119,40 @@ def scan(
         sys.stdout.write(json.dumps(summary_json(summary, options), indent=2) + "\n")
     else:
         print_summary(summary)
+
+
+def read_prices(path: Path, config: Config) -> dict[tuple[str, str], Decimal]:
+    """``network,asset,price_usd`` rows (a header line first); every bad line is named (exit 2)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise _fail(f"error: --prices: cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
+    prices: dict[tuple[str, str], Decimal] = {}
+    problems: list[str] = []
+    rows = list(csv.reader(lines))
+    if not rows or [c.strip().lower() for c in rows[0]] != ["network", "asset", "price_usd"]:
+        raise _fail("error: --prices: the first line must be the header network,asset,price_usd", EXIT_USAGE)
+    for number, row in enumerate(rows[1:], start=2):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 3:
+            problems.append(f"line {number}: expected 3 columns, got {len(row)}")
+            continue
+        network, asset, raw = (cell.strip() for cell in row)
+        if network not in config.networks:
+            problems.append(f"line {number}: network: unknown network {network!r}")
+            continue
+        try:
+            price = Decimal(raw)
+        except InvalidOperation:
+            price = Decimal(-1)
+        if not asset or not price.is_finite() or price < 0:
+            problems.append(f"line {number}: {'asset: is required' if not asset else 'price_usd: not a decimal >= 0'}")
+            continue
+        prices[(network, asset)] = price
+    if problems:
+        raise _fail("error: --prices: " + "; ".join(problems[:20]), EXIT_USAGE)
+    return prices
 
 
 def _run(scanner: Scanner, *, show_bar: bool) -> ScanSummary:

@@ -35,7 +35,7 @@ import contextlib
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -889,10 +889,3 @@ def _owner(network: Network, rows: Sequence[DepositAddress], recipient: str, mem
     if len(users) == 1:
         return users.pop()
     return f"shared:{network.name}:{recipient}"[:128]
-
-
-def findings_by_outcome(db: Database) -> Mapping[str, int]:
-    """How many findings each outcome has (for read-outs)."""
-    with db.read() as session:
-        rows = session.exec(select(ScanFinding.outcome, func.count()).group_by(col(ScanFinding.outcome))).all()
-    return {str(outcome): int(n) for outcome, n in rows}

@@ -521,21 +521,30 @@ def test_cli_scans_and_reports_json(tmp_path: Path, cases: CaseService, evm_test
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     alice = hold(cases, "alice")
     tx = evm_testbed.send_token("bsc", "USDT", alice, 250 * 10**18)
+    spam = evm_testbed.new_token("ethereum", "Airdrop", "AIR", 18, 10**30)
+    evm_testbed.send_token("ethereum", spam, alice, 10**20)  # 100 AIR at 0.001 USD: dust
     settle(evm_testbed)
+    prices = tmp_path / "prices.csv"
+    prices.write_text(f"network,asset,price_usd\nethereum,{spam},0.001\n")
+    bad_prices = tmp_path / "bad.csv"
+    bad_prices.write_text("network,asset,price_usd\nethereum,AIR,cheap\ndogechain,DOGE,1\n")
     monkeypatch.setenv("RECOVERY_DATABASE_URL", cases.db.engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("RECOVERY_CONFIG_DIR", str(write_config(cases.config, tmp_path / "config")))
     get_settings.cache_clear()
     try:
         refused = CliRunner().invoke(cli, ["scan", "--network", "dogechain"])
         assert refused.exit_code == 2 and "--network: unknown network 'dogechain'" in refused.output
-        only_eth = CliRunner().invoke(cli, ["scan", "--json", "--network", "ethereum"])
+        only_eth = CliRunner().invoke(cli, ["scan", "--json", "--network", "ethereum", "--prices", str(prices)])
         assert only_eth.exit_code == 0, only_eth.output
-        assert json.loads(only_eth.stdout)["opened"] == 0 and tx not in cases_by_tx(cases.db)
-        result = CliRunner().invoke(cli, ["scan", "--json", "--chunk-blocks", "4"])
+        assert json.loads(only_eth.stdout)["dust"] == 1 and not cases_by_tx(cases.db)
+        refused = CliRunner().invoke(cli, ["scan", "--prices", str(bad_prices)])
+        assert refused.exit_code == 2
+        assert "line 2: price_usd" in refused.output and "line 3: network" in refused.output
+        result = CliRunner().invoke(cli, ["scan", "--json", "--chunk-blocks", "4", "--prices", str(prices)])
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
     finally:
         get_settings.cache_clear()
-    assert (report["opened"], report["categories"], report["options"]["chunk_blocks"]) == (
-        1, {"wrong_network": 1}, 4)
+    assert (report["opened"], report["dust"], report["categories"], report["options"]["chunk_blocks"]) == (
+        1, 0, {"wrong_network": 1}, 4)
     assert report["opened_cases"] == [cases_by_tx(cases.db)[tx][0].reference]
