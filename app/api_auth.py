@@ -8,6 +8,9 @@ with ``alg: none``, an algorithm we hold no key for, or a wrong signature is ref
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from threading import Lock
 from typing import Any
 
 import jwt
@@ -19,6 +22,8 @@ from app.api_settings import ApiConfigError, ApiSettings
 from recovery.intake import USER_ID
 
 MAX_TOKEN_LENGTH = 8192
+#: verified tokens remembered (token -> user id, expiry), so a form polling with one token is not re-verified
+CACHE_SIZE = 10_000
 
 
 class TokenVerifier:
@@ -48,6 +53,8 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
         self._require = ["exp", "sub"] + (["iss"] if self._issuer else []) + (["aud"] if self._audience else [])
+        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._lock = Lock()
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -64,6 +71,21 @@ class TokenVerifier:
         return self.verify(token)
 
     def verify(self, token: str) -> str:
+        """The token's user id. A token verified before is answered from memory until its ``exp``."""
+        with self._lock:
+            known = self._verified.get(token)
+            if known is not None:
+                self._verified.move_to_end(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        subject, expires = self._verify(token)
+        with self._lock:
+            self._verified[token] = (subject, expires)
+            if len(self._verified) > CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return subject
+
+    def _verify(self, token: str) -> tuple[str, float]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise unauthorized("invalid_token", "the token is too long")
         try:
@@ -95,7 +117,7 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not USER_ID.match(subject):
             raise unauthorized("invalid_token", "the token's subject is not a valid user id")
-        return subject
+        return subject, float(claims["exp"]) + self._leeway
 
 
 def _short(exc: Exception) -> str:

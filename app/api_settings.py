@@ -37,6 +37,7 @@ class ApiSettings(BaseSettings):
         default=(), description="Allowed browser origins, comma-separated; none by default."
     )
     list_limit_max: int = Field(default=200, ge=1, le=1000)
+    read_threads: int = Field(default=4, ge=1, le=64, description="Threads serving GET /v1/appeals/{reference}.")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

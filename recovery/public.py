@@ -15,7 +15,8 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, create_engine, func
+from sqlalchemy import event as sa_event
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -234,23 +235,97 @@ def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config 
 
 _CASES = Case.__table__  # type: ignore[attr-defined]
 _EVENTS = CaseEvent.__table__  # type: ignore[attr-defined]
-_OWN_CASE = core_select(_CASES).where(_CASES.c.reference == bindparam("reference"),
-                                      _CASES.c.user_id == bindparam("user_id"))
-_CASE_EVENTS = core_select(_EVENTS).where(_EVENTS.c.case_id == bindparam("case_id")).order_by(_EVENTS.c.id)
+#: the columns the view reads, and no others (operator names and internal notes are not even loaded)
+_CASE_COLUMNS = tuple(name for name in CaseRecord.__annotations__)
+_EVENT_COLUMNS = tuple(name for name in EventRecord.__annotations__)
+_OWN_CASE_WITH_EVENTS = (
+    core_select(
+        _CASES.c.id,
+        *(_CASES.c[name] for name in _CASE_COLUMNS),
+        *(_EVENTS.c[name].label("event_" + name) for name in ("id", *_EVENT_COLUMNS)),
+    )
+    .select_from(_CASES.outerjoin(_EVENTS, _EVENTS.c.case_id == _CASES.c.id))
+    .where(_CASES.c.reference == bindparam("reference"), _CASES.c.user_id == bindparam("user_id"))
+    .order_by(_EVENTS.c.id)
+)
+_SELECTED = tuple(column.name for column in _OWN_CASE_WITH_EVENTS.selected_columns)
 
 
-def load_own(db: Database, user_id: str, reference: str) -> tuple[CaseRecord, list[EventRecord]] | None:
-    """The user's case and its events as plain rows (the hot read path: no ORM objects built).
+def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
 
-    Another user's case is None, exactly like a missing one.
+
+class AppealReader:
+    """The hot read path of the user-facing API: one statement per appeal, plain rows, no ORM.
+
+    On SQLite it reads through an engine of its own: read-only connections (``query_only``, busy
+    wait at most 1 s) that run the precompiled SELECT on the DBAPI cursor, without the explicit
+    ``BEGIN`` and the rollback that the shared engine's write-ready connections need; WAL readers
+    never wait for the writer. On PostgreSQL it runs the same statement on the shared engine.
     """
-    with db.engine.connect() as connection:
-        row = connection.execute(_OWN_CASE, {"reference": reference, "user_id": user_id}).mappings().first()
-        if row is None:
+
+    def __init__(self, db: Database, *, pool_size: int = 4) -> None:
+        self.db = db
+        #: cheap enough to run on an event loop: an embedded database file, no network
+        self.inline = db.is_sqlite
+        self._raw: tuple[str, list[Any]] | None = None
+        if db.is_sqlite:
+            self.engine = create_engine(
+                db.engine.url, connect_args={"check_same_thread": False, "timeout": 1},
+                pool_size=pool_size, max_overflow=pool_size, pool_reset_on_return=None,
+            )
+            sa_event.listen(self.engine, "connect", _reader_pragmas)
+            self._own_engine = True
+            # One precompiled statement run on the DBAPI cursor; each column's value converted by
+            # the processor SQLAlchemy itself would apply (decimals, UTC datetimes, JSON).
+            dialect = self.engine.dialect
+            processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                          for column in _OWN_CASE_WITH_EVENTS.selected_columns]
+            self._raw = (str(_OWN_CASE_WITH_EVENTS.compile(dialect=dialect)), processors)
+        else:
+            self.engine = db.engine
+            self._own_engine = False
+
+    def _rows(self, user_id: str, reference: str) -> list[dict[str, Any]]:
+        if self._raw is None:
+            with self.engine.connect() as connection:
+                result = connection.execute(_OWN_CASE_WITH_EVENTS, {"reference": reference, "user_id": user_id})
+                return [dict(row._mapping) for row in result]
+        sql, processors = self._raw
+        dbapi = self.engine.raw_connection()
+        try:
+            cursor = dbapi.cursor()
+            cursor.execute(sql, (reference, user_id))
+            raw_rows = cursor.fetchall()
+            cursor.close()
+        finally:
+            dbapi.close()
+        return [
+            {name: (value if convert is None or value is None else convert(value))
+             for name, convert, value in zip(_SELECTED, processors, raw, strict=True)}
+            for raw in raw_rows
+        ]
+
+    def load_own(self, user_id: str, reference: str) -> tuple[CaseRecord, list[EventRecord]] | None:
+        """The user's case and its events; another user's case is None, exactly like a missing one."""
+        rows = self._rows(user_id, reference)
+        if not rows:
             return None
-        events = connection.execute(_CASE_EVENTS, {"case_id": row["id"]}).mappings().all()
-    return (cast(CaseRecord, SimpleNamespace(**row)),
-            [cast(EventRecord, SimpleNamespace(**event)) for event in events])
+        first = rows[0]
+        case = SimpleNamespace(**{name: first[name] for name in _CASE_COLUMNS})
+        events = [
+            SimpleNamespace(**{name: row["event_" + name] for name in _EVENT_COLUMNS})
+            for row in rows
+            if row["event_id"] is not None
+        ]
+        return cast(CaseRecord, case), cast(list[EventRecord], events)
+
+    def close(self) -> None:
+        if self._own_engine:
+            self.engine.dispose()
 
 
 def own_events(session: Session, case_ids: Sequence[int]) -> dict[int, list[CaseEvent]]:
