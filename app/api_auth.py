@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from threading import Lock
 from typing import Any
 
@@ -29,7 +30,8 @@ CACHE_SIZE = 10_000
 class TokenVerifier:
     """Verifies a bearer token and returns the user id it was issued for."""
 
-    def __init__(self, settings: ApiSettings) -> None:
+    def __init__(self, settings: ApiSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._keys: dict[str, Any] = {}
         if settings.jwt_secret is not None:
             self._keys["HS256"] = settings.jwt_secret.get_secret_value().encode()
@@ -76,7 +78,7 @@ class TokenVerifier:
             known = self._verified.get(token)
             if known is not None:
                 self._verified.move_to_end(token)
-        if known is not None and time.time() < known[1]:
+        if known is not None and self._clock() < known[1]:
             return known[0]
         subject, expires = self._verify(token)
         with self._lock:
@@ -117,7 +119,10 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not USER_ID.match(subject):
             raise unauthorized("invalid_token", "the token's subject is not a valid user id")
-        return subject, float(claims["exp"]) + self._leeway
+        expires = float(claims["exp"]) + self._leeway
+        if expires <= self._clock():
+            raise unauthorized("token_expired", "the token has expired")
+        return subject, expires
 
 
 def _short(exc: Exception) -> str:

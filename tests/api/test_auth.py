@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.api_auth import TokenVerifier
+from app.api_errors import ApiError
 from app.api_settings import ApiConfigError, ApiSettings
 from recovery.config import Config
 from recovery.db import Database
@@ -147,6 +148,19 @@ def test_the_api_refuses_to_start_without_a_key_or_with_a_weak_one() -> None:
         ApiSettings(jwt_secret="short")
     with pytest.raises(ApiConfigError, match="not a PEM public key"):
         TokenVerifier(ApiSettings(jwt_public_key="-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n"))
+
+
+def test_a_remembered_token_is_refused_once_it_expires() -> None:
+    now = [time.time()]
+    verifier = TokenVerifier(ApiSettings(jwt_secret=SECRET), clock=lambda: now[0])
+    short = token("alice", expires_in=60)
+
+    assert verifier.user_id(f"Bearer {short}") == "alice"
+    assert verifier.user_id(f"Bearer {short}") == "alice"  # answered from memory
+    now[0] += 120
+    with pytest.raises(ApiError) as refused:
+        verifier.user_id(f"Bearer {short}")
+    assert (refused.value.status, refused.value.code) == (401, "token_expired")
 
 
 def test_public_endpoints_need_no_token(client: TestClient) -> None:
