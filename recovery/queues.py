@@ -20,12 +20,15 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Date, Float, String, and_, case, cast, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlmodel import Session, col
 
 from recovery.db import Database
-from recovery.dbtypes import decimal_text
+from recovery.dbtypes import canonical_decimal, decimal_text
+from recovery.lifecycle import OPEN
 from recovery.models import Case, CaseEvent, ChainObservation, ObservedTransfer, Operator
 from recovery.vocabulary import CaseStatus, Resolution
 
@@ -39,6 +42,9 @@ ACTIVE_STATUSES: tuple[str, ...] = (
     CaseStatus.REFUND_PENDING.value,
 )
 FINISHED_STATUSES: tuple[str, ...] = tuple(s.value for s in CaseStatus if s.value not in ACTIVE_STATUSES)
+#: statuses in which a case waits for a person's decision: its SLA clock runs (policy ``sla_hours``:
+#: a case should be decided within that many hours of its appeal)
+AWAITING_DECISION: tuple[str, ...] = tuple(s.value for s in CaseStatus if s in OPEN)
 #: the assignee filter value meaning "nobody"
 UNASSIGNED = "__unassigned__"
 #: age buckets of the dashboard, (label, lower bound in hours)
@@ -66,7 +72,7 @@ class QueueFilter:
     assignee: str | None = None
     min_age_days: int | None = None
     max_age_days: int | None = None
-    #: True: only active cases past their SLA due time; False: only the others
+    #: True: only cases waiting for a decision past their SLA due time; False: only the others
     sla_breached: bool | None = None
     #: every one of these flags must be set
     flags: tuple[str, ...] = ()
@@ -102,11 +108,11 @@ class QueueRow:
     version: int
 
     def breached(self, now: datetime) -> bool:
-        return self.status in ACTIVE_STATUSES and self.sla_due_at is not None and self.sla_due_at < now
+        return self.status in AWAITING_DECISION and self.sla_due_at is not None and self.sla_due_at < now
 
     def due_soon(self, now: datetime) -> bool:
         return (
-            self.status in ACTIVE_STATUSES and self.sla_due_at is not None
+            self.status in AWAITING_DECISION and self.sla_due_at is not None
             and now <= self.sla_due_at < now + DUE_SOON
         )
 
@@ -131,31 +137,77 @@ _ROW_COLUMNS: tuple[Any, ...] = tuple(
 )
 
 
-def _like_text(value: str) -> str:
-    return value.strip().lower()
+#: a substring search scans the table: only from this many characters on
+MIN_SUBSTRING = 3
+_SEARCH_COLUMNS = ("reference", "tx_hash", "deposit_address", "user_id", "refund_tx_hash")
 
 
-def _conditions(filt: QueueFilter, now: datetime) -> list[ColumnElement[bool]]:
+class Unindexed(ColumnElement[Any]):
+    """A column the SQLite planner must not use an index for (SQLite's no-op unary ``+``).
+
+    The open cases are a small part of the table once history grows, and each row carries its
+    decision JSON. Left alone, SQLite walks the index of ``sla_due_at < now`` or of the sort column
+    through the whole history; marking those terms makes it read the working set through the status
+    index. PostgreSQL's planner needs no help: there it is the plain column.
+    """
+
+    inherit_cache = True
+    #: the wrapped column is part of the statement cache key (two wrapped columns never share SQL)
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(Unindexed)
+def _compile_unindexed(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(Unindexed, "sqlite")
+def _compile_unindexed_sqlite(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.column, **kw))
+
+
+def _working_set(filt: QueueFilter) -> bool:
+    """Whether the filter keeps to open cases (a small part of the table once history grows)."""
+    return (bool(filt.statuses) and set(filt.statuses) <= set(ACTIVE_STATUSES)) or filt.sla_breached is True
+
+
+def _column(name: str, filt: QueueFilter | None) -> Any:
+    """A case column; for a working-set filter every column but ``status`` is kept off the indexes."""
+    column = getattr(Case, name)
+    if filt is not None and _working_set(filt) and name != "status":
+        return Unindexed(column)
+    return column
+
+
+def _conditions(filt: QueueFilter, now: datetime, text: ColumnElement[bool] | None = None) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
+
+    def c(name: str) -> Any:
+        return _column(name, filt)
+
     if filt.statuses:
-        where.append(col(Case.status).in_(filt.statuses))
+        where.append(c("status").in_(filt.statuses))
     if filt.categories:
-        where.append(col(Case.category).in_(filt.categories))
+        where.append(c("category").in_(filt.categories))
     if filt.networks:
-        where.append(col(Case.network).in_(filt.networks))
+        where.append(c("network").in_(filt.networks))
     if filt.assets:
-        where.append(col(Case.asset).in_(filt.assets))
+        where.append(c("asset").in_(filt.assets))
     if filt.resolutions:
-        where.append(col(Case.resolution).in_(filt.resolutions))
+        where.append(c("resolution").in_(filt.resolutions))
     if filt.assignee == UNASSIGNED:
-        where.append(col(Case.assignee).is_(None))
+        where.append(c("assignee").is_(None))
     elif filt.assignee:
-        where.append(col(Case.assignee) == filt.assignee)
+        where.append(c("assignee") == filt.assignee)
     if filt.min_age_days is not None:
-        where.append(col(Case.created_at) <= now - timedelta(days=filt.min_age_days))
+        where.append(c("created_at") <= now - timedelta(days=filt.min_age_days))
     if filt.max_age_days is not None:
-        where.append(col(Case.created_at) > now - timedelta(days=filt.max_age_days))
-    breached = and_(col(Case.status).in_(ACTIVE_STATUSES), col(Case.sla_due_at) < now)
+        where.append(c("created_at") > now - timedelta(days=filt.max_age_days))
+    breached = and_(c("status").in_(AWAITING_DECISION), c("sla_due_at") < now)
     if filt.sla_breached is True:
         where.append(breached)
     elif filt.sla_breached is False:
@@ -163,32 +215,66 @@ def _conditions(filt: QueueFilter, now: datetime) -> list[ColumnElement[bool]]:
     for flag in filt.flags:
         # Flags are a JSON list of fixed codes: '"code"' (quotes included) matches one element exactly.
         where.append(cast(Case.flags, String).contains(json.dumps(flag), autoescape=True))
-    text = _like_text(filt.text)
-    if text:
-        where.append(or_(*(
-            func.lower(column).contains(text, autoescape=True)
-            for column in (Case.reference, Case.tx_hash, Case.deposit_address, Case.user_id, Case.refund_tx_hash)
-        )))
+    if text is not None:
+        where.append(text)
     return where
 
 
-def _sort_column(db: Database, key: str) -> Any:
+def _exact_text(session: Session, text: str) -> ColumnElement[bool]:
+    """Whole identifiers, each through an index: a reference, a user id, a transaction hash."""
+    networks = [str(n) for n in session.execute(select(col(Case.network)).distinct()).scalars()]
+    variants = list(dict.fromkeys([text, text.lower(), text.upper()]))
+    return or_(
+        col(Case.reference).in_(variants),
+        col(Case.user_id).in_(variants),
+        # (network, tx_hash) is indexed; naming every network lets both databases use it
+        and_(col(Case.network).in_(networks or [""]), col(Case.tx_hash).in_(variants)),
+    )
+
+
+def _substring_text(db: Database, text: str) -> ColumnElement[bool]:
+    """Part of a reference, hash, address or user id, case-insensitively (a scan of the table)."""
+    columns = [getattr(Case, name) for name in _SEARCH_COLUMNS]
+    if db.is_sqlite:
+        # SQLite's LIKE ignores ASCII case already; lower() on every row would only cost time.
+        return or_(*(column.contains(text, autoescape=True) for column in columns))
+    return or_(*(column.icontains(text, autoescape=True) for column in columns))
+
+
+def text_condition(
+    db: Database, session: Session, filt: QueueFilter, now: datetime
+) -> tuple[ColumnElement[bool] | None, bool]:
+    """The search condition and whether it scans: whole identifiers first (indexed); only when
+    none matches, a substring search."""
+    text = filt.text.strip()
+    if not text:
+        return None, False
+    exact = _exact_text(session, text)
+    found = session.execute(
+        select(func.count()).select_from(Case).where(*_conditions(filt, now, exact))
+    ).scalar_one()
+    if found or len(text) < MIN_SUBSTRING:
+        return exact, False
+    return _substring_text(db, text), True
+
+
+def _sort_column(db: Database, key: str, filt: QueueFilter | None = None) -> Any:
     if key not in SORT_KEYS:
         raise ValueError(f"sort: must be one of {', '.join(SORT_KEYS)}")
     if key == "reference":
-        return col(Case.id)
+        return _column("id", filt)
     if key == "value_usd" and db.is_sqlite:
         # SQLite keeps money as exact text; a text sort would put "9" after "10". The cast is
         # used for ordering only, never for arithmetic.
         return cast(Case.value_usd, Float)
-    return getattr(Case, key)
+    return _column(key, filt)
 
 
-def _ordered(db: Database, query: Select[Any], sort: str, descending: bool) -> Select[Any]:
-    column = _sort_column(db, sort)
+def _ordered(db: Database, query: Select[Any], sort: str, descending: bool, filt: QueueFilter) -> Select[Any]:
+    column = _sort_column(db, sort, filt)
     order = column.desc() if descending else column.asc()
-    tie = col(Case.id).desc() if descending else col(Case.id).asc()
-    return query.order_by(order.nulls_last(), tie)
+    tie = _column("id", filt)
+    return query.order_by(order.nulls_last(), tie.desc() if descending else tie.asc())
 
 
 def _row(values: Sequence[Any]) -> QueueRow:
@@ -205,15 +291,27 @@ def queue_page(
     page: int = 1,
     page_size: int = 50,
 ) -> QueuePage:
-    """One page of the queue (1-based) and the number of cases matching the filter."""
+    """One page of the queue (1-based) and the number of cases matching the filter.
+
+    Two indexed queries (a count and a LIMIT/OFFSET page) for ordinary filters; a substring search,
+    which must scan, is one query that also counts (``count(*) OVER ()``).
+    """
     if page_size < 1 or page_size > 1000:
         raise ValueError("page_size: must be between 1 and 1000")
-    where = _conditions(filt, now)
+    _sort_column(db, sort)
     with db.read() as session:
+        text, scanning = text_condition(db, session, filt, now)
+        where = _conditions(filt, now, text)
+        if scanning:
+            total_column = func.count().over().label("total")
+            query = _ordered(db, select(*_ROW_COLUMNS, total_column).where(*where), sort, descending, filt)
+            rows = session.execute(query.offset((max(1, page) - 1) * page_size).limit(page_size)).all()
+            if rows:
+                return QueuePage([_row(r[:-1]) for r in rows], int(rows[0][-1]), max(1, page), page_size)
         total = int(session.execute(select(func.count()).select_from(Case).where(*where)).scalar_one())
         pages = max(1, math.ceil(total / page_size))
         page = min(max(1, page), pages)
-        query = _ordered(db, select(*_ROW_COLUMNS).where(*where), sort, descending)
+        query = _ordered(db, select(*_ROW_COLUMNS).where(*where), sort, descending, filt)
         rows = session.execute(query.offset((page - 1) * page_size).limit(page_size)).all()
     return QueuePage([_row(r) for r in rows], total, page, page_size)
 
@@ -248,8 +346,9 @@ def export_rows(
 ) -> Iterator[list[str]]:
     """Every case matching the filter as CSV cells (header first), streamed in batches."""
     yield list(EXPORT_COLUMNS)
-    query = _ordered(db, select(*_ROW_COLUMNS).where(*_conditions(filt, now)), sort, descending)
     with db.read() as session:
+        text, _scanning = text_condition(db, session, filt, now)
+        query = _ordered(db, select(*_ROW_COLUMNS).where(*_conditions(filt, now, text)), sort, descending, filt)
         result = session.execute(query.execution_options(yield_per=batch))
         for values in result:
             row = _row(values)
@@ -356,15 +455,16 @@ class MoneyRow:
 
 @dataclass(frozen=True)
 class SlaSummary:
-    active: int
-    breached: int
-    due_soon: int
-    resolved: int
-    resolved_late: int
+    awaiting: int  # cases waiting for a decision
+    breached: int  # of those, past their SLA due time
+    due_soon: int  # of those, due within DUE_SOON
+    decided: int  # cases filed in the window that a person decided
+    decided_late: int  # of those, decided after their SLA due time
 
 
 @dataclass(frozen=True)
 class Dashboard:
+    days: int
     by_status: dict[str, int]
     backlog_by_category: dict[str, int]
     age_buckets: list[tuple[str, int, int]]  # (bucket, within SLA, breached)
@@ -375,52 +475,25 @@ class Dashboard:
     per_day: list[tuple[str, int]]
 
 
-def _seconds_between(db: Database, later: Any, earlier: Any) -> Any:
-    if db.is_sqlite:
-        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-    return func.extract("epoch", later - earlier)
-
-
-def _percentiles(session: Session, durations: Any) -> Percentiles:
-    """Nearest-rank median and 90th percentile of a subquery's ``seconds`` column, in hours."""
-    count = int(session.execute(select(func.count()).select_from(durations)).scalar_one())
+def percentiles(seconds: Sequence[float]) -> Percentiles:
+    """Nearest-rank median and 90th percentile of durations in seconds, in hours."""
+    ordered = sorted(seconds)
+    count = len(ordered)
     if count == 0:
         return Percentiles(0, None, None)
+    median, p90 = (ordered[max(0, math.ceil(q * count) - 1)] for q in (0.5, 0.9))
+    return Percentiles(count, round(median / 3600, 2), round(p90 / 3600, 2))
 
-    def rank(q: float) -> float:
-        offset = max(0, math.ceil(q * count) - 1)
-        value = session.execute(
-            select(durations.c.seconds).order_by(durations.c.seconds).offset(offset).limit(1)
-        ).scalar_one()
-        return round(float(value) / 3600.0, 2)
 
-    return Percentiles(count, rank(0.5), rank(0.9))
+def _epoch(db: Database, column: Any) -> Any:
+    """A timestamp as seconds since 1970 (a float: for durations, never for money)."""
+    if db.is_sqlite:
+        return (func.julianday(column) - 2440587.5) * 86400.0
+    return cast(func.extract("epoch", column), Float)
 
 
 #: the first time a person decided a case: its first approval or rejection
 DECIDING_ACTIONS = ("approve", "reject")
-
-
-def _first_decision_durations(db: Database) -> Any:
-    first = (
-        select(col(CaseEvent.case_id).label("case_id"), func.min(col(CaseEvent.created_at)).label("decided_at"))
-        .where(col(CaseEvent.action).in_(DECIDING_ACTIONS))
-        .group_by(col(CaseEvent.case_id))
-        .subquery()
-    )
-    return (
-        select(_seconds_between(db, first.c.decided_at, col(Case.created_at)).label("seconds"))
-        .join_from(Case, first, col(Case.id) == first.c.case_id)
-        .subquery()
-    )
-
-
-def _resolution_durations(db: Database) -> Any:
-    return (
-        select(_seconds_between(db, col(Case.resolved_at), col(Case.created_at)).label("seconds"))
-        .where(col(Case.resolved_at).is_not(None))
-        .subquery()
-    )
 
 
 def _day(db: Database, column: Any) -> Any:
@@ -429,55 +502,108 @@ def _day(db: Database, column: Any) -> Any:
     return cast(func.timezone("UTC", column), Date)
 
 
+def _first_decisions(db: Database, session: Session, first_case_id: int | None) -> dict[int, float]:
+    """case id -> its first approval or rejection (epoch seconds), for cases from ``first_case_id`` on.
+
+    Reads only the tail of the audit log: events are numbered in the order they are appended, a
+    case's submission is appended with the case (ids in submission order), and its decisions come
+    after it; so every decision of those cases follows the first event of ``first_case_id``.
+    """
+    if first_case_id is None:
+        return {}
+    floor = session.execute(
+        select(func.min(col(CaseEvent.id))).where(col(CaseEvent.case_id) == first_case_id)
+    ).scalar_one()
+    if floor is None:
+        return {}
+    rows = session.execute(
+        select(col(CaseEvent.case_id), func.min(_epoch(db, col(CaseEvent.created_at))))
+        # the id range is the tail of the table; keep SQLite off the case_id index (see ``Unindexed``)
+        .where(col(CaseEvent.id) >= floor, Unindexed(col(CaseEvent.case_id)) >= first_case_id,
+               col(CaseEvent.action).in_(DECIDING_ACTIONS))
+        .group_by(col(CaseEvent.case_id))
+    ).all()
+    return {int(case_id): float(decided) for case_id, decided in rows}
+
+
+#: a case whose money actually moved back to the user
+_RECOVERED = (CaseStatus.CREDITED.value, CaseStatus.REFUNDED.value, CaseStatus.CLOSED.value)
+
+
 def dashboard(db: Database, now: datetime, *, days: int = 30) -> Dashboard:
-    """Every figure of the dashboard, each from one aggregate query."""
-    active = col(Case.status).in_(ACTIVE_STATUSES)
-    breached = and_(active, col(Case.sla_due_at) < now)
+    """Every figure of the dashboard. The backlog is as of now; times, money and intake cover the
+    appeals filed in the last ``days`` days (so the cost follows the window, not the history)."""
+    since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     with db.read() as session:
         by_status = {
             str(s): int(n)
             for s, n in session.execute(select(col(Case.status), func.count()).group_by(col(Case.status))).all()
         }
+        # the backlog is read through the status index (see ``Unindexed``)
+        category = Unindexed(col(Case.category))
         backlog_by_category = {
             str(c or "unclassified"): int(n)
             for c, n in session.execute(
-                select(col(Case.category), func.count()).where(active).group_by(col(Case.category))
+                select(category, func.count()).where(col(Case.status).in_(ACTIVE_STATUSES)).group_by(category)
             ).all()
         }
+        created, due = Unindexed(col(Case.created_at)), Unindexed(col(Case.sla_due_at))
         bucket_expr = case(
-            *[
-                (col(Case.created_at) <= now - timedelta(hours=lower), literal(label))
-                for label, lower in reversed(AGE_BUCKETS[1:])
-            ],
+            *[(created <= now - timedelta(hours=lower), literal(label)) for label, lower in reversed(AGE_BUCKETS[1:])],
             else_=literal(AGE_BUCKETS[0][0]),
         )
-        is_breached = case((col(Case.sla_due_at) < now, 1), else_=0)
+        is_breached = case((due < now, 1), else_=0)
+        is_soon = case((and_(due >= now, due < now + DUE_SOON), 1), else_=0)
         raw_buckets: dict[str, list[int]] = {label: [0, 0] for label, _ in AGE_BUCKETS}
-        for label, late, n in session.execute(
-            select(bucket_expr, is_breached, func.count()).where(active).group_by(bucket_expr, is_breached)
+        awaiting = breached = due_soon = 0
+        for label, late, soon, n in session.execute(
+            select(bucket_expr, is_breached, is_soon, func.count())
+            .where(col(Case.status).in_(AWAITING_DECISION))
+            .group_by(bucket_expr, is_breached, is_soon)
         ).all():
             raw_buckets[str(label)][1 if int(late) else 0] += int(n)
+            awaiting += int(n)
+            breached += int(n) if int(late) else 0
+            due_soon += int(n) if int(soon) else 0
         age_buckets = [(label, ok, late) for label, (ok, late) in raw_buckets.items()]
 
-        active_n = sum(by_status.get(s, 0) for s in ACTIVE_STATUSES)
-        breached_n = int(session.execute(select(func.count()).select_from(Case).where(breached)).scalar_one())
-        due_soon_n = int(session.execute(
-            select(func.count()).select_from(Case).where(
-                active, col(Case.sla_due_at) >= now, col(Case.sla_due_at) < now + DUE_SOON
-            )
-        ).scalar_one())
-        resolved_n, late_n = session.execute(
-            select(func.count(), func.coalesce(func.sum(case((col(Case.resolved_at) > col(Case.sla_due_at), 1),
-                                                             else_=0)), 0))
-            .select_from(Case).where(col(Case.resolved_at).is_not(None))
-        ).one()
-        sla = SlaSummary(active_n, breached_n, due_soon_n, int(resolved_n), int(late_n))
+        # The window's figures: one pass over its cases and one over the tail of the audit log.
+        # Percentiles and exact money sums are computed here (SQLite has neither a percentile
+        # function nor exact decimal arithmetic), so both databases share one path.
+        # Times come back as epoch seconds and money as decimal text: no per-row conversion to
+        # datetime or canonical Decimal for rows that only feed a sum or a percentile.
+        window = session.execute(
+            select(col(Case.id), _epoch(db, col(Case.created_at)), _epoch(db, col(Case.sla_due_at)),
+                   _epoch(db, col(Case.resolved_at)), col(Case.status), col(Case.resolution),
+                   func.coalesce(col(Case.deposit_network), col(Case.network)), col(Case.category),
+                   cast(col(Case.value_usd), String), cast(col(Case.fee_usd), String))
+            .where(col(Case.created_at) >= since)
+        ).all()
+        first_decided = _first_decisions(db, session, min((row[0] for row in window), default=None))
+        decision_times: list[float] = []
+        decided_late = 0
+        totals: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+        resolution_times: list[float] = []
+        recovered_resolutions = (Resolution.CREDIT.value, Resolution.REFUND.value)
+        for case_id, filed, due_at, resolved, status, resolution, network, category_name, value, fee in window:
+            decided = first_decided.get(case_id)
+            if decided is not None:
+                decision_times.append(decided - filed)
+                decided_late += 1 if due_at is not None and decided > due_at else 0
+            if resolved is None:
+                continue
+            resolution_times.append(resolved - filed)
+            if status in _RECOVERED and resolution in recovered_resolutions:
+                entry = totals[(str(network), str(category_name or "unclassified"))]
+                entry[0] += 1
+                entry[1] += Decimal(value) if value else 0
+                entry[2] += Decimal(fee) if fee else 0
+        sla = SlaSummary(awaiting, breached, due_soon, len(decision_times), decided_late)
+        first_decision = percentiles(decision_times)
+        resolution = percentiles(resolution_times)
+        money = sorted((MoneyRow(n, c, k, canonical_decimal(v), canonical_decimal(f))
+                        for (n, c), (k, v, f) in totals.items()), key=lambda r: (r.network, r.category))
 
-        first_decision = _percentiles(session, _first_decision_durations(db))
-        resolution = _percentiles(session, _resolution_durations(db))
-        money = _money(db, session)
-
-        since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
         day = _day(db, col(Case.created_at))
         counts = {
             str(d): int(n)
@@ -489,44 +615,8 @@ def dashboard(db: Database, now: datetime, *, days: int = 30) -> Dashboard:
         for offset in range(days):
             label = (since + timedelta(days=offset)).date().isoformat()
             per_day.append((label, counts.get(label, 0)))
-    return Dashboard(by_status, backlog_by_category, age_buckets, sla, first_decision, resolution, money, per_day)
-
-
-#: a case whose money actually moved back to the user
-_RECOVERED = (CaseStatus.CREDITED.value, CaseStatus.REFUNDED.value, CaseStatus.CLOSED.value)
-
-
-def _money(db: Database, session: Session) -> list[MoneyRow]:
-    """Recovered value and fees by landing network and category (credited or refunded cases)."""
-    network = func.coalesce(col(Case.deposit_network), col(Case.network))
-    where = (
-        col(Case.status).in_(_RECOVERED),
-        col(Case.resolved_at).is_not(None),
-        col(Case.resolution).in_((Resolution.CREDIT.value, Resolution.REFUND.value)),
-    )
-    if db.is_postgresql:
-        rows = session.execute(
-            select(network, col(Case.category), func.count(), func.coalesce(func.sum(col(Case.value_usd)), 0),
-                   func.coalesce(func.sum(col(Case.fee_usd)), 0))
-            .where(*where).group_by(network, col(Case.category))
-        ).all()
-        result = [MoneyRow(str(n), str(c or "unclassified"), int(k), Decimal(v), Decimal(f)) for n, c, k, v, f in rows]
-    else:
-        # Exact sums: SQLite would add the decimal text as floats, so add Decimals here.
-        totals: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
-        raw = session.execute(
-            select(network, col(Case.category), cast(col(Case.value_usd), String), cast(col(Case.fee_usd), String))
-            .where(*where)
-        )
-        for n, c, value, fee in raw:
-            entry = totals[(str(n), str(c or "unclassified"))]
-            entry[0] += 1
-            if value:
-                entry[1] += Decimal(value)
-            if fee:
-                entry[2] += Decimal(fee)
-        result = [MoneyRow(n, c, k, v, f) for (n, c), (k, v, f) in totals.items()]
-    return sorted(result, key=lambda r: (r.network, r.category))
+    return Dashboard(days, by_status, backlog_by_category, age_buckets, sla, first_decision, resolution, money,
+                     per_day)
 
 
 # ------------------------------------------------------------------------------------ audit export

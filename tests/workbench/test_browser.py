@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, Request, expect, sync_playwright
 
 from app.workbench.context import Workbench
 from recovery.settings import REPO_ROOT
@@ -117,9 +117,17 @@ def test_sign_in_open_a_case_approve_it_and_take_screenshots(
     dialogs: list[str] = []
     page = browser.new_page(viewport={"width": 1500, "height": 2300})
     outside: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.on("request", lambda request: None if request.url.startswith((server, "data:", "blob:"))
-            else outside.append(request.url))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def on_request(request: Request) -> None:
+        if not request.url.startswith((server, "data:", "blob:")):
+            outside.append(request.url)
+
+    page.on("dialog", on_dialog)
+    page.on("request", on_request)
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(server)
 

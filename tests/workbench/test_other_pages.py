@@ -17,7 +17,8 @@ from recovery import queues
 from recovery.fees import compute_fee, match_rule
 from recovery.models import Case
 from recovery.operators import list_operators
-from recovery.vocabulary import CaseStatus, Origin
+from recovery.services import Actor
+from recovery.vocabulary import CaseStatus, Origin, Role
 from tests.fixtures_anvil import EvmTestbed
 from tests.workbench.conftest import field_value, frame_with, markdown_texts, plain_texts, signed_in_app
 from tests.workbench.seed import ChainFacts, World
@@ -100,30 +101,46 @@ def test_dashboard_figures(wb: Workbench, world: World) -> None:
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Open backlog"] == "8"
+    assert metrics["Awaiting a decision"] == "8"
     assert metrics["Past their SLA"] == "2"
+    assert metrics["Decided late"] == "0 of 2"
     assert metrics["First decision, median"] == "24.0 h"
-    assert metrics["Resolved late"] == "0 of 2"
     assert len(at.get("vega_lite_chart")) == 6
     money = frame_with(at, "fees USD")
     assert money.to_dict("records") == [
         {"network": "ethereum", "category": "uncredited_valid", "cases": "1", "value USD": "300", "fees USD": "0"}
     ]
+    at.selectbox(key="dash_days").set_value(7).run()
+    assert len(frame_with(at, "fees USD")) == 1
 
 
 def test_dashboard_queries_on_both_backends(seeded_any: tuple[Workbench, World]) -> None:
-    wb = seeded_any[0]
+    wb, world = seeded_any
     data = queues.dashboard(wb.db, wb.now())
     assert data.by_status == {"submitted": 2, "awaiting_chain": 1, "in_review": 5, "credited": 1, "rejected": 1}
     assert data.backlog_by_category == {"unclassified": 2, "tx_not_found": 1, "uncredited_valid": 4,
                                         "unlisted_token": 1}
-    assert data.sla.active == 8 and data.sla.breached == 2 and data.sla.resolved == 2
+    assert (data.sla.awaiting, data.sla.breached, data.sla.due_soon) == (8, 2, 0)
+    assert (data.sla.decided, data.sla.decided_late) == (2, 0)
     assert dict((label, (ok, late)) for label, ok, late in data.age_buckets)["3-7 days"] == (0, 2)
     # decided one day after filing (approval and rejection), resolved the same day
-    assert data.first_decision.count == 2 and data.first_decision.median_hours == 24.0
-    assert data.resolution.count == 2 and data.resolution.p90_hours == 24.0
+    assert data.first_decision == queues.Percentiles(2, 24.0, 24.0)
+    assert data.resolution == queues.Percentiles(2, 24.0, 24.0)
     assert [(m.network, m.category, m.cases, m.value_usd, m.fee_usd) for m in data.money] == [
         ("ethereum", "uncredited_valid", 1, Decimal("300"), Decimal("0"))]
     assert sum(n for _, n in data.per_day) == 10 and data.per_day[-1][1] == 6
+    # a decision after the SLA due time counts as late; an older window leaves the old cases out
+    case = wb.cases.get(world.overdue[0]).case
+    wb.cases.reject(world.overdue[0], "other", Actor("sara", Role.SPECIALIST), expected_version=case.version)
+    later = queues.dashboard(wb.db, wb.now())
+    assert (later.sla.decided, later.sla.decided_late, later.sla.breached) == (3, 1, 1)
+    assert sum(n for _, n in queues.dashboard(wb.db, wb.now(), days=1).per_day) == 6
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    hours = [3600.0 * h for h in (5, 1, 4, 2, 3, 10, 6, 7, 8, 9)]
+    assert queues.percentiles(hours) == queues.Percentiles(10, 5.0, 9.0)
+    assert queues.percentiles([]) == queues.Percentiles(0, None, None)
 
 
 # ------------------------------------------------------------------------------ configuration

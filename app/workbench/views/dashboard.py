@@ -17,6 +17,9 @@ from recovery.dbtypes import decimal_text
 from recovery.queues import ACTIVE_STATUSES
 from recovery.vocabulary import CaseStatus
 
+#: the dashboard's windows, in days (the cost of the window's figures grows with it)
+WINDOWS = (7, 30, 90)
+
 
 def _hours(value: float | None) -> str:
     if value is None:
@@ -29,22 +32,29 @@ def render() -> None:
         return
     wb = current()
     now = wb.now()
-    data = queues.dashboard(wb.db, now)
-    st.title("Dashboard")
+    head = st.columns([4, 1])
+    head[0].title("Dashboard")
+    days = int(head[1].selectbox("Appeals filed in the last", WINDOWS, index=1, format_func=lambda d: f"{d} days",
+                                 key="dash_days"))
+    data = queues.dashboard(wb.db, now, days=days)
 
     sla = data.sla
+    open_backlog = sum(data.by_status.get(s, 0) for s in ACTIVE_STATUSES)
     top = st.columns(4)
-    top[0].metric("Open backlog", sla.active)
-    top[1].metric("Past their SLA", sla.breached)
-    top[2].metric("Due within 12 h", sla.due_soon)
-    top[3].metric("Resolved late", f"{sla.resolved_late} of {sla.resolved}")
-    times = st.columns(4)
+    top[0].metric("Open backlog", open_backlog, help="Cases the team still owes something (up to the payout).")
+    top[1].metric("Awaiting a decision", sla.awaiting, help="Submitted, awaiting the chain, in review or "
+                                                            "waiting for the user.")
+    top[2].metric("Past their SLA", sla.breached, help="Awaiting a decision after their SLA due time.")
+    top[3].metric("Due within 12 h", sla.due_soon)
+    st.caption(f"Appeals filed in the last {days} days:")
+    times = st.columns(5)
     decided = "From the appeal to its first approval or rejection."
     resolved = "From the appeal to the credit, the refund or the rejection."
-    times[0].metric("First decision, median", _hours(data.first_decision.median_hours), help=decided)
-    times[1].metric("First decision, p90", _hours(data.first_decision.p90_hours), help=decided)
-    times[2].metric("Resolution, median", _hours(data.resolution.median_hours), help=resolved)
-    times[3].metric("Resolution, p90", _hours(data.resolution.p90_hours), help=resolved)
+    times[0].metric("Decided late", f"{sla.decided_late} of {sla.decided}", help="Decided after the SLA due time.")
+    times[1].metric("First decision, median", _hours(data.first_decision.median_hours), help=decided)
+    times[2].metric("First decision, p90", _hours(data.first_decision.p90_hours), help=decided)
+    times[3].metric("Resolution, median", _hours(data.resolution.median_hours), help=resolved)
+    times[4].metric("Resolution, p90", _hours(data.resolution.p90_hours), help=resolved)
 
     left, right = st.columns(2)
     with left:
@@ -81,7 +91,7 @@ def render() -> None:
 
     left, right = st.columns(2)
     with left:
-        st.subheader("Age of open cases")
+        st.subheader("Age of the cases awaiting a decision")
         age_rows = []
         for label, ok, late in data.age_buckets:
             age_rows.append({"age": label, "SLA": "within SLA", "cases": ok})
@@ -98,7 +108,7 @@ def render() -> None:
             width="stretch",
         )
     with right:
-        st.subheader("Appeals per day (30 days)")
+        st.subheader(f"Appeals per day ({days} days)")
         day_frame = pd.DataFrame([{"day": d[5:], "date": d, "appeals": n} for d, n in data.per_day])
         st.altair_chart(
             alt.Chart(day_frame).mark_bar().encode(
@@ -108,7 +118,7 @@ def render() -> None:
             width="stretch",
         )
 
-    st.subheader("Recovered value and fees")
+    st.subheader(f"Recovered value and fees (appeals of the last {days} days)")
     if not data.money:
         st.caption("Nothing recovered yet.")
     else:
