@@ -280,17 +280,20 @@ class CaseChecker:
         now = self.service.clock()
         decided: dict[int, Decision] = {}
         with self.service.db.read() as session:
+            # another user's appeal for the same transaction, whichever network of the family
+            # they named, makes both cases contested
             appellants: dict[Key, list[tuple[int | None, str]]] = defaultdict(list)
             for case_id, network, tx_hash, user_id in session.exec(
                 select(Case.id, Case.network, Case.tx_hash, Case.user_id).where(
                     col(Case.tx_hash).in_({c.tx_hash for c in conclusive})
                 )
             ).all():
-                appellants[(network, tx_hash)].append((case_id, user_id))
+                appellants[(self._family(network), tx_hash)].append((case_id, user_id))
             registry = BatchRegistry(session, self.config, [evidence[(c.network, c.tx_hash)] for c in conclusive],
                                      [(c.network, c.deposit_address) for c in conclusive])
             for case in conclusive:
-                others = {user for case_id, user in appellants[(case.network, case.tx_hash)] if case_id != case.id}
+                others = {user for case_id, user in appellants[(self._family(case.network), case.tx_hash)]
+                          if case_id != case.id}
                 appeal = Appeal(
                     user_id=case.user_id,
                     network=case.network,
@@ -306,6 +309,10 @@ class CaseChecker:
                     appeal, evidence[(case.network, case.tx_hash)].observations, registry, self.config, now
                 )
         return [decided.get(id(case)) for case in cases]
+
+    def _family(self, network: str) -> str:
+        known = self.config.networks.get(network)
+        return known.family if known is not None else network
 
     def apply(self, case: Case, evidence: ChainEvidence, actor: Actor = SYSTEM) -> CheckOutcome:
         """Decide and record through the service layer; a concurrent change is reported, not raised."""

@@ -240,3 +240,16 @@ def test_two_runners_on_postgresql_share_2000_cases_exactly_once(pg_cases: CaseS
         leased = session.exec(select(Case.id).where(Case.lease_owner != None)).all()  # noqa: E711
     assert len(per_case) == 2000 and set(per_case.values()) == {1}
     assert statuses == {"awaiting_chain": 2000} and not leased
+
+
+def test_appeals_naming_different_networks_for_one_transaction_are_contested(
+    cases: CaseService, evm_testbed: EvmTestbed
+) -> None:
+    address = user_address(cases, "gus")
+    tx = evm_testbed.send_token("bsc", "USDT", address, 90 * 10**18)
+    evm_testbed.mine("bsc", 15)
+    mine = appeal(cases, "gus", "bsc", "USDT", tx, address)
+    theirs = appeal(cases, "hal", "ethereum", "USDT", tx, address)  # thinks it went on Ethereum
+    recheck(cases)
+    for reference in (mine, theirs):
+        assert "contested" in cases.get(reference).case.flags, reference
