@@ -9,6 +9,7 @@ other users (``contested``, owners, credits to others) and node errors never app
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -253,7 +254,7 @@ _SELECTED = tuple(column.name for column in _OWN_CASE_WITH_EVENTS.selected_colum
 
 def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA busy_timeout=1000")
     cursor.execute("PRAGMA query_only=ON")
     cursor.close()
 
@@ -269,10 +270,16 @@ class AppealReader:
 
     def __init__(self, db: Database, *, pool_size: int = 4) -> None:
         self.db = db
+        database = db.engine.url.database
+        in_memory = database in (None, "", ":memory:") or "mode=memory" in str(db.engine.url)
+        file_backed = db.is_sqlite and not in_memory
         #: cheap enough to run on an event loop: an embedded database file, no network
-        self.inline = db.is_sqlite
+        self.inline = file_backed
         self._raw: tuple[str, list[Any]] | None = None
-        if db.is_sqlite:
+        self._local = threading.local()
+        self._held: list[Any] = []
+        self._guard = threading.Lock()
+        if file_backed:
             self.engine = create_engine(
                 db.engine.url, connect_args={"check_same_thread": False, "timeout": 1},
                 pool_size=pool_size, max_overflow=pool_size, pool_reset_on_return=None,
@@ -295,14 +302,17 @@ class AppealReader:
                 result = connection.execute(_OWN_CASE_WITH_EVENTS, {"reference": reference, "user_id": user_id})
                 return [dict(row._mapping) for row in result]
         sql, processors = self._raw
-        dbapi = self.engine.raw_connection()
+        dbapi = getattr(self._local, "connection", None)
+        if dbapi is None:  # one read-only connection per thread, kept: no pool checkout per read
+            dbapi = self._local.connection = self.engine.raw_connection()
+            with self._guard:
+                self._held.append(dbapi)
+        cursor = dbapi.cursor()
         try:
-            cursor = dbapi.cursor()
             cursor.execute(sql, (reference, user_id))
             raw_rows = cursor.fetchall()
-            cursor.close()
         finally:
-            dbapi.close()
+            cursor.close()
         return [
             {name: (value if convert is None or value is None else convert(value))
              for name, convert, value in zip(_SELECTED, processors, raw, strict=True)}
@@ -324,6 +334,10 @@ class AppealReader:
         return cast(CaseRecord, case), cast(list[EventRecord], events)
 
     def close(self) -> None:
+        with self._guard:
+            held, self._held = self._held, []
+        for connection in held:
+            connection.close()
         if self._own_engine:
             self.engine.dispose()
 
