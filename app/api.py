@@ -271,6 +271,7 @@ def create_app(
             expose_headers=["Retry-After", "Location"],
             max_age=600,
         )
+
     def authenticate(request: Request, *allowed_query: str) -> str:
         """The caller's user id (401 otherwise), then the query parameters checked (422).
 

@@ -126,12 +126,13 @@ def make_world(database: Database, evm_testbed: EvmTestbed, tmp_path: Path) -> I
         service = CaseService(database, evm_testbed.config, clock)
         settings = ApiSettings(jwt_secret=SECRET, **overrides)
         client = make_client(service, settings, gateway_for(evm_testbed))
+        client.__enter__()  # runs the app's lifespan (its shutdown closes the read connections)
         clients.append(client)
         return ApiWorld(client, service, database, evm_testbed, clock, dict(addresses))
 
     yield build
     for client in clients:
-        client.close()
+        client.__exit__(None, None, None)
 
 
 @pytest.fixture
