@@ -266,6 +266,7 @@ def measure_queries(db: Database, service: CaseService, now: datetime, repeat: i
     case_id = sample.id
     reference = sample.reference
     hash_part = sample.tx_hash[10:22]
+    networks = list(service.config.networks)
     results = {
         "queue: first page (open cases, by SLA due)": timed(
             lambda: queues.queue_page(db, QueueFilter(statuses=queues.ACTIVE_STATUSES), now), repeat),
@@ -275,8 +276,10 @@ def measure_queries(db: Database, service: CaseService, now: datetime, repeat: i
                                       descending=True), repeat),
         "queue: SLA breached + contested flag": timed(
             lambda: queues.queue_page(db, QueueFilter(sla_breached=True, flags=("contested",)), now), repeat),
-        "queue: free-text search (part of a hash)": timed(
-            lambda: queues.queue_page(db, QueueFilter(text=hash_part), now), repeat),
+        "queue: search, a whole transaction hash": timed(
+            lambda: queues.queue_page(db, QueueFilter(text=sample.tx_hash), now, networks=networks), repeat),
+        "queue: search, part of a hash (scans)": timed(
+            lambda: queues.queue_page(db, QueueFilter(text=hash_part), now, networks=networks), repeat),
         "queue: page 200 of all cases": timed(
             lambda: queues.queue_page(db, QueueFilter(), now, sort="created_at", page=200), repeat),
         "case: case + events + evidence + four-eyes check": timed(

@@ -220,9 +220,10 @@ def _conditions(filt: QueueFilter, now: datetime, text: ColumnElement[bool] | No
     return where
 
 
-def _exact_text(session: Session, text: str) -> ColumnElement[bool]:
+def _exact_text(session: Session, text: str, networks: Sequence[str] | None) -> ColumnElement[bool]:
     """Whole identifiers, each through an index: a reference, a user id, a transaction hash."""
-    networks = [str(n) for n in session.execute(select(col(Case.network)).distinct()).scalars()]
+    if networks is None:
+        networks = [str(n) for n in session.execute(select(col(Case.network)).distinct()).scalars()]
     variants = list(dict.fromkeys([text, text.lower(), text.upper()]))
     return or_(
         col(Case.reference).in_(variants),
@@ -242,14 +243,14 @@ def _substring_text(db: Database, text: str) -> ColumnElement[bool]:
 
 
 def text_condition(
-    db: Database, session: Session, filt: QueueFilter, now: datetime
+    db: Database, session: Session, filt: QueueFilter, now: datetime, networks: Sequence[str] | None = None
 ) -> tuple[ColumnElement[bool] | None, bool]:
     """The search condition and whether it scans: whole identifiers first (indexed); only when
-    none matches, a substring search."""
+    none matches, a substring search. ``networks``: the configured ones (else read from the cases)."""
     text = filt.text.strip()
     if not text:
         return None, False
-    exact = _exact_text(session, text)
+    exact = _exact_text(session, text, networks)
     found = session.execute(
         select(func.count()).select_from(Case).where(*_conditions(filt, now, exact))
     ).scalar_one()
@@ -290,6 +291,7 @@ def queue_page(
     descending: bool = False,
     page: int = 1,
     page_size: int = 50,
+    networks: Sequence[str] | None = None,
 ) -> QueuePage:
     """One page of the queue (1-based) and the number of cases matching the filter.
 
@@ -300,7 +302,7 @@ def queue_page(
         raise ValueError("page_size: must be between 1 and 1000")
     _sort_column(db, sort)
     with db.read() as session:
-        text, scanning = text_condition(db, session, filt, now)
+        text, scanning = text_condition(db, session, filt, now, networks)
         where = _conditions(filt, now, text)
         if scanning:
             total_column = func.count().over().label("total")
@@ -342,12 +344,12 @@ def _csv_cell(value: Any) -> str:
 
 def export_rows(
     db: Database, filt: QueueFilter, now: datetime, *, sort: str = "sla_due_at", descending: bool = False,
-    batch: int = 2000,
+    batch: int = 2000, networks: Sequence[str] | None = None,
 ) -> Iterator[list[str]]:
     """Every case matching the filter as CSV cells (header first), streamed in batches."""
     yield list(EXPORT_COLUMNS)
     with db.read() as session:
-        text, _scanning = text_condition(db, session, filt, now)
+        text, _scanning = text_condition(db, session, filt, now, networks)
         query = _ordered(db, select(*_ROW_COLUMNS).where(*_conditions(filt, now, text)), sort, descending, filt)
         result = session.execute(query.execution_options(yield_per=batch))
         for values in result:
@@ -364,10 +366,10 @@ def export_rows(
 
 
 def export_csv(db: Database, filt: QueueFilter, now: datetime, *, sort: str = "sla_due_at",
-               descending: bool = False) -> str:
+               descending: bool = False, networks: Sequence[str] | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    for cells in export_rows(db, filt, now, sort=sort, descending=descending):
+    for cells in export_rows(db, filt, now, sort=sort, descending=descending, networks=networks):
         writer.writerow(cells)
     return buffer.getvalue()
 
@@ -379,11 +381,6 @@ def operator_names(db: Database, *, active_only: bool = True) -> list[str]:
         if active_only:
             query = query.where(col(Operator.active).is_(True))
         return [str(name) for name in session.execute(query).scalars()]
-
-
-def distinct_assets(db: Database) -> list[str]:
-    with db.read() as session:
-        return [str(a) for a in session.execute(select(col(Case.asset)).distinct().order_by(col(Case.asset))).scalars()]
 
 
 # ------------------------------------------------------------------------------------ one case

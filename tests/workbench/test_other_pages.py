@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
@@ -197,7 +198,7 @@ def test_audit_export_has_every_event_with_its_case(wb: Workbench, world: World)
     lines = [json.loads(line) for line in queues.export_events_jsonl(wb.db, batch=4)]
     assert [e["id"] for e in lines] == list(range(1, len(lines) + 1))
     with wb.db.read() as session:
-        references = {c.id: c.reference for c in session.query(Case).all()}
+        references = {c.id: c.reference for c in session.exec(select(Case)).all()}
     assert all(e["reference"] == references[e["case_id"]] for e in lines)
     assert all(len(e["hash"]) == 64 and len(e["prev_hash"]) == 64 for e in lines)
     at = signed_in_app("alice", "views/audit.py")

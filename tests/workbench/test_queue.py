@@ -17,7 +17,7 @@ from recovery.services import Actor
 from recovery.vocabulary import Role
 from tests.conftest import Clock
 from tests.fixtures_anvil import fresh_address
-from tests.workbench.conftest import frame_with, markdown_texts, signed_in_app
+from tests.workbench.conftest import frame_with, markdown_texts, plain_texts, signed_in_app
 from tests.workbench.seed import SARA, World
 
 QUEUE = "views/queue.py"
@@ -148,7 +148,8 @@ def test_bulk_assign_uses_the_versions_shown_and_reports_conflicts(wb: Workbench
     assert wb.cases.get(world.small).case.assignee == "tom"
     assert wb.cases.get(world.not_found).case.assignee == "tom"
     assert wb.cases.get(world.unlisted).case.assignee is None
-    assert any("Assigned 2 case(s) to tom" in t for t in markdown_texts(at))
+    assert any("Assigned 2 case(s)." in t for t in markdown_texts(at))
+    assert any(t.startswith("to tom: ") for t in plain_texts(at))
     assert any("1 case(s) were not assigned" in str(w.value) for w in at.warning)
     assert any(world.unlisted in str(t.value) and "changed by someone else" in str(t.value) for t in at.text)
 

@@ -81,7 +81,7 @@ def _bulk_assign(shown: list[tuple[str, int]]) -> None:
         except ServiceError as exc:
             problems.append(f"{reference}: {exc}")
     if done:
-        ui.flash("success", f"Assigned {len(done)} case(s) to {assignee or 'nobody'}.", [", ".join(done)])
+        ui.flash("success", f"Assigned {len(done)} case(s).", [f"to {assignee or 'nobody'}: {', '.join(done)}"])
     if problems:
         ui.flash("warning", f"{len(problems)} case(s) were not assigned:", problems)
     st.session_state["q_table"] = {"selection": {"rows": [], "columns": [], "cells": []}}
@@ -123,7 +123,8 @@ def render() -> None:
         first[0].multiselect("Status", [s.value for s in CaseStatus], default=list(ACTIVE_STATUSES), key="q_status")
         first[1].multiselect("Category", [c.value for c in Category], key="q_category")
         first[2].multiselect("Network", list(wb.config.networks), key="q_network")
-        first[3].multiselect("Asset", queues.distinct_assets(wb.db), key="q_asset")
+        # the listed symbols of the configuration (a DISTINCT over the cases would read the whole table)
+        first[3].multiselect("Asset", sorted({a.symbol for a in wb.config.assets}), key="q_asset")
         second = st.columns([2, 2, 2, 2])
         operators = queues.operator_names(wb.db, active_only=False)
         second[0].selectbox("Assignee", [ANYONE, "(me)", UNASSIGNED_LABEL, *operators], key="q_assignee")
@@ -146,6 +147,7 @@ def render() -> None:
         wb.db, filt, now, sort=str(st.session_state.get("q_sort", "sla_due_at")),
         descending=bool(st.session_state.get("q_desc", False)),
         page=int(st.session_state.get("q_page", 1)), page_size=int(st.session_state.get("q_page_size", 50)),
+        networks=list(wb.config.networks),
     )
     if page.page != st.session_state.get("q_page"):
         st.session_state["q_page"] = page.page
@@ -165,7 +167,8 @@ def render() -> None:
     nav[3].download_button(
         "Export the filtered cases (CSV)",
         data=lambda: queues.export_csv(wb.db, filt, now, sort=str(st.session_state.get("q_sort", "sla_due_at")),
-                                       descending=bool(st.session_state.get("q_desc", False))),
+                                       descending=bool(st.session_state.get("q_desc", False)),
+                                       networks=list(wb.config.networks)),
         file_name=f"cases-{now:%Y%m%d-%H%M}.csv", mime="text/csv", key="q_export", on_click="ignore",
     )
 
