@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert
+from sqlalchemy import Table, bindparam, func, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from chains.base import Observation
@@ -299,6 +300,24 @@ def append_events(session: Session, items: Sequence[PendingEvent], now: datetime
     session.add(head)
     session.flush()
     return len(rows)
+
+
+def update_cases(session: Session, changes: Sequence[tuple[Case, Mapping[str, Any]]]) -> None:
+    """Write new values to locked cases: one executemany UPDATE per set of changed columns, then the
+    loaded objects take the values as their committed state (the ORM writes nothing more)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for case, values in changes:
+        keys = tuple(sorted(values))
+        groups.setdefault(keys, []).append({"case_id_": case.id, **{f"new_{k}": v for k, v in values.items()}})
+    table = table_of(Case)
+    for keys, rows in groups.items():
+        if keys:
+            statement = (update(table).where(table.c.id == bindparam("case_id_"))
+                         .values({k: bindparam(f"new_{k}") for k in keys}))
+            session.connection().execute(statement, rows)
+    for case, values in changes:
+        for key, value in values.items():
+            set_committed_value(case, key, value)
 
 
 def reference_for(case_id: int) -> str:
@@ -790,13 +809,15 @@ class CaseService:
             )
             results: dict[int, ChainApplied] = {}
             pending: list[PendingEvent] = []
+            changes: list[tuple[Case, dict[str, Any]]] = []
             for position, update, case in accepted:
                 seen = tuple(r for o in update.observations.values() for r in reorgs.get((o.network, o.tx_hash), ()))
-                event = self._chain_result(case, update, list(seen), actor, now)
+                values, event = self._chain_result(case, update, list(seen), actor, now)
                 if event is not None:
                     pending.append(event)
-                session.add(case)
+                changes.append((case, values))
                 results[position] = ChainApplied(update.reference, case, event is not None, reorgs=seen)
+            update_cases(session, changes)
             append_events(session, pending, now)
         return [
             results.get(i) or ChainApplied(u.reference, None, False, error=errors[i]) for i, u in enumerate(updates)
@@ -804,16 +825,16 @@ class CaseService:
 
     def _chain_result(
         self, case: Case, update: ChainUpdate, reorgs: list[dict[str, Any]], actor: Actor, now: datetime
-    ) -> PendingEvent | None:
-        """Change the locked case for one chain result; the audit event to append, or None (bookkeeping)."""
+    ) -> tuple[dict[str, Any], PendingEvent | None]:
+        """What one chain result changes on the locked case, and the audit event to append (None:
+        bookkeeping only). The case itself is not touched here (see :func:`update_cases`)."""
         current = CaseStatus(case.status)
         decision = update.decision
-        case.last_checked_at = now
-        case.check_count += 1
+        values: dict[str, Any] = {"last_checked_at": now, "check_count": case.check_count + 1}
         if decision is None:
             target: CaseStatus = CaseStatus.AWAITING_CHAIN if current is CaseStatus.SUBMITTED else current
             if target is current:
-                return None
+                return values, None
             details: dict[str, Any] = {"outcome": "chain_unavailable", "unavailable": dict(update.unavailable)}
         else:
             target = decision_status(decision)
@@ -821,8 +842,8 @@ class CaseService:
             signature = decision_signature(stored)
             previous = decision_signature(case.decision) if case.decision else None
             if signature == previous and target is current and not reorgs:
-                return None
-            self._store_decision(case, decision, now, stored)
+                return values, None
+            values.update(self._decision_values(case, decision, now, stored))
             details = {
                 "outcome": "decided",
                 "category": decision.category.value,
@@ -838,34 +859,36 @@ class CaseService:
                 details["previous"] = {k: previous.get(k) for k in ("category", "recoverable", "resolution")}
         if reorgs:
             details["reorg"] = reorgs
-        case.status = target.value
-        case.version += 1
-        case.updated_at = now
+        values.update(status=target.value, version=case.version + 1, updated_at=now)
         assert case.id is not None
-        return PendingEvent(case.id, actor, "chain_result", current.value, target.value, details)
+        return values, PendingEvent(case.id, actor, "chain_result", current.value, target.value, details)
 
     @staticmethod
-    def _store_decision(case: Case, decision: Decision, now: datetime, stored: dict[str, Any] | None = None) -> None:
-        case.decision = stored if stored is not None else decision.to_json()
-        case.category = case.category_override or decision.category.value
-        case.recoverable = decision.recoverable.value
-        case.resolution = decision.resolution.value
+    def _decision_values(case: Case, decision: Decision, now: datetime, stored: dict[str, Any]) -> dict[str, Any]:
+        """The case fields a decision sets."""
         kept = {f for f in case.flags if f == Flag.CONTESTED.value}
-        case.flags = sorted(kept | {f.value for f in decision.flags})
-        case.amount = decision.amount
-        case.value_usd = decision.value_usd
-        case.fee_amount = decision.fee_amount
-        case.fee_usd = decision.fee.fee_value_usd if decision.fee is not None else None
-        case.fee_asset = decision.asset if decision.fee is not None else None
-        case.net_amount = decision.net_amount
-        case.credited_user_id = decision.credited_user_id
+        values: dict[str, Any] = {
+            "decision": stored,
+            "category": case.category_override or decision.category.value,
+            "recoverable": decision.recoverable.value,
+            "resolution": decision.resolution.value,
+            "flags": sorted(kept | {f.value for f in decision.flags}),
+            "amount": decision.amount,
+            "value_usd": decision.value_usd,
+            "fee_amount": decision.fee_amount,
+            "fee_usd": decision.fee.fee_value_usd if decision.fee is not None else None,
+            "fee_asset": decision.asset if decision.fee is not None else None,
+            "net_amount": decision.net_amount,
+            "credited_user_id": decision.credited_user_id,
+        }
         if decision.network is not None:
-            case.deposit_network = case.deposit_network or decision.network
+            values["deposit_network"] = case.deposit_network or decision.network
         if decision.resolution is Resolution.REFUND and decision.refund_address and not case.refund_tx_hash:
-            case.refund_address = decision.refund_address
-            case.refund_network = decision.network
+            values["refund_address"] = decision.refund_address
+            values["refund_network"] = decision.network
         if case.first_decided_at is None and decision.category not in PENDING_CATEGORIES:
-            case.first_decided_at = now
+            values["first_decided_at"] = now
+        return values
 
     def events(self, references: Iterable[str]) -> dict[str, list[CaseEvent]]:
         with self.db.read() as session:
