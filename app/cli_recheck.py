@@ -3,12 +3,14 @@
 Exit codes: 0 when the run completed (cases whose network could not answer stay pending and are
 counted, they are not a failure of the run); 1 when it could not run (database unreachable or
 not migrated, unexpected error); 2 for bad options or configuration; 3 when another runner
-already works on the (SQLite) database.
+already works on the (SQLite) database; 130 when stopped by Ctrl-C or SIGTERM (the batches in hand
+are finished first; a SIGKILL loses nothing either: the next run takes the dead runner's leases over).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from recovery.recheck import Recheck, RecheckOptions, RecheckSummary
 EXIT_COULD_NOT_RUN = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 3
+EXIT_INTERRUPTED = 130
 
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(soft_wrap=True, highlight=False)
@@ -90,18 +93,27 @@ def recheck(
     options = RecheckOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
                              lease_seconds=lease_seconds, dry_run=dry_run)
     runner = Recheck(context.cases, ChainGateway(config), options)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a polite stop: finish the batches in hand
     try:
         summary = _run(runner, show_bar=err.is_terminal and not as_json)
+    except KeyboardInterrupt:
+        raise _fail("interrupted: the batches in hand were finished and their leases released; run again to go on",
+                    EXIT_INTERRUPTED) from None
     except RunnerBusy as exc:
         raise _fail(f"error: {exc}", EXIT_BUSY) from None
     except (OperationalError, ProgrammingError) as exc:
         raise _fail(f"error: the database failed during the run: {exc.orig}", EXIT_COULD_NOT_RUN) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         context.db.dispose()
     if as_json:
         sys.stdout.write(json.dumps(summary_json(summary, options), indent=2) + "\n")
     else:
         print_summary(summary)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(runner: Recheck, *, show_bar: bool) -> RecheckSummary:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from threading import Lock
+from threading import Event, Lock
 from typing import Any
 
 from sqlalchemy import and_, case, exists, false, func, or_
@@ -178,7 +178,7 @@ class Recheck:
                 return ids
 
         def worker() -> None:
-            while True:
+            while not stop.is_set():
                 ids = take()
                 if not ids:
                     return
@@ -190,9 +190,15 @@ class Recheck:
                     progress(summary.processed, total)
 
         workers = max(1, self.options.workers)
+        stop = Event()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recheck") as pool:
-            for future in [pool.submit(worker) for _ in range(workers)]:
-                future.result()
+            futures = [pool.submit(worker) for _ in range(workers)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # Ctrl-C (or a worker failed): finish the batches in hand, take no more
+                stop.set()
+                raise
 
     def _load(self, ids: Sequence[int]) -> list[Case]:
         with self.service.db.read() as session:

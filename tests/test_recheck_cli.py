@@ -156,7 +156,19 @@ def assert_all_decided_once(db: Database, count: int) -> None:
     assert verified.ok, verified.problem
 
 
-def test_a_runner_killed_mid_run_and_a_second_run_finishing(
+def start_and_wait(db: Database, config: Path, decided: int) -> subprocess.Popen[bytes]:
+    """A slow runner (one thread, batches of 10), once at least ``decided`` cases have chain results."""
+    runner = subprocess.Popen([RECOVERY, "recheck", "--workers", "1", "--batch-size", "10", "--json"],
+                              env=env_for(db, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while sum(chain_results(db).values()) < decided:
+        assert runner.poll() is None, f"the runner ended before it could be stopped: {runner.communicate()}"
+        assert time.monotonic() < deadline, "the runner made no progress"
+        time.sleep(0.02)
+    return runner
+
+
+def test_runners_stopped_and_killed_mid_run_then_a_run_finishing(
     database: Database, evm_testbed: EvmTestbed, config_dir: Path
 ) -> None:
     db = database
@@ -164,19 +176,23 @@ def test_a_runner_killed_mid_run_and_a_second_run_finishing(
     count = 800
     bulk_seed(service, evm_testbed, count, "K")
 
-    runner = subprocess.Popen([RECOVERY, "recheck", "--workers", "1", "--batch-size", "10", "--json"],
-                              env=env_for(db, config_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while sum(chain_results(db).values()) < 40:
-        assert runner.poll() is None, f"the runner ended before it could be killed: {runner.stderr!r}"
-        assert time.monotonic() < deadline, "the runner made no progress"
-        time.sleep(0.02)
+    # SIGTERM: a polite stop; the batch in hand is finished, leases released, exit 130
+    polite = start_and_wait(db, config_dir, 20)
+    polite.send_signal(signal.SIGTERM)
+    _, err = polite.communicate(timeout=60)
+    assert polite.returncode == 130 and b"interrupted" in err
+    stopped = sum(chain_results(db).values())
+    with db.read() as session:
+        assert session.exec(select(func.count()).select_from(Case).where(col(Case.lease_owner).is_not(None))).one() == 0
+
+    # SIGKILL: no goodbye at all
+    runner = start_and_wait(db, config_dir, stopped + 40)
     os.kill(runner.pid, signal.SIGKILL)
     runner.communicate(timeout=30)
     assert runner.returncode == -signal.SIGKILL
 
     applied = chain_results(db)
-    assert 0 < len(applied) < count and set(applied.values()) == {1}
+    assert stopped < len(applied) < count and set(applied.values()) == {1}
     with db.read() as session:
         for case in session.exec(select(Case)).all():  # each case entirely before, or entirely after
             if case.id in applied:
@@ -184,9 +200,9 @@ def test_a_runner_killed_mid_run_and_a_second_run_finishing(
             else:
                 assert (case.status, case.version, case.decision) == ("submitted", 1, None)
 
-    second = summary_of(recheck(db, config_dir, "--json"))
-    assert second["processed"] == count - len(applied)  # nothing lost, nothing done twice
-    assert second["changed"] == second["processed"] and second["errors"] == []
+    last = summary_of(recheck(db, config_dir, "--json"))
+    assert last["processed"] == count - len(applied)  # nothing lost, nothing done twice
+    assert last["changed"] == last["processed"] and last["errors"] == []
     assert_all_decided_once(db, count)
 
 
