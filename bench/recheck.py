@@ -11,7 +11,7 @@ store one appeal per transfer (bulk: the rows ``submit`` stores, without its aud
 ``recovery recheck --json`` as a child process (peak RSS from ``wait4``), and check that every case
 was decided exactly once. Right before and right after each run it measures raw batched JSON-RPC
 lookups of the same hashes (``eth_getTransactionByHash`` + ``eth_getTransactionReceipt``, one HTTP
-request per chunk of ``--batch-size`` hashes, ``json`` parsing and nothing else); the ratio uses the
+request per chunk of ``--raw-chunk`` (200) hashes, ``json`` parsing and nothing else); the ratio uses the
 median of those raw runs, so both sides meet the same machine load.
 
 Prints cases/s (processed / the run's own elapsed time, start-up excluded), the ratio to the raw
@@ -76,6 +76,8 @@ class RunResult:
     decided: int
     #: raw batched lookups of the same hashes, lookups/s: the median of runs just before and just after
     raw_rate: float
+    #: CPU seconds the recheck process(es) used, start-up included
+    cpu: float
 
     @property
     def rate(self) -> float:
@@ -118,7 +120,9 @@ def seed_chain(url: str, count: int, usdt: str) -> list[Deposit]:
         else:
             transfers.append(SeedTransfer(sender, address, token=usdt, amount=25 * 10**6 + i))
             owners.append((f"user{i:06d}", address, "USDT"))
-    hashes = devchain.seed_transfers(url, transfers)
+    hashes: list[str] = []
+    for start in range(0, len(transfers), 2000):  # anvil slows down with a very large pending pool
+        hashes += devchain.seed_transfers(url, transfers[start : start + 2000])
     devchain.mine(url, SETTLE_BLOCKS)
     return [Deposit(user, address, asset, tx) for (user, address, asset), tx in zip(owners, hashes, strict=True)]
 
@@ -169,14 +173,15 @@ def raw_rates(url: str, hashes: Sequence[str], chunk: int, repeat: int) -> list[
 
 
 def run_recheck(env: dict[str, str], args: argparse.Namespace, log: Path,
-                runners: int = 1) -> tuple[list[dict[str, Any]], float, int]:
+                runners: int = 1) -> tuple[list[dict[str, Any]], float, int, float]:
     """``recovery recheck --json`` as ``runners`` concurrent children; returns (summaries, wall seconds,
-    the largest child's peak RSS in KiB)."""
+    the largest child's peak RSS in KiB, the children's CPU seconds)."""
     command = [str(Path(sys.executable).parent / "recovery"), "recheck", "--json", "--workers", str(args.workers),
                "--batch-size", str(args.batch_size)]
     began = time.perf_counter()
     summaries: list[dict[str, Any]] = []
     peak = 0
+    cpu = 0.0
     with ExitStack() as stack:
         children = []
         for k in range(runners):
@@ -188,11 +193,12 @@ def run_recheck(env: dict[str, str], args: argparse.Namespace, log: Path,
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)
             peak = max(peak, int(usage.ru_maxrss))
+            cpu += usage.ru_utime + usage.ru_stime
             if child.returncode != 0:
                 raise RuntimeError(f"recovery recheck exited with {child.returncode}: {err_path.read_text()[-2000:]}")
             out.seek(0)
             summaries.append(json.loads(out.read().decode()))
-    return summaries, time.perf_counter() - began, peak
+    return summaries, time.perf_counter() - began, peak, cpu
 
 
 @contextmanager
@@ -238,9 +244,9 @@ def measure(backend: str, label: str, deposits: Sequence[Deposit], make: Callabl
     db.dispose()
     env = dict(os.environ, RECOVERY_DATABASE_URL=url, RECOVERY_CONFIG_DIR=str(config_dir))
     hashes = [d.tx_hash for d in deposits]
-    raw = raw_rates(node_url, hashes, args.batch_size, args.repeat)
-    summaries, wall, rss = run_recheck(env, args, workdir / f"{label}.log", runners)
-    raw += raw_rates(node_url, hashes, args.batch_size, args.repeat)
+    raw = raw_rates(node_url, hashes, args.raw_chunk, args.repeat)
+    summaries, wall, rss, cpu = run_recheck(env, args, workdir / f"{label}.log", runners)
+    raw += raw_rates(node_url, hashes, args.raw_chunk, args.repeat)
     with db.read() as session:
         decided = int(session.exec(select(func.count()).select_from(Case).where(
             col(Case.status) == "in_review")).one())
@@ -252,7 +258,7 @@ def measure(backend: str, label: str, deposits: Sequence[Deposit], make: Callabl
     # concurrent runners: their run windows overlap; the longest one is the run's duration
     elapsed = max(s["elapsed_seconds"] for s in summaries)
     return RunResult(backend if runners == 1 else f"{backend} x{runners}", len(deposits), seeded, processed,
-                     elapsed, wall, rss, decided, statistics.median(raw))
+                     elapsed, wall, rss, decided, statistics.median(raw), cpu)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--workers", type=int, default=4, help="recheck --workers (default 4)")
     parser.add_argument("--batch-size", type=int, default=200, help="recheck --batch-size (default 200)")
+    parser.add_argument("--raw-chunk", type=int, default=200, help="hashes per raw JSON-RPC request (default 200, "
+                        "the EVM adapter's lookup_batch_size)")
     parser.add_argument("--repeat", type=int, default=3, help="raw lookup runs; the fastest counts")
     parser.add_argument("--pg-runners", type=int, default=2, help="also run this many recheck processes at once "
                         "on PostgreSQL (default 2; 1 to skip)")
@@ -286,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"anvil {node.url}: {len(deposits)} transfers seeded (half ETH, half USDT) "
                   f"in {time.perf_counter() - began:.1f}s")
             first = deposits[: args.n]
-            raw_batched(node.url, [d.tx_hash for d in deposits], args.batch_size)  # warm the node once
+            raw_batched(node.url, [d.tx_hash for d in deposits], args.raw_chunk)  # warm the node once
             results: list[RunResult] = []
             with databases(backends, workdir) as make:
                 for backend in backends:
@@ -307,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def report_line(r: RunResult) -> None:
     print(f"  {r.backend:<14} {r.cases:>6} cases: recheck {r.elapsed:.2f}s ({r.wall:.2f}s with start-up) = "
           f"{r.rate:,.0f} cases/s; raw lookups {r.raw_rate:,.0f}/s; ratio {r.ratio:.2f}; "
-          f"peak RSS {r.peak_rss_kib / 1024:.0f} MiB", flush=True)
+          f"peak RSS {r.peak_rss_kib / 1024:.0f} MiB; CPU {r.cpu:.1f}s", flush=True)
 
 
 def report(results: Sequence[RunResult], n: int, big: int) -> int:
