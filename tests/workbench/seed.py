@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import random
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -138,7 +137,7 @@ def seed(service: CaseService, gateway: ChainGateway, facts: ChainFacts, clock: 
     return World(small, big, unlisted, contested, credited, rejected, not_found, overdue)
 
 
-def seed_history(service: CaseService, gateway: ChainGateway, testbed: EvmTestbed, clock: Clock,
+def seed_history(service: CaseService, gateway: ChainGateway, testbed: EvmTestbed, clock: Clock, folder: Path,
                  appeals: int = 36, days: int = 24) -> list[str]:
     """Weeks of appeals (real transfers) worked by the team, for the dashboard and screenshots."""
     rng = random.Random(7)
@@ -147,8 +146,7 @@ def seed_history(service: CaseService, gateway: ChainGateway, testbed: EvmTestbe
     users = {f"hist-{i}": fresh_address() for i in range(12)}
     csv_rows = [["user_id", "network", "address", "memo", "kind"]]
     csv_rows += [[user, "ethereum", address, "", "eoa"] for user, address in users.items()]
-    folder = Path(tempfile.mkdtemp(prefix="wb-history-"))
-    path = folder / "addresses.csv"
+    path = folder / "history-addresses.csv"
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows(csv_rows)
     import_addresses(service.db, service.config, path)

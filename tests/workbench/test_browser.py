@@ -47,7 +47,7 @@ def server(seeded: tuple[Workbench, World], evm_testbed: EvmTestbed, wb_clock: C
            tmp_path: Path) -> Iterator[str]:
     wb, _world = seeded
     assert wb.cases.clock is wb_clock
-    seed_history(wb.cases, wb.gateway, evm_testbed, wb_clock)
+    seed_history(wb.cases, wb.gateway, evm_testbed, wb_clock, tmp_path)
     url = wb.db.engine.url.render_as_string(hide_password=False)
     port = free_port()
     env = {**os.environ, "RECOVERY_DATABASE_URL": url, "RECOVERY_CONFIG_DIR": str(REPO_ROOT / "config"),
