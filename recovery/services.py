@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
@@ -152,6 +153,28 @@ def decision_signature(data: Mapping[str, Any]) -> dict[str, Any]:
 ObservationKey = tuple[str, str]  # (network, normalized tx hash)
 
 
+def upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+    """Insert rows (all with the same columns) in one statement; a row another writer inserted
+    meanwhile under the same unique ``keys`` is updated instead (two runners on PostgreSQL may meet
+    on one transaction through two appeals of it). Rows go in key order, so writers lock alike."""
+    table = table_of(model)
+    rows = sorted(rows, key=lambda row: tuple(str(row[k]) for k in keys))
+    dialect = session.get_bind().dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(table)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table)
+    else:  # pragma: no cover - only the two supported databases
+        session.connection().execute(insert(table), rows)
+        return
+    changing = [name for name in rows[0] if name not in keys]
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={name: statement.excluded[name] for name in changing}
+    )
+    session.connection().execute(statement, rows)
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a model: multi-row inserts through it skip the ORM's per-object work."""
     table = model.__table__  # type: ignore[attr-defined]
@@ -226,7 +249,7 @@ def record_observations_many(
                 setattr(row, name, value)
             session.add(row)
     if fresh:
-        session.connection().execute(insert(table_of(ChainObservation)), fresh)
+        upsert(session, ChainObservation, fresh, ("network", "tx_hash"))
     new_transfers: list[dict[str, Any]] = []
     for key, obs in moved:
         old: dict[int, ObservedTransfer] = existing.get(key, {})
@@ -247,7 +270,7 @@ def record_observations_many(
         for gone in old.values():
             session.delete(gone)
     if new_transfers:
-        session.connection().execute(insert(table_of(ObservedTransfer)), new_transfers)
+        upsert(session, ObservedTransfer, new_transfers, ("network", "tx_hash", "transfer_index"))
     session.flush()
     return reorgs
 

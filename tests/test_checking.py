@@ -9,8 +9,10 @@ import dataclasses
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -25,7 +27,7 @@ from recovery.errors import Conflict, Forbidden, InvalidTransition
 from recovery.intake import validate_appeal
 from recovery.models import Case, ChainObservation, CreditedDeposit, DepositAddress, ObservedTransfer
 from recovery.rules import Appeal, classify
-from recovery.services import SYSTEM, Actor, CaseService
+from recovery.services import SYSTEM, Actor, CaseService, upsert
 from recovery.sql_registry import SqlRegistry
 from recovery.vocabulary import Role
 from tests.conftest import Clock
@@ -321,3 +323,20 @@ def test_batch_apply_reports_a_stale_case_and_applies_the_others(cases: CaseServ
     assert twice[0].changed and twice[1].error is not None
     with cases.db.read() as session:
         assert audit.verify_chain(session).ok
+
+
+def test_an_observation_another_runner_stored_meanwhile_is_updated_not_a_failure(database: Database) -> None:
+    """Two runners may store the first observation of one transaction at once (two appeals of it in
+    different batches): the second insert updates the row instead of failing its whole batch."""
+    first: dict[str, Any] = {
+        "network": "ethereum", "tx_hash": "0x" + "12" * 32, "status": "pending", "block_number": None,
+        "block_hash": None, "confirmations": 0, "evidence": {}, "observed_at": datetime(2026, 11, 1, tzinfo=UTC),
+    }
+    later = dict(first, status="success", block_number=7, block_hash="0x" + "34" * 32, confirmations=3)
+    with database.write() as session:
+        upsert(session, ChainObservation, [first], ("network", "tx_hash"))
+    with database.write() as session:
+        upsert(session, ChainObservation, [later], ("network", "tx_hash"))
+    with database.read() as session:
+        [row] = session.exec(select(ChainObservation)).all()
+    assert (row.status, row.block_number, row.confirmations) == ("success", 7, 3)
