@@ -12,17 +12,14 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import time
-from collections.abc import Callable
-from threading import Lock
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from app.cli_progress import PlainProgress, err, fail, out
 from app.context import app_context
 from recovery import migrate
 from recovery.checking import ChainGateway
@@ -33,33 +30,6 @@ EXIT_COULD_NOT_RUN = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 3
 EXIT_INTERRUPTED = 130
-
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-out = Console(soft_wrap=True, highlight=False)
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(message, markup=False)
-    return typer.Exit(code)
-
-
-class PlainProgress:
-    """Progress as plain lines (not a terminal): at most one line per ``every`` seconds, plus the last."""
-
-    def __init__(self, write: Callable[[str], None], every: float = 2.0) -> None:
-        self.write = write
-        self.every = every
-        self._last = 0.0
-        self._lock = Lock()
-        self._began = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if done < total and now - self._last < self.every:
-                return
-            self._last = now
-            self.write(f"recheck: {done}/{total} cases ({now - self._began:.1f}s)")
 
 
 def recheck(
@@ -79,16 +49,16 @@ def recheck(
     context = app_context()
     config = context.config  # an invalid configuration is reported by the CLI group (exit 2)
     if network is not None and network not in config.networks:
-        raise _fail(f"error: --network: unknown network {network!r} (known: {', '.join(sorted(config.networks))})",
+        raise fail(f"error: --network: unknown network {network!r} (known: {', '.join(sorted(config.networks))})",
                     EXIT_USAGE)
     try:
         db = context.db
         current = migrate.current_revision(db)
     except OperationalError as exc:
-        raise _fail(f"error: cannot reach the database: {exc.orig}", EXIT_COULD_NOT_RUN) from None
+        raise fail(f"error: cannot reach the database: {exc.orig}", EXIT_COULD_NOT_RUN) from None
     head = migrate.head_revision()
     if current != head:
-        raise _fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
+        raise fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
                     EXIT_COULD_NOT_RUN)
     options = RecheckOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
                              lease_seconds=lease_seconds, dry_run=dry_run)
@@ -97,12 +67,12 @@ def recheck(
     try:
         summary = _run(runner, show_bar=err.is_terminal and not as_json)
     except KeyboardInterrupt:
-        raise _fail("interrupted: the batches in hand were finished and their leases released; run again to go on",
+        raise fail("interrupted: the batches in hand were finished and their leases released; run again to go on",
                     EXIT_INTERRUPTED) from None
     except RunnerBusy as exc:
-        raise _fail(f"error: {exc}", EXIT_BUSY) from None
+        raise fail(f"error: {exc}", EXIT_BUSY) from None
     except (OperationalError, ProgrammingError) as exc:
-        raise _fail(f"error: the database failed during the run: {exc.orig}", EXIT_COULD_NOT_RUN) from None
+        raise fail(f"error: the database failed during the run: {exc.orig}", EXIT_COULD_NOT_RUN) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         context.db.dispose()
@@ -118,7 +88,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def _run(runner: Recheck, *, show_bar: bool) -> RecheckSummary:
     if not show_bar:
-        return runner.run(PlainProgress(lambda line: err.print(line, markup=False)))
+        return runner.run(PlainProgress(lambda line: err.print(line, markup=False), "recheck", "cases"))
     columns = (TextColumn("recheck"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task("recheck", total=None)

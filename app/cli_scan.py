@@ -11,19 +11,16 @@ from __future__ import annotations
 import csv
 import json
 import sys
-import time
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from threading import Lock
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from app.cli_progress import PlainProgress, err, fail, out
 from app.context import app_context
 from recovery import migrate
 from recovery.checking import ChainGateway
@@ -34,33 +31,6 @@ from recovery.scan import Scanner, ScanOptions, ScanSummary
 EXIT_COULD_NOT_RUN = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 3
-
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-out = Console(soft_wrap=True, highlight=False)
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(message, markup=False)
-    return typer.Exit(code)
-
-
-class PlainProgress:
-    """Progress as plain lines (not a terminal): at most one line per ``every`` seconds, plus the last."""
-
-    def __init__(self, write: Callable[[str], None], every: float = 2.0) -> None:
-        self.write = write
-        self.every = every
-        self._last = 0.0
-        self._lock = Lock()
-        self._began = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if done < total and now - self._last < self.every:
-                return
-            self._last = now
-            self.write(f"scan: {done}/{total} addresses ({now - self._began:.1f}s)")
 
 
 def scan(
@@ -88,16 +58,16 @@ def scan(
     context = app_context()
     config = context.config  # an invalid configuration is reported by the CLI group (exit 2)
     if network is not None and network not in config.networks:
-        raise _fail(f"error: --network: unknown network {network!r} (known: {', '.join(sorted(config.networks))})",
+        raise fail(f"error: --network: unknown network {network!r} (known: {', '.join(sorted(config.networks))})",
                     EXIT_USAGE)
     try:
         db = context.db
         current = migrate.current_revision(db)
     except OperationalError as exc:
-        raise _fail(f"error: cannot reach the database: {exc.orig}", EXIT_COULD_NOT_RUN) from None
+        raise fail(f"error: cannot reach the database: {exc.orig}", EXIT_COULD_NOT_RUN) from None
     head = migrate.head_revision()
     if current != head:
-        raise _fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
+        raise fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
                     EXIT_COULD_NOT_RUN)
     price_map = read_prices(prices, config) if prices is not None else None
     options = ScanOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
@@ -106,13 +76,13 @@ def scan(
     try:
         scanner = Scanner(context.cases, ChainGateway(config), options)
     except ValueError as exc:
-        raise _fail(f"error: {exc}", EXIT_USAGE) from None
+        raise fail(f"error: {exc}", EXIT_USAGE) from None
     try:
         summary = _run(scanner, show_bar=err.is_terminal and not as_json)
     except RunnerBusy as exc:
-        raise _fail(f"error: {exc}", EXIT_BUSY) from None
+        raise fail(f"error: {exc}", EXIT_BUSY) from None
     except (OperationalError, ProgrammingError) as exc:
-        raise _fail(f"error: the database failed during the run: {exc.orig}", EXIT_COULD_NOT_RUN) from None
+        raise fail(f"error: the database failed during the run: {exc.orig}", EXIT_COULD_NOT_RUN) from None
     finally:
         context.db.dispose()
     if as_json:
@@ -126,12 +96,12 @@ def read_prices(path: Path, config: Config) -> dict[tuple[str, str], Decimal]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise _fail(f"error: --prices: cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
+        raise fail(f"error: --prices: cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
     prices: dict[tuple[str, str], Decimal] = {}
     problems: list[str] = []
     rows = list(csv.reader(lines))
     if not rows or [c.strip().lower() for c in rows[0]] != ["network", "asset", "price_usd"]:
-        raise _fail("error: --prices: the first line must be the header network,asset,price_usd", EXIT_USAGE)
+        raise fail("error: --prices: the first line must be the header network,asset,price_usd", EXIT_USAGE)
     for number, row in enumerate(rows[1:], start=2):
         if not row or not any(cell.strip() for cell in row):
             continue
@@ -151,13 +121,13 @@ def read_prices(path: Path, config: Config) -> dict[tuple[str, str], Decimal]:
             continue
         prices[(network, asset)] = price
     if problems:
-        raise _fail("error: --prices: " + "; ".join(problems[:20]), EXIT_USAGE)
+        raise fail("error: --prices: " + "; ".join(problems[:20]), EXIT_USAGE)
     return prices
 
 
 def _run(scanner: Scanner, *, show_bar: bool) -> ScanSummary:
     if not show_bar:
-        return scanner.run(PlainProgress(lambda line: err.print(line, markup=False)))
+        return scanner.run(PlainProgress(lambda line: err.print(line, markup=False), "scan", "addresses"))
     columns = (TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("addresses"), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task("scan", total=None)
