@@ -26,7 +26,7 @@ from recovery.settings import REPO_ROOT
 from tests.fixtures_anvil import FUNDER, EvmTestbed, fresh_address
 
 RECOVERY = str(Path(sys.executable).with_name("recovery"))
-CASES = 200
+CASES = 400
 KILLS = 10
 
 
@@ -93,9 +93,10 @@ def test_recheck_killed_ten_times_then_finished(evm_testbed: EvmTestbed, tmp_pat
     command = [RECOVERY, "recheck", "--batch-size", "20", "--workers", "2", "--json"]
     rng = random.Random(5)
     killed_mid_run = 0
-    for run in range(KILLS):
+    for _ in range(KILLS):
         # a random moment: when the database shows a random number more cases decided
-        target = decided(db) + rng.randint(1, max(1, (CASES - decided(db)) // (KILLS - run)))
+        # (small steps, so even the tenth run is killed with most of the work still ahead of it)
+        target = decided(db) + rng.randint(1, 20)
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         while process.poll() is None and decided(db) < target and time.monotonic() < deadline:
