@@ -9,13 +9,17 @@ other users (``contested``, owners, credits to others) and node errors never app
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
+import orjson
 from sqlalchemy import bindparam, create_engine, func
 from sqlalchemy import event as sa_event
 from sqlalchemy import select as core_select
@@ -25,7 +29,7 @@ from recovery.config import Config
 from recovery.db import Database
 from recovery.dbtypes import decimal_text
 from recovery.models import Case, CaseEvent
-from recovery.rules import Decision, user_flags, user_reasons
+from recovery.rules import public_evidence
 from recovery.services import REJECTION_REASONS
 from recovery.vocabulary import USER_VISIBLE_FLAGS, Origin
 
@@ -125,20 +129,67 @@ def _when(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def _decision(case: CaseRecord) -> Decision | None:
-    if not case.decision:
+@dataclass(frozen=True)
+class _UserDecision:
+    """The parts of a stored decision a user may see, read straight from its JSON.
+
+    Only what the view shows is read (the full ``Decision.from_json`` parses every transfer and
+    amount of the evidence, which the user never sees); a decision whose shape is wrong is treated as
+    no decision, as before.
+    """
+
+    network: str | None
+    asset: str | None
+    flags: list[str]
+    reasons: list[dict[str, Any]]
+    fee_terms: Mapping[str, Any] | None
+
+
+_VISIBLE_FLAG_VALUES = frozenset(flag.value for flag in USER_VISIBLE_FLAGS)
+
+
+def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(key)
+    return value
+
+
+def _user_decision(case: CaseRecord) -> _UserDecision | None:
+    data = case.decision
+    if not data:
         return None
     try:
-        return Decision.from_json(case.decision)
+        if not isinstance(data, Mapping):
+            raise TypeError("decision")
+        flags = data.get("flags") or []
+        reasons = data.get("reasons") or []
+        fee = data.get("fee")
+        if not isinstance(flags, list) or not isinstance(reasons, list) or not isinstance(fee, Mapping | None):
+            raise TypeError("decision")
+        shown = []
+        for reason in reasons:
+            code, text, evidence = reason["code"], reason["text"], reason.get("evidence") or {}
+            if not isinstance(code, str) or not isinstance(text, str) or not isinstance(evidence, Mapping):
+                raise TypeError("reason")
+            if not reason.get("internal", False):
+                shown.append({"code": code, "text": text, "evidence": public_evidence(evidence)})
+        return _UserDecision(
+            network=_optional_text(data, "network"),
+            asset=_optional_text(data, "asset"),
+            flags=[flag for flag in flags if isinstance(flag, str) and flag in _VISIBLE_FLAG_VALUES],
+            reasons=shown,
+            fee_terms=fee,
+        )
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def fee_quote(case: CaseRecord, decision: Decision | None) -> dict[str, Any] | None:
+def fee_quote(case: CaseRecord, decision: _UserDecision | None) -> dict[str, Any] | None:
     """``{amount, asset, usd, breakdown}`` of the current decision, or None before one exists."""
-    if decision is None or decision.fee is None:
+    if decision is None or decision.fee_terms is None:
         return None
-    terms = decision.fee.to_json()
+    terms = decision.fee_terms
     breakdown = {key: _canonical(terms.get(key)) for key in FEE_TERMS}
     return {
         "amount": _text(case.fee_amount) if case.fee_amount is not None else _canonical(terms.get("fee")),
@@ -151,11 +202,16 @@ def fee_quote(case: CaseRecord, decision: Decision | None) -> dict[str, Any] | N
 def _canonical(value: Any) -> Any:
     """Decimal strings without trailing zeros ("20.000000" -> "20"); other values as they are."""
     if isinstance(value, str):
-        try:
-            return decimal_text(Decimal(value))
-        except ArithmeticError:
-            return value
+        return _canonical_text(value)
     return value
+
+
+@lru_cache(maxsize=8192)
+def _canonical_text(value: str) -> str:
+    try:
+        return decimal_text(Decimal(value))
+    except ArithmeticError:
+        return value
 
 
 def _checked_entry(details: Mapping[str, Any]) -> dict[str, Any]:
@@ -200,10 +256,10 @@ def timeline(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
 
 def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config | None = None) -> dict[str, Any]:
     """The appeal as its owner sees it. Decimal amounts are strings; times are UTC ISO 8601."""
-    decision = _decision(case)
+    decision = _user_decision(case)
     network = config.networks.get(case.network) if config is not None else None
     found = case.deposit_network or (decision.network if decision is not None else None)
-    flags = user_flags(decision) if decision is not None else []
+    flags = decision.flags if decision is not None else []
     flags = sorted({*flags, *(f for f in case.flags if f in {v.value for v in USER_VISIBLE_FLAGS})})
     return {
         "reference": case.reference or "",
@@ -222,7 +278,7 @@ def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config 
         "flags": flags,
         "fee": fee_quote(case, decision),
         "net_amount": _text(case.net_amount),
-        "reasons": user_reasons(decision) if decision is not None else [],
+        "reasons": decision.reasons if decision is not None else [],
         "refund_tx_hash": case.refund_tx_hash,
         "refund_network": case.refund_network if case.refund_tx_hash else None,
         "explorer_url": network.explorer_link(case.tx_hash) if network is not None else None,
@@ -250,6 +306,16 @@ _OWN_CASE_WITH_EVENTS = (
     .order_by(_EVENTS.c.id)
 )
 _SELECTED = tuple(column.name for column in _OWN_CASE_WITH_EVENTS.selected_columns)
+_EVENT_POSITIONS = tuple(i for i, name in enumerate(_SELECTED) if name.startswith("event_"))
+
+
+def json_loads(text: str | bytes) -> Any:
+    """orjson's parser (several times the standard library's speed on the stored decisions); the
+    standard one for what orjson refuses (integers wider than 64 bits), so nothing readable is lost."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -283,6 +349,7 @@ class AppealReader:
             self.engine = create_engine(
                 db.engine.url, connect_args={"check_same_thread": False, "timeout": 1},
                 pool_size=pool_size, max_overflow=pool_size, pool_reset_on_return=None,
+                json_deserializer=json_loads,
             )
             sa_event.listen(self.engine, "connect", _reader_pragmas)
             self._own_engine = True
@@ -313,11 +380,20 @@ class AppealReader:
             raw_rows = cursor.fetchall()
         finally:
             cursor.close()
-        return [
-            {name: (value if convert is None or value is None else convert(value))
-             for name, convert, value in zip(_SELECTED, processors, raw, strict=True)}
-            for raw in raw_rows
-        ]
+        if not raw_rows:
+            return []
+        # The case's columns repeat on every row of the join: convert them once (the decision's
+        # JSON is the largest value read), then only the event columns of each row.
+        first = {name: (value if convert is None or value is None else convert(value))
+                 for name, convert, value in zip(_SELECTED, processors, raw_rows[0], strict=True)}
+        rows = [first]
+        for raw in raw_rows[1:]:
+            row = dict(first)
+            for position in _EVENT_POSITIONS:
+                value, convert = raw[position], processors[position]
+                row[_SELECTED[position]] = value if convert is None or value is None else convert(value)
+            rows.append(row)
+        return rows
 
     def load_own(self, user_id: str, reference: str) -> tuple[CaseRecord, list[EventRecord]] | None:
         """The user's case and its events; another user's case is None, exactly like a missing one."""

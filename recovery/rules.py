@@ -236,14 +236,15 @@ def rules_version(config: Config) -> str:
 # --------------------------------------------------------------------------- user-facing view
 
 
-def _public_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
+def public_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """Evidence a user may read: no user ids (theirs or anyone else's)."""
     return {k: v for k, v in evidence.items() if not (k.endswith("user_id") or k.endswith("user_ids"))}
 
 
 def user_reasons(decision: Decision) -> list[dict[str, Any]]:
     """The reasons a user may read: internal ones dropped, user ids removed from the evidence."""
     return [
-        {"code": r.code, "text": r.text, "evidence": _public_evidence(r.evidence)}
+        {"code": r.code, "text": r.text, "evidence": public_evidence(r.evidence)}
         for r in decision.reasons
         if not r.internal
     ]

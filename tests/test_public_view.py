@@ -1,0 +1,90 @@
+"""The user-facing appeal view reads the stored decision's JSON directly: same result as the full parse."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from app.api_models import AppealOut
+from recovery.public import FEE_TERMS, appeal_view
+from recovery.rules import Decision, user_flags, user_reasons
+from recovery.vocabulary import Flag
+from tests.rules.test_rules import SCENARIOS, Scenario, run
+
+WHEN = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+def case_row(decision: dict[str, Any] | None, **columns: Any) -> SimpleNamespace:
+    row: dict[str, Any] = {
+        "reference": "RC-000001", "status": "in_review", "network": "ethereum", "deposit_network": None,
+        "asset": "USDT", "tx_hash": "0x" + "ab" * 32, "deposit_address": "0x" + "11" * 20, "memo": None,
+        "claimed_amount": None, "category": None, "recoverable": None, "resolution": None, "flags": [],
+        "decision": decision, "amount": None, "fee_amount": None, "fee_asset": None, "fee_usd": None,
+        "net_amount": None, "refund_network": None, "refund_tx_hash": None, "created_at": WHEN, "updated_at": WHEN,
+    }
+    row.update(columns)
+    return SimpleNamespace(**row)
+
+
+@pytest.mark.parametrize("s", SCENARIOS, ids=[s.id for s in SCENARIOS])
+def test_the_view_shows_what_the_full_decision_shows(s: Scenario) -> None:
+    decision = run(s)
+    stored = decision.to_json()
+
+    view = appeal_view(case_row(stored), [])
+
+    parsed = Decision.from_json(stored)
+    assert view["flags"] == sorted(user_flags(parsed))
+    assert view["reasons"] == user_reasons(parsed)
+    assert view["found_on_network"] == parsed.network
+    if parsed.fee is None:
+        assert view["fee"] is None
+    else:
+        terms = parsed.fee.to_json()
+        for key in FEE_TERMS:
+            expected = terms[key]
+            if isinstance(expected, str):
+                assert Decimal(view["fee"]["breakdown"][key]) == Decimal(expected), key
+            else:
+                assert view["fee"]["breakdown"][key] == expected, key
+        assert view["fee"]["asset"] == parsed.asset
+    AppealOut.model_validate(view)
+    for reason in view["reasons"]:
+        assert not any(key.endswith(("user_id", "user_ids")) for key in reason["evidence"])
+
+
+def test_internal_reasons_and_flags_and_user_ids_never_reach_the_view() -> None:
+    stored = {
+        "network": "ethereum", "asset": "USDT",
+        "flags": [Flag.CONTESTED.value, Flag.AMOUNT_MISMATCH.value],
+        "reasons": [
+            {"code": "credited_to_other", "text": "internal", "evidence": {"owner_user_id": "bob"}, "internal": True},
+            {"code": "found", "text": "Found.", "evidence": {"block": 7, "credited_user_id": "alice"}},
+        ],
+        "fee": None,
+    }
+
+    view = appeal_view(case_row(stored, flags=["contested", "expired"]), [])
+
+    assert view["flags"] == ["amount_mismatch", "expired"]
+    assert view["reasons"] == [{"code": "found", "text": "Found.", "evidence": {"block": 7}}]
+
+
+@pytest.mark.parametrize("stored", [
+    {"reasons": "not a list"},
+    {"flags": {"a": 1}},
+    {"reasons": [{"text": "no code"}]},
+    {"reasons": [{"code": 7, "text": "code is a number"}]},
+    {"fee": ["not", "a", "mapping"]},
+    {"network": 12},
+    ["a", "list"],
+])
+def test_a_malformed_stored_decision_is_shown_as_no_decision(stored: Any) -> None:
+    view = appeal_view(case_row(stored, flags=["partial_payment"]), [])
+
+    assert view["reasons"] == [] and view["fee"] is None and view["found_on_network"] is None
+    assert view["flags"] == ["partial_payment"]  # the case's own columns still count
