@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Final
 
 import base58
@@ -216,6 +217,17 @@ def _b58check_payload(value: str, field: str, what: str) -> bytes:
 # EVM
 
 
+@lru_cache(maxsize=1 << 16)
+def eip55_checksum(lowercase: str) -> str:
+    """The EIP-55 form of a lowercase ``0x`` + 40 hex address (ValueError otherwise).
+
+    Remembered: checksumming costs a Keccak hash (about 35 µs through eth_utils), and the same
+    addresses (deposit addresses, token contracts, senders) come back in every lookup, registry
+    query and decision of a batch.
+    """
+    return str(to_checksum_address(lowercase))
+
+
 def _normalize_evm(address: str, field: str) -> str:
     what = "0x followed by 40 hex characters"
     value = _text(address, field, what)
@@ -229,7 +241,7 @@ def _normalize_evm(address: str, field: str) -> str:
             raise InvalidChainInput(field, f"has {len(body)} characters after 0x; expected 40 hex characters")
         bad = next(i for i, c in enumerate(body) if c not in "0123456789abcdefABCDEF")
         raise InvalidChainInput(field, f"contains {body[bad]!r}, which is not a hex character; expected {what}")
-    checksummed = str(to_checksum_address(value))
+    checksummed = eip55_checksum("0x" + body.lower())
     if body != body.lower() and body != body.upper() and value != checksummed:
         raise InvalidChainInput(
             field,

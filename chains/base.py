@@ -9,7 +9,7 @@ address in a range (``incoming``). A node that times out, rate-limits or answers
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -77,10 +77,21 @@ class Transfer:
     decimals: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["kind"] = self.kind.value
-        data["amount"] = str(self.amount)
-        return data
+        # spelled out: dataclasses.asdict deep-copies every value and cost more than the rest of
+        # storing an observation
+        return {
+            "kind": self.kind.value,
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "amount": str(self.amount),
+            "index": self.index,
+            "contract": self.contract,
+            "memo": self.memo,
+            "internal": self.internal,
+            "symbol": self.symbol,
+            "token_name": self.token_name,
+            "decimals": self.decimals,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Transfer:

@@ -32,11 +32,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any, Final, TypeVar, cast
 
 from eth_abi.abi import decode as abi_decode
-from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.exceptions import Web3Exception
 from web3.middleware import ExtraDataToPOAMiddleware
@@ -44,6 +43,7 @@ from web3.providers.base import JSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from chains import addresses
+from chains.addresses import eip55_checksum
 from chains.base import (
     AssetKind,
     ChainUnavailable,
@@ -1056,10 +1056,9 @@ def _hex_str(obj: Mapping[str, Any], key: str) -> str:
     return value
 
 
-@lru_cache(maxsize=65_536)
 def _checksum(address: str) -> str:
     try:
-        return str(to_checksum_address(address))
+        return eip55_checksum(address.lower())
     except ValueError:
         raise _Malformed(f"not an address: {address!r:.80}") from None
 

@@ -19,7 +19,7 @@ from threading import Lock
 from sqlmodel import Session, col, select
 
 from chains import addresses
-from chains.base import ChainAdapter, ChainUnavailable, Observation
+from chains.base import ChainAdapter, ChainUnavailable, InvalidChainInput, Observation
 from chains.registry import UnsupportedFamily, adapter_for
 from recovery.config import Config, Network
 from recovery.models import Case
@@ -224,9 +224,10 @@ class BatchRegistry:
 @lru_cache(maxsize=65536)
 def _normalized_address(family: str, address: str) -> str:
     """An address in its stored form (as :class:`SqlRegistry` normalizes it); checksumming is costly."""
-    if addresses.is_address(family, address):
+    try:
         return addresses.normalize_address(family, address)
-    return address.strip()
+    except InvalidChainInput:
+        return address.strip()
 
 
 def _hash_variants(tx_hash: str) -> set[str]:
