@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import requests
@@ -156,7 +157,8 @@ class TransportOptions:
         for attr, key in keys.items():
             if key in extra:
                 raw = extra[key]
-                if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+                # the configuration loader reads TOML floats as Decimal (money is never a float)
+                if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal | str):
                     raise ValueError(f"network {network.name}: {key} must be a number")
                 values[attr] = int(raw) if attr in ("attempts", "max_batch_size") else float(raw)
         return cls(**values)

@@ -3,15 +3,20 @@ over, cool down) and what is the node's real answer."""
 
 from __future__ import annotations
 
+import shutil
 import time
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 
 from chains.base import ChainUnavailable
 from chains.transport import JsonRpcError, Transport, TransportOptions, UnusableAnswer
-from recovery.config import Config
+from recovery.config import Config, load_config
+from recovery.settings import REPO_ROOT
 from tests.fixtures_anvil import LocalNode, Reply, dead_url, network_variant, rpc_error
 
 FAST = TransportOptions(timeout=2.0, connect_timeout=1.0, attempts=3, cooldown=30.0, wait_initial=0.001, wait_max=0.01)
@@ -311,3 +316,17 @@ def test_options_come_from_the_network_entry(default_config: Config) -> None:
         TransportOptions.from_network(network_variant(base, retry_attempts=0))
     with pytest.raises(ValueError, match="at least one URL"):
         Transport("t", [])
+
+
+def test_fractional_seconds_in_networks_toml_are_accepted(tmp_path: Path) -> None:
+    # the loader reads TOML floats as Decimal; a timeout of 0.3 s must still be a valid option
+    source = REPO_ROOT / "config"
+    shutil.copytree(source, tmp_path / "config")
+    path = tmp_path / "config" / "networks.toml"
+    networks = tomllib.loads(path.read_text())
+    networks["networks"]["ethereum"].update(connect_timeout_seconds=0.3, timeout_seconds=2.5)
+    path.write_text(tomli_w.dumps(networks))
+
+    options = TransportOptions.from_network(load_config(tmp_path / "config").network("ethereum"))
+
+    assert (options.connect_timeout, options.timeout) == (0.3, 2.5)
