@@ -165,29 +165,36 @@ class Recheck:
         budget = Lock()
         remaining = [total if self.options.limit is not None else None]
 
-        def take() -> list[int]:
+        def take(done: list[int]) -> list[int]:
             with budget:
                 size = self.options.batch_size
                 if remaining[0] is not None:
                     size = min(size, remaining[0])
                     if size <= 0:
+                        leases.release(done)
                         return []
-                ids = leases.claim(condition, size)
+                ids = leases.claim(condition, size, releasing=done)
                 if remaining[0] is not None:
                     remaining[0] -= len(ids)
                 return ids
 
         def worker() -> None:
-            while not stop.is_set():
-                ids = take()
-                if not ids:
-                    return
-                try:
-                    self._process(ids, summary)
-                finally:
-                    leases.release(ids)
-                if progress is not None:
-                    progress(summary.processed, total)
+            done: list[int] = []  # the batch just processed: released with the next claim
+            try:
+                while not stop.is_set():
+                    ids, done = take(done), []
+                    if not ids:
+                        return
+                    try:
+                        self._process(ids, summary)
+                    except BaseException:
+                        leases.release(ids)
+                        raise
+                    done = ids
+                    if progress is not None:
+                        progress(summary.processed, total)
+            finally:
+                leases.release(done)
 
         workers = max(1, self.options.workers)
         stop = Event()
