@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import api_errors
 from app.api_auth import TokenVerifier
-from app.api_errors import ApiError, ErrorBody, validation_error
+from app.api_errors import ApiError, ErrorBody, unauthorized, validation_error
 from app.api_limits import AppealRateLimit, BodyLimitMiddleware
 from app.api_models import (
     AMOUNT_PATTERN,
@@ -47,7 +47,7 @@ from recovery.errors import FieldError, NotFound, ValidationFailed
 from recovery.intake import AppealDraft, validate_appeal
 from recovery.models import Case
 from recovery.public import AppealReader, appeal_view, find_existing, list_own, own_events
-from recovery.services import SYSTEM, Actor, CaseService
+from recovery.services import SYSTEM, Actor, CaseService, is_shared_owner
 from recovery.vocabulary import Origin, Role
 
 log = logging.getLogger("recovery.api")
@@ -279,6 +279,8 @@ def create_app(
         Plain calls rather than FastAPI dependencies: the same checks at a fraction of the cost.
         """
         user_id = verifier.user_id(request.headers.get("authorization"))
+        if is_shared_owner(user_id):  # the placeholder owner of detected cases at shared addresses
+            raise unauthorized("invalid_token", "the token's subject is a reserved user id")
         check_query(request, *allowed_query)
         return user_id
 
@@ -292,13 +294,19 @@ def create_app(
     def create(raw: Any, user_id: str) -> tuple[dict[str, Any], bool]:
         draft = validate_body(config, raw, user_id)
         with limiter.lock(user_id):
+            # The case this appeal joins (the user's own, or one `recovery scan` opened for this
+            # transfer) is returned before the rate limit: joining is not a new appeal.
             with service.db.read() as session:
-                existing = find_existing(session, user_id, draft.network, draft.tx_hash)
-            if existing is not None:
+                existing = find_existing(session, config, draft)
+            if existing is not None and existing.user_id == user_id:
                 return load_view(existing), False
-            limiter.check(user_id)
+            if existing is None:
+                limiter.check(user_id)
             case, created = service.submit(draft, Actor(user_id, Role.USER))
-        if created:
+        # a detected case held for a shared address, now the appellant's: its decision was made for
+        # no one, so it is checked again for them (as a new appeal is)
+        claimed = not created and existing is not None and existing.user_id != user_id and case.user_id == user_id
+        if created or claimed:
             try:
                 checker.check([case.reference or ""], actor=SYSTEM, timeout=settings.check_timeout_seconds)
             except Exception:  # the appeal is stored; the batch re-check will look again

@@ -86,9 +86,10 @@ class ReasonOut(_Out):
 class TimelineEntry(_Out):
     at: DateTimeText
     event: Literal[
-        "submitted", "checked", "awaiting_chain", "information_requested", "information_provided", "approved",
-        "rejected", "refund_sent", "refunded", "refund_failed", "credited", "closed", "withdrawn", "reopened",
-    ]
+        "submitted", "detected", "checked", "awaiting_chain", "information_requested", "information_provided",
+        "approved", "rejected", "refund_sent", "refunded", "refund_failed", "credited", "closed", "withdrawn",
+        "reopened",
+    ] = Field(description="`detected`: the exchange found the deposit and opened the case (origin `detected`)")
     status: CaseStatus | None
     message: str | None
     category: Category | None
@@ -99,6 +100,10 @@ class TimelineEntry(_Out):
 class AppealOut(_Out):
     reference: str = Field(examples=["RC-000042"])
     status: CaseStatus
+    origin: Literal["appeal", "detected"] = Field(
+        description="`appeal`: filed by the user; `detected`: the exchange found the stray deposit on chain "
+                    "and opened the case itself (an appeal for the same transfer returns this case)"
+    )
     network: str = Field(description="the network the user says they sent on")
     asset: str
     tx_hash: str

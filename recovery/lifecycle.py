@@ -37,6 +37,11 @@ ACTIONS: dict[str, ActionRule] = {
         moves={},  # creation: handled by the service, lands in SUBMITTED
         description="Open a case from an appeal, an intake or a detection.",
     ),
+    "claim": ActionRule(
+        roles=frozenset({R.USER, R.SPECIALIST, R.ADMIN}),
+        moves={},  # part of a submit, never an action of its own: the service allows it on OPEN cases
+        description="An appeal takes over a detected case held for a shared address (unmatched memo).",
+    ),
     "chain_result": ActionRule(
         roles=frozenset({R.SYSTEM, R.SPECIALIST, R.APPROVER, R.ADMIN}),
         moves={

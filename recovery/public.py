@@ -10,6 +10,7 @@ other users (``contested``, owners, credits to others) and node errors never app
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ from sqlmodel import Session, col, select
 from recovery.config import Config
 from recovery.db import Database
 from recovery.dbtypes import decimal_text
+from recovery.intake import AppealDraft
 from recovery.models import Case, CaseEvent
 from recovery.rules import public_evidence
-from recovery.services import REJECTION_REASONS
+from recovery.services import CLAIM_ACTION, REJECTION_REASONS, case_for_appeal
 from recovery.vocabulary import USER_VISIBLE_FLAGS, Origin
 
 #: the user-facing fee breakdown: the terms of the quote (the rule's position in fees.toml is internal)
@@ -53,9 +55,12 @@ FEE_TERMS = (
     "below_min_value",
 )
 
-#: audit action -> user-facing timeline event; actions not listed here are never shown
+#: audit action -> user-facing timeline event; actions not listed here are never shown. A case
+#: ``recovery scan`` opened starts with the system's ``submit`` (origin ``detected``), shown as
+#: ``detected``; an appeal that took over a case held for a shared address (``claim``) as ``submitted``.
 TIMELINE_EVENTS: Mapping[str, str] = {
     "submit": "submitted",
+    CLAIM_ACTION: "submitted",
     "chain_result": "checked",
     "request_info": "information_requested",
     "provide_info": "information_provided",
@@ -72,6 +77,14 @@ TIMELINE_EVENTS: Mapping[str, str] = {
 
 _MESSAGES: Mapping[str, str] = {
     "submitted": "Appeal received.",
+    "detected": ("We found this deposit on {network} and opened this case for you: you do not need to file an "
+                 "appeal. We check it on chain and the appeal team reviews it; each step and the decision "
+                 "appear here."),
+    "detected_shared": ("We found this deposit on {network}: it reached a shared deposit address without a memo "
+                        "that identifies an account, so we opened this case to hold it until its sender comes "
+                        "forward."),
+    "claimed": ("Appeal received and linked to the case we opened for this deposit; the appeal team will "
+                "confirm that you sent it before crediting it to your account."),
     "approved": "Your appeal was approved.",
     "refund_sent": "The refund was sent; it completes once the transaction is confirmed.",
     "refunded": "The refund transaction is confirmed.",
@@ -88,6 +101,7 @@ class CaseRecord(Protocol):
 
     reference: str | None
     status: str
+    origin: str
     network: str
     deposit_network: str | None
     asset: str
@@ -223,6 +237,14 @@ def _checked_entry(details: Mapping[str, Any]) -> dict[str, Any]:
             "message": "The chain did not answer in time; it will be checked again automatically."}
 
 
+def _detected_entry(details: Mapping[str, Any]) -> dict[str, Any]:
+    """The opening of a case ``recovery scan`` found: where the deposit landed and what comes next."""
+    network = details.get("network")
+    where = network if isinstance(network, str) and network else "chain"
+    key = "detected_shared" if details.get("shared_address") is True else "detected"
+    return {"event": "detected", "message": _MESSAGES[key].format(network=where)}
+
+
 def timeline(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
     """The events that concern the user, oldest first; never who acted or any internal detail."""
     entries: list[dict[str, Any]] = []
@@ -234,7 +256,11 @@ def timeline(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"at": _when(event.created_at), "event": name, "status": event.to_status,
                                  "message": _MESSAGES.get(name), "category": None, "reason_code": None,
                                  "refund_tx_hash": None}
-        if event.action == "chain_result":
+        if event.action == "submit" and details.get("origin") == Origin.DETECTED.value:
+            entry.update(_detected_entry(details))
+        elif event.action == CLAIM_ACTION:
+            entry["message"] = _MESSAGES["claimed"]
+        elif event.action == "chain_result":
             if details.get("outcome") != "decided" and event.from_status == event.to_status:
                 continue
             entry.update(_checked_entry(details))
@@ -264,6 +290,7 @@ def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config 
     return {
         "reference": case.reference or "",
         "status": case.status,
+        "origin": case.origin if case.origin == Origin.DETECTED.value else Origin.APPEAL.value,
         "network": case.network,
         "asset": case.asset,
         "tx_hash": case.tx_hash,
@@ -310,12 +337,18 @@ _EVENT_POSITIONS = tuple(i for i, name in enumerate(_SELECTED) if name.startswit
 
 
 def json_loads(text: str | bytes) -> Any:
-    """orjson's parser (several times the standard library's speed on the stored decisions); the
-    standard one for what orjson refuses (integers wider than 64 bits), so nothing readable is lost."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
+    """orjson's parser (several times the standard library's speed on the stored decisions).
+
+    orjson turns an integer wider than 64 bits into a float without a word; any text with a run of
+    20 or more digits (a number that may be that wide, or merely a long digit string) is parsed by
+    the standard library instead, so no number is ever rounded.
+    """
+    if _LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
         return json.loads(text)
+    return orjson.loads(text)
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{20}")
 
 
 def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -441,11 +474,14 @@ def list_own(session: Session, user_id: str, *, limit: int, offset: int) -> tupl
     return cases, total
 
 
-def find_existing(session: Session, user_id: str, network: str, tx_hash: str) -> Case | None:
-    """The user's own appeal for this transfer (the idempotency key), if any."""
-    return session.exec(
-        select(Case).where(Case.user_id == user_id, Case.network == network, Case.tx_hash == tx_hash)
-    ).first()
+def find_existing(session: Session, config: Config, draft: AppealDraft) -> Case | None:
+    """The case this appeal joins, if any, exactly as :meth:`CaseService.submit` decides
+    (:func:`recovery.services.case_for_appeal`): the user's own appeal for this transfer (the
+    idempotency key), a case ``recovery scan`` opened for them for it on any network of the family,
+    or a detected case held for a shared address where they hold a memo (not theirs yet: the
+    appeal claims it through the service). Looked up before the per-user rate limit: joining is not
+    a new appeal."""
+    return case_for_appeal(session, config, draft)
 
 
 def appeals_created_since(session: Session, user_id: str, since: datetime) -> list[datetime]:

@@ -31,7 +31,7 @@ from recovery.registry import CreditedDeposit, DepositAddress, Registry, address
 from recovery.vocabulary import CATEGORY_ORDER, USER_VISIBLE_FLAGS, Category, Flag, Recoverable, Resolution
 
 #: Bump when a rule changes meaning; a decision records f"{RULES_VERSION}+{config digest[:12]}".
-RULES_VERSION = "1"
+RULES_VERSION = "2"  # 2: a TRON transfer to the TRON twin of an EVM key we hold is wrong_network
 
 #: Optional price overrides, keyed by (network, listed symbol or token contract), case-insensitive.
 PriceMap = Mapping[tuple[str, str], Decimal]
@@ -583,7 +583,29 @@ def _lookup(
     for other in family:
         if other != network:
             elsewhere.extend(work.registry.addresses_at(other, recipient))
+    if not elsewhere:
+        elsewhere = _evm_twin_rows(work, network, recipient)
     return here, elsewhere
+
+
+def _evm_twin_rows(work: _Work, network: str, recipient: str) -> list[DepositAddress]:
+    """The EVM deposit-address rows whose key also receives at ``recipient`` on a TRON network.
+
+    TRON addresses share the 20 bytes of EVM addresses: an EVM deposit address's TRON twin is ours
+    when the address is a key we hold (``eoa``); a contract exists only on the EVM network where it
+    was deployed, so its twin is nobody's. Asked only when the family itself has no row.
+    """
+    landing = work.config.networks.get(network)
+    if landing is None or landing.family != "tron":
+        return []
+    try:
+        evm = addresses.tron_to_evm(recipient)
+    except InvalidChainInput:
+        return []
+    rows: list[DepositAddress] = []
+    for other in work.config.networks_of_family("evm"):
+        rows.extend(r for r in work.registry.addresses_at(other.name, evm) if r.kind == "eoa")
+    return rows
 
 
 def _view(work: _Work, obs: Observation, transfer: Transfer, family: list[str]) -> _View:
@@ -921,7 +943,13 @@ def _wrong_network(work: _Work, landing: Network, view: _View) -> Recoverable | 
     recipient = view.transfer.recipient
     evidence = {"landed_on": landing.name, "issued_for": issued, "recipient": recipient,
                 "kind": "eoa" if "eoa" in kinds else "contract", "recovery": landing.recovery}
-    base = f"It landed on {landing.name}, but {recipient} was issued for {', '.join(issued)}"
+    twin = sorted({r.address for r in view.rows_elsewhere if address_key(r.address) != address_key(recipient)})
+    if twin:  # the TRON twin of an EVM key (see _evm_twin_rows)
+        evidence["evm_address"] = twin[0]
+        base = (f"It landed on {landing.name}, at {recipient}: the {landing.name} form of {twin[0]}, "
+                f"which was issued for {', '.join(issued)}")
+    else:
+        base = f"It landed on {landing.name}, but {recipient} was issued for {', '.join(issued)}"
     if "eoa" not in kinds:
         work.say(
             "wrong_network",

@@ -62,7 +62,7 @@ from recovery.leases import Leases, new_owner, owner_key
 from recovery.models import Case, CreditedDeposit, DepositAddress, ScanCursor, ScanFinding
 from recovery.registry import address_key, tx_key
 from recovery.rules import Appeal, Decision, PriceMap, classify
-from recovery.services import SYSTEM, CaseService
+from recovery.services import SYSTEM, CaseService, shared_owner
 from recovery.sql_registry import SqlRegistry
 from recovery.vocabulary import Category, Origin
 
@@ -884,8 +884,8 @@ def _owner(network: Network, rows: Sequence[DepositAddress], recipient: str, mem
             users = {r.user_id for r in here if r.memo and _memo_form(network.memo_format, r.memo) == key}
             if len(users) == 1:
                 return users.pop()
-        return f"shared:{network.name}:{recipient}"[:128]
+        return shared_owner(network.name, recipient)
     users = {r.user_id for r in (here or rows)}
     if len(users) == 1:
         return users.pop()
-    return f"shared:{network.name}:{recipient}"[:128]
+    return shared_owner(network.name, recipient)

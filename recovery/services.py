@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, update
+from sqlalchemy import Table, bindparam, func, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
@@ -35,8 +35,9 @@ from recovery.errors import (
     ValidationFailed,
 )
 from recovery.intake import AppealDraft
-from recovery.lifecycle import ACTIONS
-from recovery.models import AuditHead, Case, CaseEvent, ChainObservation, ObservedTransfer
+from recovery.lifecycle import ACTIONS, OPEN
+from recovery.models import AuditHead, Case, CaseEvent, ChainObservation, DepositAddress, ObservedTransfer
+from recovery.registry import address_key
 from recovery.rules import Decision
 from recovery.vocabulary import CaseStatus, Category, Flag, Origin, Resolution, Role
 
@@ -347,6 +348,81 @@ def reference_for(case_id: int) -> str:
     return f"RC-{case_id:06d}"
 
 
+#: The user of a detected case whose owner is unknown: a transfer to a shared (memo) address whose
+#: memo is missing or names no account is held under ``shared:<network>:<address>`` until the user
+#: who sent it appeals (see :meth:`CaseService.submit`). Never a real user id (the API refuses it).
+SHARED_OWNER_PREFIX = "shared:"
+
+
+def shared_owner(network: str, address: str) -> str:
+    """The placeholder user of a detected case at a shared address."""
+    return f"{SHARED_OWNER_PREFIX}{network}:{address}"[:128]
+
+
+def is_shared_owner(user_id: str) -> bool:
+    return user_id.startswith(SHARED_OWNER_PREFIX)
+
+
+#: the audit action of an appeal that takes over a detected case held for a shared address
+CLAIM_ACTION = "claim"
+
+
+def case_for_appeal(session: Session, config: Config, draft: AppealDraft, *, claims: bool = True,
+                    lock: bool = False) -> Case | None:
+    """The case an appeal for ``draft`` joins instead of opening a new one, if any. In this order:
+
+    1. the user's own case for the same (network, tx_hash): the idempotency key;
+    2. a case ``recovery scan`` opened for this user for the transaction on any network of the
+       claimed network's family (it was opened where the deposit landed, the user may name the
+       network they meant);
+    3. with ``claims``: an open detected case for the transaction held for a shared address
+       (``shared:<network>:<address>``: the memo was missing or named no account) where the user
+       holds a deposit memo of their own, unless the user already has a case for the transaction on
+       that network. The appeal claims it (see :meth:`CaseService.submit`).
+
+    One indexed query (network, tx_hash) for the three; one more for the user's deposit addresses
+    only when a shared case exists. ``lock`` locks the shared candidates (the claim's write).
+    """
+    claimed = config.networks.get(draft.network)
+    family = [n.name for n in config.networks_of_family(claimed.family)] if claimed else [draft.network]
+    query = (
+        select(Case)
+        .where(Case.tx_hash == draft.tx_hash, col(Case.network).in_(family),
+               or_(col(Case.user_id) == draft.user_id, col(Case.user_id).startswith(SHARED_OWNER_PREFIX)))
+        .order_by(col(Case.id))
+    )
+    if lock:
+        query = query.with_for_update()
+    rows = list(session.exec(query).all())
+    own = [c for c in rows if c.user_id == draft.user_id]
+    for case in own:
+        if case.network == draft.network:
+            return case
+    for case in own:
+        if case.origin == Origin.DETECTED.value:
+            return case
+    if not claims or is_shared_owner(draft.user_id):
+        return None
+    taken = {c.network for c in own}
+    shared = [c for c in rows if is_shared_owner(c.user_id) and c.origin == Origin.DETECTED.value
+              and CaseStatus(c.status) in OPEN and c.network not in taken]
+    if not shared:
+        return None
+    held = {
+        (row.network, address_key(row.address))
+        for row in session.exec(
+            select(DepositAddress).where(DepositAddress.user_id == draft.user_id,
+                                         col(DepositAddress.network).in_({c.network for c in shared}))
+        ).all()
+        if row.memo
+    }
+    mine = [c for c in shared if (c.network, address_key(c.deposit_address)) in held]
+    if not mine:
+        return None
+    wanted = address_key(draft.deposit_address)
+    return min(mine, key=lambda c: (address_key(c.deposit_address) != wanted, c.network != draft.network, c.id))
+
+
 class CaseService:
     def __init__(self, db: Database, config: Config, clock: Clock = utcnow) -> None:
         self.db = db
@@ -388,21 +464,30 @@ class CaseService:
 
     # ------------------------------------------------------------------ creation
     def submit(self, draft: AppealDraft, actor: Actor, *, origin: Origin = Origin.APPEAL) -> tuple[Case, bool]:
-        """Open a case, or return the caller's existing one for the same (network, tx_hash).
+        """Open a case, or return the one this appeal joins (see :func:`case_for_appeal`).
 
-        Returns (case, created). Another user's case for the same transaction is accepted and
-        both are flagged ``contested``.
+        Returns (case, created). The caller's existing case for the same (network, tx_hash), or a
+        case ``recovery scan`` opened for them for this transaction on any network of the family,
+        is returned as it is (nothing written). An appeal (not the system's) for a transfer the
+        scan holds for a shared address, where the appellant holds a memo, claims that case: it
+        becomes the appellant's, with a ``claim`` audit event naming the placeholder it replaced
+        (``created`` is False; the caller re-checks it: the decision was made for no one). Another
+        user's case for the same transaction is accepted and both are flagged ``contested``.
         """
         rule = ACTIONS["submit"]
         if actor.role not in rule.roles:
             raise Forbidden(f"a {actor.role} cannot open cases")
         if actor.role is Role.USER and actor.name != draft.user_id:
             raise Forbidden("users open appeals for themselves only")
+        if is_shared_owner(draft.user_id) and actor.role is not Role.SYSTEM:
+            raise ValidationFailed([FieldError("user_id", f"{SHARED_OWNER_PREFIX}... is reserved for the system")])
         now = self.clock()
         try:
             with self.db.write() as session:
-                existing = self._find_existing(session, draft)
+                existing = self._find_existing(session, draft, actor)
                 if existing is not None:
+                    if is_shared_owner(existing.user_id) and not is_shared_owner(draft.user_id):
+                        return self._claim(session, existing, draft, actor, now), False
                     return existing, False
                 case = Case(
                     user_id=draft.user_id,
@@ -439,6 +524,7 @@ class CaseService:
                     to_status=CaseStatus.SUBMITTED.value,
                     details={
                         "origin": origin.value,
+                        **({"shared_address": True} if is_shared_owner(draft.user_id) else {}),
                         "network": draft.network,
                         "asset": draft.asset,
                         "tx_hash": draft.tx_hash,
@@ -455,29 +541,58 @@ class CaseService:
         except IntegrityError:
             # A concurrent submit of the same (user, network, tx_hash) won the race: return it.
             with self.db.read() as session:
-                existing = self._find_existing(session, draft)
+                existing = case_for_appeal(session, self.config, draft, claims=False)
                 if existing is None:
                     raise
                 return existing, False
 
-    def _find_existing(self, session: Session, draft: AppealDraft) -> Case | None:
-        same = session.exec(
-            select(Case).where(
-                Case.user_id == draft.user_id, Case.network == draft.network, Case.tx_hash == draft.tx_hash
-            )
-        ).first()
-        if same is not None:
-            return same
-        # A stray deposit `recovery scan` found first (opened on the network where it landed, maybe
-        # another network of the claimed one's family): the user's appeal joins that detected case.
-        claimed = self.config.networks.get(draft.network)
-        family = [n.name for n in self.config.networks_of_family(claimed.family)] if claimed else [draft.network]
-        return session.exec(
-            select(Case)
-            .where(Case.user_id == draft.user_id, Case.origin == Origin.DETECTED.value,
-                   col(Case.network).in_(family), Case.tx_hash == draft.tx_hash)
-            .order_by(col(Case.id))
-        ).first()
+    def _find_existing(self, session: Session, draft: AppealDraft, actor: Actor) -> Case | None:
+        # The system (the scan) never claims a shared case: a transaction with one transfer under
+        # an unknown memo and another under a user's memo is two findings, not one claim.
+        return case_for_appeal(session, self.config, draft, claims=actor.role is not Role.SYSTEM,
+                               lock=self.db.is_postgresql)
+
+    def _claim(self, session: Session, case: Case, draft: AppealDraft, actor: Actor, now: datetime) -> Case:
+        """The appellant takes over a detected case held for a shared address (in the submit's
+        transaction, the case row locked): it becomes theirs, their claimed amount is recorded, and
+        a credit the stored decision meant for the placeholder now names them (the re-check that
+        follows rewrites the decision itself). Audited as ``claim`` with the placeholder replaced."""
+        assert case.id is not None
+        rule = ACTIONS[CLAIM_ACTION]
+        if actor.role not in rule.roles:
+            raise Forbidden(f"a {actor.role.value} may not claim a case held for a shared address")
+        if CaseStatus(case.status) not in OPEN:
+            raise InvalidTransition(f"a case that is {case.status} cannot be claimed")
+        previous = case.user_id
+        status = case.status
+        values: dict[str, Any] = {"user_id": draft.user_id, "version": case.version + 1, "updated_at": now}
+        if case.claimed_amount is None and draft.claimed_amount is not None:
+            values["claimed_amount"] = draft.claimed_amount
+        if case.credited_user_id == previous:
+            values["credited_user_id"] = draft.user_id
+        update_cases(session, [(case, values)])
+        audit.append_event(
+            session,
+            case_id=case.id,
+            actor=actor.name,
+            actor_role=actor.role.value,
+            action=CLAIM_ACTION,
+            from_status=status,
+            to_status=status,
+            details={
+                "origin": Origin.APPEAL.value,
+                "previous_user_id": previous,
+                "user_id": draft.user_id,
+                "network": draft.network,
+                "asset": draft.asset,
+                "tx_hash": draft.tx_hash,
+                "deposit_address": draft.deposit_address,
+                "memo": draft.memo,
+                "claimed_amount": draft.claimed_amount,
+            },
+            now=now,
+        )
+        return case
 
     @staticmethod
     def _other_appeals(session: Session, case: Case) -> list[Case]:

@@ -20,7 +20,8 @@ WHEN = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 def case_row(decision: dict[str, Any] | None, **columns: Any) -> SimpleNamespace:
     row: dict[str, Any] = {
-        "reference": "RC-000001", "status": "in_review", "network": "ethereum", "deposit_network": None,
+        "reference": "RC-000001", "status": "in_review", "origin": "appeal", "network": "ethereum",
+        "deposit_network": None,
         "asset": "USDT", "tx_hash": "0x" + "ab" * 32, "deposit_address": "0x" + "11" * 20, "memo": None,
         "claimed_amount": None, "category": None, "recoverable": None, "resolution": None, "flags": [],
         "decision": decision, "amount": None, "fee_amount": None, "fee_asset": None, "fee_usd": None,
@@ -88,3 +89,48 @@ def test_a_malformed_stored_decision_is_shown_as_no_decision(stored: Any) -> Non
 
     assert view["reasons"] == [] and view["fee"] is None and view["found_on_network"] is None
     assert view["flags"] == ["partial_payment"]  # the case's own columns still count
+
+
+def event(action: str, details: dict[str, Any], *, to_status: str = "submitted",
+          from_status: str | None = None) -> SimpleNamespace:
+    return SimpleNamespace(action=action, from_status=from_status, to_status=to_status, details=details,
+                           created_at=WHEN)
+
+
+def test_a_detected_case_says_we_found_it_and_what_happens_next() -> None:
+    opened = event("submit", {"origin": "detected", "network": "bsc", "tx_hash": "0x" + "ab" * 32})
+    checked = event("chain_result", {"outcome": "decided", "category": "wrong_network"}, from_status="submitted",
+                    to_status="in_review")
+
+    view = appeal_view(case_row(None, origin="detected", network="bsc"), [opened, checked])
+
+    assert view["origin"] == "detected"
+    first, second = view["timeline"]
+    assert (first["event"], first["status"]) == ("detected", "submitted")
+    assert first["message"].startswith("We found this deposit on bsc and opened this case for you")
+    assert "do not need to file an appeal" in first["message"]
+    assert (second["event"], second["category"]) == ("checked", "wrong_network")
+    AppealOut.model_validate(view)
+
+
+def test_an_appeal_and_an_intake_case_show_origin_appeal() -> None:
+    for origin in ("appeal", "intake"):
+        opened = event("submit", {"origin": origin, "network": "ethereum"})
+        view = appeal_view(case_row(None, origin=origin), [opened])
+        assert view["origin"] == "appeal"
+        assert [(e["event"], e["message"]) for e in view["timeline"]] == [("submitted", "Appeal received.")]
+        AppealOut.model_validate(view)
+
+
+def test_a_claimed_shared_address_case_tells_the_appellant_it_was_linked() -> None:
+    opened = event("submit", {"origin": "detected", "shared_address": True, "network": "xrpl"})
+    claim = event("claim", {"origin": "appeal", "previous_user_id": "shared:xrpl:rAddress", "user_id": "zoe"},
+                  from_status="in_review", to_status="in_review")
+
+    view = appeal_view(case_row(None, origin="detected", network="xrpl"), [opened, claim])
+
+    detected, submitted = view["timeline"]
+    assert detected["event"] == "detected" and "shared deposit address without a memo" in detected["message"]
+    assert submitted["event"] == "submitted" and "linked to the case we opened" in submitted["message"]
+    assert "shared:" not in str(view) and "zoe" not in str(view)  # no user id (placeholder or not) shown
+    AppealOut.model_validate(view)

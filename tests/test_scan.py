@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -28,16 +29,18 @@ from app.cli import app as cli
 from chains import devchain
 from chains.addresses import evm_to_tron
 from chains.devchain import SeedTransfer
+from recovery.audit import verify_chain
 from recovery.checking import ChainGateway
 from recovery.config import Config, Network
 from recovery.db import Database
+from recovery.errors import ValidationFailed
 from recovery.intake import validate_appeal
 from recovery.leases import RunnerBusy
 from recovery.models import Case, CaseEvent, CreditedDeposit, DepositAddress, ScanCursor, ScanFinding
 from recovery.scan import Scanner, ScanOptions, ScanSummary, UnitLeases, plan_units
-from recovery.services import Actor, CaseService
+from recovery.services import SYSTEM, Actor, CaseService
 from recovery.settings import REPO_ROOT, get_settings
-from recovery.vocabulary import Role
+from recovery.vocabulary import Origin, Role
 from tests.api.conftest import SECRET, bearer, make_client
 from tests.conftest import Clock, new_database
 from tests.fixtures_anvil import FUNDER, EvmTestbed, fresh_address
@@ -548,3 +551,103 @@ def test_cli_scans_and_reports_json(tmp_path: Path, cases: CaseService, evm_test
     assert (report["opened"], report["dust"], report["categories"], report["options"]["chunk_blocks"]) == (
         1, 0, {"wrong_network": 1}, 4)
     assert report["opened_cases"] == [cases_by_tx(cases.db)[tx][0].reference]
+
+
+def test_an_appeal_for_an_unmatched_memo_claims_the_shared_address_case(
+    database: Database, replay_config: Config
+) -> None:
+    clock = Clock(datetime(2025, 9, 1, tzinfo=UTC))  # a week after the recorded payment: not expired
+    config = dataclasses.replace(
+        replay_config, networks=MappingProxyType({"xrpl": replay_config.network("xrpl")}),
+        assets=tuple(a for a in replay_config.assets if a.network == "xrpl"),
+        fees=tuple(f for f in replay_config.fees if f.network in ("*", "xrpl")))
+    service = CaseService(database, config, clock)
+    with database.write() as session:  # the recorded payment's tag 1288227521 is nobody's
+        session.add(DepositAddress(user_id="zoe", network="xrpl", address=SHARED_XRPL, memo="7", kind="eoa"))
+        session.add(DepositAddress(user_id="ada", network="xrpl", address=SHARED_XRPL, memo="5", kind="eoa"))
+    run_scan(service)
+    [shared] = [c for rows in cases_by_tx(database).values() for c in rows]
+    placeholder = f"shared:xrpl:{SHARED_XRPL}"
+    assert (shared.user_id, shared.category, shared.credited_user_id) == (placeholder, "wrong_memo", placeholder)
+
+    def body(memo: str | None) -> dict[str, Any]:
+        return {"network": "xrpl", "asset": "XRP", "tx_hash": shared.tx_hash.lower(), "deposit_address": SHARED_XRPL,
+                "amount": "329.1748", **({"memo": memo} if memo else {})}
+
+    client = make_client(service, ApiSettings(jwt_secret=SECRET, rate_limit=1))
+    try:
+        # someone who holds no memo at that address files an appeal of their own (both contested)
+        mallory = client.post("/v1/appeals", json=body(None), headers=bearer("mallory"))
+        assert mallory.status_code == 201 and mallory.json()["reference"] != shared.reference
+        # zoe (a memo of hers at that address: she sent with a wrong tag) claims the held case
+        zoe = client.post("/v1/appeals", json=body("7"), headers=bearer("zoe"))
+        assert zoe.status_code == 200, zoe.text
+        view = zoe.json()
+        assert (view["reference"], view["origin"], view["claimed_amount"]) == (shared.reference, "detected",
+                                                                               "329.1748")
+        events = [(e["event"], e["message"]) for e in view["timeline"]]
+        assert events[0][0] == "detected" and "shared deposit address without a memo" in events[0][1]
+        assert ("submitted", "Appeal received and linked to the case we opened for this deposit; the appeal team "
+                "will confirm that you sent it before crediting it to your account.") in events
+        assert events[-1][0] == "checked"  # checked again for her
+        assert "shared:" not in zoe.text and "mallory" not in zoe.text
+        listed = client.get("/v1/appeals", headers=bearer("zoe")).json()
+        assert [a["reference"] for a in listed["appeals"]] == [shared.reference]
+        before = event_count(database)
+        again = client.post("/v1/appeals", json=body("7"), headers=bearer("zoe"))
+        assert (again.status_code, again.json()["reference"]) == (200, shared.reference)
+        assert event_count(database) == before  # idempotent: nothing more written
+        # the case is zoe's now: ada (another memo at the address) files her own, contested appeal
+        ada = client.post("/v1/appeals", json=body("5"), headers=bearer("ada"))
+        assert ada.status_code == 201 and ada.json()["reference"] != shared.reference
+    finally:
+        client.close()
+
+    view_ = service.get(shared.reference or "")
+    case = view_.case
+    assert (case.user_id, case.origin, case.credited_user_id, case.category) == ("zoe", "detected", "zoe",
+                                                                                "wrong_memo")
+    assert "contested" in case.flags
+    [claim] = [e for e in view_.events if e.action == "claim"]
+    assert (claim.actor, claim.actor_role, claim.from_status, claim.to_status) == ("zoe", "user", "in_review",
+                                                                                    "in_review")
+    assert (claim.details["previous_user_id"], claim.details["user_id"], claim.details["memo"]) == (
+        placeholder, "zoe", "7")
+    assert view_.case.decision is not None and view_.case.decision["credited_user_id"] == "zoe"
+    assert {c.user_id for rows in cases_by_tx(database).values() for c in rows} == {"zoe", "mallory", "ada"}
+    with database.read() as session:
+        assert verify_chain(session).ok
+    assert run_scan(service).found == 0
+
+
+def test_the_system_never_claims_and_a_finished_shared_case_is_not_claimed(
+    database: Database, replay_config: Config, clock: Clock
+) -> None:
+    config = dataclasses.replace(
+        replay_config, networks=MappingProxyType({"xrpl": replay_config.network("xrpl")}),
+        assets=tuple(a for a in replay_config.assets if a.network == "xrpl"),
+        fees=tuple(f for f in replay_config.fees if f.network in ("*", "xrpl")))
+    service = CaseService(database, config, clock)
+    with database.write() as session:
+        session.add(DepositAddress(user_id="zoe", network="xrpl", address=SHARED_XRPL, memo="7", kind="eoa"))
+    run_scan(service)
+    [shared] = [c for rows in cases_by_tx(database).values() for c in rows]
+    draft = validate_appeal(config, {"network": "xrpl", "asset": "XRP", "tx_hash": shared.tx_hash,
+                                     "deposit_address": SHARED_XRPL, "memo": "7"}, "zoe")
+    # the scan opening a case for zoe for the same transaction (another transfer of it) does not claim
+    mine, created = service.submit(draft, SYSTEM, origin=Origin.DETECTED)
+    assert created and mine.reference != shared.reference
+    assert service.get(shared.reference or "").case.user_id.startswith("shared:")
+    # nobody but the system opens cases under the placeholder
+    with pytest.raises(ValidationFailed, match="user_id"):
+        service.submit(dataclasses.replace(draft, user_id=shared.user_id), Actor("ops", Role.SPECIALIST))
+    # a shared case the team already rejected is not claimed: the appeal is a case of its own
+    other = dataclasses.replace(draft, user_id="ada")
+    with database.write() as session:
+        session.add(DepositAddress(user_id="ada", network="xrpl", address=SHARED_XRPL, memo="5", kind="eoa"))
+    held = service.get(shared.reference or "").case
+    service.reject(shared.reference or "", "ownership_not_proven", Actor("ops", Role.SPECIALIST),
+                   expected_version=held.version)
+    ada, created = service.submit(other, Actor("ada", Role.USER))
+    assert created and ada.reference != shared.reference
+    assert service.get(shared.reference or "").case.user_id == shared.user_id
