@@ -334,14 +334,14 @@ class CaseChecker:
             # the transaction used to sit in a block (it vanished in a reorganization)
             updates.append(ChainUpdate(case.reference or "", decision, case.version, dict(found.observations),
                                        dict(found.unavailable)))
-        applied = self.service.apply_decisions(updates, actor)
+        applied = self.service.apply_decisions(updates, actor, full_cases=False)
         outcomes = []
         for case, result in zip(cases, applied, strict=True):
             conclusive = evidence[(case.network, case.tx_hash)].conclusive
-            if result.error is not None or result.case is None:
+            if result.error is not None or result.status is None:
                 outcomes.append(CheckOutcome(result.reference, case.status, case.status, case.category, False,
                                              conclusive, error=str(result.error)))
             else:
-                outcomes.append(CheckOutcome(result.reference, case.status, result.case.status, result.case.category,
+                outcomes.append(CheckOutcome(result.reference, case.status, result.status, result.category,
                                              result.changed, conclusive, reorg=bool(result.reorgs)))
         return outcomes

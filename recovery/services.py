@@ -9,12 +9,13 @@ audit event. The API, the CLI and the workbench all call these functions.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
@@ -115,7 +116,11 @@ class ChainUpdate:
 
 @dataclass(frozen=True)
 class ChainApplied:
-    """The result for one :class:`ChainUpdate`: the case after it, or the error that left it untouched."""
+    """The result for one :class:`ChainUpdate`: the case after it, or the error that left it untouched.
+
+    ``case`` is the ORM object after the change when it was asked for (``full_cases``); ``status``
+    and ``category`` are always set for an applied update.
+    """
 
     reference: str
     case: Case | None
@@ -123,6 +128,31 @@ class ChainApplied:
     error: ServiceError | None = None
     #: the transaction moved to another block (or out of its block) since the last check
     reorgs: tuple[dict[str, Any], ...] = ()
+    status: str | None = None
+    category: str | None = None
+
+
+@dataclass
+class LockedCase:
+    """The columns of a locked case that applying a chain result reads and writes, as a plain row
+    (the batch path loads no ORM object: building and refreshing hundreds of them per batch cost
+    more than the rest of the write)."""
+
+    id: int | None
+    reference: str | None
+    version: int
+    status: str
+    category: str | None
+    check_count: int
+    decision: dict[str, Any] | None
+    flags: list[str]
+    category_override: str | None
+    deposit_network: str | None
+    refund_tx_hash: str | None
+    first_decided_at: datetime | None
+
+
+_LOCKED_COLUMNS = tuple(f.name for f in fields(LockedCase))
 
 
 #: categories that mean "ask the chain again later" rather than a verdict
@@ -326,9 +356,10 @@ def append_events(session: Session, items: Sequence[PendingEvent], now: datetime
     return len(rows)
 
 
-def update_cases(session: Session, changes: Sequence[tuple[Case, Mapping[str, Any]]]) -> None:
+def update_cases(session: Session, changes: Sequence[tuple[Case | LockedCase, Mapping[str, Any]]]) -> None:
     """Write new values to locked cases: one executemany UPDATE per set of changed columns, then the
-    loaded objects take the values as their committed state (the ORM writes nothing more)."""
+    loaded objects take the values as their committed state (the ORM writes nothing more; a plain
+    :class:`LockedCase` simply takes them)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for case, values in changes:
         keys = tuple(sorted(values))
@@ -340,6 +371,11 @@ def update_cases(session: Session, changes: Sequence[tuple[Case, Mapping[str, An
                          .values({k: bindparam(f"new_{k}") for k in keys}))
             session.connection().execute(statement, rows)
     for case, values in changes:
+        if isinstance(case, LockedCase):
+            for key, value in values.items():
+                if key in _LOCKED_COLUMNS:
+                    setattr(case, key, value)
+            continue
         for key, value in values.items():
             set_committed_value(case, key, value)
 
@@ -900,12 +936,15 @@ class CaseService:
         assert result.case is not None
         return result.case, result.changed
 
-    def apply_decisions(self, updates: Sequence[ChainUpdate], actor: Actor) -> list[ChainApplied]:
+    def apply_decisions(
+        self, updates: Sequence[ChainUpdate], actor: Actor, *, full_cases: bool = True
+    ) -> list[ChainApplied]:
         """:meth:`apply_decision` for many cases in one transaction (the batch re-check's path).
 
         Each case is checked on its own (version, status): one that fails is reported in its
         result and left untouched, the others are applied. Observations, decisions and audit events
         are written in a constant number of statements; everything commits together or not at all.
+        With ``full_cases`` False the results carry the new status and category but no ORM object.
         """
         rule = ACTIONS["chain_result"]
         if actor.role not in rule.roles:
@@ -913,17 +952,26 @@ class CaseService:
         if not updates:
             return []
         now = self.clock()
+        references = {u.reference for u in updates}
         with self.db.write() as session:
-            cases = {
-                c.reference: c
-                for c in session.exec(
-                    select(Case)
-                    .where(col(Case.reference).in_({u.reference for u in updates}))
-                    .order_by(col(Case.id))
+            cases: dict[str | None, Case | LockedCase]
+            if full_cases:
+                cases = {
+                    c.reference: c
+                    for c in session.exec(
+                        select(Case).where(col(Case.reference).in_(references)).order_by(col(Case.id)).with_for_update()
+                    ).all()
+                }
+            else:
+                table = table_of(Case)
+                rows = session.connection().execute(
+                    core_select(*(table.c[name] for name in _LOCKED_COLUMNS))
+                    .where(table.c.reference.in_(references))
+                    .order_by(table.c.id)
                     .with_for_update()
-                ).all()
-            }
-            accepted: list[tuple[int, ChainUpdate, Case]] = []
+                )
+                cases = {row.reference: LockedCase(*row) for row in rows}
+            accepted: list[tuple[int, ChainUpdate, Case | LockedCase]] = []
             errors: dict[int, ServiceError] = {}
             taken: set[str] = set()
             for position, update in enumerate(updates):
@@ -947,14 +995,17 @@ class CaseService:
             )
             results: dict[int, ChainApplied] = {}
             pending: list[PendingEvent] = []
-            changes: list[tuple[Case, dict[str, Any]]] = []
+            changes: list[tuple[Case | LockedCase, dict[str, Any]]] = []
             for position, update, case in accepted:
                 seen = tuple(r for o in update.observations.values() for r in reorgs.get((o.network, o.tx_hash), ()))
                 values, event = self._chain_result(case, update, list(seen), actor, now)
                 if event is not None:
                     pending.append(event)
                 changes.append((case, values))
-                results[position] = ChainApplied(update.reference, case, event is not None, reorgs=seen)
+                results[position] = ChainApplied(
+                    update.reference, case if isinstance(case, Case) else None, event is not None, reorgs=seen,
+                    status=values.get("status", case.status), category=values.get("category", case.category),
+                )
             update_cases(session, changes)
             append_events(session, pending, now)
         return [
@@ -962,7 +1013,7 @@ class CaseService:
         ]
 
     def _chain_result(
-        self, case: Case, update: ChainUpdate, reorgs: list[dict[str, Any]], actor: Actor, now: datetime
+        self, case: Case | LockedCase, update: ChainUpdate, reorgs: list[dict[str, Any]], actor: Actor, now: datetime
     ) -> tuple[dict[str, Any], PendingEvent | None]:
         """What one chain result changes on the locked case, and the audit event to append (None:
         bookkeeping only). The case itself is not touched here (see :func:`update_cases`)."""
@@ -1002,7 +1053,9 @@ class CaseService:
         return values, PendingEvent(case.id, actor, "chain_result", current.value, target.value, details)
 
     @staticmethod
-    def _decision_values(case: Case, decision: Decision, now: datetime, stored: dict[str, Any]) -> dict[str, Any]:
+    def _decision_values(
+        case: Case | LockedCase, decision: Decision, now: datetime, stored: dict[str, Any]
+    ) -> dict[str, Any]:
         """The case fields a decision sets."""
         kept = {f for f in case.flags if f == Flag.CONTESTED.value}
         values: dict[str, Any] = {
