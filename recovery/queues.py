@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Float, String, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Date, DateTime, Float, String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
@@ -29,8 +29,8 @@ from sqlmodel import Session, col
 from recovery.db import Database
 from recovery.dbtypes import canonical_decimal, decimal_text
 from recovery.lifecycle import OPEN
-from recovery.models import Case, CaseEvent, ChainObservation, ObservedTransfer, Operator
-from recovery.vocabulary import CaseStatus, Resolution
+from recovery.models import Case, CaseEvent, ChainObservation, ObservedTransfer, Operator, ScanFinding
+from recovery.vocabulary import CaseStatus, Category, Flag, Origin, Resolution
 
 #: statuses in which the appeal team still owes the user something (the working backlog)
 ACTIVE_STATUSES: tuple[str, ...] = (
@@ -79,6 +79,30 @@ class QueueFilter:
     #: free text: part of a reference, transaction hash, address or user id (case-insensitive)
     text: str = ""
     resolutions: tuple[str, ...] = ()
+    #: how the case was opened: ``appeal`` (the user), ``intake`` (an operator for the user),
+    #: ``detected`` (``recovery scan``)
+    origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Refuse codes outside the vocabulary, naming the filter (a typo would silently match nothing)."""
+        for name, allowed in _FILTER_CODES.items():
+            unknown = [value for value in getattr(self, name) if value not in allowed]
+            if unknown:
+                raise ValueError(f"{name}: {', '.join(map(repr, unknown))} not among {', '.join(allowed)}")
+        for name in ("min_age_days", "max_age_days"):
+            days = getattr(self, name)
+            if days is not None and days < 0:
+                raise ValueError(f"{name}: must be 0 or more")
+
+
+#: the filters whose values are fixed codes, with the codes they accept
+_FILTER_CODES: dict[str, tuple[str, ...]] = {
+    "statuses": tuple(s.value for s in CaseStatus),
+    "categories": tuple(c.value for c in Category),
+    "resolutions": tuple(r.value for r in Resolution),
+    "flags": tuple(f.value for f in Flag),
+    "origins": tuple(o.value for o in Origin),
+}
 
 
 #: sort keys the queue offers -> column; anything else is refused (no SQL from the browser)
@@ -199,6 +223,8 @@ def _conditions(filt: QueueFilter, now: datetime, text: ColumnElement[bool] | No
         where.append(c("asset").in_(filt.assets))
     if filt.resolutions:
         where.append(c("resolution").in_(filt.resolutions))
+    if filt.origins:
+        where.append(c("origin").in_(filt.origins))
     if filt.assignee == UNASSIGNED:
         where.append(c("assignee").is_(None))
     elif filt.assignee:
@@ -460,6 +486,23 @@ class SlaSummary:
 
 
 @dataclass(frozen=True)
+class OriginRow:
+    """The window's cases opened one way (``Origin``): how many, how many still open, and how
+    long after the deposit reached the chain the case was opened."""
+
+    origin: str
+    cases: int
+    open: int  # still in the backlog (``ACTIVE_STATUSES``)
+    finished: int
+    #: percent of the window's cases (one decimal)
+    share_percent: float
+    #: from the deposit's block time to the case, over the cases whose block time is known
+    deposit_to_case: Percentiles
+    #: cases with no known block time (not found on the chain yet, or never checked)
+    unknown_deposit: int
+
+
+@dataclass(frozen=True)
 class Dashboard:
     days: int
     by_status: dict[str, int]
@@ -470,6 +513,16 @@ class Dashboard:
     resolution: Percentiles
     money: list[MoneyRow]
     per_day: list[tuple[str, int]]
+    #: one row per origin (every ``Origin``, in vocabulary order), over the window's cases
+    origins: list[OriginRow] = field(default_factory=list)
+    #: the appealed origins (``APPEALED_ORIGINS``) together, against ``detected``
+    appealed: OriginRow | None = None
+
+    def origin(self, name: str) -> OriginRow:
+        """The row of one origin, or of ``APPEALED``."""
+        if name == APPEALED and self.appealed is not None:
+            return self.appealed
+        return next(row for row in self.origins if row.origin == name)
 
 
 def percentiles(seconds: Sequence[float]) -> Percentiles:
@@ -487,6 +540,65 @@ def _epoch(db: Database, column: Any) -> Any:
     if db.is_sqlite:
         return (func.julianday(column) - 2440587.5) * 86400.0
     return cast(func.extract("epoch", column), Float)
+
+
+def _iso_epoch(db: Database, text: Any) -> Any:
+    """An ISO 8601 text with its UTC offset (as ``Observation.to_json`` writes it) as epoch seconds."""
+    if db.is_sqlite:
+        return (func.julianday(text) - 2440587.5) * 86400.0  # SQLite reads the "+00:00" offset itself
+    return cast(func.extract("epoch", cast(text, DateTime(timezone=True))), Float)
+
+
+def _deposit_epochs(db: Database) -> tuple[Any, Any]:
+    """When the case's deposit reached the chain (epoch seconds; NULL when unknown), two ways:
+
+    - the block time ``recovery scan`` recorded with the transfer (``scan_findings``: detected
+      cases, and appeals the scan found already open);
+    - the block time of the chain check's stored observation of the transaction on the network
+      where it landed (``chain_observations.evidence.timestamp``), for every case the re-check saw.
+
+    Both are correlated look-ups through an index (``scan_findings.case_id``, the observation's
+    unique (network, tx_hash)): one probe per case of the window, and the second (which reads the
+    observation's JSON) only where the first found nothing (COALESCE stops at the first value).
+    """
+    found = (
+        select(func.min(_epoch(db, col(ScanFinding.block_time))))
+        .where(col(ScanFinding.case_id) == col(Case.id))
+        .scalar_subquery()
+    )
+    stamp = ChainObservation.evidence["timestamp"].as_string()
+    observed = (
+        select(_iso_epoch(db, stamp))
+        .where(col(ChainObservation.network) == func.coalesce(col(Case.deposit_network), col(Case.network)),
+               col(ChainObservation.tx_hash) == col(Case.tx_hash))
+        .limit(1)
+        .scalar_subquery()
+    )
+    return found, observed
+
+
+#: the origins that are appeals (the user's own, or filed by an operator for the user), against ``detected``
+APPEALED_ORIGINS: tuple[str, ...] = (Origin.APPEAL.value, Origin.INTAKE.value)
+#: the name of the row that adds up the appealed origins
+APPEALED = "appealed"
+
+
+def _origin_row(name: str, members: Sequence[str], cases: Sequence[tuple[str, str, float | None]]) -> OriginRow:
+    mine = [(status, wait) for origin, status, wait in cases if origin in members]
+    still_open = sum(1 for status, _ in mine if status in ACTIVE_STATUSES)
+    # a case opened before its transaction was in a block (an appeal of a pending transfer): nobody waited
+    waits = [max(0.0, wait) for _, wait in mine if wait is not None]
+    share = round(100 * len(mine) / len(cases), 1) if cases else 0.0
+    return OriginRow(name, len(mine), still_open, len(mine) - still_open, share, percentiles(waits),
+                     len(mine) - len(waits))
+
+
+def _origin_rows(cases: Sequence[tuple[str, str, float | None]]) -> tuple[list[OriginRow], OriginRow]:
+    """``(origin, status, seconds from the deposit's block to the case, or None)`` per case -> one
+    row per origin (every ``Origin``, then any other stored value) and the appealed origins together."""
+    names = [o.value for o in Origin]
+    names += sorted({origin for origin, _, _ in cases} - set(names))
+    return [_origin_row(name, (name,), cases) for name in names], _origin_row(APPEALED, APPEALED_ORIGINS, cases)
 
 
 #: the first time a person decided a case: its first approval or rejection
@@ -569,11 +681,13 @@ def dashboard(db: Database, now: datetime, *, days: int = 30) -> Dashboard:
         # function nor exact decimal arithmetic), so both databases share one path.
         # Times come back as epoch seconds and money as decimal text: no per-row conversion to
         # datetime or canonical Decimal for rows that only feed a sum or a percentile.
+        found_at, observed_at = _deposit_epochs(db)
         window = session.execute(
             select(col(Case.id), _epoch(db, col(Case.created_at)), _epoch(db, col(Case.sla_due_at)),
                    _epoch(db, col(Case.resolved_at)), col(Case.status), col(Case.resolution),
                    func.coalesce(col(Case.deposit_network), col(Case.network)), col(Case.category),
-                   cast(col(Case.value_usd), String), cast(col(Case.fee_usd), String))
+                   cast(col(Case.value_usd), String), cast(col(Case.fee_usd), String), col(Case.origin),
+                   func.coalesce(found_at, observed_at))
             .where(col(Case.created_at) >= since)
         ).all()
         first_decided = _first_decisions(db, session, min((row[0] for row in window), default=None))
@@ -582,7 +696,12 @@ def dashboard(db: Database, now: datetime, *, days: int = 30) -> Dashboard:
         totals: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
         resolution_times: list[float] = []
         recovered_resolutions = (Resolution.CREDIT.value, Resolution.REFUND.value)
-        for case_id, filed, due_at, resolved, status, resolution, network, category_name, value, fee in window:
+        by_origin: list[tuple[str, str, float | None]] = []
+        for (case_id, filed, due_at, resolved, status, resolution, network, category_name, value, fee, origin,
+             deposited) in window:
+            # to the millisecond: SQLite keeps times to the millisecond (and the float arithmetic adds noise)
+            waited = round(filed - deposited, 3) if deposited is not None else None
+            by_origin.append((str(origin), str(status), waited))
             decided = first_decided.get(case_id)
             if decided is not None:
                 decision_times.append(decided - filed)
@@ -613,7 +732,7 @@ def dashboard(db: Database, now: datetime, *, days: int = 30) -> Dashboard:
             label = (since + timedelta(days=offset)).date().isoformat()
             per_day.append((label, counts.get(label, 0)))
     return Dashboard(days, by_status, backlog_by_category, age_buckets, sla, first_decision, resolution, money,
-                     per_day)
+                     per_day, *_origin_rows(by_origin))
 
 
 # ------------------------------------------------------------------------------------ audit export

@@ -1,5 +1,6 @@
 """A small, realistic workbench world: real transactions on the local anvil chains, appeals filed
-and worked through ``CaseService``, operator accounts of every role."""
+and worked through ``CaseService``, stray deposits found by ``recovery scan`` (detected cases),
+operator accounts of every role."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ import csv
 import random
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
 from argon2 import PasswordHasher
 
+from chains import devchain
 from recovery.checking import CaseChecker, ChainGateway
 from recovery.db import Database
 from recovery.imports import import_addresses
 from recovery.intake import validate_appeal
 from recovery.models import Operator
+from recovery.scan import Scanner, ScanOptions
 from recovery.services import SYSTEM, Actor, CaseService
 from recovery.vocabulary import Role
 from tests.conftest import Clock
@@ -53,6 +56,30 @@ class ChainFacts:
     contested: str  # 40 USDT to user-5 (appealed by user-5 and user-6)
     credited: str  # 300 USDT to user-7 (approved and credited)
     unlisted: str  # an unlisted token to user-3
+    #: user-9's ethereum deposit address: nobody appeals what reaches it, the scan finds it
+    stray_address: str
+    stray_wrong_network: str  # 250 USDT sent on BNB Smart Chain to user-9's ethereum address
+    stray_uncredited: str  # 120 USDT on ethereum to user-9, never credited
+    stray_dust: str  # 0.30 USDT on ethereum to user-9: recorded by the scan, not opened
+    #: per network, the first block holding a stray deposit (the scan starts there)
+    stray_from: dict[str, int]
+
+
+#: the user who owns ``ChainFacts.stray_address``
+STRAY_USER = "user-9"
+SCANNED_NETWORKS = ("ethereum", "bsc")
+
+
+def head(testbed: EvmTestbed, network: str) -> int:
+    return int(devchain.rpc(testbed.url(network)).call("eth_blockNumber"), 16)
+
+
+def block_time(testbed: EvmTestbed, network: str, tx_hash: str) -> datetime:
+    """The time of the block holding the transaction, straight from the node."""
+    node = devchain.rpc(testbed.url(network))
+    receipt = node.call("eth_getTransactionReceipt", [tx_hash])
+    block = node.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
+    return datetime.fromtimestamp(int(block["timestamp"], 16), UTC)
 
 
 def send_chain_facts(testbed: EvmTestbed) -> ChainFacts:
@@ -64,8 +91,15 @@ def send_chain_facts(testbed: EvmTestbed) -> ChainFacts:
     credited = testbed.send_token("ethereum", "USDT", addresses["user-7"], 300 * usdt)
     token = testbed.new_token("ethereum", "Shiny Coin", "SHINY", 18, 10**27)
     unlisted = testbed.send_token("ethereum", token, addresses["user-3"], 25 * 10**18)
+    stray = fresh_address()
+    stray_from = {network: head(testbed, network) + 1 for network in SCANNED_NETWORKS}
+    wrong_network = testbed.send_token("bsc", "USDT", stray, 250 * 10**18)
+    uncredited = testbed.send_token("ethereum", "USDT", stray, 120 * usdt)
+    dust = testbed.send_token("ethereum", "USDT", stray, 300_000)
     testbed.mine("ethereum", 20)
-    return ChainFacts(addresses, small, big, contested, credited, unlisted)
+    testbed.mine("bsc", 20)
+    return ChainFacts(addresses, small, big, contested, credited, unlisted, stray, wrong_network, uncredited, dust,
+                      stray_from)
 
 
 @dataclass(frozen=True)
@@ -78,6 +112,8 @@ class World:
     rejected: str  # rejected (resolved)
     not_found: str  # awaiting_chain
     overdue: tuple[str, str]  # submitted five days ago, never checked: past their SLA
+    #: opened by ``recovery scan`` (origin ``detected``, in review): (wrong network on bsc, uncredited on ethereum)
+    detected: tuple[str, str]
 
 
 def add_operators(db: Database) -> None:
@@ -93,20 +129,45 @@ def _file(service: CaseService, user: str, tx_hash: str, address: str, amount: s
     return case.reference or ""
 
 
+def hold_addresses(service: CaseService, path: Path, addresses: dict[str, str]) -> None:
+    """Import ethereum deposit addresses (user id -> address) as the exchange's CSV import does."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "network", "address", "memo", "kind"])
+        for user, address in addresses.items():
+            writer.writerow([user, "ethereum", address, "", "eoa"])
+    import_addresses(service.db, service.config, path)
+
+
+def scan(service: CaseService, gateway: ChainGateway, network: str, from_block: int) -> list[str]:
+    """One run of ``recovery scan``'s own code path on one network (which keeps it off the TRON
+    twin: there is no TRON node here); returns the references of the cases it opened."""
+    summary = Scanner(service, gateway, ScanOptions(network=network, from_block=from_block, workers=1)).run()
+    if summary.errors or summary.unavailable:
+        raise RuntimeError(f"the scan of {network} failed: {summary.to_json()}")
+    return summary.opened_cases
+
+
+def detect(service: CaseService, gateway: ChainGateway, facts: ChainFacts) -> tuple[str, str]:
+    """The stray deposits to user-9 become detected cases, now (the dust is recorded only). Only
+    user-9's address is held yet, so what other tests send to the other users' addresses is never
+    scanned."""
+    opened = {network: scan(service, gateway, network, facts.stray_from[network]) for network in SCANNED_NETWORKS}
+    if [len(opened[n]) for n in SCANNED_NETWORKS] != [1, 1]:
+        raise RuntimeError(f"the seed's scan opened {opened}, expected one case per network")
+    return opened["bsc"][0], opened["ethereum"][0]
+
+
 def seed(service: CaseService, gateway: ChainGateway, facts: ChainFacts, clock: Clock, folder: Path) -> World:
     db = service.db
     add_operators(db)
-    csv_path = folder / "addresses.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["user_id", "network", "address", "memo", "kind"])
-        for user, address in facts.addresses.items():
-            writer.writerow([user, "ethereum", address, "", "eoa"])
-    import_addresses(db, service.config, csv_path)
+    start = clock.now
+    hold_addresses(service, folder / "stray-addresses.csv", {STRAY_USER: facts.stray_address})
+    detected = detect(service, gateway, facts)
+    hold_addresses(service, folder / "addresses.csv", facts.addresses)
     checker = CaseChecker(service, gateway)
     a = facts.addresses
 
-    start = clock.now
     clock.now = start - timedelta(days=5)
     overdue = (_file(service, "user-8", "0x" + secrets.token_hex(32), a["user-8"]),
                _file(service, "user-8", "0x" + secrets.token_hex(32), a["user-8"]))
@@ -134,7 +195,7 @@ def seed(service: CaseService, gateway: ChainGateway, facts: ChainFacts, clock: 
     service.assign(big, "sara", SARA, expected_version=case.version)
     case = service.get(small).case
     service.note(small, HOSTILE, SARA, expected_version=case.version)
-    return World(small, big, unlisted, contested, credited, rejected, not_found, overdue)
+    return World(small, big, unlisted, contested, credited, rejected, not_found, overdue, detected)
 
 
 def seed_history(service: CaseService, gateway: ChainGateway, testbed: EvmTestbed, clock: Clock, folder: Path,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from recovery.services import Actor
 from recovery.vocabulary import CaseStatus, Origin, Role
 from tests.fixtures_anvil import EvmTestbed
 from tests.workbench.conftest import field_value, frame_with, markdown_texts, plain_texts, signed_in_app
-from tests.workbench.seed import ChainFacts, World
+from tests.workbench.seed import ChainFacts, World, block_time
 
 
 def count_cases(wb: Workbench) -> int:
@@ -101,8 +103,9 @@ def test_dashboard_figures(wb: Workbench, world: World) -> None:
     at = signed_in_app("ari", "views/dashboard.py")
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Open backlog"] == "8"
-    assert metrics["Awaiting a decision"] == "8"
+    # the eight open appeals and the two cases the scan detected
+    assert metrics["Open backlog"] == "10"
+    assert metrics["Awaiting a decision"] == "10"
     assert metrics["Past their SLA"] == "2"
     assert metrics["Decided late"] == "0 of 2"
     assert metrics["First decision, median"] == "24.0 h"
@@ -111,6 +114,18 @@ def test_dashboard_figures(wb: Workbench, world: World) -> None:
     assert money.to_dict("records") == [
         {"network": "ethereum", "category": "uncredited_valid", "cases": "1", "value USD": "300", "fees USD": "0"}
     ]
+    # detected vs appealed: two of the twelve cases were found by the scan, none is finished yet
+    assert metrics["Detected by the scan"] == "2 (16.7 %)"
+    assert metrics["Appealed"] == "10 (83.3 %)"
+    origins = frame_with(at, "deposit time unknown")
+    assert list(origins["origin"]) == ["detected (by the scan)", "appealed (all)", "· by the user",
+                                       "· filed by an operator"]
+    assert [list(origins[c]) for c in ("cases", "share", "open", "finished")] == [
+        ["2", "10", "10", "0"], ["16.7 %", "83.3 %", "83.3 %", "0.0 %"], ["2", "8", "8", "0"], ["0", "2", "2", "0"]]
+    # the six appeals found on the chain have a deposit time; the other four (never found) are counted apart
+    assert list(origins["deposit time known"]) == ["2", "6", "6", "0"]
+    assert list(origins["deposit time unknown"]) == ["0", "4", "4", "0"]
+    assert list(origins["deposit to case, median"])[3] == "-"
     at.selectbox(key="dash_days").set_value(7).run()
     assert len(frame_with(at, "fees USD")) == 1
 
@@ -118,10 +133,10 @@ def test_dashboard_figures(wb: Workbench, world: World) -> None:
 def test_dashboard_queries_on_both_backends(seeded_any: tuple[Workbench, World]) -> None:
     wb, world = seeded_any
     data = queues.dashboard(wb.db, wb.now())
-    assert data.by_status == {"submitted": 2, "awaiting_chain": 1, "in_review": 5, "credited": 1, "rejected": 1}
-    assert data.backlog_by_category == {"unclassified": 2, "tx_not_found": 1, "uncredited_valid": 4,
-                                        "unlisted_token": 1}
-    assert (data.sla.awaiting, data.sla.breached, data.sla.due_soon) == (8, 2, 0)
+    assert data.by_status == {"submitted": 2, "awaiting_chain": 1, "in_review": 7, "credited": 1, "rejected": 1}
+    assert data.backlog_by_category == {"unclassified": 2, "tx_not_found": 1, "uncredited_valid": 5,
+                                        "unlisted_token": 1, "wrong_network": 1}
+    assert (data.sla.awaiting, data.sla.breached, data.sla.due_soon) == (10, 2, 0)
     assert (data.sla.decided, data.sla.decided_late) == (2, 0)
     assert dict((label, (ok, late)) for label, ok, late in data.age_buckets)["3-7 days"] == (0, 2)
     # decided one day after filing (approval and rejection), resolved the same day
@@ -129,13 +144,38 @@ def test_dashboard_queries_on_both_backends(seeded_any: tuple[Workbench, World])
     assert data.resolution == queues.Percentiles(2, 24.0, 24.0)
     assert [(m.network, m.category, m.cases, m.value_usd, m.fee_usd) for m in data.money] == [
         ("ethereum", "uncredited_valid", 1, Decimal("300"), Decimal("0"))]
-    assert sum(n for _, n in data.per_day) == 10 and data.per_day[-1][1] == 6
+    assert sum(n for _, n in data.per_day) == 12 and data.per_day[-1][1] == 8
     # a decision after the SLA due time counts as late; an older window leaves the old cases out
     case = wb.cases.get(world.overdue[0]).case
     wb.cases.reject(world.overdue[0], "other", Actor("sara", Role.SPECIALIST), expected_version=case.version)
     later = queues.dashboard(wb.db, wb.now())
     assert (later.sla.decided, later.sla.decided_late, later.sla.breached) == (3, 1, 1)
-    assert sum(n for _, n in queues.dashboard(wb.db, wb.now(), days=1).per_day) == 6
+    assert sum(n for _, n in queues.dashboard(wb.db, wb.now(), days=1).per_day) == 8
+
+
+def test_dashboard_detected_vs_appealed_from_the_block_times(seeded_any: tuple[Workbench, World],
+                                                               evm_testbed: EvmTestbed,
+                                                               chain_facts: ChainFacts) -> None:
+    """Deposit to case in the seeded world, against the block times read from the nodes here."""
+    wb, world = seeded_any
+    data = queues.dashboard(wb.db, wb.now())
+
+    def waited(reference: str, network: str, tx_hash: str) -> float:
+        opened: datetime = wb.cases.get(reference).case.created_at
+        # an appeal filed before its block (the seed files some "hours ago") waited for nothing
+        return max(timedelta(0), opened - block_time(evm_testbed, network, tx_hash)).total_seconds()
+
+    detected = [waited(world.detected[0], "bsc", chain_facts.stray_wrong_network),
+                waited(world.detected[1], "ethereum", chain_facts.stray_uncredited)]
+    on_chain = {world.small: chain_facts.small, world.big: chain_facts.big, world.unlisted: chain_facts.unlisted,
+                world.contested[0]: chain_facts.contested, world.contested[1]: chain_facts.contested,
+                world.credited: chain_facts.credited}
+    appealed = [waited(reference, "ethereum", tx) for reference, tx in on_chain.items()]
+    assert data.origin("detected") == queues.OriginRow("detected", 2, 2, 0, 16.7, queues.percentiles(detected), 0)
+    # rejected, not_found and the two overdue appeals were never found on the chain: unknown
+    assert data.origin("appeal") == queues.OriginRow("appeal", 10, 8, 2, 83.3, queues.percentiles(appealed), 4)
+    assert data.origin("intake") == queues.OriginRow("intake", 0, 0, 0, 0.0, queues.Percentiles(0, None, None), 0)
+    assert data.origin(queues.APPEALED) == dataclasses.replace(data.origin("appeal"), origin="appealed")
 
 
 def test_percentiles_are_nearest_rank() -> None:

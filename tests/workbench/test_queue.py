@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -37,13 +38,17 @@ def test_default_queue_is_the_open_backlog_most_urgent_first(wb: Workbench, worl
     shown = references(at)
     finished = {world.credited, world.rejected}
     assert finished.isdisjoint(shown)
-    assert set(shown) == {world.small, world.big, world.unlisted, *world.contested, world.not_found, *world.overdue}
+    appealed = {world.small, world.big, world.unlisted, *world.contested, world.not_found, *world.overdue}
+    assert set(shown) == appealed | set(world.detected)
     # most urgent first: the two overdue cases lead, and say so
     assert shown[:2] == list(world.overdue)
     sla = list(frame_with(at, "SLA")["SLA"])
     assert sla[0].startswith("overdue") and sla[1].startswith("overdue")
     assert all(s.startswith("due in") for s in sla[2:])
-    assert caption(at).startswith("8 matching case(s) · page 1 of 1 · 2 past their SLA")
+    assert caption(at).startswith("10 matching case(s) · page 1 of 1 · 2 past their SLA")
+    # each case says how it was opened
+    origins = dict(zip(references(at), frame_with(at, "origin")["origin"], strict=True))
+    assert origins == {**dict.fromkeys(appealed, "appeal"), **dict.fromkeys(world.detected, "detected")}
 
 
 def test_overdue_rows_are_highlighted(wb: Workbench, world: World) -> None:
@@ -66,7 +71,11 @@ def test_overdue_rows_are_highlighted(wb: Workbench, world: World) -> None:
     ("q_assignee", "sara", "big"),
     ("q_assignee", "(me)", "big"),
     ("q_age", "over 4 weeks", "none"),
-    ("q_network", ["bsc"], "none"),
+    ("q_network", ["bsc"], "detected on bsc"),
+    ("q_origin", ["detected"], "detected"),
+    ("q_origin", ["appeal"], "appealed"),
+    ("q_origin", ["appeal", "detected"], "open"),
+    ("q_origin", ["intake"], "none"),
 ])
 def test_filters(wb: Workbench, world: World, widget: str, value: object, expected: str) -> None:
     at = signed_in_app("sara")
@@ -74,8 +83,13 @@ def test_filters(wb: Workbench, world: World, widget: str, value: object, expect
         at.multiselect(key=widget).set_value(value).run()
     else:
         at.selectbox(key=widget).set_value(value).run()
+    appealed = {world.small, world.big, world.unlisted, *world.contested, world.not_found, *world.overdue}
     want = {
-        "in_review": {world.small, world.big, world.unlisted, *world.contested},
+        "in_review": {world.small, world.big, world.unlisted, *world.contested, *world.detected},
+        "detected on bsc": {world.detected[0]},  # a detected case is opened where the deposit landed
+        "detected": set(world.detected),
+        "appealed": appealed,
+        "open": appealed | set(world.detected),
         "contested": set(world.contested),
         "overdue": set(world.overdue),
         "big": {world.big},
@@ -117,18 +131,18 @@ def test_paging_happens_in_sql(wb: Workbench, world: World, wb_clock: Clock) -> 
         wb.cases.submit(draft, Actor(f"bulk-{i}", Role.USER))
     at = signed_in_app("sara")
     at.selectbox(key="q_page_size").set_value(25).run()
-    assert caption(at).startswith("68 matching case(s) · page 1 of 3")
+    assert caption(at).startswith("70 matching case(s) · page 1 of 3")
     first = references(at)
     assert len(first) == 25
     at.button(key="q_next").click().run()
     second = references(at)
     assert len(second) == 25 and not set(first) & set(second)
     at.number_input(key="q_page").set_value(3).run()
-    assert len(references(at)) == 18
+    assert len(references(at)) == 20
     assert at.button(key="q_next").disabled
     # changing a filter goes back to page 1
     at.multiselect(key="q_network").set_value(["bsc"]).run()
-    assert caption(at).startswith("60 matching case(s) · page 1 of 3")
+    assert caption(at).startswith("61 matching case(s) · page 1 of 3")
 
 
 def select_rows(at: AppTest, rows: list[int]) -> None:
@@ -184,7 +198,7 @@ def test_export_is_the_whole_filtered_set(wb: Workbench, world: World) -> None:
     rows = list(csv.reader(io.StringIO(queues.export_csv(wb.db, QueueFilter(statuses=("in_review",)), wb.now()))))
     assert rows[0] == list(queues.EXPORT_COLUMNS)
     exported = {r[0] for r in rows[1:]}
-    assert exported == {world.small, world.big, world.unlisted, *world.contested}
+    assert exported == {world.small, world.big, world.unlisted, *world.contested, *world.detected}
     big = next(r for r in rows[1:] if r[0] == world.big)
     record = dict(zip(rows[0], big, strict=True))
     assert record["value_usd"] == "5000" and record["assignee"] == "sara" and record["sla_breached"] == "no"
@@ -199,7 +213,7 @@ def test_queue_page_on_both_backends(seeded_any: tuple[Workbench, World]) -> Non
     wb, world = seeded_any
     now = wb.now()
     page = queues.queue_page(wb.db, QueueFilter(), now, sort="created_at", page=2, page_size=4)
-    assert page.total == 10 and page.pages == 3 and len(page.rows) == 4
+    assert page.total == 12 and page.pages == 3 and len(page.rows) == 4
     everything = queues.queue_page(wb.db, QueueFilter(), now, sort="created_at", page_size=100).rows
     assert [r.reference for r in page.rows] == [r.reference for r in everything[4:8]]
     assert [r.reference for r in queues.queue_page(wb.db, QueueFilter(flags=("contested",)), now).rows] == list(
@@ -215,3 +229,46 @@ def test_queue_page_on_both_backends(seeded_any: tuple[Workbench, World]) -> Non
     with pytest.raises(ValueError, match="sort"):
         queues.queue_page(wb.db, QueueFilter(), now, sort="id; drop table cases")
     assert SARA.name == "sara"
+
+
+def test_origin_filter_on_both_backends(seeded_any: tuple[Workbench, World]) -> None:
+    wb, world = seeded_any
+    now = wb.now()
+    appealed = {world.small, world.big, world.unlisted, *world.contested, world.credited, world.rejected,
+                world.not_found, *world.overdue}
+    detected = set(world.detected)
+
+    def shown(**filters: Any) -> set[str]:
+        page = queues.queue_page(wb.db, QueueFilter(**filters), now, page_size=100)
+        assert page.total == len(page.rows)
+        return {r.reference for r in page.rows}
+
+    assert shown(origins=("detected",)) == detected
+    assert shown(origins=("appeal",)) == appealed
+    assert shown(origins=("appeal", "detected")) == appealed | detected == shown()
+    assert shown(origins=("intake",)) == set()
+    # with the other filters, the search and SQL paging
+    assert shown(origins=("detected",), networks=("bsc",)) == {world.detected[0]}
+    assert shown(origins=("appeal",), statuses=("in_review",)) == {world.small, world.big, world.unlisted,
+                                                                   *world.contested}
+    assert shown(origins=("detected",), text=world.big[-6:]) == set()
+    assert shown(origins=("detected",), text=world.detected[1][-6:]) == {world.detected[1]}
+    pages = [queues.queue_page(wb.db, QueueFilter(origins=("detected",)), now, sort="created_at", page=n,
+                               page_size=1) for n in (1, 2)]
+    assert [(p.total, p.pages, len(p.rows)) for p in pages] == [(2, 2, 1), (2, 2, 1)]
+    assert {p.rows[0].reference for p in pages} == detected
+    # the export is the filtered set, with its origin
+    rows = list(csv.reader(io.StringIO(queues.export_csv(wb.db, QueueFilter(origins=("detected",)), now))))
+    origin = rows[0].index("origin")
+    assert {r[0]: r[origin] for r in rows[1:]} == dict.fromkeys(detected, "detected")
+
+
+@pytest.mark.parametrize(("filters", "message"), [
+    ({"origins": ("scan",)}, "origins: 'scan' not among appeal, detected, intake"),
+    ({"statuses": ("open",)}, "statuses: 'open' not among submitted"),
+    ({"flags": ("contested", "urgent")}, "flags: 'urgent' not among"),
+    ({"min_age_days": -1}, "min_age_days: must be 0 or more"),
+])
+def test_filter_values_outside_the_vocabulary_are_refused_by_name(filters: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        QueueFilter(**filters)

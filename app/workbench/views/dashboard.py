@@ -1,4 +1,5 @@
-"""Dashboard: backlog, ages and SLA, decision and resolution times, recovered value and fees, intake.
+"""Dashboard: backlog, ages and SLA, decision and resolution times, detected vs appealed cases and
+the time from the deposit to the case, recovered value and fees, intake.
 
 Every figure is one aggregate query (``recovery/queues.py``); the charts get a few dozen rows.
 Money is summed exactly; it becomes a float only as a bar height.
@@ -14,8 +15,8 @@ from app.workbench import auth, ui
 from app.workbench.context import current
 from recovery import queues
 from recovery.dbtypes import decimal_text
-from recovery.queues import ACTIVE_STATUSES
-from recovery.vocabulary import CaseStatus
+from recovery.queues import ACTIVE_STATUSES, APPEALED, OriginRow
+from recovery.vocabulary import CaseStatus, Origin
 
 #: the dashboard's windows, in days (the cost of the window's figures grows with it)
 WINDOWS = (7, 30, 90)
@@ -25,6 +26,43 @@ def _hours(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.1f} h" if value < 48 else f"{value / 24:.1f} d"
+
+
+#: the rows of the origin table: detected, all appeals, then each kind of appeal
+ORIGIN_ROWS: dict[str, str] = {
+    Origin.DETECTED.value: "detected (by the scan)",
+    APPEALED: "appealed (all)",
+    Origin.APPEAL.value: "· by the user",
+    Origin.INTAKE.value: "· filed by an operator",
+}
+
+
+def _origin_record(label: str, row: OriginRow) -> dict[str, object]:
+    wait = row.deposit_to_case
+    return {"origin": label, "cases": row.cases, "share": f"{row.share_percent:.1f} %", "open": row.open,
+            "finished": row.finished, "deposit to case, median": _hours(wait.median_hours),
+            "deposit to case, p90": _hours(wait.p90_hours), "deposit time known": wait.count,
+            "deposit time unknown": row.unknown_deposit}
+
+
+def _origins(data: queues.Dashboard, days: int) -> None:
+    """Detected against appealed cases, and how long after the deposit each kind was opened."""
+    st.subheader(f"Detected and appealed cases (filed in the last {days} days)")
+    detected, appealed = data.origin(Origin.DETECTED.value), data.origin(APPEALED)
+    waited = ("From the block the deposit landed in (the scan's record, else the chain check's) to the "
+              "opening of the case.")
+    cells = st.columns(4)
+    cells[0].metric("Detected by the scan", f"{detected.cases} ({detected.share_percent:.1f} %)",
+                    help=f"Opened by `recovery scan` before anyone appealed; {detected.open} still open.")
+    cells[1].metric("Appealed", f"{appealed.cases} ({appealed.share_percent:.1f} %)",
+                    help=f"Filed by the user or by an operator for the user; {appealed.open} still open.")
+    cells[2].metric("Deposit to case, detected (median)", _hours(detected.deposit_to_case.median_hours), help=waited)
+    cells[3].metric("Deposit to case, appealed (median)", _hours(appealed.deposit_to_case.median_hours), help=waited)
+    ui.table([_origin_record(label, data.origin(name)) for name, label in ORIGIN_ROWS.items()],
+             ["origin", "cases", "share", "open", "finished", "deposit to case, median", "deposit to case, p90",
+              "deposit time known", "deposit time unknown"], key="dash_origins")
+    st.caption("Deposit time unknown: the transaction was not found on the chain yet, or never checked. "
+               "A case opened before its transaction was in a block counts as 0.")
 
 
 def render() -> None:
@@ -55,6 +93,7 @@ def render() -> None:
     times[2].metric("First decision, p90", _hours(data.first_decision.p90_hours), help=decided)
     times[3].metric("Resolution, median", _hours(data.resolution.median_hours), help=resolved)
     times[4].metric("Resolution, p90", _hours(data.resolution.p90_hours), help=resolved)
+    _origins(data, days)
 
     left, right = st.columns(2)
     with left:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import streamlit as st
 
-from app.workbench import auth, ui
+from app.workbench import auth, tables, ui
 from app.workbench.context import current
 from app.workbench.pages import can
-from app.workbench.tables import queue_table
 from recovery import queues
 from recovery.errors import ServiceError
-from recovery.queues import ACTIVE_STATUSES, SORT_KEYS, UNASSIGNED, QueueFilter
-from recovery.vocabulary import CaseStatus, Category, Flag, Role
+from recovery.queues import ACTIVE_STATUSES, SORT_KEYS, UNASSIGNED, QueueFilter, QueueRow
+from recovery.vocabulary import CaseStatus, Category, Flag, Origin, Role
 
 AGE_CHOICES: dict[str, tuple[int | None, int | None]] = {
     "any age": (None, None),
@@ -28,6 +30,13 @@ SORT_LABELS: dict[str, str] = {
     "reference": "reference", "status": "status", "category": "category", "network": "network",
 }
 assert set(SORT_LABELS) == set(SORT_KEYS)
+#: how each origin reads in the filter (the values stay the codes)
+ORIGIN_LABELS: dict[str, str] = {
+    Origin.APPEAL.value: "appeal (by the user)",
+    Origin.INTAKE.value: "intake (filed by an operator)",
+    Origin.DETECTED.value: "detected (found by the scan)",
+}
+assert set(ORIGIN_LABELS) == {o.value for o in Origin}
 NOBODY = "(nobody)"
 ANYONE = "(anyone)"
 UNASSIGNED_LABEL = "(unassigned)"
@@ -56,7 +65,16 @@ def _filter(me: str) -> QueueFilter:
         sla_breached=SLA_CHOICES[state.get("q_sla", "any")],
         flags=tuple(state.get("q_flags", ())),
         text=str(state.get("q_text", "")),
+        origins=tuple(state.get("q_origin", ())),
     )
+
+
+def _table(rows: list[QueueRow], now: datetime) -> Any:
+    """The queue table with each case's origin beside its user (coloured as ``tables.queue_table``)."""
+    frame = tables.queue_frame(rows, now)
+    frame.insert(list(frame.columns).index("user") + 1, "origin", [r.origin for r in rows])
+    colors = tables.row_colors(rows, now)
+    return frame.style.apply(lambda _column: colors, axis=0, subset=["age", "SLA"])
 
 
 def _bulk_assign(shown: list[tuple[str, int]]) -> None:
@@ -119,13 +137,16 @@ def render() -> None:
     now = wb.now()
 
     with st.container(border=True):
-        first = st.columns([2, 2, 2, 2])
+        first = st.columns([3, 2, 2, 2, 2])
         first[0].multiselect("Status", [s.value for s in CaseStatus], default=list(ACTIVE_STATUSES), key="q_status")
         first[1].multiselect("Category", [c.value for c in Category], key="q_category")
         first[2].multiselect("Network", list(wb.config.networks), key="q_network")
         # the listed symbols of the configuration (a DISTINCT over the cases would read the whole table)
         first[3].multiselect("Asset", sorted({a.symbol for a in wb.config.assets}), key="q_asset")
-        second = st.columns([2, 2, 2, 2])
+        first[4].multiselect("Origin", list(ORIGIN_LABELS), format_func=ORIGIN_LABELS.__getitem__, key="q_origin",
+                             help="Appealed by the user, filed by an operator for the user, or detected by "
+                                  "`recovery scan` before anyone appealed.")
+        second = st.columns([2, 2, 2, 4])
         operators = queues.operator_names(wb.db, active_only=False)
         second[0].selectbox("Assignee", [ANYONE, "(me)", UNASSIGNED_LABEL, *operators], key="q_assignee")
         second[1].selectbox("Age", list(AGE_CHOICES), key="q_age")
@@ -156,7 +177,7 @@ def render() -> None:
     st.caption(f"{page.total} matching case(s) · page {page.page} of {page.pages} · "
                f"{breached_here} past their SLA on this page (red; amber: due within 12 h)")
     shown = [(r.reference, r.version) for r in page.rows]
-    st.dataframe(queue_table(page.rows, now), hide_index=True, width="stretch", key="q_table",
+    st.dataframe(_table(page.rows, now), hide_index=True, width="stretch", key="q_table",
                  on_select="rerun", selection_mode="multi-row", height=min(38 + 35 * max(1, len(page.rows)), 760))
 
     nav = st.columns([1, 1, 2, 4])
