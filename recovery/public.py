@@ -10,7 +10,6 @@ other users (``contested``, owners, credits to others) and node errors never app
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -337,18 +336,21 @@ _EVENT_POSITIONS = tuple(i for i, name in enumerate(_SELECTED) if name.startswit
 
 
 def json_loads(text: str | bytes) -> Any:
-    """orjson's parser (several times the standard library's speed on the stored decisions).
+    """orjson's parser (faster than the standard library's on the stored decisions).
 
     orjson turns an integer wider than 64 bits into a float without a word; any text with a run of
     20 or more digits (a number that may be that wide, or merely a long digit string) is parsed by
-    the standard library instead, so no number is ever rounded.
+    the standard library instead, so no number is ever rounded. (The run is found by mapping every
+    byte to a digit or a blank and searching in C: a regular expression cost 20 µs per decision.)
     """
-    if _LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+    raw = text.encode() if isinstance(text, str) else text
+    if _DIGIT_RUN in raw.translate(_DIGITS_AS_NINES):
         return json.loads(text)
-    return orjson.loads(text)
+    return orjson.loads(raw)
 
 
-_LONG_DIGITS = re.compile(r"[0-9]{20}")
+_DIGITS_AS_NINES = bytes(ord("9") if ord("0") <= i <= ord("9") else ord(" ") for i in range(256))
+_DIGIT_RUN = b"9" * 20
 
 
 def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:

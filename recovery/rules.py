@@ -236,9 +236,12 @@ def rules_version(config: Config) -> str:
 # --------------------------------------------------------------------------- user-facing view
 
 
+_USER_ID_SUFFIXES = ("user_id", "user_ids")
+
+
 def public_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
     """Evidence a user may read: no user ids (theirs or anyone else's)."""
-    return {k: v for k, v in evidence.items() if not (k.endswith("user_id") or k.endswith("user_ids"))}
+    return {k: v for k, v in evidence.items() if not k.endswith(_USER_ID_SUFFIXES)}
 
 
 def user_reasons(decision: Decision) -> list[dict[str, Any]]:
