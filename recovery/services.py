@@ -380,6 +380,18 @@ def update_cases(session: Session, changes: Sequence[tuple[Case | LockedCase, Ma
             set_committed_value(case, key, value)
 
 
+def _appeal_details(draft: AppealDraft) -> dict[str, Any]:
+    """What an appeal said, as audit details (submit and claim events)."""
+    return {
+        "network": draft.network,
+        "asset": draft.asset,
+        "tx_hash": draft.tx_hash,
+        "deposit_address": draft.deposit_address,
+        "memo": draft.memo,
+        "claimed_amount": draft.claimed_amount,
+    }
+
+
 def reference_for(case_id: int) -> str:
     return f"RC-{case_id:06d}"
 
@@ -561,12 +573,7 @@ class CaseService:
                     details={
                         "origin": origin.value,
                         **({"shared_address": True} if is_shared_owner(draft.user_id) else {}),
-                        "network": draft.network,
-                        "asset": draft.asset,
-                        "tx_hash": draft.tx_hash,
-                        "deposit_address": draft.deposit_address,
-                        "memo": draft.memo,
-                        "claimed_amount": draft.claimed_amount,
+                        **_appeal_details(draft),
                     },
                     now=now,
                 )
@@ -619,12 +626,7 @@ class CaseService:
                 "origin": Origin.APPEAL.value,
                 "previous_user_id": previous,
                 "user_id": draft.user_id,
-                "network": draft.network,
-                "asset": draft.asset,
-                "tx_hash": draft.tx_hash,
-                "deposit_address": draft.deposit_address,
-                "memo": draft.memo,
-                "claimed_amount": draft.claimed_amount,
+                **_appeal_details(draft),
             },
             now=now,
         )

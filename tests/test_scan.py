@@ -298,16 +298,21 @@ SHARED_XRPL = "rsRy14FvipgqudiGmptJBhr1RtpsgfzKMM"  # a recorded 329.1748 XRP pa
 DUST_XRPL = "rnZmVGX6f4pUYyS4oXYJzoLdRojQV8y297"  # three recorded 1-drop payments without a tag
 
 
+def xrpl_only(config: Config) -> Config:
+    """The replay configuration with the XRP Ledger as the only network."""
+    return dataclasses.replace(
+        config, networks=MappingProxyType({"xrpl": config.network("xrpl")}),
+        assets=tuple(a for a in config.assets if a.network == "xrpl"),
+        fees=tuple(f for f in config.fees if f.network in ("*", "xrpl")))
+
+
 @pytest.mark.parametrize(("tag", "user", "category"), [
     ("1288227521", "zoe", "uncredited_valid"),
     ("7", f"shared:xrpl:{SHARED_XRPL}", "wrong_memo"),
 ])
 def test_memo_network_on_the_recorded_xrp_ledger(database: Database, replay_config: Config, clock: Clock,
                                                   tag: str, user: str, category: str) -> None:
-    config = dataclasses.replace(
-        replay_config, networks=MappingProxyType({"xrpl": replay_config.network("xrpl")}),
-        assets=tuple(a for a in replay_config.assets if a.network == "xrpl"),
-        fees=tuple(f for f in replay_config.fees if f.network in ("*", "xrpl")))
+    config = xrpl_only(replay_config)
     service = CaseService(database, config, clock)
     with database.write() as session:
         session.add(DepositAddress(user_id="zoe", network="xrpl", address=SHARED_XRPL, memo=tag, kind="eoa"))
@@ -557,10 +562,7 @@ def test_an_appeal_for_an_unmatched_memo_claims_the_shared_address_case(
     database: Database, replay_config: Config
 ) -> None:
     clock = Clock(datetime(2025, 9, 1, tzinfo=UTC))  # a week after the recorded payment: not expired
-    config = dataclasses.replace(
-        replay_config, networks=MappingProxyType({"xrpl": replay_config.network("xrpl")}),
-        assets=tuple(a for a in replay_config.assets if a.network == "xrpl"),
-        fees=tuple(f for f in replay_config.fees if f.network in ("*", "xrpl")))
+    config = xrpl_only(replay_config)
     service = CaseService(database, config, clock)
     with database.write() as session:  # the recorded payment's tag 1288227521 is nobody's
         session.add(DepositAddress(user_id="zoe", network="xrpl", address=SHARED_XRPL, memo="7", kind="eoa"))
@@ -623,10 +625,7 @@ def test_an_appeal_for_an_unmatched_memo_claims_the_shared_address_case(
 def test_the_system_never_claims_and_a_finished_shared_case_is_not_claimed(
     database: Database, replay_config: Config, clock: Clock
 ) -> None:
-    config = dataclasses.replace(
-        replay_config, networks=MappingProxyType({"xrpl": replay_config.network("xrpl")}),
-        assets=tuple(a for a in replay_config.assets if a.network == "xrpl"),
-        fees=tuple(f for f in replay_config.fees if f.network in ("*", "xrpl")))
+    config = xrpl_only(replay_config)
     service = CaseService(database, config, clock)
     with database.write() as session:
         session.add(DepositAddress(user_id="zoe", network="xrpl", address=SHARED_XRPL, memo="7", kind="eoa"))
