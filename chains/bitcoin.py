@@ -42,7 +42,7 @@ from chains.base import (
     Transfer,
     TxStatus,
 )
-from chains.transport import TransportOptions, UnusableAnswer
+from chains.transport import TransportOptions, UnusableAnswer, positive_option
 from chains.tron import RestTransport
 from recovery.config import Network
 
@@ -87,10 +87,7 @@ class BitcoinAdapter:
         if api not in APIS:
             raise ValueError(f"network {network.name}: api must be one of {', '.join(APIS)}")
         self.api: str = str(api)
-        concurrency = extra.get("lookup_concurrency", 4)
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"network {network.name}: lookup_concurrency must be an integer >= 1")
-        self.concurrency = concurrency
+        self.concurrency = positive_option(extra, "lookup_concurrency", 4, network.name)
         self.features: frozenset[str] = frozenset()
         self.transport = transport or RestTransport(
             network.name, network.rpc_urls, TransportOptions.from_network(network)

@@ -52,7 +52,7 @@ from chains.base import (
     Transfer,
     TxStatus,
 )
-from chains.transport import JsonRpcError, RpcCall, Transport, UnusableAnswer
+from chains.transport import JsonRpcError, RpcCall, Transport, UnusableAnswer, positive_option
 from recovery.config import Network
 
 __all__ = [
@@ -217,14 +217,14 @@ class EvmAdapter:
                 chosen |= set(_TRACE_METHODS)
             self.features = frozenset(chosen)
         self._set_features(self.features)
-        self.batch_size = _positive(extra, "lookup_batch_size", 200, network.name)
-        self.trace_batch_size = _positive(extra, "trace_batch_size", 50, network.name)
-        self.concurrency = _positive(extra, "lookup_concurrency", 2, network.name)
+        self.batch_size = positive_option(extra, "lookup_batch_size", 200, network.name)
+        self.trace_batch_size = positive_option(extra, "trace_batch_size", 50, network.name)
+        self.concurrency = positive_option(extra, "lookup_concurrency", 2, network.name)
         self._executor: ThreadPoolExecutor | None = None
-        self.trace_block_min_txs = _positive(extra, "trace_block_min_txs", 4, network.name)
-        self.log_chunk_blocks = _positive(extra, "log_chunk_blocks", 2_000, network.name)
-        self.native_scan_max_blocks = _positive(extra, "native_scan_max_blocks", 2_000, network.name)
-        self.trace_filter_blocks = _positive(extra, "trace_filter_blocks", 1_000, network.name)
+        self.trace_block_min_txs = positive_option(extra, "trace_block_min_txs", 4, network.name)
+        self.log_chunk_blocks = positive_option(extra, "log_chunk_blocks", 2_000, network.name)
+        self.native_scan_max_blocks = positive_option(extra, "native_scan_max_blocks", 2_000, network.name)
+        self.trace_filter_blocks = positive_option(extra, "trace_filter_blocks", 1_000, network.name)
         max_age = extra.get("max_head_age_seconds")
         self.max_head_age: float | None = None if max_age is None else float(max_age)
         memory = extra.get("head_memory_seconds", 120)
@@ -1066,9 +1066,3 @@ def _checksum(address: str) -> str:
 def _utc(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
-
-def _positive(extra: Mapping[str, Any], key: str, default: int, network: str) -> int:
-    value = extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"network {network}: {key} must be a positive integer")
-    return value

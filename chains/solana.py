@@ -55,7 +55,7 @@ from chains.base import (
     TxStatus,
     not_found,
 )
-from chains.transport import JsonRpcError, RpcCall, Transport, UnusableAnswer
+from chains.transport import JsonRpcError, RpcCall, Transport, UnusableAnswer, positive_option
 from recovery.config import Network
 
 __all__ = [
@@ -428,13 +428,6 @@ def _resolve(move: _Move, tokens: Mapping[str, _TokenAccount], spl: list[dict[st
 # the adapter
 
 
-def _positive(extra: Mapping[str, Any], key: str, default: int, network: str) -> int:
-    value = extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"network {network}: {key} must be a positive integer")
-    return value
-
-
 def _choice(extra: Mapping[str, Any], key: str, choices: tuple[str, ...], network: str) -> str:
     value = extra.get(key, choices[0])
     if value not in choices:
@@ -463,9 +456,9 @@ class SolanaAdapter:
         extra = network.model_extra or {}
         self.encoding = _choice(extra, "encoding", _ENCODINGS, network.name)
         self.commitment = _choice(extra, "commitment", _COMMITMENTS, network.name)
-        self.batch_size = _positive(extra, "lookup_batch_size", 100, network.name)
-        self.signatures_limit = min(1000, _positive(extra, "signatures_limit", 1000, network.name))
-        self.max_pages = _positive(extra, "max_pages", 20, network.name)
+        self.batch_size = positive_option(extra, "lookup_batch_size", 100, network.name)
+        self.signatures_limit = min(1000, positive_option(extra, "signatures_limit", 1000, network.name))
+        self.max_pages = positive_option(extra, "max_pages", 20, network.name)
 
     def __repr__(self) -> str:
         return f"SolanaAdapter({self.network.name!r})"

@@ -73,7 +73,7 @@ from chains.base import (
     TxStatus,
     not_found,
 )
-from chains.transport import Transport, UnusableAnswer, _join, _Transient
+from chains.transport import Transport, UnusableAnswer, _join, _Transient, positive_option
 from recovery.config import Network
 
 __all__ = [
@@ -443,13 +443,6 @@ class _HorizonTransport(Transport):
         return self._with_failover(attempt)
 
 
-def _positive(extra: Mapping[str, Any], key: str, default: int, network: str) -> int:
-    value = extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"network {network}: {key} must be a positive integer")
-    return value
-
-
 class StellarAdapter:
     """Chain adapter for one Stellar network (Horizon). Thread-safe.
 
@@ -472,9 +465,9 @@ class StellarAdapter:
         if not isinstance(passphrase, str) or not passphrase:
             raise ValueError(f"network {network.name}: network_passphrase must be a non-empty string")
         self.passphrase = passphrase
-        self.workers = _positive(extra, "lookup_workers", 4, network.name)
-        self.page_limit = min(200, _positive(extra, "page_limit", 200, network.name))
-        self.max_pages = _positive(extra, "max_pages", 50, network.name)
+        self.workers = positive_option(extra, "lookup_workers", 4, network.name)
+        self.page_limit = min(200, positive_option(extra, "page_limit", 200, network.name))
+        self.max_pages = positive_option(extra, "max_pages", 50, network.name)
 
     def __repr__(self) -> str:
         return f"StellarAdapter({self.network.name!r})"

@@ -164,6 +164,14 @@ class TransportOptions:
         return cls(**values)
 
 
+def positive_option(extra: Mapping[str, Any], key: str, default: int, network: str) -> int:
+    """An integer network key that must be at least 1 (batch sizes, concurrency, block ranges)."""
+    value = extra.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"network {network}: {key} must be an integer >= 1")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class UrlState:
     url: str

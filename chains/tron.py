@@ -45,7 +45,7 @@ from chains.base import (
     Transfer,
     TxStatus,
 )
-from chains.transport import Transport, TransportOptions, UnusableAnswer
+from chains.transport import Transport, TransportOptions, UnusableAnswer, positive_option
 from recovery.config import Network
 
 __all__ = [
@@ -213,7 +213,7 @@ class TronAdapter:
         self.network = network
         extra = network.model_extra or {}
         self.features: frozenset[str] = frozenset()
-        self.concurrency = _positive(extra, "lookup_concurrency", 4, network.name)
+        self.concurrency = positive_option(extra, "lookup_concurrency", 4, network.name)
         key = extra.get("api_key")
         headers = {"TRON-PRO-API-KEY": str(key)} if key else None
         self.transport = transport or RestTransport(
@@ -515,9 +515,3 @@ def _map(func: Callable[[_T], _R], items: Sequence[_T], workers: int) -> list[_R
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
         return list(pool.map(func, items))
 
-
-def _positive(extra: Mapping[str, Any], key: str, default: int, network: str) -> int:
-    value = extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"network {network}: {key} must be an integer >= 1")
-    return value

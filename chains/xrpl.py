@@ -60,7 +60,7 @@ from chains.base import (
     TxStatus,
     not_found,
 )
-from chains.transport import Transport, UnusableAnswer
+from chains.transport import Transport, UnusableAnswer, positive_option
 from recovery.config import Network
 
 __all__ = [
@@ -467,13 +467,6 @@ def _value_transfer(
 # the adapter
 
 
-def _positive(extra: Mapping[str, Any], key: str, default: int, network: str) -> int:
-    value = extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"network {network}: {key} must be a positive integer")
-    return value
-
-
 class XrplAdapter:
     """Chain adapter for one XRP Ledger network. Thread-safe.
 
@@ -496,9 +489,9 @@ class XrplAdapter:
         if not isinstance(testnet, bool):
             raise ValueError(f"network {network.name}: testnet must be true or false")
         self.testnet = testnet
-        self.workers = _positive(extra, "lookup_workers", 4, network.name)
-        self.page_limit = _positive(extra, "account_tx_limit", 200, network.name)
-        self.max_pages = _positive(extra, "max_pages", 50, network.name)
+        self.workers = positive_option(extra, "lookup_workers", 4, network.name)
+        self.page_limit = positive_option(extra, "account_tx_limit", 200, network.name)
+        self.max_pages = positive_option(extra, "max_pages", 50, network.name)
 
     def __repr__(self) -> str:
         return f"XrplAdapter({self.network.name!r})"

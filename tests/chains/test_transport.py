@@ -14,7 +14,7 @@ import pytest
 import tomli_w
 
 from chains.base import ChainUnavailable
-from chains.transport import JsonRpcError, Transport, TransportOptions, UnusableAnswer
+from chains.transport import JsonRpcError, Transport, TransportOptions, UnusableAnswer, positive_option
 from recovery.config import Config, load_config
 from recovery.settings import REPO_ROOT
 from tests.fixtures_anvil import LocalNode, Reply, dead_url, network_variant, rpc_error
@@ -330,3 +330,11 @@ def test_fractional_seconds_in_networks_toml_are_accepted(tmp_path: Path) -> Non
     options = TransportOptions.from_network(load_config(tmp_path / "config").network("ethereum"))
 
     assert (options.connect_timeout, options.timeout) == (0.3, 2.5)
+
+
+@pytest.mark.parametrize("bad", [0, -3, True, "4", 2.5])
+def test_integer_network_keys_must_be_at_least_one(bad: object) -> None:
+    with pytest.raises(ValueError, match="network n: lookup_concurrency must be an integer >= 1"):
+        positive_option({"lookup_concurrency": bad}, "lookup_concurrency", 4, "n")
+    assert positive_option({}, "lookup_concurrency", 4, "n") == 4
+    assert positive_option({"lookup_concurrency": 9}, "lookup_concurrency", 4, "n") == 9
