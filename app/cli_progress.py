@@ -1,5 +1,6 @@
-"""What the batch commands (`recovery recheck`, `recovery scan`) share: progress as plain lines
-when stderr is not a terminal, and a refusal message that becomes an exit code."""
+"""What the batch commands (`recovery recheck`, `recovery scan`) share: their exit codes, the
+checks before a run (network, database reachable, schema current), progress as plain lines when
+stderr is not a terminal, and a refusal message that becomes an exit code."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ from threading import Lock
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
+
+from app.context import AppContext, app_context
+from recovery import migrate
+
+EXIT_COULD_NOT_RUN = 1
+EXIT_USAGE = 2
+EXIT_BUSY = 3
+EXIT_INTERRUPTED = 130
 
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(soft_wrap=True, highlight=False)
@@ -18,6 +28,26 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print ``message`` on stderr and return the ``typer.Exit`` to raise."""
     err.print(message, markup=False)
     return typer.Exit(code)
+
+
+def ready_context(network: str | None) -> AppContext:
+    """The application context for a batch run, or the refusal to raise: an unknown ``--network``
+    (exit 2), a database that cannot be reached or whose schema is not the newest (exit 1). An
+    invalid configuration is reported by the CLI group (exit 2)."""
+    context = app_context()
+    config = context.config
+    if network is not None and network not in config.networks:
+        raise fail(f"error: --network: unknown network {network!r} (known: {', '.join(sorted(config.networks))})",
+                   EXIT_USAGE)
+    try:
+        current = migrate.current_revision(context.db)
+    except OperationalError as exc:
+        raise fail(f"error: cannot reach the database: {exc.orig}", EXIT_COULD_NOT_RUN) from None
+    head = migrate.head_revision()
+    if current != head:
+        raise fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
+                   EXIT_COULD_NOT_RUN)
+    return context
 
 
 class PlainProgress:

@@ -19,17 +19,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from app.cli_progress import PlainProgress, err, fail, out
-from app.context import app_context
-from recovery import migrate
+from app.cli_progress import (
+    EXIT_BUSY,
+    EXIT_COULD_NOT_RUN,
+    EXIT_INTERRUPTED,
+    PlainProgress,
+    err,
+    fail,
+    out,
+    ready_context,
+)
 from recovery.checking import ChainGateway
 from recovery.leases import RunnerBusy
 from recovery.recheck import Recheck, RecheckOptions, RecheckSummary
-
-EXIT_COULD_NOT_RUN = 1
-EXIT_USAGE = 2
-EXIT_BUSY = 3
-EXIT_INTERRUPTED = 130
 
 
 def recheck(
@@ -46,20 +48,8 @@ def recheck(
 ) -> None:
     """Re-check the cases that need the chain: submitted, awaiting_chain, deposits still inside the
     reorg window, and refunds in flight. Safe to run as several processes on PostgreSQL."""
-    context = app_context()
-    config = context.config  # an invalid configuration is reported by the CLI group (exit 2)
-    if network is not None and network not in config.networks:
-        raise fail(f"error: --network: unknown network {network!r} (known: {', '.join(sorted(config.networks))})",
-                    EXIT_USAGE)
-    try:
-        db = context.db
-        current = migrate.current_revision(db)
-    except OperationalError as exc:
-        raise fail(f"error: cannot reach the database: {exc.orig}", EXIT_COULD_NOT_RUN) from None
-    head = migrate.head_revision()
-    if current != head:
-        raise fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
-                    EXIT_COULD_NOT_RUN)
+    context = ready_context(network)
+    config = context.config
     options = RecheckOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
                              lease_seconds=lease_seconds, dry_run=dry_run)
     runner = Recheck(context.cases, ChainGateway(config), options)

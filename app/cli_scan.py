@@ -20,17 +20,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from app.cli_progress import PlainProgress, err, fail, out
-from app.context import app_context
-from recovery import migrate
+from app.cli_progress import (
+    EXIT_BUSY,
+    EXIT_COULD_NOT_RUN,
+    EXIT_USAGE,
+    PlainProgress,
+    err,
+    fail,
+    out,
+    ready_context,
+)
 from recovery.checking import ChainGateway
 from recovery.config import Config
 from recovery.leases import RunnerBusy
 from recovery.scan import Scanner, ScanOptions, ScanSummary
-
-EXIT_COULD_NOT_RUN = 1
-EXIT_USAGE = 2
-EXIT_BUSY = 3
 
 
 def scan(
@@ -55,20 +58,8 @@ def scan(
     token, below minimum, memo mistakes, ...) and open a case for each, as the system, before the
     user appeals. Counterfeit and dust transfers are recorded, not opened. Continues where the last
     run stopped; safe to run as several processes on PostgreSQL."""
-    context = app_context()
-    config = context.config  # an invalid configuration is reported by the CLI group (exit 2)
-    if network is not None and network not in config.networks:
-        raise fail(f"error: --network: unknown network {network!r} (known: {', '.join(sorted(config.networks))})",
-                    EXIT_USAGE)
-    try:
-        db = context.db
-        current = migrate.current_revision(db)
-    except OperationalError as exc:
-        raise fail(f"error: cannot reach the database: {exc.orig}", EXIT_COULD_NOT_RUN) from None
-    head = migrate.head_revision()
-    if current != head:
-        raise fail(f"error: the database schema is at {current or 'nothing'}, not {head}: run `recovery db upgrade`",
-                    EXIT_COULD_NOT_RUN)
+    context = ready_context(network)
+    config = context.config
     price_map = read_prices(prices, config) if prices is not None else None
     options = ScanOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
                           chunk_blocks=chunk_blocks, from_block=from_block, lease_seconds=lease_seconds,
