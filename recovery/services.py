@@ -164,6 +164,36 @@ def decision_status(decision: Decision) -> CaseStatus:
     return CaseStatus.AWAITING_CHAIN if decision.category in PENDING_CATEGORIES else CaseStatus.IN_REVIEW
 
 
+def _decided_block(decision: Mapping[str, Any] | None) -> tuple[str, str, int | None] | None:
+    """(network, block hash, block number) where a stored decision found the transaction, if anywhere."""
+    for reason in (decision or {}).get("reasons") or ():
+        if isinstance(reason, Mapping) and reason.get("code") in ("found", "found_elsewhere"):
+            evidence = reason.get("evidence") or {}
+            network, block_hash, block = evidence.get("network"), evidence.get("block_hash"), evidence.get("block")
+            if isinstance(network, str) and isinstance(block_hash, str):
+                return network, block_hash, block if isinstance(block, int) else None
+    return None
+
+
+def _case_reorg(
+    decision: Mapping[str, Any] | None, observations: Mapping[str, Observation]
+) -> tuple[dict[str, Any], ...]:
+    """The reorg this case's own decision shows: the transaction is no longer in the block it was
+    decided on (another block, back in the mempool, or gone)."""
+    before = _decided_block(decision)
+    if before is None:
+        return ()
+    network, old_hash, old_block = before
+    obs = observations.get(network)
+    if obs is None:
+        return ()
+    new_hash = obs.block_hash if obs.found else None
+    if new_hash == old_hash:
+        return ()
+    return ({"network": network, "tx_hash": obs.tx_hash, "old_block_hash": old_hash, "new_block_hash": new_hash,
+             "old_block": old_block, "new_block": obs.block_number if obs.found else None},)
+
+
 def decision_signature(data: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of a stored decision whose change is worth an audit event (not confirmations)."""
     transfers = data.get("transfers") or []
@@ -1000,6 +1030,9 @@ class CaseService:
             changes: list[tuple[Case | LockedCase, dict[str, Any]]] = []
             for position, update, case in accepted:
                 seen = tuple(r for o in update.observations.values() for r in reorgs.get((o.network, o.tx_hash), ()))
+                # The stored observation is shared: when another case (a contested one, checked in an
+                # earlier batch) already recorded the new block, this case still saw the old one.
+                seen = seen or _case_reorg(case.decision, update.observations)
                 values, event = self._chain_result(case, update, list(seen), actor, now)
                 if event is not None:
                     pending.append(event)

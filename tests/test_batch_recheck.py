@@ -122,6 +122,40 @@ def test_reorg_is_detected_and_recorded(cases: CaseService, evm_testbed: EvmTest
     evm_testbed.mine("ethereum", max(1, head_before + 40 - head))  # keep the shared chain ahead of any head seen
 
 
+def test_a_reorg_is_recorded_on_each_contested_case_even_in_different_batches(
+    cases: CaseService, evm_testbed: EvmTestbed
+) -> None:
+    # Two users appeal one transfer; each batch holds one case, so the second batch finds the shared
+    # observation already moved to the new block by the first: its own decision still shows the old.
+    url = evm_testbed.url("ethereum")
+    address = user_address(cases, "bob")
+    snapshot = devchain.snapshot(url)
+    head_before = int(devchain.rpc(url).call("eth_blockNumber"), 16)
+    spec = token_transfer("ethereum", FUNDER, evm_testbed.tokens["ethereum"]["USDT"], address, 80 * 10**6)
+    tx = send_all(url, [spec])[0]
+    evm_testbed.mine("ethereum", 12)
+    refs = [appeal(cases, user, "ethereum", "USDT", tx, address) for user in ("bob", "mallory")]
+    recheck(cases, batch_size=1, workers=1)
+    assert all(status(cases, ref) == "in_review" for ref in refs)
+    devchain.revert(url, snapshot)
+    evm_testbed.mine("ethereum", 3)  # the same transaction now lands in another block
+    assert send_all(url, [spec])[0] == tx
+    evm_testbed.mine("ethereum", 12)
+
+    summary = recheck(cases, batch_size=1, workers=1)
+
+    assert summary.reorgs == 2
+    moves = []
+    for ref in refs:
+        last = events(cases, ref)[-1]
+        assert last.action == "chain_result" and last.details.get("reorg"), ref
+        [move] = last.details["reorg"]
+        moves.append((move["old_block_hash"], move["new_block_hash"]))
+    assert moves[0] == moves[1] and moves[0][0] != moves[0][1]
+    head = int(devchain.rpc(url).call("eth_blockNumber"), 16)
+    evm_testbed.mine("ethereum", max(1, head_before + 40 - head))  # keep the shared chain ahead of any head seen
+
+
 def refund_case(cases: CaseService, evm_testbed: EvmTestbed, user: str) -> tuple[str, str, str]:
     """An unlisted-token deposit, decided (refund) and approved; returns (reference, token, address)."""
     address = user_address(cases, user)
