@@ -25,7 +25,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import requests
 import tomli_w
 from eth_utils.address import to_checksum_address
 
+from app.demo.serving import free_port, wait_http
 from chains import devchain
 from chains.devchain import DEV_ACCOUNTS, SeedTransfer
 from recovery import migrate
@@ -164,27 +164,6 @@ def load(server: Server, label: str, requests_: Sequence[Request], *, connection
 
 # ------------------------------------------------------------------------------------ the world
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Poll ``url`` until it answers 200 (or the process dies, or the deadline passes)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with status {process.returncode}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
 @dataclass(frozen=True)
 class Server:
     port: int
@@ -201,7 +180,7 @@ def serve_api(env: dict[str, str], log: Path, *, port: int | None = None) -> Ite
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
                                    start_new_session=True)
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", process)
+        wait_http(f"http://127.0.0.1:{port}/healthz", process, interval=0.1)
         yield Server(port, process.pid)
     finally:
         if process.poll() is None:

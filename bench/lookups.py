@@ -19,7 +19,6 @@ It prints each rate and the ratios a/b (goal >= 8) and a/c (goal >= 0.7).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -29,9 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from eth_utils.address import to_checksum_address
 
+from bench.common import raw_batched
 from chains import devchain
 from chains.base import Observation, TxStatus
 from chains.devchain import DEV_ACCOUNTS, SeedTransfer
@@ -66,23 +65,6 @@ def seed(url: str, n: int, usdt: str) -> list[str]:
         else:
             transfers.append(SeedTransfer(sender, recipient, token=usdt, amount=10**6 + i))
     return devchain.seed_transfers(url, transfers)
-
-
-def raw_batched(url: str, hashes: Sequence[str], chunk: int) -> int:
-    session = requests.Session()
-    session.headers["Content-Type"] = "application/json"
-    seen = 0
-    for start in range(0, len(hashes), chunk):
-        payload = []
-        for i, h in enumerate(hashes[start : start + chunk]):
-            payload.append({"jsonrpc": "2.0", "id": 2 * i, "method": "eth_getTransactionByHash", "params": [h]})
-            payload.append({"jsonrpc": "2.0", "id": 2 * i + 1, "method": "eth_getTransactionReceipt", "params": [h]})
-        reply = session.post(url, data=json.dumps(payload), timeout=120)
-        reply.raise_for_status()
-        answers = json.loads(reply.content)
-        seen += sum(1 for a in answers if a.get("id", 1) % 2 == 0 and a.get("result") is not None)
-    session.close()
-    return seen
 
 
 def naive_web3(url: str, hashes: Sequence[str]) -> int:

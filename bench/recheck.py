@@ -28,19 +28,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-import tomli_w
 from eth_utils.address import to_checksum_address
 from sqlalchemy import insert
 from sqlmodel import col, func, select
 
+from bench.common import raw_batched, shipped_networks, write_config_for
 from chains import devchain
 from chains.devchain import DEV_ACCOUNTS, SeedTransfer
 from recovery import migrate
@@ -90,21 +88,9 @@ class RunResult:
 
 def write_config_dir(target: Path, urls: dict[str, str]) -> Path:
     """The shipped configuration with ``urls`` as the only EVM networks (the others are dropped)."""
-    source = REPO_ROOT / "config"
-    networks = tomllib.loads((source / "networks.toml").read_text())["networks"]
     kept = {name: dict(net, rpc_urls=[urls[name]]) if name in urls else net
-            for name, net in networks.items() if name in urls or net.get("family") != "evm"}
-    assets = [a for a in tomllib.loads((source / "assets.toml").read_text())["assets"] if a["network"] in kept]
-    fees = [f for f in tomllib.loads((source / "fees.toml").read_text())["fees"]
-            if f.get("network", "*") in ("*", *kept)]
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "networks.toml").write_text(tomli_w.dumps({"networks": kept}))
-    (target / "assets.toml").write_text(tomli_w.dumps({"assets": assets}))
-    (target / "fees.toml").write_text(tomli_w.dumps({"fees": fees}))
-    if (source / "policy.toml").exists():
-        (target / "policy.toml").write_text((source / "policy.toml").read_text())
-    load_config(target)  # refuse to benchmark an invalid configuration
-    return target
+            for name, net in shipped_networks().items() if name in urls or net.get("family") != "evm"}
+    return write_config_for(target, kept)
 
 
 def seed_chain(url: str, count: int, usdt: str) -> list[Deposit]:
@@ -147,29 +133,18 @@ def seed_cases(service: CaseService, deposits: Sequence[Deposit]) -> None:
             session.connection().execute(insert(table_of(Case)), rows)
 
 
-def raw_batched(url: str, hashes: Sequence[str], chunk: int) -> float:
+def raw_seconds(url: str, hashes: Sequence[str], chunk: int) -> float:
     """Seconds to fetch transaction + receipt for every hash, ``chunk`` hashes per HTTP request."""
-    session = requests.Session()
-    session.headers["Content-Type"] = "application/json"
     began = time.perf_counter()
-    seen = 0
-    for start in range(0, len(hashes), chunk):
-        payload = []
-        for i, h in enumerate(hashes[start : start + chunk]):
-            payload.append({"jsonrpc": "2.0", "id": 2 * i, "method": "eth_getTransactionByHash", "params": [h]})
-            payload.append({"jsonrpc": "2.0", "id": 2 * i + 1, "method": "eth_getTransactionReceipt", "params": [h]})
-        reply = session.post(url, data=json.dumps(payload), timeout=120)
-        reply.raise_for_status()
-        seen += sum(1 for a in json.loads(reply.content) if a.get("id", 1) % 2 and a.get("result"))
+    seen = raw_batched(url, hashes, chunk)
     seconds = time.perf_counter() - began
-    session.close()
     if seen != len(hashes):
         raise RuntimeError(f"raw lookups found {seen} of {len(hashes)} receipts")
     return seconds
 
 
 def raw_rates(url: str, hashes: Sequence[str], chunk: int, repeat: int) -> list[float]:
-    return [len(hashes) / raw_batched(url, hashes, chunk) for _ in range(repeat)]
+    return [len(hashes) / raw_seconds(url, hashes, chunk) for _ in range(repeat)]
 
 
 def run_recheck(env: dict[str, str], args: argparse.Namespace, log: Path,

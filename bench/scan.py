@@ -27,7 +27,6 @@ import json
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,10 +34,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import requests
-import tomli_w
 from eth_utils.address import to_checksum_address
 from sqlmodel import col, func, select
 
+from bench.common import shipped_networks, write_config_for
 from chains import devchain
 from chains.devchain import DEV_ACCOUNTS, SeedTransfer
 from chains.evm import TRANSFER_TOPIC
@@ -78,22 +77,10 @@ class Result:
 def write_config_dir(target: Path, url: str, start: int, log_chunk_blocks: int | None) -> Path:
     """The shipped configuration with ``ethereum`` at ``url`` (scanning from ``start``) as the only
     network."""
-    source = REPO_ROOT / "config"
-    networks = tomllib.loads((source / "networks.toml").read_text())["networks"]
-    kept = {"ethereum": dict(networks["ethereum"], rpc_urls=[url], scan_start_block=start)}
+    kept = {"ethereum": dict(shipped_networks()["ethereum"], rpc_urls=[url], scan_start_block=start)}
     if log_chunk_blocks is not None:
         kept["ethereum"]["log_chunk_blocks"] = log_chunk_blocks
-    assets = [a for a in tomllib.loads((source / "assets.toml").read_text())["assets"] if a["network"] in kept]
-    fees = [f for f in tomllib.loads((source / "fees.toml").read_text())["fees"]
-            if f.get("network", "*") in ("*", *kept)]
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "networks.toml").write_text(tomli_w.dumps({"networks": kept}))
-    (target / "assets.toml").write_text(tomli_w.dumps({"assets": assets}))
-    (target / "fees.toml").write_text(tomli_w.dumps({"fees": fees}))
-    if (source / "policy.toml").exists():
-        (target / "policy.toml").write_text((source / "policy.toml").read_text())
-    load_config(target)  # refuse to benchmark an invalid configuration
-    return target
+    return write_config_for(target, kept)
 
 
 def block_number(url: str) -> int:

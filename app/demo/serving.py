@@ -24,7 +24,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0, interval: float = 0.2) -> None:
     """Poll ``url`` until it answers 200, or raise (also when the process died)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -35,7 +35,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0)
                 return
         except requests.RequestException:
             pass
-        time.sleep(0.2)
+        time.sleep(interval)
     raise DemoError(f"{url} did not answer within {timeout:.0f}s")
 
 

@@ -14,7 +14,7 @@ import requests
 from typer.testing import CliRunner
 
 from app import cli
-from bench.api_load import free_port, wait_http
+from app.demo.serving import free_port, wait_http
 from recovery.db import Database, connect
 from recovery.settings import get_settings
 from tests.api.conftest import SECRET, bearer

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from eth_utils.address import to_checksum_address
 from typer.testing import CliRunner
 
 from app import cli
+from app.demo.serving import free_port
 from chains import devchain
 from chains.devchain import DEV_ACCOUNTS, Devchain, DevchainError, SeedTransfer, local_chains, pid_alive
 from chains.evm import EvmAdapter
@@ -25,11 +25,6 @@ from tests.fixtures_anvil import EvmTestbed, fresh_address
 pytestmark = pytest.mark.anvil
 runner = CliRunner()
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

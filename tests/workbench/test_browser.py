@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Dialog, Page, Request, expect, sync_playwright
 
+from app.demo.serving import free_port
 from app.workbench.context import Workbench
 from recovery.settings import REPO_ROOT
 from recovery.vocabulary import CaseStatus
@@ -35,11 +35,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 TIMEOUT_MS = 60_000
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
