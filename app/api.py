@@ -9,7 +9,6 @@ go through ``CaseService``, the chain check is ``CaseChecker``, and what a user 
 
 
 import asyncio
-import gc
 import json
 import logging
 import re
@@ -40,6 +39,7 @@ from app.api_models import (
     request_schema,
 )
 from app.api_settings import ApiSettings
+from app.collector import freeze_startup
 from chains.addresses import FORMAT_HINTS
 from recovery.checking import CaseChecker, ChainGateway
 from recovery.config import Config
@@ -421,9 +421,6 @@ def create_app_from_env() -> FastAPI:
 
     context = app_context()
     app = create_app(context.cases, ApiSettings())
-    # Everything built so far (configuration, schemas, SQLAlchemy metadata, web3) lives as long as
-    # the process: keep it out of the collector's generations so collections stay cheap.
-    gc.collect()
-    gc.freeze()
+    freeze_startup()
     return app
 

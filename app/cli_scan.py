@@ -30,6 +30,7 @@ from app.cli_progress import (
     out,
     ready_context,
 )
+from app.collector import batch_collection
 from recovery.checking import ChainGateway
 from recovery.config import Config
 from recovery.leases import RunnerBusy
@@ -69,7 +70,8 @@ def scan(
     except ValueError as exc:
         raise fail(f"error: {exc}", EXIT_USAGE) from None
     try:
-        summary = _run(scanner, show_bar=err.is_terminal and not as_json)
+        with batch_collection():
+            summary = _run(scanner, show_bar=err.is_terminal and not as_json)
     except RunnerBusy as exc:
         raise fail(f"error: {exc}", EXIT_BUSY) from None
     except (OperationalError, ProgrammingError) as exc:
