@@ -24,7 +24,7 @@ from sqlmodel import Session, SQLModel, col, select
 from chains.base import Observation
 from recovery import audit
 from recovery.config import Config
-from recovery.db import Database
+from recovery.db import Database, execute_rows
 from recovery.dbtypes import utcnow
 from recovery.errors import (
     Conflict,
@@ -233,7 +233,7 @@ def upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]], 
     statement = statement.on_conflict_do_update(
         index_elements=list(keys), set_={name: statement.excluded[name] for name in changing}
     )
-    session.connection().execute(statement, rows)
+    execute_rows(session, statement, rows)
 
 
 def table_of(model: type[SQLModel]) -> Table:
@@ -378,7 +378,7 @@ def append_events(session: Session, items: Sequence[PendingEvent], now: datetime
         )
         row.hash = last_hash = audit.event_hash(cast(CaseEvent, row))
         rows.append(row.__dict__)
-    session.connection().execute(insert(table_of(CaseEvent)), rows)
+    execute_rows(session, insert(table_of(CaseEvent)), rows)
     head.last_event_id = last_id
     head.last_hash = last_hash
     session.add(head)
@@ -399,7 +399,7 @@ def update_cases(session: Session, changes: Sequence[tuple[Case | LockedCase, Ma
         if keys:
             statement = (update(table).where(table.c.id == bindparam("case_id_"))
                          .values({k: bindparam(f"new_{k}") for k in keys}))
-            session.connection().execute(statement, rows)
+            execute_rows(session, statement, rows)
     for case, values in changes:
         if isinstance(case, LockedCase):
             for key, value in values.items():
