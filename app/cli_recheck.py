@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +30,8 @@ from app.cli_progress import (
     out,
     ready_context,
 )
+from app.collector import batch_collection
+from recovery.batch_deciding import BatchDecider, default_processes
 from recovery.checking import ChainGateway
 from recovery.leases import RunnerBusy
 from recovery.recheck import Recheck, RecheckOptions, RecheckSummary
@@ -37,7 +40,12 @@ from recovery.recheck import Recheck, RecheckOptions, RecheckSummary
 def recheck(
     network: Annotated[str | None, typer.Option(help="Only cases on this network (claimed or refund network).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Handle at most this many cases in this run.")] = None,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Threads looking up and applying batches.")] = 4,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Batches in flight at once (threads).")] = 4,
+    processes: Annotated[
+        int | None, typer.Option(min=0, max=64, help="Processes that look batches up and decide them; the writes "
+                                                     "stay in this one. 0: all in this process. Default: one per "
+                                                     "core, at most 4.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Cases leased and looked up together.")] = 200,
     lease_seconds: Annotated[
         float, typer.Option(min=5.0, help="How long a lease holds if its runner hangs (a killed runner's lease "
@@ -51,16 +59,22 @@ def recheck(
     context = ready_context(network)
     config = context.config
     options = RecheckOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
-                             lease_seconds=lease_seconds, dry_run=dry_run)
+                             lease_seconds=lease_seconds, dry_run=dry_run,
+                             processes=default_processes() if processes is None else processes)
     runner = Recheck(context.cases, ChainGateway(config), options)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a polite stop: finish the batches in hand
     try:
-        summary = _run(runner, show_bar=err.is_terminal and not as_json)
+        # worker processes are forked first, before the progress bar starts a thread
+        with batch_collection(), runner.deciders() as decider:
+            summary = _run(runner, decider, show_bar=err.is_terminal and not as_json)
     except KeyboardInterrupt:
         raise fail("interrupted: the batches in hand were finished and their leases released; run again to go on",
                     EXIT_INTERRUPTED) from None
     except RunnerBusy as exc:
         raise fail(f"error: {exc}", EXIT_BUSY) from None
+    except BrokenProcessPool as exc:
+        raise fail(f"error: a worker process died during the run ({exc}); the batches in hand were released: "
+                   "run again to go on", EXIT_COULD_NOT_RUN) from None
     except (OperationalError, ProgrammingError) as exc:
         raise fail(f"error: the database failed during the run: {exc.orig}", EXIT_COULD_NOT_RUN) from None
     finally:
@@ -76,9 +90,10 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _run(runner: Recheck, *, show_bar: bool) -> RecheckSummary:
+def _run(runner: Recheck, decider: BatchDecider, *, show_bar: bool) -> RecheckSummary:
     if not show_bar:
-        return runner.run(PlainProgress(lambda line: err.print(line, markup=False), "recheck", "cases"))
+        return runner.run(PlainProgress(lambda line: err.print(line, markup=False), "recheck", "cases"),
+                          decider=decider)
     columns = (TextColumn("recheck"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task("recheck", total=None)
@@ -86,7 +101,7 @@ def _run(runner: Recheck, *, show_bar: bool) -> RecheckSummary:
         def show(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        summary = runner.run(show)
+        summary = runner.run(show, decider=decider)
         bar.update(task, completed=summary.processed, total=max(summary.selected, summary.processed))
         return summary
 
@@ -96,7 +111,7 @@ def summary_json(summary: RecheckSummary, options: RecheckOptions) -> dict[str, 
     data["selected"] = summary.selected
     data["error_count"] = len(summary.errors)
     data["options"] = {"network": options.network, "limit": options.limit, "workers": options.workers,
-                       "batch_size": options.batch_size}
+                       "processes": options.processes, "batch_size": options.batch_size}
     return data
 
 

@@ -12,10 +12,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from threading import Lock
+from typing import Any, Protocol
 
+from sqlalchemy import select as core_select
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from chains import addresses
@@ -27,10 +32,76 @@ from recovery.models import CreditedDeposit as CreditedRow
 from recovery.models import DepositAddress as AddressRow
 from recovery.registry import CreditedDeposit, DepositAddress
 from recovery.rules import Appeal, Decision, classify
-from recovery.services import SYSTEM, Actor, CaseService, ChainUpdate
+from recovery.services import SYSTEM, Actor, CaseService, ChainUpdate, table_of
 from recovery.sql_registry import SqlRegistry
 
 Key = tuple[str, str]  # (claimed network, tx hash)
+
+
+class CheckedCase(Protocol):
+    """What deciding and applying a chain result read of a case: an ORM :class:`Case` (one case in the
+    workbench) or a plain :class:`CaseFacts` row (the batch paths load hundreds at once)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def reference(self) -> str | None: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def network(self) -> str: ...
+    @property
+    def tx_hash(self) -> str: ...
+    @property
+    def asset(self) -> str: ...
+    @property
+    def deposit_address(self) -> str: ...
+    @property
+    def memo(self) -> str | None: ...
+    @property
+    def claimed_amount(self) -> Decimal | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """A case's columns that a chain check reads, as a plain row (no ORM object: building hundreds
+    per batch cost more than the query)."""
+
+    id: int | None
+    reference: str | None
+    user_id: str
+    network: str
+    tx_hash: str
+    asset: str
+    deposit_address: str
+    memo: str | None
+    claimed_amount: Decimal | None
+    created_at: datetime
+    status: str
+    category: str | None
+    version: int
+    refund_network: str | None
+    refund_tx_hash: str | None
+
+
+_FACT_COLUMNS = tuple(f.name for f in fields(CaseFacts))
+
+
+def load_facts(session: Session, where: ColumnElement[bool], *, limit: int | None = None) -> list[CaseFacts]:
+    """The cases matching ``where`` as :class:`CaseFacts`, in id order."""
+    table = table_of(Case)
+    query: Any = core_select(*(table.c[name] for name in _FACT_COLUMNS)).where(where).order_by(table.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [CaseFacts(*row) for row in session.connection().execute(query)]
 
 
 @dataclass(frozen=True)
@@ -63,9 +134,18 @@ class ChainGateway:
     ) -> None:
         self.config = config
         self._adapters: dict[str, ChainAdapter] = dict(adapters or {})
+        self._injected = bool(adapters)
         self._factory = factory
         self._lock = Lock()
         self._workers = max_workers
+
+    def fresh(self) -> ChainGateway | None:
+        """A gateway with the same configuration and adapter factory but no adapter made yet: what a
+        forked process needs (an adapter holds its parent's connections). None when adapters were
+        given at construction: those cannot be made again."""
+        if self._injected:
+            return None
+        return ChainGateway(self.config, factory=self._factory, max_workers=self._workers)
 
     def adapter(self, network: str) -> ChainAdapter:
         with self._lock:
@@ -251,7 +331,7 @@ class CaseChecker:
     ) -> list[CheckOutcome]:
         """Check these cases; with ``timeout`` the chain part is bounded (then inconclusive)."""
         with self.service.db.read() as session:
-            cases = list(session.exec(select(Case).where(col(Case.reference).in_(list(references)))).all())
+            cases = load_facts(session, col(Case.reference).in_(list(references)))
         keys = sorted({(c.network, c.tx_hash) for c in cases})
         if timeout is None:
             evidence = self.gateway.evidence(keys)
@@ -269,16 +349,19 @@ class CaseChecker:
                 pool.shutdown(wait=False)
         return self.apply_many(cases, evidence, actor)
 
-    def decide(self, case: Case, evidence: ChainEvidence) -> Decision | None:
+    def decide(self, case: CheckedCase, evidence: ChainEvidence) -> Decision | None:
         """The rules engine's decision for a case on this evidence (None when inconclusive). No writes."""
         return self.decide_many([case], {(case.network, case.tx_hash): evidence})[0]
 
-    def decide_many(self, cases: Sequence[Case], evidence: Mapping[Key, ChainEvidence]) -> list[Decision | None]:
-        """Decisions for many cases (None where inconclusive), reading the database in a few queries."""
+    def decide_many(
+        self, cases: Sequence[CheckedCase], evidence: Mapping[Key, ChainEvidence], *, now: datetime | None = None
+    ) -> list[Decision | None]:
+        """Decisions for many cases (None where inconclusive), reading the database in a few queries.
+        ``now`` (default: the service's clock) is the time the decisions are made at."""
         conclusive = [c for c in cases if evidence[(c.network, c.tx_hash)].conclusive]
         if not conclusive:
             return [None] * len(cases)
-        now = self.service.clock()
+        now = now or self.service.clock()
         decided: dict[int, Decision] = {}
         with self.service.db.read() as session:
             # another user's appeal for the same transaction, whichever network of the family
@@ -315,18 +398,27 @@ class CaseChecker:
         known = self.config.networks.get(network)
         return known.family if known is not None else network
 
-    def apply(self, case: Case, evidence: ChainEvidence, actor: Actor = SYSTEM) -> CheckOutcome:
+    def apply(self, case: CheckedCase, evidence: ChainEvidence, actor: Actor = SYSTEM) -> CheckOutcome:
         """Decide and record through the service layer; a concurrent change is reported, not raised."""
         return self.apply_many([case], {(case.network, case.tx_hash): evidence}, actor)[0]
 
     def apply_many(
-        self, cases: Sequence[Case], evidence: Mapping[Key, ChainEvidence], actor: Actor = SYSTEM
+        self, cases: Sequence[CheckedCase], evidence: Mapping[Key, ChainEvidence], actor: Actor = SYSTEM
     ) -> list[CheckOutcome]:
         """Decide many cases and record them in one service transaction; per-case conflicts are
         reported in the outcomes (that case untouched), never raised."""
         if not cases:
             return []
-        decisions = self.decide_many(cases, evidence)
+        return self.apply_decided(cases, evidence, self.decide_many(cases, evidence), actor)
+
+    def apply_decided(
+        self, cases: Sequence[CheckedCase], evidence: Mapping[Key, ChainEvidence],
+        decisions: Sequence[Decision | None], actor: Actor = SYSTEM,
+    ) -> list[CheckOutcome]:
+        """:meth:`apply_many` with the decisions already made (the batch re-check decides in other
+        processes): one service transaction, per-case conflicts in the outcomes."""
+        if not cases:
+            return []
         updates = []
         for case, decision in zip(cases, decisions, strict=True):
             found = evidence[(case.network, case.tx_hash)]

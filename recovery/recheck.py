@@ -14,10 +14,12 @@ untouched (counted); the others go on.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from threading import Event, Lock
 from typing import Any
@@ -28,7 +30,8 @@ from sqlmodel import Session, col, select, update
 
 from chains.base import ChainUnavailable, Observation, TxStatus
 from chains.registry import UnsupportedFamily
-from recovery.checking import CaseChecker, ChainGateway
+from recovery.batch_deciding import BatchDecider, InProcessDecider, ProcessDecider
+from recovery.checking import CaseChecker, CaseFacts, ChainGateway, load_facts
 from recovery.config import Config
 from recovery.errors import Conflict, InvalidTransition
 from recovery.leases import Leases, new_owner
@@ -38,15 +41,21 @@ from recovery.vocabulary import CaseStatus
 
 Progress = Callable[[int, int], None]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RecheckOptions:
     network: str | None = None
     limit: int | None = None
+    #: batches in flight at once (threads of the runner)
     workers: int = 4
     batch_size: int = 200
     lease_seconds: float = 300.0
     dry_run: bool = False
+    #: forked processes that look batches up and decide them (0: the runner's own process);
+    #: the writes stay in the runner's process either way
+    processes: int = 0
 
 
 @dataclass
@@ -138,7 +147,21 @@ class Recheck:
             return int(session.exec(select(func.count()).select_from(Case).where(
                 eligible(self.config, self.options.network))).one())
 
-    def run(self, progress: Progress | None = None) -> RecheckSummary:
+    def deciders(self) -> AbstractContextManager[BatchDecider]:
+        """Where batches are looked up and decided, per ``options.processes``. Enter it before any
+        thread starts: worker processes are forked on entry."""
+        if self.options.processes > 0 and not self.options.dry_run:
+            if self.gateway.fresh() is not None:
+                return ProcessDecider(self.service, self.gateway, self.options.processes)
+            log.warning("recheck: the gateway was given its adapters; deciding in this process")
+        return nullcontext(InProcessDecider(self.checker))
+
+    def run(self, progress: Progress | None = None, *, decider: BatchDecider | None = None) -> RecheckSummary:
+        """One run. ``decider``: an entered :meth:`deciders` (the CLI forks its workers before its
+        progress bar starts a thread); without it the run makes its own."""
+        if decider is None:
+            with self.deciders() as made:
+                return self.run(progress, decider=made)
         began = time.monotonic()
         summary = RecheckSummary(dry_run=self.options.dry_run)
         total = self.count()
@@ -151,13 +174,14 @@ class Recheck:
             owner = new_owner("recheck")
             with Leases(self.service.db, owner, lease_seconds=self.options.lease_seconds,
                         clock=self.service.clock) as leases:
-                self._run_leased(leases, summary, total, progress)
+                self._run_leased(leases, summary, total, progress, decider)
         summary.elapsed = time.monotonic() - began
         return summary
 
     # ------------------------------------------------------------------ real runs
 
-    def _run_leased(self, leases: Leases, summary: RecheckSummary, total: int, progress: Progress | None) -> None:
+    def _run_leased(self, leases: Leases, summary: RecheckSummary, total: int, progress: Progress | None,
+                    decider: BatchDecider) -> None:
         # a case another runner already handled in this run (checked since it started) is not taken again
         started = self.service.clock()
         not_yet = or_(col(Case.last_checked_at).is_(None), col(Case.last_checked_at) < started)
@@ -186,7 +210,7 @@ class Recheck:
                     if not ids:
                         return
                     try:
-                        self._process(ids, summary)
+                        self._process(ids, summary, decider)
                     except BaseException:
                         leases.release(ids)
                         raise
@@ -207,16 +231,12 @@ class Recheck:
                 stop.set()
                 raise
 
-    def _load(self, ids: Sequence[int]) -> list[Case]:
-        with self.service.db.read() as session:
-            return list(session.exec(select(Case).where(col(Case.id).in_(list(ids))).order_by(col(Case.id))).all())
-
-    def _process(self, ids: Sequence[int], summary: RecheckSummary) -> None:
-        cases = self._load(ids)
-        refunds = [c for c in cases if c.status == CaseStatus.REFUND_PENDING.value]
-        checks = [c for c in cases if c.status != CaseStatus.REFUND_PENDING.value]
+    def _process(self, ids: Sequence[int], summary: RecheckSummary, decider: BatchDecider) -> None:
+        batch = decider.decide(ids, self.service.clock())
+        refunds = [c for c in batch.cases if c.status == CaseStatus.REFUND_PENDING.value]
+        checks = [c for c in batch.cases if c.status != CaseStatus.REFUND_PENDING.value]
         if checks:
-            evidence = self.gateway.evidence(sorted({(c.network, c.tx_hash) for c in checks}))
+            evidence = batch.evidence
             ready = [c for c in checks if evidence[(c.network, c.tx_hash)].conclusive]
             waiting = [c for c in checks if not evidence[(c.network, c.tx_hash)].conclusive]
             self._touch([c.id for c in waiting])
@@ -224,7 +244,8 @@ class Recheck:
                 self._count_unavailable(summary, case_row, evidence[(case_row.network, case_row.tx_hash)].unavailable,
                                         touch=False)
             # one transaction for the whole batch (decisions, observations, audit events)
-            for outcome in self.checker.apply_many(ready, evidence, SYSTEM):
+            decisions = [batch.decisions.get(c.id) if c.id is not None else None for c in ready]
+            for outcome in self.checker.apply_decided(ready, evidence, decisions, SYSTEM):
                 with summary._lock:
                     summary.processed += 1
                     if outcome.error is not None:
@@ -255,7 +276,7 @@ class Recheck:
                 )
             )
 
-    def _count_unavailable(self, summary: RecheckSummary, case_row: Case, unavailable: dict[str, str], *,
+    def _count_unavailable(self, summary: RecheckSummary, case_row: CaseFacts, unavailable: dict[str, str], *,
                            touch: bool = True) -> None:
         if touch:
             self._touch([case_row.id])
@@ -266,8 +287,8 @@ class Recheck:
             for network in unavailable:
                 summary.unavailable_networks[network] += 1
 
-    def _refunds(self, cases: list[Case], summary: RecheckSummary) -> None:
-        by_network: dict[str, list[Case]] = {}
+    def _refunds(self, cases: list[CaseFacts], summary: RecheckSummary) -> None:
+        by_network: dict[str, list[CaseFacts]] = {}
         for case_row in cases:
             by_network.setdefault(case_row.refund_network or case_row.network, []).append(case_row)
         for network, rows in by_network.items():
@@ -281,7 +302,7 @@ class Recheck:
             for row in rows:
                 self._refund_outcome(row, answers.get(row.refund_tx_hash or ""), required, summary)
 
-    def _refund_outcome(self, row: Case, obs: Observation | None, required: int, summary: RecheckSummary) -> None:
+    def _refund_outcome(self, row: CaseFacts, obs: Observation | None, required: int, summary: RecheckSummary) -> None:
         reference = row.reference or ""
         old = row.status
         try:
@@ -331,9 +352,7 @@ class Recheck:
         while summary.processed < total:
             size = min(self.options.batch_size, total - summary.processed)
             with self.service.db.read() as session:
-                cases = list(session.exec(
-                    select(Case).where(condition, col(Case.id) > after).order_by(col(Case.id)).limit(size)
-                ).all())
+                cases = load_facts(session, and_(condition, col(Case.id) > after), limit=size)
             if not cases:
                 break
             after = cases[-1].id or after

@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from app.demo.chainworld import impersonate, send_all, token_transfer
 from chains import devchain
+from recovery.batch_deciding import InProcessDecider, ProcessDecider
 from recovery.checking import ChainGateway
 from recovery.config import Config, Network
 from recovery.db import Database
@@ -66,6 +67,12 @@ def appeal(service: CaseService, user: str, network: str, asset: str, tx_hash: s
     return case.reference or ""
 
 
+@pytest.fixture(params=[0, 2], ids=["in-process", "2-processes"])
+def processes(request: pytest.FixtureRequest) -> int:
+    """Where batches are looked up and decided: the runner's own process, or two forked workers."""
+    return int(request.param)
+
+
 def recheck(service: CaseService, config: Config | None = None, **options: object) -> RecheckSummary:
     if isinstance(service.clock, Clock):
         service.clock.advance(minutes=5)  # each run happens later than the last
@@ -81,24 +88,24 @@ def status(service: CaseService, reference: str) -> str:
     return service.get(reference).case.status
 
 
-def test_confirmations_reached_between_runs(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+def test_confirmations_reached_between_runs(cases: CaseService, evm_testbed: EvmTestbed, processes: int) -> None:
     address = user_address(cases, "alice")
     tx = evm_testbed.send_token("ethereum", "USDT", address, 250 * 10**6)
     ref = appeal(cases, "alice", "ethereum", "USDT", tx, address)
-    first = recheck(cases)
+    first = recheck(cases, processes=processes)
     assert status(cases, ref) == CaseStatus.AWAITING_CHAIN
     assert cases.get(ref).case.category == "awaiting_confirmations"
     assert first.transitions[("submitted", "awaiting_chain")] >= 1
     before = len(events(cases, ref))
-    recheck(cases)  # nothing new on chain: bookkeeping only, no audit row
+    recheck(cases, processes=processes)  # nothing new on chain: bookkeeping only, no audit row
     assert len(events(cases, ref)) == before
     evm_testbed.mine("ethereum", 12)
-    recheck(cases)
+    recheck(cases, processes=processes)
     case = cases.get(ref).case
     assert (case.status, case.category, case.amount) == ("in_review", "uncredited_valid", Decimal("250"))
 
 
-def test_reorg_is_detected_and_recorded(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+def test_reorg_is_detected_and_recorded(cases: CaseService, evm_testbed: EvmTestbed, processes: int) -> None:
     url = evm_testbed.url("ethereum")
     address = user_address(cases, "bob")
     snapshot = devchain.snapshot(url)
@@ -107,14 +114,14 @@ def test_reorg_is_detected_and_recorded(cases: CaseService, evm_testbed: EvmTest
     tx = send_all(url, [spec])[0]
     evm_testbed.mine("ethereum", 12)
     ref = appeal(cases, "bob", "ethereum", "USDT", tx, address)
-    recheck(cases)
+    recheck(cases, processes=processes)
     first_block = cases.get(ref).case.decision
     assert status(cases, ref) == "in_review" and first_block is not None
     devchain.revert(url, snapshot)
     evm_testbed.mine("ethereum", 2)  # the same transaction now lands in another block
     assert send_all(url, [spec])[0] == tx
     evm_testbed.mine("ethereum", 12)
-    summary = recheck(cases)
+    summary = recheck(cases, processes=processes)
     assert summary.reorgs == 1
     last = events(cases, ref)[-1]
     assert last.action == "chain_result" and last.details.get("reorg")
@@ -123,7 +130,7 @@ def test_reorg_is_detected_and_recorded(cases: CaseService, evm_testbed: EvmTest
 
 
 def test_a_reorg_is_recorded_on_each_contested_case_even_in_different_batches(
-    cases: CaseService, evm_testbed: EvmTestbed
+    cases: CaseService, evm_testbed: EvmTestbed, processes: int
 ) -> None:
     # Two users appeal one transfer; each batch holds one case, so the second batch finds the shared
     # observation already moved to the new block by the first: its own decision still shows the old.
@@ -135,14 +142,14 @@ def test_a_reorg_is_recorded_on_each_contested_case_even_in_different_batches(
     tx = send_all(url, [spec])[0]
     evm_testbed.mine("ethereum", 12)
     refs = [appeal(cases, user, "ethereum", "USDT", tx, address) for user in ("bob", "mallory")]
-    recheck(cases, batch_size=1, workers=1)
+    recheck(cases, batch_size=1, workers=1, processes=processes)
     assert all(status(cases, ref) == "in_review" for ref in refs)
     devchain.revert(url, snapshot)
     evm_testbed.mine("ethereum", 3)  # the same transaction now lands in another block
     assert send_all(url, [spec])[0] == tx
     evm_testbed.mine("ethereum", 12)
 
-    summary = recheck(cases, batch_size=1, workers=1)
+    summary = recheck(cases, batch_size=1, workers=1, processes=processes)
 
     assert summary.reorgs == 2
     moves = []
@@ -170,16 +177,16 @@ def refund_case(cases: CaseService, evm_testbed: EvmTestbed, user: str) -> tuple
     return ref, token, address
 
 
-def test_refund_confirmed_on_chain(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+def test_refund_confirmed_on_chain(cases: CaseService, evm_testbed: EvmTestbed, processes: int) -> None:
     ref, token, address = refund_case(cases, evm_testbed, "carol")
     url = evm_testbed.url("ethereum")
     impersonate(url, address)
     refund = send_all(url, [token_transfer("ethereum", address, token, FUNDER, 5000 * 10**18)])[0]
     cases.record_refund(ref, refund, SPECIALIST, expected_version=cases.get(ref).case.version)
-    recheck(cases)
+    recheck(cases, processes=processes)
     assert status(cases, ref) == "refund_pending"  # mined, not yet confirmed
     evm_testbed.mine("ethereum", 12)
-    summary = recheck(cases)
+    summary = recheck(cases, processes=processes)
     assert summary.refunds_confirmed == 1 and status(cases, ref) == "refunded"
     assert events(cases, ref)[-1].details["refund_tx_hash"] == refund
 
@@ -199,7 +206,7 @@ def test_failed_refund_goes_back_to_approved(cases: CaseService, evm_testbed: Ev
 
 
 def test_a_network_that_is_down_leaves_its_cases_untouched(
-    cases: CaseService, evm_testbed: EvmTestbed, unused_url: str
+    cases: CaseService, evm_testbed: EvmTestbed, unused_url: str, processes: int
 ) -> None:
     address = user_address(cases, "erin")
     eth_tx = evm_testbed.send_native("ethereum", address, 10**17)
@@ -214,7 +221,7 @@ def test_a_network_that_is_down_leaves_its_cases_untouched(
     import dataclasses
 
     config = dataclasses.replace(evm_testbed.config, networks=networks)
-    summary = recheck(cases, config)
+    summary = recheck(cases, config, processes=processes)
     assert status(cases, on_eth) == "in_review"
     assert status(cases, on_bsc) == "submitted" and len(events(cases, on_bsc)) == 1
     assert summary.unavailable_networks["bsc"] >= 1 and summary.unavailable >= 1
@@ -247,7 +254,7 @@ def test_dry_run_writes_nothing(cases: CaseService, evm_testbed: EvmTestbed) -> 
     assert status(cases, ref) == "submitted" and len(events(cases, ref)) == 1
 
 
-def test_two_runners_on_postgresql_share_2000_cases_exactly_once(pg_cases: CaseService) -> None:
+def test_two_runners_on_postgresql_share_2000_cases_exactly_once(pg_cases: CaseService, processes: int) -> None:
     cases = pg_cases
     address = to_checksum_address(fresh_address())
     with cases.db.write() as session:
@@ -259,7 +266,7 @@ def test_two_runners_on_postgresql_share_2000_cases_exactly_once(pg_cases: CaseS
 
     def runner() -> None:
         barrier.wait()
-        summaries.append(recheck(cases, batch_size=100, workers=2))
+        summaries.append(recheck(cases, batch_size=100, workers=2, processes=processes))
 
     threads = [threading.Thread(target=runner) for _ in range(2)]
     for t in threads:
@@ -277,13 +284,46 @@ def test_two_runners_on_postgresql_share_2000_cases_exactly_once(pg_cases: CaseS
 
 
 def test_appeals_naming_different_networks_for_one_transaction_are_contested(
-    cases: CaseService, evm_testbed: EvmTestbed
+    cases: CaseService, evm_testbed: EvmTestbed, processes: int
 ) -> None:
     address = user_address(cases, "gus")
     tx = evm_testbed.send_token("bsc", "USDT", address, 90 * 10**18)
     evm_testbed.mine("bsc", 15)
     mine = appeal(cases, "gus", "bsc", "USDT", tx, address)
     theirs = appeal(cases, "hal", "ethereum", "USDT", tx, address)  # thinks it went on Ethereum
-    recheck(cases)
+    recheck(cases, processes=processes)
     for reference in (mine, theirs):
         assert "contested" in cases.get(reference).case.flags, reference
+
+
+def test_worker_processes_need_a_gateway_that_makes_its_own_adapters(
+    sqlite_cases: CaseService, evm_testbed: EvmTestbed, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Adapters handed to a gateway hold this process's connections: a fork cannot reuse them, so the
+    run decides in its own process instead (and says so)."""
+    cases = sqlite_cases
+    address = user_address(cases, "ida")
+    tx = evm_testbed.send_native("ethereum", address, 10**17)
+    evm_testbed.mine("ethereum", 12)
+    ref = appeal(cases, "ida", "ethereum", "ETH", tx, address)
+    given = ChainGateway(cases.config, adapters={"ethereum": evm_testbed.adapter("ethereum")})
+    with pytest.raises(ValueError, match="makes its own adapters"):
+        ProcessDecider(cases, given, 2)
+
+    runner = Recheck(cases, given, RecheckOptions(processes=2))
+    with runner.deciders() as decider:
+        assert isinstance(decider, InProcessDecider)
+    summary = runner.run()
+
+    assert "deciding in this process" in caplog.text
+    assert summary.changed == 1 and status(cases, ref) == "in_review"
+
+
+def test_a_process_decider_decides_only_while_entered(sqlite_cases: CaseService) -> None:
+    decider = ProcessDecider(sqlite_cases, ChainGateway(sqlite_cases.config), 1)
+    with pytest.raises(RuntimeError, match="not running"):
+        decider.decide([1], sqlite_cases.clock())
+    with decider:
+        assert decider.decide([], sqlite_cases.clock()).cases == []
+    with pytest.raises(RuntimeError, match="not running"):
+        decider.decide([1], sqlite_cases.clock())

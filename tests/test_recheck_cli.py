@@ -156,16 +156,41 @@ def assert_all_decided_once(db: Database, count: int) -> None:
     assert verified.ok, verified.problem
 
 
-def start_and_wait(db: Database, config: Path, decided: int) -> subprocess.Popen[bytes]:
-    """A slow runner (one thread, batches of 10), once at least ``decided`` cases have chain results."""
-    runner = subprocess.Popen([RECOVERY, "recheck", "--workers", "1", "--batch-size", "10", "--json"],
-                              env=env_for(db, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def start_and_wait(db: Database, config: Path, decided: int, *, own_group: bool = False) -> subprocess.Popen[bytes]:
+    """A slow runner (one thread, batches of 10, two worker processes), once at least ``decided``
+    cases have chain results. ``own_group``: in a process group of its own, as a terminal runs it."""
+    runner = subprocess.Popen([RECOVERY, "recheck", "--workers", "1", "--processes", "2", "--batch-size", "10",
+                               "--json"],
+                              env=env_for(db, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              process_group=0 if own_group else None)
     deadline = time.monotonic() + 90
     while sum(chain_results(db).values()) < decided:
         assert runner.poll() is None, f"the runner ended before it could be stopped: {runner.communicate()}"
         assert time.monotonic() < deadline, "the runner made no progress"
         time.sleep(0.02)
     return runner
+
+
+def children_of(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            except (OSError, ValueError):
+                continue
+            if int(parent) == pid and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_runners_stopped_and_killed_mid_run_then_a_run_finishing(
@@ -185,11 +210,17 @@ def test_runners_stopped_and_killed_mid_run_then_a_run_finishing(
     with db.read() as session:
         assert session.exec(select(func.count()).select_from(Case).where(col(Case.lease_owner).is_not(None))).one() == 0
 
-    # SIGKILL: no goodbye at all
+    # SIGKILL: no goodbye at all; its worker processes die with it
     runner = start_and_wait(db, config_dir, stopped + 40)
+    workers = children_of(runner.pid)
+    assert len(workers) == 2
     os.kill(runner.pid, signal.SIGKILL)
     runner.communicate(timeout=30)
     assert runner.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while alive := [pid for pid in workers if is_running(pid)]:
+        assert time.monotonic() < deadline, f"worker processes {alive} outlived their killed runner"
+        time.sleep(0.02)
 
     applied = chain_results(db)
     assert stopped < len(applied) < count and set(applied.values()) == {1}
@@ -203,6 +234,34 @@ def test_runners_stopped_and_killed_mid_run_then_a_run_finishing(
     last = summary_of(recheck(db, config_dir, "--json"))
     assert last["processed"] == count - len(applied)  # nothing lost, nothing done twice
     assert last["changed"] == last["processed"] and last["errors"] == []
+    assert_all_decided_once(db, count)
+
+
+def test_ctrl_c_stops_the_runner_and_its_workers_finish_the_batch_in_hand(
+    sqlite_db: Database, evm_testbed: EvmTestbed, config_dir: Path
+) -> None:
+    """Ctrl-C reaches every process of the terminal's group. The worker processes ignore it: the
+    runner finishes the batch in hand with them, releases its leases and exits 130, without a
+    traceback from any worker; what was decided is whole, and the next run does the rest."""
+    db = sqlite_db
+    service = CaseService(db, evm_testbed.config)
+    count = 300
+    bulk_seed(service, evm_testbed, count, "C")
+    runner = start_and_wait(db, config_dir, 20, own_group=True)
+    workers = children_of(runner.pid)
+    os.killpg(runner.pid, signal.SIGINT)
+    _, err = runner.communicate(timeout=60)
+
+    assert runner.returncode == 130 and b"interrupted" in err
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err.decode()[-2000:]
+    assert len(workers) == 2 and not [pid for pid in workers if is_running(pid)]
+    applied = chain_results(db)
+    assert 20 <= len(applied) < count and set(applied.values()) == {1}
+    assert len(applied) % 10 == 0  # whole batches of 10: the one in hand was finished, not dropped
+    with db.read() as session:
+        assert session.exec(select(func.count()).select_from(Case).where(col(Case.lease_owner).is_not(None))).one() == 0
+    last = summary_of(recheck(db, config_dir, "--json"))
+    assert last["processed"] == count - len(applied)
     assert_all_decided_once(db, count)
 
 
