@@ -32,7 +32,7 @@ class Case(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     reference: str | None = Field(default=None, unique=True, index=True, max_length=20)
-    user_id: str = Field(index=True, max_length=128)
+    user_id: str = Field(max_length=128)  # indexed as the leading column of uq_cases_user_network_tx
     origin: str = Field(default="appeal", max_length=16)
     network: str = Field(max_length=40)
     deposit_network: str | None = Field(default=None, max_length=40)
@@ -42,7 +42,7 @@ class Case(SQLModel, table=True):
     memo: str | None = Field(default=None, max_length=256)
     claimed_amount: Decimal | None = _money()
 
-    status: str = Field(index=True, max_length=20)
+    status: str = Field(max_length=20)  # indexed as the leading column of ix_cases_status_created
     category: str | None = Field(default=None, index=True, max_length=40)
     recoverable: str | None = Field(default=None, max_length=16)
     resolution: str | None = Field(default=None, max_length=16)
@@ -72,8 +72,9 @@ class Case(SQLModel, table=True):
     check_count: int = Field(default=0)
     version: int = Field(default=1, nullable=False)
 
+    # not indexed: lease stamps are then heap-only updates in PostgreSQL (see migration 0003)
     lease_owner: str | None = Field(default=None, max_length=80)
-    lease_expires_at: datetime | None = _when(index=True)
+    lease_expires_at: datetime | None = _when()
 
 
 class CaseEvent(SQLModel, table=True):
