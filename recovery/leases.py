@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -31,6 +32,9 @@ from sqlmodel import Session, col, or_, select, update
 
 from recovery.db import Database
 from recovery.models import Case
+
+#: how often a claim asks again which other runners died (their leases are then taken over)
+DEAD_CHECK_SECONDS = 2.0
 
 
 class RunnerBusy(RuntimeError):
@@ -71,6 +75,9 @@ class Leases:
         self._cursor_lock = Lock()
         self._lock_file: IO[str] | None = None
         self._pg: Connection | None = None
+        self._dead_lock = Lock()
+        self._dead: list[str] = []
+        self._dead_checked_at = float("-inf")
 
     # ------------------------------------------------------------------ liveness
 
@@ -124,6 +131,16 @@ class Leases:
                 self._pg.close()
                 self._pg = None
 
+    def _recently_dead(self, now: datetime) -> list[str]:
+        """:meth:`_dead_owners`, asked at most every ``DEAD_CHECK_SECONDS`` (the lease columns are not
+        indexed, so the question scans the cases; the leases of a runner that died before this one
+        started were already cleared by :meth:`_sweep`)."""
+        with self._dead_lock:
+            if time.monotonic() >= self._dead_checked_at + DEAD_CHECK_SECONDS:
+                self._dead = self._dead_owners(now)
+                self._dead_checked_at = time.monotonic()
+            return list(self._dead)
+
     def _dead_owners(self, now: datetime | None = None) -> list[str]:
         """Owners of unexpired leases (with ``now``; of any lease without) whose runner is gone."""
         with self.db.read() as session:
@@ -157,7 +174,7 @@ class Leases:
         fewer per batch).
         """
         now = self.clock()
-        dead = self._dead_owners(now)
+        dead = self._recently_dead(now)
         free = or_(col(Case.lease_expires_at).is_(None), col(Case.lease_expires_at) < now,
                    col(Case.lease_owner) == self.owner, col(Case.lease_owner).in_(dead) if dead else false())
         with self._cursor_lock:
