@@ -366,10 +366,14 @@ class CaseChecker:
         with self.service.db.read() as session:
             # another user's appeal for the same transaction, whichever network of the family
             # they named, makes both cases contested
+            # (naming the family's networks lets the (network, tx_hash) index answer: on tx_hash
+            # alone each batch read the whole table)
             appellants: dict[Key, list[tuple[int | None, str]]] = defaultdict(list)
+            networks = {c.network for c in conclusive} | {
+                n.name for c in conclusive for n in self._family_networks(c.network)}
             for case_id, network, tx_hash, user_id in session.exec(
                 select(Case.id, Case.network, Case.tx_hash, Case.user_id).where(
-                    col(Case.tx_hash).in_({c.tx_hash for c in conclusive})
+                    col(Case.network).in_(networks), col(Case.tx_hash).in_({c.tx_hash for c in conclusive})
                 )
             ).all():
                 appellants[(self._family(network), tx_hash)].append((case_id, user_id))
@@ -393,6 +397,10 @@ class CaseChecker:
                     appeal, evidence[(case.network, case.tx_hash)].observations, registry, self.config, now
                 )
         return [decided.get(id(case)) for case in cases]
+
+    def _family_networks(self, network: str) -> list[Network]:
+        known = self.config.networks.get(network)
+        return self.config.networks_of_family(known.family) if known is not None else []
 
     def _family(self, network: str) -> str:
         known = self.config.networks.get(network)
