@@ -42,6 +42,7 @@ from bench.common import raw_batched, shipped_networks, write_config_for
 from chains import devchain
 from chains.devchain import DEV_ACCOUNTS, SeedTransfer
 from recovery import migrate
+from recovery.batch_deciding import default_processes
 from recovery.config import load_config
 from recovery.db import Database, connect
 from recovery.intake import validate_appeal
@@ -153,6 +154,10 @@ def run_recheck(env: dict[str, str], args: argparse.Namespace, log: Path,
     the largest child's peak RSS in KiB, the children's CPU seconds)."""
     command = [str(Path(sys.executable).parent / "recovery"), "recheck", "--json", "--workers", str(args.workers),
                "--batch-size", str(args.batch_size)]
+    if args.processes is not None:
+        command += ["--processes", str(args.processes)]
+    elif runners > 1:  # several runners on one machine share its cores
+        command += ["--processes", str(max(1, default_processes() // runners))]
     began = time.perf_counter()
     summaries: list[dict[str, Any]] = []
     peak = 0
@@ -244,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--workers", type=int, default=4, help="recheck --workers (default 4)")
     parser.add_argument("--batch-size", type=int, default=200, help="recheck --batch-size (default 200)")
+    parser.add_argument("--processes", type=int, default=None, help="recheck --processes (default: the command's "
+                        "own, one per core up to 4; 0 decides in the runner's process)")
     parser.add_argument("--raw-chunk", type=int, default=200, help="hashes per raw JSON-RPC request (default 200, "
                         "the EVM adapter's lookup_batch_size)")
     parser.add_argument("--repeat", type=int, default=3, help="raw lookup runs; the fastest counts")
