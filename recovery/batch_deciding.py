@@ -89,14 +89,14 @@ class ProcessDecider:
     """
 
     def __init__(self, service: CaseService, gateway: ChainGateway, processes: int) -> None:
-        fresh = gateway.fresh()
-        if fresh is None:
+        if not gateway.makes_its_own_adapters:
             raise ValueError("worker processes need a gateway that makes its own adapters (none given to it)")
         if processes < 1:
             raise ValueError("processes must be >= 1")
         self.processes = processes
         self._setup = _ChildSetup(os.getpid(), service.db,
-                                  service.db.engine.url.render_as_string(hide_password=False), service.config, fresh)
+                                  service.db.engine.url.render_as_string(hide_password=False), service.config,
+                                  gateway.fresh())
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ProcessDecider:

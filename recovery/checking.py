@@ -139,12 +139,16 @@ class ChainGateway:
         self._lock = Lock()
         self._workers = max_workers
 
-    def fresh(self) -> ChainGateway | None:
+    @property
+    def makes_its_own_adapters(self) -> bool:
+        """False when adapters were given at construction: those cannot be made again elsewhere."""
+        return not self._injected
+
+    def fresh(self) -> ChainGateway:
         """A gateway with the same configuration and adapter factory but no adapter made yet: what a
-        forked process needs (an adapter holds its parent's connections). None when adapters were
-        given at construction: those cannot be made again."""
+        forked process needs (an adapter holds its parent's connections)."""
         if self._injected:
-            return None
+            raise ValueError("a gateway given its adapters cannot make them again")
         return ChainGateway(self.config, factory=self._factory, max_workers=self._workers)
 
     def adapter(self, network: str) -> ChainAdapter:
