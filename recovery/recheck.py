@@ -30,8 +30,8 @@ from sqlmodel import Session, col, select, update
 
 from chains.base import ChainUnavailable, Observation, TxStatus
 from chains.registry import UnsupportedFamily
-from recovery.batch_deciding import BatchDecider, InProcessDecider, ProcessDecider
-from recovery.checking import CaseChecker, CaseFacts, ChainGateway, load_facts
+from recovery.batch_deciding import BatchDecider, InProcessDecider, ProcessDecider, decide_batch
+from recovery.checking import CaseChecker, CaseFacts, ChainGateway
 from recovery.config import Config
 from recovery.errors import Conflict, InvalidTransition
 from recovery.leases import Leases, new_owner
@@ -151,7 +151,7 @@ class Recheck:
         """Where batches are looked up and decided, per ``options.processes``. Enter it before any
         thread starts: worker processes are forked on entry."""
         if self.options.processes > 0 and not self.options.dry_run:
-            if self.gateway.fresh() is not None:
+            if self.gateway.makes_its_own_adapters:
                 return ProcessDecider(self.service, self.gateway, self.options.processes)
             log.warning("recheck: the gateway was given its adapters; deciding in this process")
         return nullcontext(InProcessDecider(self.checker))
@@ -352,22 +352,24 @@ class Recheck:
         while summary.processed < total:
             size = min(self.options.batch_size, total - summary.processed)
             with self.service.db.read() as session:
-                cases = load_facts(session, and_(condition, col(Case.id) > after), limit=size)
-            if not cases:
+                ids = [i for i in session.exec(
+                    select(Case.id).where(condition, col(Case.id) > after).order_by(col(Case.id)).limit(size)).all()
+                    if i is not None]
+            if not ids:
                 break
-            after = cases[-1].id or after
-            checks = [c for c in cases if c.status != CaseStatus.REFUND_PENDING.value]
-            evidence = self.gateway.evidence(sorted({(c.network, c.tx_hash) for c in checks})) if checks else {}
-            for row in cases:
-                found = evidence.get((row.network, row.tx_hash))
-                if found is None:
+            after = ids[-1]
+            # looked up and decided as a real run's batch is, in this process
+            batch = decide_batch(self.checker, ids, self.service.clock())
+            for row in batch.cases:
+                if row.status == CaseStatus.REFUND_PENDING.value:
                     summary.processed += 1
                     summary.transitions[(row.status, row.status)] += 1
                     continue
+                found = batch.evidence[(row.network, row.tx_hash)]
                 if not found.conclusive:
                     self._count_unavailable(summary, row, found.unavailable)
                     continue
-                decision = self.checker.decide(row, found)
+                decision = batch.decisions[row.id] if row.id is not None else None
                 assert decision is not None
                 new = decision_status(decision).value
                 summary.processed += 1
