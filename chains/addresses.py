@@ -39,7 +39,7 @@ from stellar_sdk import MuxedAccount, StrKey
 from xrpl.core import addresscodec as xrpl_codec
 
 from chains.base import InvalidChainInput
-from recovery.config import FAMILIES
+from chains.network import FAMILIES
 
 __all__ = [
     "FAMILIES",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from recovery.config import Network
+from chains.network import Network
 
 
 class TxStatus(StrEnum):
@@ -22,11 +22,19 @@ class TxStatus(StrEnum):
     FAILED = "failed"
     PENDING = "pending"
     NOT_FOUND = "not_found"
+    #: the node answered, but with something the adapter cannot read with certainty (a result code,
+    #: message type, memo type or shape the chain's documentation and our recordings do not cover).
+    #: Never read as success: the case goes to a person (flag ``unrecognised_chain_data``) with the
+    #: raw answer in ``details["raw"]`` and the reasons in ``details["unrecognised"]``.
+    UNCLEAR = "unclear"
 
 
 class AssetKind(StrEnum):
     NATIVE = "native"
     TOKEN = "token"  # noqa: S105 - an asset kind, not a secret
+    #: a TRON TRC-10 asset (``TransferAssetContract``): ``contract`` is its numeric asset id; it is
+    #: neither TRX nor a TRC-20 contract, and unlisted unless the configuration names that id
+    TRC10 = "trc10"
 
 
 class ChainError(Exception):
@@ -160,6 +168,31 @@ class Observation:
 
 def not_found(network: str, tx_hash: str) -> Observation:
     return Observation(network=network, tx_hash=tx_hash, status=TxStatus.NOT_FOUND)
+
+
+def unclear(observation: Observation, reasons: Sequence[str], raw: Any) -> Observation:
+    """``observation`` marked as unreadable: status ``unclear``, the ``reasons`` (one sentence each,
+    naming the field and the value we could not read) and the node's ``raw`` answer in ``details``.
+
+    The transfers read so far are kept for the person who reviews the case; the rules never credit
+    an unclear transaction."""
+    details = dict(observation.details)
+    details["unrecognised"] = [*details.get("unrecognised", ()), *reasons]
+    details["raw"] = raw
+    return Observation(
+        network=observation.network,
+        tx_hash=observation.tx_hash,
+        status=TxStatus.UNCLEAR,
+        block_number=observation.block_number,
+        block_hash=observation.block_hash,
+        confirmations=observation.confirmations,
+        timestamp=observation.timestamp,
+        sender=observation.sender,
+        transfers=observation.transfers,
+        memo=observation.memo,
+        fee=observation.fee,
+        details=details,
+    )
 
 
 @runtime_checkable

@@ -42,9 +42,9 @@ from chains.base import (
     Transfer,
     TxStatus,
 )
+from chains.network import Network
 from chains.transport import TransportOptions, UnusableAnswer, positive_option
 from chains.tron import RestTransport
-from recovery.config import Network
 
 __all__ = ["APIS", "BitcoinAdapter"]
 

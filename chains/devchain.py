@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlparse
 
 from eth_abi.abi import encode as abi_encode
@@ -35,9 +35,8 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware
 
+from chains.network import Network
 from chains.transport import JsonRpcError, RpcCall, Transport, TransportOptions
-from recovery.config import Config
-from recovery.settings import REPO_ROOT
 
 __all__ = [
     "DEV_ACCOUNTS",
@@ -77,6 +76,8 @@ DEV_ACCOUNTS: Final[tuple[str, ...]] = (
     "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
 )
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+#: the project's checkout (node_modules and contracts/ live there)
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR: Final = REPO_ROOT / "contracts"
 BUILD_DIR: Final = CONTRACTS_DIR / "build"
 _LISTENING: Final = re.compile(rb"Listening on ([0-9.:\[\]a-z]+):(\d+)")
@@ -87,6 +88,30 @@ _PLATFORMS: Final = {
     ("Darwin", "x86_64"): "darwin-amd64",
 }
 _PR_SET_PDEATHSIG: Final = 1
+
+
+class TokenListing(Protocol):
+    """A configured token as the local chains need it (``recovery.config.Asset`` is one)."""
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def contract(self) -> str | None: ...
+
+    @property
+    def decimals(self) -> int: ...
+
+    @property
+    def model_extra(self) -> dict[str, Any] | None: ...
+
+
+class LocalConfig(Protocol):
+    """The part of the configuration the local chains read (``recovery.config.Config`` is one)."""
+
+    def networks_of_family(self, family: str) -> Sequence[Network]: ...
+
+    def assets_on(self, network: str) -> Sequence[TokenListing]: ...
 
 
 class DevchainError(RuntimeError):
@@ -306,7 +331,7 @@ class LocalChain:
         return f"http://{host}:{self.port}"
 
 
-def local_chains(config: Config) -> list[LocalChain]:
+def local_chains(config: LocalConfig) -> list[LocalChain]:
     """EVM networks with an ``rpc_urls`` entry on 127.0.0.1/localhost (the first such entry)."""
     chains = []
     for network in config.networks_of_family("evm"):
@@ -341,7 +366,7 @@ class Devchain:
     State lives in ``state_dir`` (default ``var/devchain``): ``<network>.pid`` and ``<network>.log``.
     """
 
-    def __init__(self, config: Config, state_dir: Path) -> None:
+    def __init__(self, config: LocalConfig, state_dir: Path) -> None:
         self.config = config
         self.state_dir = state_dir
         self.chains = local_chains(config)
@@ -690,7 +715,7 @@ def mint(url: str, token: str, holder: str, amount: int) -> None:
         raise DevchainError(f"minting {amount} of {token} failed")
 
 
-def install_listed_tokens(url: str, config: Config, network: str) -> dict[str, str]:
+def install_listed_tokens(url: str, config: LocalConfig, network: str) -> dict[str, str]:
     """Every token asset the configuration lists on ``network``, working at its configured contract
     address on the local node at ``url``; returns symbol -> address."""
     installed = {}

@@ -52,8 +52,8 @@ from chains.base import (
     Transfer,
     TxStatus,
 )
+from chains.network import Network
 from chains.transport import JsonRpcError, RpcCall, Transport, UnusableAnswer, positive_option
-from recovery.config import Network
 
 __all__ = [
     "KNOWN_FEATURES",

@@ -13,11 +13,11 @@ from chains.base import ChainAdapter
 from chains.bitcoin import BitcoinAdapter
 from chains.cosmos import CosmosAdapter
 from chains.evm import EvmAdapter
+from chains.network import Network
 from chains.solana import SolanaAdapter
 from chains.stellar import StellarAdapter
 from chains.tron import TronAdapter
 from chains.xrpl import XrplAdapter
-from recovery.config import Network
 
 __all__ = ["ADAPTERS", "UnsupportedFamily", "adapter_for", "supported_families"]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from chains.base import ChainAdapter, ChainUnavailable, Observation
+from chains.network import Network, NetworkDirectory
 from chains.registry import adapter_for
-from recovery.config import Config, Network
 
 __all__ = ["CrossNetworkSearch", "SearchResult"]
 
@@ -47,7 +47,7 @@ class SearchResult:
 
 
 class CrossNetworkSearch:
-    """Adapters for every network of one family in a Config, queried concurrently.
+    """Adapters for every network of one family in a configuration, queried concurrently.
 
     ``adapters`` may be passed (e.g. shared, already warmed-up adapters); otherwise they are
     built with :func:`chains.registry.adapter_for`.
@@ -55,7 +55,7 @@ class CrossNetworkSearch:
 
     def __init__(
         self,
-        config: Config,
+        config: NetworkDirectory,
         family: str = "evm",
         *,
         adapters: Mapping[str, ChainAdapter] | None = None,

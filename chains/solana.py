@@ -55,8 +55,8 @@ from chains.base import (
     TxStatus,
     not_found,
 )
+from chains.network import Network
 from chains.transport import JsonRpcError, RpcCall, Transport, UnusableAnswer, positive_option
-from recovery.config import Network
 
 __all__ = [
     "MEMO_PROGRAMS",

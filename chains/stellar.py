@@ -73,8 +73,8 @@ from chains.base import (
     TxStatus,
     not_found,
 )
+from chains.network import Network
 from chains.transport import Transport, UnusableAnswer, _join, _Transient, positive_option
-from recovery.config import Network
 
 __all__ = [
     "STROOP_DECIMALS",

@@ -37,7 +37,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity.wait import wait_exponential_jitter
 
 from chains.base import ChainError, ChainUnavailable
-from recovery.config import Network
+from chains.network import Network
 
 __all__ = [
     "BatchRejected",

@@ -45,8 +45,8 @@ from chains.base import (
     Transfer,
     TxStatus,
 )
+from chains.network import Network
 from chains.transport import Transport, TransportOptions, UnusableAnswer, positive_option
-from recovery.config import Network
 
 __all__ = [
     "TRANSFER_TOPIC",

@@ -60,8 +60,8 @@ from chains.base import (
     TxStatus,
     not_found,
 )
+from chains.network import Network
 from chains.transport import Transport, UnusableAnswer, positive_option
-from recovery.config import Network
 
 __all__ = [
     "ISSUED_CURRENCY_DECIMALS",

@@ -51,6 +51,11 @@ class Flag(StrEnum):
     CREDITED_TO_OTHER_USER = "credited_to_other_user"
     OTHER_USERS_ADDRESS = "other_users_address"
     COUNTERFEIT = "counterfeit"
+    #: the chain's answer held something the adapter could not read with certainty (TxStatus.UNCLEAR)
+    UNRECOGNISED_CHAIN_DATA = "unrecognised_chain_data"
+    #: an unconfirmed transaction its sender may still replace (Bitcoin RBF): never credited before
+    #: it confirms
+    REPLACEABLE = "replaceable"
 
 
 #: Flags a user may see on their own appeal; the others are for the appeal team only.

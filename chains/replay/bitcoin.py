@@ -1,23 +1,32 @@
 """Replays the recorded Bitcoin API answers in ``<fixtures>/bitcoin/``: Esplora and Blockbook.
 
-Esplora (``esplora_tx_*.json``, Blockstream testnet recordings), served byte for byte by txid:
+Recordings are recognised by their content: an Esplora transaction has a ``status`` object, a
+Blockbook transaction ``blockHeight`` and ``confirmations``, a Blockbook address page ``address``
+and ``txids``/``txs``, and a bare number is a recorded Esplora ``/blocks/tip/height`` body. A file
+of any other shape is set aside with a note in ``skipped``; it never stops the server.
+
+Esplora (Blockstream testnet recordings), served byte for byte by txid:
 
 - ``GET /tx/{txid}``: the recording, or 404 with the text ``Transaction not found`` (Esplora's
   real answer for an unknown txid).
 - ``GET /tx/{txid}/status``: the recording's own ``status`` object.
-- ``GET /blocks/tip/height``: **not a recording.** The highest ``status.block_height`` among the
-  Esplora recordings (2131550 with the shipped ones), as plain text like Esplora answers; so the
-  transaction of that block has exactly 1 confirmation.
+- ``GET /blocks/tip/height``: by default **not a recording.** The highest ``status.block_height``
+  among the Esplora recordings (2581763 with the shipped ones), as plain text like Esplora answers;
+  so the transaction of that block has exactly 1 confirmation. Built with ``recorded_head=True``,
+  the recorded tip body is served byte for byte instead.
 - ``GET /address/{address}/txs`` (and ``/txs/chain/{last_seen_txid}`` for the next page): built
   from the recordings, **not a recording of this call**: the recorded transactions that pay to or
   spend from the address (same objects as ``/tx/{txid}``), newest first. The real answer holds the
   address's whole history; here only what was recorded can appear.
 
-Blockbook (``blockbook_tx_*.json``, a mainnet recording), by txid:
+Blockbook (mainnet recordings), by txid or address:
 
 - ``GET /api/v2/tx/{txid}``: the recording, or 400 ``{"error": "Transaction '<txid>' not found"}``
   (Blockbook's answer for an unknown txid). Blockbook reports ``confirmations`` itself, so no tip
   is needed.
+- ``GET /api/v2/address/{address}``: the recorded address page, byte for byte, whatever the query
+  (each address was recorded once, with ``details=txids``); an address nobody recorded gets 501
+  "not recorded" (an adapter sees a server error, never an invented empty history).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from chains.replay.recorded import Recording, read_recordings
+from chains.replay.recorded import Recording, SkippedRecording, note_unreadable, read_recordings
 from chains.replay.server import Reply, Request
 
 __all__ = ["FOLDER", "BitcoinReplay", "build_handler"]
@@ -37,30 +46,67 @@ _CHAIN_PAGE: Final = 25
 
 
 class BitcoinReplay:
-    def __init__(self, recordings: list[Recording]) -> None:
+    def __init__(
+        self,
+        recordings: list[Recording],
+        *,
+        recorded_head: bool = False,
+        skipped: list[SkippedRecording] | None = None,
+    ) -> None:
+        #: files set aside, with the reason
+        self.skipped: list[SkippedRecording] = list(skipped or [])
         self.esplora: dict[str, Recording] = {}
         self.blockbook: dict[str, Recording] = {}
+        #: address -> recorded Blockbook address page
+        self.blockbook_addresses: dict[str, Recording] = {}
+        #: a recorded Esplora tip height body, if any
+        self.recorded_tip: Recording | None = None
+        self.recorded_head = recorded_head
         for rec in recordings:
-            if rec.name.startswith("esplora_tx_"):
-                self.esplora[str(rec.data["txid"]).lower()] = rec
-            elif rec.name.startswith("blockbook_tx_"):
-                self.blockbook[str(rec.data["txid"]).lower()] = rec
+            try:
+                self._index(rec)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                note_unreadable(self.skipped, rec.path, "a Bitcoin API answer", exc)
         heights = [
             int(r.data["status"]["block_height"]) for r in self.esplora.values() if r.data["status"].get("confirmed")
         ]
         #: what ``/blocks/tip/height`` answers; see the module docstring
         self.tip: int | None = max(heights) if heights else None
 
+    def _index(self, rec: Recording) -> None:
+        data = rec.data
+        if isinstance(data, int) and not isinstance(data, bool):
+            self.recorded_tip = rec
+            return
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object or a block height")
+        if "txid" in data and isinstance(data.get("status"), dict) and "vout" in data:
+            int(data["status"].get("block_height") or 0)
+            self.esplora[str(data["txid"]).lower()] = rec
+        elif "txid" in data and "blockHeight" in data and "confirmations" in data:
+            self.blockbook[str(data["txid"]).lower()] = rec
+        elif isinstance(data.get("address"), str) and ("txids" in data or "txs" in data) and "page" in data:
+            self.blockbook_addresses[data["address"]] = rec
+        else:
+            raise ValueError(f"no known Esplora or Blockbook answer has these fields: {sorted(data)[:8]}")
+
     def handle(self, request: Request) -> Reply:
         if request.method != "GET":
             return Reply.text("Method Not Allowed", status=405)
         parts = [p for p in request.path.split("/") if p]
+        if parts[:3] == ["api", "v2", "address"] and len(parts) == 4:
+            page = self.blockbook_addresses.get(parts[3])
+            if page is None:
+                return Reply.json({"error": f"the history of {parts[3]} was not recorded"}, status=501)
+            return Reply.json(page.raw)
         if parts[:2] == ["api", "v2"] and len(parts) == 4 and parts[2] == "tx":
             rec = self.blockbook.get(parts[3].lower())
             if rec is None:
                 return Reply.json({"error": f"Transaction '{parts[3]}' not found"}, status=400)
             return Reply.json(rec.raw)
         if parts == ["blocks", "tip", "height"]:
+            if self.recorded_head and self.recorded_tip is not None:
+                return Reply(200, self.recorded_tip.raw, {"Content-Type": "text/plain"})
             if self.tip is None:
                 return Reply.text("no recorded block", status=501)
             return Reply.text(str(self.tip))
@@ -102,5 +148,7 @@ def _touches(tx: dict[str, Any], address: str) -> bool:
     return address in set(outs) | set(ins)
 
 
-def build_handler(fixtures_dir: Path) -> BitcoinReplay:
-    return BitcoinReplay(read_recordings(fixtures_dir / FOLDER))
+def build_handler(fixtures_dir: Path, *, recorded_head: bool = False) -> BitcoinReplay:
+    skipped: list[SkippedRecording] = []
+    recordings = read_recordings(fixtures_dir / FOLDER, skipped)
+    return BitcoinReplay(recordings, recorded_head=recorded_head, skipped=skipped)

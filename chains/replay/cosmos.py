@@ -17,6 +17,8 @@ Recordings (``GET /cosmos/tx/v1beta1/txs/{hash}`` bodies: ``tx`` + ``tx_response
   ``total``), paged by ``page``/``limit``. A recording whose ``events`` list is empty (the IBC one)
   is matched on its ``MsgSend`` messages instead: ``transfer.recipient`` = ``to_address``,
   ``transfer.sender``/``message.sender`` = ``from_address``.
+
+A file of any other shape is set aside with a note in ``skipped``; it never stops the server.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
-from chains.replay.recorded import Recording, read_recordings
+from chains.replay.recorded import Recording, SkippedRecording, note_unreadable, read_recordings
 from chains.replay.server import Reply, Request
 
 __all__ = ["FOLDER", "CosmosReplay", "build_handler"]
@@ -40,11 +42,21 @@ _DEFAULT_LIMIT: Final = 100
 
 
 class CosmosReplay:
-    def __init__(self, recordings: list[Recording]) -> None:
+    def __init__(self, recordings: list[Recording], *, skipped: list[SkippedRecording] | None = None) -> None:
+        #: files set aside, with the reason
+        self.skipped: list[SkippedRecording] = list(skipped or [])
         self.txs: dict[str, Recording] = {}
         for rec in recordings:
-            if isinstance(rec.data, dict) and "tx_response" in rec.data:
-                self.txs[str(rec.data["tx_response"]["txhash"]).upper()] = rec
+            data = rec.data
+            try:
+                if not (isinstance(data, dict) and isinstance(data.get("tx_response"), dict)):
+                    raise ValueError("not a GetTx answer (no tx_response)")
+                response = data["tx_response"]
+                int(response["height"])
+                str(response["timestamp"])
+                self.txs[str(response["txhash"]).upper()] = rec
+            except (KeyError, TypeError, ValueError) as exc:
+                note_unreadable(self.skipped, rec.path, "a Cosmos LCD answer", exc)
         heads = [
             (int(r.data["tx_response"]["height"]), str(r.data["tx_response"]["timestamp"])) for r in self.txs.values()
         ]
@@ -149,4 +161,6 @@ def _matches(data: dict[str, Any], condition: tuple[str, str, str]) -> bool:
 
 
 def build_handler(fixtures_dir: Path) -> CosmosReplay:
-    return CosmosReplay(read_recordings(fixtures_dir / FOLDER))
+    skipped: list[SkippedRecording] = []
+    recordings = read_recordings(fixtures_dir / FOLDER, skipped)
+    return CosmosReplay(recordings, skipped=skipped)

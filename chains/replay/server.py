@@ -35,6 +35,8 @@ from types import TracebackType
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from chains.replay.recorded import SkippedRecording
+
 __all__ = ["FAULT_KINDS", "Faults", "Handler", "ReplayServer", "Reply", "Request"]
 
 FAULT_KINDS: Final[tuple[str, ...]] = ("429", "503", "timeout", "truncated", "garbage", "empty", "reset")
@@ -269,6 +271,8 @@ class ReplayServer:
             if not family or "/" in family:
                 raise ValueError(f"invalid family name {family!r}")
         self.handlers: dict[str, Handler] = dict(handlers)
+        #: recorded files the handlers set aside, with the reason (see ``chains.replay.recorded``)
+        self.skipped: list[SkippedRecording] = []
         self.hold_seconds = hold_seconds
         self.faults = Faults(seed)
         #: family -> number of requests received (faulted ones included)

@@ -8,8 +8,9 @@ signature of the transaction they show:
   was recorded in (``json`` or ``jsonParsed``) whatever the request asks, because each signature
   was recorded once; adapters must read both shapes. A version-0 transaction asked for without
   ``maxSupportedTransactionVersion`` gets the node's real error -32015 (a node refuses it).
-  ``transaction_result_jsonParsed_spl_transferChecked_mainnet.json`` is only a ``result`` object
-  and is served inside the envelope like the others. An unknown signature gets ``"result": null``,
+  A recording that is only a ``result`` object is served inside the envelope like the others, and
+  one recorded in ``base64`` encoding (the transaction as ``[wire bytes, "base64"]``) is indexed by
+  the first signature of its wire bytes. An unknown signature gets ``"result": null``,
   the node's "not found".
 - ``getSlot``: **not a recording.** The highest ``slot`` of a recorded transaction (355393521 with
   the shipped recordings: the USDC transfer ``4dHnggcX…``), so that transaction has exactly one
@@ -25,15 +26,21 @@ signature of the transaction they show:
   were not recorded and are left out. The filter may be ``programId`` or ``mint``.
 - Any other method gets -32601 "Method not found" (``getBlockHeight`` included: no block height
   was recorded).
+
+Recordings are recognised by their content; a file of any other shape is set aside with a note in
+``skipped``; it never stops the server.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from chains.replay.recorded import Recording, read_recordings
+import base58
+
+from chains.replay.recorded import Recording, SkippedRecording, note_unreadable, read_recordings
 from chains.replay.server import Reply, Request
 
 __all__ = ["FOLDER", "SolanaReplay", "build_handler"]
@@ -45,23 +52,70 @@ _VERSION_ERROR: Final = (
 )
 
 
+def _compact_u16(data: bytes, at: int) -> tuple[int, int]:
+    """Solana's short-vec length at ``at``: (value, position after it)."""
+    value = shift = 0
+    for _ in range(3):
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+    raise ValueError("short-vec length longer than 3 bytes")
+
+
+def _wire(transaction: Any) -> tuple[list[str], list[str]] | None:
+    """(signatures, static account keys) of a transaction recorded as ``[base64, "base64"]``."""
+    if not (isinstance(transaction, list) and len(transaction) == 2 and transaction[1] == "base64"):
+        return None
+    raw = base64.b64decode(transaction[0], validate=True)
+    count, at = _compact_u16(raw, 0)
+    signatures = [base58.b58encode(raw[at + 64 * i : at + 64 * (i + 1)]).decode() for i in range(count)]
+    at += 64 * count
+    if raw[at] & 0x80:  # versioned message: a version prefix byte
+        at += 1
+    at += 3  # the header
+    key_count, at = _compact_u16(raw, at)
+    keys = [base58.b58encode(raw[at + 32 * i : at + 32 * (i + 1)]).decode() for i in range(key_count)]
+    if len(raw) < at + 32 * key_count or len(signatures[0]) < 64 or not keys:
+        raise ValueError("truncated wire transaction")
+    return signatures, keys
+
+
+def _signature(result: Mapping[str, Any]) -> str:
+    wire = _wire(result["transaction"])
+    return wire[0][0] if wire is not None else str(result["transaction"]["signatures"][0])
+
+
 def _keys(result: Mapping[str, Any]) -> list[str]:
-    message = result["transaction"]["message"]
-    keys = [k["pubkey"] if isinstance(k, Mapping) else k for k in message["accountKeys"]]
+    wire = _wire(result["transaction"])
+    if wire is not None:
+        keys = wire[1]
+    else:
+        message = result["transaction"]["message"]
+        keys = [k["pubkey"] if isinstance(k, Mapping) else k for k in message["accountKeys"]]
     loaded = result.get("meta", {}).get("loadedAddresses") or {}
     return [*keys, *loaded.get("writable", []), *loaded.get("readonly", [])]
 
 
 class SolanaReplay:
-    def __init__(self, recordings: list[Recording]) -> None:
+    def __init__(self, recordings: list[Recording], *, skipped: list[SkippedRecording] | None = None) -> None:
+        #: files set aside, with the reason
+        self.skipped: list[SkippedRecording] = list(skipped or [])
         #: signature -> recorded getTransaction result
         self.transactions: dict[str, Mapping[str, Any]] = {}
         for rec in recordings:
             data = rec.data
             result = data.get("result") if isinstance(data, Mapping) and "jsonrpc" in data else data
-            if not isinstance(result, Mapping) or "transaction" not in result:
-                raise ValueError(f"{rec.path}: not a getTransaction answer")
-            self.transactions[str(result["transaction"]["signatures"][0])] = result
+            try:
+                if not isinstance(result, Mapping) or "transaction" not in result or "slot" not in result:
+                    raise ValueError("not a getTransaction result")
+                int(result["slot"])
+                _keys(result)
+                self.transactions[_signature(result)] = result
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                note_unreadable(self.skipped, rec.path, "a getTransaction answer", exc)
         slots = [(int(r["slot"]), s) for s, r in self.transactions.items()]
         #: (slot, signature that shows it) reported by ``getSlot``
         self.head: tuple[int, str] | None = max(slots) if slots else None
@@ -179,4 +233,6 @@ def _error(ident: Any, code: int, message: str) -> dict[str, Any]:
 
 
 def build_handler(fixtures_dir: Path) -> SolanaReplay:
-    return SolanaReplay(read_recordings(fixtures_dir / FOLDER))
+    skipped: list[SkippedRecording] = []
+    recordings = read_recordings(fixtures_dir / FOLDER, skipped)
+    return SolanaReplay(recordings, skipped=skipped)

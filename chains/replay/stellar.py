@@ -17,10 +17,18 @@ Recordings are recognised by their content and indexed by the transaction hash t
   "not recorded"; an account no recording mentions gets the 404 problem (Horizon's answer for an
   account it does not know). ``join=transactions`` is not honoured: no joined page was recorded, so
   the records carry no embedded transaction and the adapter reads each transaction by its hash.
-- ``GET /``: **not a recording.** Only ``history_latest_ledger`` and ``core_latest_ledger`` are
+  Records of failed transactions (``transaction_successful: false``) are listed only with
+  ``include_failed=true``, as Horizon does.
+- ``GET /operations/{id}``: a recorded operation (a single record with ``type`` and
+  ``transaction_hash``), byte for byte; its record also joins the account payment pages above.
+- ``GET /``: by default **not a recording.** Only ``history_latest_ledger`` and ``core_latest_ledger`` are
   given: the highest ``ledger`` of a recorded transaction (58575576 with the shipped recordings,
   the pubnet transaction ``dbc69dff…``), so that transaction has exactly one confirmation. The
-  testnet examples' ledgers are lower, so they count as older.
+  testnet examples' ledgers are lower, so they count as older. Built with ``recorded_head=True``,
+  the recorded Horizon root is served byte for byte instead; it is older than some recorded
+  transactions, so such a replay describes a Horizon that is behind (the adapters' "try later").
+
+A file of any other shape is set aside with a note in ``skipped``; it never stops the server.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from typing import Any, Final
 
 from stellar_sdk import FeeBumpTransactionEnvelope, MuxedAccount, Network, TransactionBuilder
 
-from chains.replay.recorded import Recording, read_recordings
+from chains.replay.recorded import Recording, SkippedRecording, note_unreadable, read_recordings
 from chains.replay.server import Reply, Request
 
 __all__ = ["FOLDER", "StellarReplay", "build_handler"]
@@ -61,25 +69,31 @@ def _not_recorded(what: str) -> Reply:
 
 
 class StellarReplay:
-    def __init__(self, recordings: list[Recording]) -> None:
+    def __init__(
+        self,
+        recordings: list[Recording],
+        *,
+        recorded_head: bool = False,
+        skipped: list[SkippedRecording] | None = None,
+    ) -> None:
+        #: files set aside, with the reason
+        self.skipped: list[SkippedRecording] = list(skipped or [])
         #: hash -> recorded transaction
         self.transactions: dict[str, Recording] = {}
         #: hash -> recorded payments page
         self.payment_pages: dict[str, Recording] = {}
         #: every recorded payment record, as recorded
         self.records: list[Mapping[str, Any]] = []
+        #: operation id -> a recorded single operation
+        self.operations: dict[str, Recording] = {}
+        #: the recorded Horizon root, if any
+        self.root: Recording | None = None
+        self.recorded_head = recorded_head
         for rec in recordings:
-            data = rec.data
-            if isinstance(data, Mapping) and "envelope_xdr" in data:
-                self.transactions[str(data["hash"]).lower()] = rec
-            elif isinstance(data, Mapping) and isinstance(data.get("_embedded"), Mapping):
-                records = data["_embedded"]["records"]
-                hashes = {str(r["transaction_hash"]).lower() for r in records}
-                if len(hashes) == 1:
-                    self.payment_pages[hashes.pop()] = rec
-                self.records.extend(records)
-            else:
-                raise ValueError(f"{rec.path}: not a Horizon transaction or page")
+            try:
+                self._index(rec)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                note_unreadable(self.skipped, rec.path, "a Horizon answer", exc)
         #: accounts recorded transactions name (in their fields or their envelope), for "not recorded"
         self.mentioned: set[str] = set()
         for rec in self.transactions.values():
@@ -88,11 +102,38 @@ class StellarReplay:
         #: (ledger, hash of the transaction that shows it) reported by ``GET /``
         self.head: tuple[int, str] | None = max(ledgers) if ledgers else None
 
+    def _index(self, rec: Recording) -> None:
+        data = rec.data
+        if not isinstance(data, Mapping):
+            raise TypeError("not a JSON object")
+        if "envelope_xdr" in data:
+            _accounts_of(data)  # the envelope must decode
+            int(data["ledger"])
+            self.transactions[str(data["hash"]).lower()] = rec
+        elif isinstance(data.get("_embedded"), Mapping):
+            records = list(data["_embedded"]["records"])
+            hashes = {str(r["transaction_hash"]).lower() for r in records}
+            for r in records:
+                int(r["paging_token"])
+            if len(hashes) == 1:
+                self.payment_pages[hashes.pop()] = rec
+            self.records.extend(records)
+        elif "transaction_hash" in data and "type" in data and "paging_token" in data:
+            int(data["paging_token"])
+            self.operations[str(data["id"])] = rec
+            self.records.append(data)
+        elif "horizon_version" in data and "history_latest_ledger" in data:
+            self.root = rec
+        else:
+            raise ValueError(f"no known Horizon answer has these fields: {sorted(data)[:8]}")
+
     def handle(self, request: Request) -> Reply:
         if request.method != "GET":
             return _missing()
         parts = [p for p in request.path.split("/") if p]
         if not parts:
+            if self.recorded_head and self.root is not None:
+                return Reply.json(self.root.raw)
             if self.head is None:
                 return _not_recorded("the latest ledger")
             ledger = self.head[0]
@@ -108,11 +149,17 @@ class StellarReplay:
             return _not_recorded(f"the payments of {tx_hash}") if tx_hash in self.transactions else _missing()
         if parts[0] == "accounts" and len(parts) == 3 and parts[2] == "payments":
             return self._account_payments(parts[1], request.query)
+        if parts[0] == "operations" and len(parts) == 2:
+            op = self.operations.get(parts[1])
+            return Reply.json(op.raw) if op is not None else _missing()
         return _missing()
 
     def _account_payments(self, account: str, query: Mapping[str, str]) -> Reply:
-        records = [r for r in self.records if any(r.get(k) == account for k in _PARTIES)]
-        if not records:
+        by_id = {str(r.get("id")): r for r in self.records if any(r.get(k) == account for k in _PARTIES)}
+        named = list(by_id.values())
+        include_failed = query.get("include_failed") == "true"
+        records = [r for r in named if include_failed or r.get("transaction_successful", True) is not False]
+        if not named:
             if account in self.mentioned:
                 return _not_recorded(f"the payments of account {account}")
             return _missing()
@@ -160,5 +207,7 @@ def _accounts_of(transaction: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def build_handler(fixtures_dir: Path) -> StellarReplay:
-    return StellarReplay(read_recordings(fixtures_dir / FOLDER))
+def build_handler(fixtures_dir: Path, *, recorded_head: bool = False) -> StellarReplay:
+    skipped: list[SkippedRecording] = []
+    recordings = read_recordings(fixtures_dir / FOLDER, skipped)
+    return StellarReplay(recordings, recorded_head=recorded_head, skipped=skipped)

@@ -22,11 +22,16 @@ recognised by their content, not their file names, and indexed by the transactio
   The two recorded ``account_tx`` bodies contribute their entries (their own markers point at
   pages nobody recorded, so their envelopes are not replayed). An account no recording names
   gets ``actNotFound``, as rippled answers for an account that does not exist.
-- ``server_info``: **not a recording.** Only ``info.validated_ledger.seq`` is given: the highest
-  ledger index that a recording shows as validated (99743688 with the shipped recordings: the
-  ledger of ``tx`` 474F58E6…, recorded with ``validated: true``), so that transaction has exactly
-  one confirmation and every other one more.
+- ``server_info``: by default **not a recording.** Only ``info.validated_ledger.seq`` is given: the
+  highest ledger index that a recording shows as validated (99743688 with the shipped recordings:
+  the ledger of ``tx`` 474F58E6…, recorded with ``validated: true``), so that transaction has
+  exactly one confirmation and every other one more. Built with ``recorded_head=True``, the
+  recorded ``server_info`` answer is served byte for byte instead: it is older than some recorded
+  transactions, so such a replay describes a node that is behind (the adapters' "try later" path).
 - Any other method gets ``unknownCmd``.
+
+A file of any other shape (or one that names no transaction hash) is set aside with a note in
+``skipped``; it never stops the server.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from chains.replay.recorded import Recording, read_recordings
+from chains.replay.recorded import Recording, SkippedRecording, note_unreadable, read_recordings
 from chains.replay.server import Reply, Request
 
 __all__ = ["FOLDER", "XrplReplay", "build_handler"]
@@ -67,7 +72,18 @@ def _entry(tx: Mapping[str, Any], meta: Any, extra: Mapping[str, Any]) -> dict[s
 
 
 class XrplReplay:
-    def __init__(self, recordings: list[Recording]) -> None:
+    def __init__(
+        self,
+        recordings: list[Recording],
+        *,
+        recorded_head: bool = False,
+        skipped: list[SkippedRecording] | None = None,
+    ) -> None:
+        #: files set aside, with the reason
+        self.skipped: list[SkippedRecording] = list(skipped or [])
+        #: the recorded ``server_info`` answer, if any
+        self.server_info: Recording | None = None
+        self.recorded_head = recorded_head
         #: hash -> the bytes to answer ``tx`` with (recorded ``tx`` answers)
         self.tx_answers: dict[str, bytes] = {}
         #: hash -> API v2 entry (every transaction any recording shows)
@@ -77,7 +93,10 @@ class XrplReplay:
         #: ledger index -> recorded ``ledger`` answer
         self.ledgers: dict[int, bytes] = {}
         for rec in recordings:
-            self._index(rec)
+            try:
+                self._index(rec)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                note_unreadable(self.skipped, rec.path, "a rippled answer", exc)
         validated = [(e["ledger_index"], h) for h, e in self.entries.items() if e["validated"] and "ledger_index" in e]
         #: (ledger index, hash of the transaction that shows it) reported by ``server_info``
         self.head: tuple[int, str] | None = max(validated) if validated else None
@@ -92,33 +111,48 @@ class XrplReplay:
             self.entries.setdefault(tx_hash, _entry(data["tx_json"], data["meta"], data))
             return
         if not isinstance(result, Mapping):
-            raise ValueError(f"{rec.path}: not a rippled answer")
+            raise ValueError("no result object")
+        if result.get("status") == "error" or "error" in result:
+            raise ValueError(f"a recorded error answer ({result.get('error')})")
+        if isinstance(result.get("info"), Mapping):  # server_info
+            self.server_info = rec
+            return
         if "transactions" in result and "account" in result:  # account_tx
+            found = {}
             for item in result["transactions"]:
                 tx = item.get("tx_json") or item.get("tx")
-                self.entries.setdefault(str(item.get("hash") or tx["hash"]).upper(), _entry(tx, item["meta"], item))
+                found[str(item.get("hash") or tx["hash"]).upper()] = _entry(tx, item["meta"], item)
+            for tx_hash, entry in found.items():  # all or nothing: a bad item sets the whole file aside
+                self.entries.setdefault(tx_hash, entry)
         elif "ledger" in result:  # ledger, expanded
             ledger = result["ledger"]
             index = int(result.get("ledger_index", ledger.get("ledger_index")))
-            self.ledgers[index] = rec.raw
             extra = {
                 "ledger_index": index,
                 "ledger_hash": result.get("ledger_hash", ledger.get("ledger_hash")),
                 "close_time_iso": ledger.get("close_time_iso"),
                 "validated": result.get("validated"),
             }
-            for tx in ledger.get("transactions", []):
-                if isinstance(tx, Mapping):
-                    self.entries.setdefault(str(tx["hash"]).upper(), _entry(tx, tx["metaData"], extra))
+            in_ledger = {
+                str(tx["hash"]).upper(): _entry(tx, tx["metaData"], extra)
+                for tx in ledger.get("transactions", [])
+                if isinstance(tx, Mapping)
+            }
+            self.ledgers[index] = rec.raw
+            for tx_hash, entry in in_ledger.items():
+                self.entries.setdefault(tx_hash, entry)
         elif "metadata" in result:  # transaction_entry
             tx_hash = str(result["tx_json"]["hash"]).upper()
             self.tx_entries[tx_hash] = rec.raw
             self.entries.setdefault(tx_hash, _entry(result["tx_json"], result["metadata"], result))
-        else:  # tx (v1: fields at the top of result; v2: tx_json + meta)
+        elif "meta" in result:  # tx (v1: fields at the top of result; v2: tx_json + meta)
             tx = result.get("tx_json", result)
             tx_hash = str(result.get("hash") or tx["hash"]).upper()
+            entry = _entry(tx, result["meta"], result)
             self.tx_answers[tx_hash] = rec.raw
-            self.entries.setdefault(tx_hash, _entry(tx, result["meta"], result))
+            self.entries.setdefault(tx_hash, entry)
+        else:
+            raise ValueError(f"no known rippled answer has these fields: {sorted(result)[:8]}")
 
     # ------------------------------------------------------------------ dispatch
 
@@ -139,6 +173,8 @@ class XrplReplay:
         if method == "tx":
             return self._tx(params)
         if method == "server_info":
+            if self.recorded_head and self.server_info is not None:
+                return Reply.json(self.server_info.raw)
             if self.head is None:
                 return _error("noNetwork", 17, "Not synced to the network.")
             return Reply.json({"result": {"info": {"validated_ledger": {"seq": self.head[0]}}, "status": "success"}})
@@ -210,5 +246,7 @@ class XrplReplay:
         return Reply.json({"result": result})
 
 
-def build_handler(fixtures_dir: Path) -> XrplReplay:
-    return XrplReplay(read_recordings(fixtures_dir / FOLDER))
+def build_handler(fixtures_dir: Path, *, recorded_head: bool = False) -> XrplReplay:
+    skipped: list[SkippedRecording] = []
+    recordings = read_recordings(fixtures_dir / FOLDER, skipped)
+    return XrplReplay(recordings, recorded_head=recorded_head, skipped=skipped)

@@ -1,7 +1,8 @@
 """The Bitcoin adapter against the recorded Esplora (testnet) and Blockbook (mainnet) answers.
 
 What each recording shows is taken from fixtures/chains/SOURCES.md. The replay server's Esplora tip
-is the highest recorded block height (2131550), so that block's transaction has 1 confirmation.
+is the highest recorded block height (``TIP``: 2581763 with the recordings of 2026-12-07; read from the
+replay so that new recordings do not break the tests), so that block's transaction has 1 confirmation.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ P2SH_TX = "87f4cf756eef9979f0fb6a03db2ab2e0fd46060cf97714a990623093fe227a87"
 P2WSH_TX = "19c6cd6b7b8a91e1a63d759eedd2818877a624771d38e00c3ffcedfdd09afc50"
 TAPROOT_TX = "654c6a28f7ff1915d2b9abc2e18e32a37e0196203d64aced6221651f003f5e94"
 UNKNOWN = "ab" * 32
-TIP = 2131550
+P2WSH_BLOCK = 2131550
+
+
+@pytest.fixture(scope="module")
+def tip(fixtures_dir: Path) -> int:
+    replay = bitcoin_replay.build_handler(fixtures_dir)
+    assert replay.tip is not None and replay.tip >= P2WSH_BLOCK
+    return replay.tip
 
 
 def _adapter(config: Config, urls: list[str] | None = None, **extra: object) -> BitcoinAdapter:
@@ -51,10 +59,10 @@ def _recorded(fixtures_dir: Path, name: str) -> dict[str, object]:
 # ------------------------------------------------------------------ Esplora recordings
 
 
-def test_p2sh_multisig_payment(testnet: BitcoinAdapter, fixtures_dir: Path) -> None:
+def test_p2sh_multisig_payment(testnet: BitcoinAdapter, fixtures_dir: Path, tip: int) -> None:
     obs = testnet.lookup(P2SH_TX)
     assert obs.status is TxStatus.SUCCESS
-    assert obs.block_number == 1444250 and obs.confirmations == TIP - 1444250 + 1
+    assert obs.block_number == 1444250 and obs.confirmations == tip - 1444250 + 1
     assert obs.block_hash == "00000000000000578a392afd24073df83d1db9831991a23e3998484c9ccd9dcc"
     assert obs.timestamp == datetime.fromtimestamp(1542731460, tz=UTC)
     assert obs.sender == "2NCgafDsUvFi6tg5bHED6C6Q4shmH7n8jkR"
@@ -70,9 +78,10 @@ def test_p2sh_multisig_payment(testnet: BitcoinAdapter, fixtures_dir: Path) -> N
     assert "Bitcoin Cash" in obs.details["address_collisions"]["2My1QBzpW7sPdRLeUab7ta1adeKpWferNbs"][0]
 
 
-def test_p2wsh_change_and_one_btc(testnet: BitcoinAdapter) -> None:
+def test_p2wsh_change_and_one_btc(testnet: BitcoinAdapter, tip: int) -> None:
     obs = testnet.lookup(P2WSH_TX)
-    assert obs.status is TxStatus.SUCCESS and obs.block_number == TIP and obs.confirmations == 1
+    assert obs.status is TxStatus.SUCCESS and obs.block_number == P2WSH_BLOCK
+    assert obs.confirmations == tip - P2WSH_BLOCK + 1
     assert obs.sender == "tb1q2ajf7llsxvff7r0fpm42tmd5nz43cr8mg85f3788rm4cy7uwajdsusr2mg"
     assert [(t.recipient, t.amount) for t in obs.transfers] == [
         ("2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE", 100_000_000),
@@ -101,13 +110,14 @@ def test_lookup_many(testnet: BitcoinAdapter) -> None:
     assert [found[h].status for h in given] == [TxStatus.SUCCESS] * 3 + [TxStatus.NOT_FOUND]
 
 
-def test_incoming_from_the_address_history(testnet: BitcoinAdapter) -> None:
+def test_incoming_from_the_address_history(testnet: BitcoinAdapter, tip: int) -> None:
     """The replay server builds the address history from the recorded transactions."""
     (obs,) = testnet.incoming("2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE", 0)
-    assert obs.tx_hash == P2WSH_TX and obs.confirmations == 1
-    assert testnet.incoming("2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE", TIP, TIP)[0].tx_hash == P2WSH_TX
-    assert testnet.incoming("2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE", TIP + 1) == []
-    assert testnet.incoming("2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE", 0, TIP - 1) == []
+    assert obs.tx_hash == P2WSH_TX and obs.confirmations == tip - P2WSH_BLOCK + 1
+    block = P2WSH_BLOCK
+    assert testnet.incoming("2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE", block, block)[0].tx_hash == P2WSH_TX
+    assert testnet.incoming("2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE", block + 1) == []
+    assert testnet.incoming("2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE", 0, block - 1) == []
     change = testnet.incoming("tb1q2wqmwu89mh5ztajnvasj8nr32szq6mfwxzvgvqyydzv8xpnvdpvq34wgpv", 0)
     assert [o.tx_hash for o in change] == [P2WSH_TX]
     # an address that only spent in the recordings received nothing
