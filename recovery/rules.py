@@ -641,7 +641,16 @@ def _decide_found(work: _Work, obs: Observation, claimed: Network, family: list[
         block = f" in block {obs.block_number}" if obs.block_number is not None else ""
         work.say("found", f"The transaction was found on {obs.network}{block}.", **where)
 
+    if obs.status is TxStatus.UNCLEAR:
+        _unrecognised(work, obs)
     if obs.status is TxStatus.PENDING or obs.confirmations < landing.confirmations:
+        if obs.details.get("replaceable") is True and obs.status is not TxStatus.SUCCESS:
+            work.flags.add(Flag.REPLACEABLE)
+            work.say(
+                "replaceable",
+                "The sender can still replace this unconfirmed transaction (replace-by-fee); "
+                "nothing is credited before it confirms.",
+            )
         work.apply(Category.AWAITING_CONFIRMATIONS)
         work.say(
             "awaiting_confirmations",
@@ -687,6 +696,23 @@ def _decide_found(work: _Work, obs: Observation, claimed: Network, family: list[
 
     group = _select(work, ours)
     return _judge(work, claimed, landing, obs, group, ours)
+
+
+def _unrecognised(work: _Work, obs: Observation) -> None:
+    """The adapter could not read part of the network's answer: a person reads it (the raw answer
+    is kept with the observation); nothing is paid on what was read."""
+    work.flags.add(Flag.UNRECOGNISED_CHAIN_DATA)
+    work.say(
+        "unrecognised_chain_data",
+        "Part of what the network answered about this transaction could not be read with certainty; "
+        "a specialist reads it before anything is paid.",
+    )
+    unread = [str(r) for r in obs.details.get("unrecognised", ())] or ["(the adapter gave no reason)"]
+    work.say_internal(
+        "unrecognised_chain_data_detail",
+        "Not read with certainty: " + "; ".join(unread) + ". The raw answer is kept with the observation.",
+        unrecognised=unread,
+    )
 
 
 def _owner_hint(view: _View) -> set[str]:
@@ -1144,6 +1170,10 @@ def _finish(
             fee, recoverable = _fee(work, category, obs, head, amount, recoverable)
             value_usd = fee.value_usd
 
+    if Flag.UNRECOGNISED_CHAIN_DATA in work.flags:
+        # never an automatic payout on data the adapter could not read: a person decides
+        recoverable = _at_most(recoverable, Recoverable.CONDITIONAL)
+        resolution = Resolution.NONE
     if recoverable is Recoverable.NO:
         resolution = Resolution.NONE
     _settle_reasons(work, category, recoverable, wn_recoverable)

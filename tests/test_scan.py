@@ -295,7 +295,7 @@ def test_a_range_the_node_refuses_is_halved(database: Database, evm_testbed: Evm
 
 
 SHARED_XRPL = "rsRy14FvipgqudiGmptJBhr1RtpsgfzKMM"  # a recorded 329.1748 XRP payment with tag 1288227521
-DUST_XRPL = "rnZmVGX6f4pUYyS4oXYJzoLdRojQV8y297"  # three recorded 1-drop payments without a tag
+DUST_XRPL = "rnZmVGX6f4pUYyS4oXYJzoLdRojQV8y297"  # 1-drop payments without a tag, tagged XRP, RLUSD (account_tx page)
 
 
 def xrpl_only(config: Config) -> Config:
@@ -318,14 +318,32 @@ def test_memo_network_on_the_recorded_xrp_ledger(database: Database, replay_conf
         session.add(DepositAddress(user_id="zoe", network="xrpl", address=SHARED_XRPL, memo=tag, kind="eoa"))
         session.add(DepositAddress(user_id="ada", network="xrpl", address=DUST_XRPL, memo="5", kind="eoa"))
     summary = run_scan(service)
-    [case] = [c for rows in cases_by_tx(database).values() for c in rows]
+    # every payment the ledger history shows reaching the two addresses is handled exactly once
+    adapter = ChainGateway(config).adapter("xrpl")
+    arrived = [o for address in (SHARED_XRPL, DUST_XRPL) for o in adapter.incoming(address, 0)]
+    keys = Counter((f.network, f.tx_hash, f.transfer_index) for f in findings(database))
+    assert set(keys.values()) == {1} and {tx for _, tx, _ in keys} == {o.tx_hash for o in arrived}
+    assert summary.scanned == 2 and summary.found == len(keys)
+    by_tx = cases_by_tx(database)
+    [shared] = adapter.incoming(SHARED_XRPL, 0)
+    [case] = by_tx[shared.tx_hash]
     assert (case.user_id, case.category, case.network, case.memo, case.amount) == (
         user, category, "xrpl", "1288227521", Decimal("329.1748"))
     assert case.origin == "detected"
-    dust = [f for f in findings(database) if f.outcome == "dust"]
-    assert len(dust) == 3 and {(f.category, f.user_id, f.amount) for f in dust} == {
-        ("missing_memo", f"shared:xrpl:{DUST_XRPL}", Decimal("0.000001"))}
-    assert (summary.opened, summary.dust, summary.scanned) == (1, 3, 2)
+    # the recorded 1-drop payments without a tag are dust, held for the shared address, not cases
+    dust = {f.tx_hash[:8]: f for f in findings(database) if f.outcome == "dust"}
+    for known in ("66B94DCE", "00778C36"):
+        assert (dust[known].category, dust[known].user_id, dust[known].amount) == (
+            "missing_memo", f"shared:xrpl:{DUST_XRPL}", Decimal("0.000001"))
+        assert not [c for tx, rows in by_tx.items() if tx.startswith(known) for c in rows]
+    # held for the address: a payment with someone else's tag (1234; ada holds 5), one without a tag,
+    # and an RLUSD issued-currency payment (not listed)
+    opened = {tx[:8]: rows for tx, rows in by_tx.items()}
+    held = f"shared:xrpl:{DUST_XRPL}"
+    assert [(c.category, c.user_id, c.memo, c.amount) for c in opened["3A7BBEC9"]] == [
+        ("wrong_memo", held, "1234", Decimal("1"))]
+    assert [(c.category, c.user_id, c.amount) for c in opened["0CC023DA"]] == [("missing_memo", held, Decimal("15"))]
+    assert [(c.category, c.user_id) for c in opened["6CFABA22"]] == [("unlisted_token", held)]
     if user == "zoe":  # her appeal (the tag is hers) joins the detected case
         draft = validate_appeal(config, {"network": "xrpl", "asset": "XRP", "tx_hash": case.tx_hash,
                                          "deposit_address": SHARED_XRPL, "memo": tag}, "zoe")

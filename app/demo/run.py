@@ -395,6 +395,8 @@ def start_replay(options: DemoOptions, stack: ExitStack) -> ReplayServer | None:
     server = serve_recorded(folder)
     stack.callback(server.stop)
     options.log(f"serving the recorded memo-network transactions at {server.url}")
+    for skipped in server.skipped:
+        options.log(f"recording set aside: {skipped}")
     return server
 
 

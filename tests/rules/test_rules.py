@@ -166,6 +166,34 @@ SCENARIOS = [
         evm_lookups(seen("ethereum", token(ETH_USDT, ALICE, USDT6), status=TxStatus.FAILED, confirmations=2)),
         C.AWAITING_CONFIRMATIONS, R.CONDITIONAL, S.NONE, also=(C.TX_FAILED,),
     ),
+    Scenario(
+        # an unconfirmed transaction its sender can still replace (Bitcoin RBF): flagged, never paid
+        "awaiting_replaceable",
+        evm_lookups(
+            seen("ethereum", token(ETH_USDT, ALICE, USDT6), status=TxStatus.PENDING, confirmations=0,
+                 details={"replaceable": True})
+        ),
+        C.AWAITING_CONFIRMATIONS, R.CONDITIONAL, S.NONE, flags=frozenset({F.REPLACEABLE}),
+        credited_user=None, reasons=frozenset({"awaiting_confirmations", "replaceable"}),
+    ),
+    # ------------------------------------------------------------------ unrecognised chain data
+    Scenario(
+        # the adapter could not read part of the answer: a person reads it, nothing is paid on it
+        "unclear_transaction_is_never_paid",
+        usdt_to(ALICE, status=TxStatus.UNCLEAR,
+                details={"unrecognised": ["ret[0].contractRet is 'NEW_CODE', which TRON does not document"],
+                         "raw": {"ret": [{"contractRet": "NEW_CODE"}]}}),
+        C.UNCREDITED_VALID, R.CONDITIONAL, S.NONE, flags=frozenset({F.UNRECOGNISED_CHAIN_DATA}),
+        credited_user=None, reasons=frozenset({"unrecognised_chain_data", "unrecognised_chain_data_detail"}),
+    ),
+    Scenario(
+        # unclear beats a refund too: no payout of any kind follows from unread data
+        "unclear_unlisted_token_is_not_refunded",
+        evm_lookups(seen("ethereum", token(PEPE, ALICE, 10**18, symbol="PEPE", decimals=18),
+                         status=TxStatus.UNCLEAR, details={"unrecognised": ["log 3 has an unknown topic"]})),
+        C.UNLISTED_TOKEN, R.CONDITIONAL, S.NONE, flags=frozenset({F.UNRECOGNISED_CHAIN_DATA}),
+        appeal=appeal(asset="PEPE"), credited_user=None,
+    ),
     # ------------------------------------------------------------------ tx_failed
     Scenario(
         "tx_failed",
