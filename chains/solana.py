@@ -4,7 +4,8 @@ What is read, through :class:`~chains.transport.Transport` (batches, retries, fa
 
 - ``getTransaction`` with ``maxSupportedTransactionVersion: 0`` (without it a node refuses every
   versioned transaction) in the configured ``encoding`` (``jsonParsed`` by default; ``json`` is
-  read too, and the decoder accepts either shape per instruction), all the hashes of a lookup and
+  read too, and the decoder accepts either shape per instruction; ``base64`` too: the wire bytes,
+  decoded with ``solders``, see :func:`from_wire`), all the hashes of a lookup and
   ``getSlot`` in one batch. ``null`` is the node's "not found"; a JSON-RPC error for a transaction
   is an unusable answer (next URL, then :class:`~chains.base.ChainUnavailable`).
 - ``getSignaturesForAddress`` (newest first, paged with ``before``) and ``getTokenAccountsByOwner``
@@ -16,6 +17,18 @@ Decoding rules:
 
 - ``meta.err`` null is success; otherwise the transaction failed (fee paid, nothing moved) and what
   it tried is in ``details["attempted"]``.
+- Never guess: a result that says something the adapter cannot read with certainty is
+  ``unclear`` (:func:`chains.base.unclear`; the rules send it to a person, never credit it):
+  ``meta.err`` missing, ``meta.status`` disagreeing with it, a ``version`` other than ``legacy``/0,
+  and any balance change the instructions read do not account for (SOL: ``pre/postBalances``
+  against the fee, transfers and account creations; SPL: ``pre/postTokenBalances`` against the
+  transfers, mints included). A balance that rose by more than the read instructions explain was
+  paid by something the adapter does not read (a program moving lamports, a mint, a close, a
+  Token-2022 transfer fee, an undecodable instruction): the adapter cannot tell whose address it
+  was, so the whole transaction is unclear. An answer that is not what the RPC sends (signature
+  mismatch, a wire transaction whose signature does not verify, an unknown ``transaction``
+  encoding, lookups that ``loadedAddresses`` does not match, balances not one per key) is
+  unusable: next URL, then :class:`~chains.base.ChainUnavailable`.
 - Account keys are the message's static keys followed by ``meta.loadedAddresses`` (writable, then
   read-only): instructions of a v0 transaction refer to address-lookup-table accounts by those
   positions (``jsonParsed`` answers already list them, marked ``source: lookupTable``).
@@ -36,6 +49,8 @@ Decoding rules:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import struct
 from collections.abc import Mapping, Sequence
@@ -44,6 +59,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import base58
+from solders.message import MessageV0
+from solders.transaction import VersionedTransaction
 
 from chains import addresses
 from chains.base import (
@@ -54,6 +71,7 @@ from chains.base import (
     Transfer,
     TxStatus,
     not_found,
+    unclear,
 )
 from chains.network import Network
 from chains.transport import JsonRpcError, RpcCall, Transport, UnusableAnswer, positive_option
@@ -65,6 +83,7 @@ __all__ = [
     "SolanaAdapter",
     "account_keys",
     "decode_transaction",
+    "from_wire",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,7 +95,9 @@ TOKEN_PROGRAMS: Final = frozenset({TOKEN_PROGRAM, TOKEN_2022_PROGRAM})
 MEMO_PROGRAMS: Final = frozenset(
     {"MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr", "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVTDTGV6"}
 )
-_ENCODINGS: Final = ("jsonParsed", "json")
+_ENCODINGS: Final = ("jsonParsed", "json", "base64")
+#: binary encodings of ``transaction`` (``[data, encoding]``) that :func:`from_wire` reads
+_WIRE_ENCODINGS: Final = ("base64", "base58")
 _COMMITMENTS: Final = ("confirmed", "finalized")
 
 
@@ -238,6 +259,13 @@ class _Move:
     decimals: int | None = None
 
 
+def _key(info: Mapping[str, Any], field: str) -> str:
+    value = info.get(field)
+    if not _is_address(value):
+        raise _Malformed(f"parsed instruction field {field} is {value!r:.60}, not an account")
+    return str(value)
+
+
 def _system_move(ins: _Instruction) -> _Move | None:
     parsed = ins.parsed
     if isinstance(parsed, Mapping):
@@ -245,8 +273,8 @@ def _system_move(ins: _Instruction) -> _Move | None:
         if kind in ("transfer", "transferWithSeed") and isinstance(info, Mapping):
             return _Move(
                 AssetKind.NATIVE,
-                str(info.get("source")),
-                str(info.get("destination")),
+                _key(info, "source"),
+                _key(info, "destination"),
                 _amount(info.get("lamports"), "lamports"),
                 ins.position,
             )
@@ -262,13 +290,42 @@ def _system_move(ins: _Instruction) -> _Move | None:
     return None
 
 
+def _system_funding(ins: _Instruction) -> _Move | None:
+    """A system ``createAccount`` / ``createAccountWithSeed``: the lamports that fund a new
+    account (its rent). Not a transfer, but a balance change the reconciliation must know."""
+    parsed = ins.parsed
+    if isinstance(parsed, Mapping):
+        kind, info = parsed.get("type"), parsed.get("info")
+        if kind in ("createAccount", "createAccountWithSeed") and isinstance(info, Mapping):
+            return _Move(
+                AssetKind.NATIVE,
+                _key(info, "source"),
+                _key(info, "newAccount"),
+                _amount(info.get("lamports"), "lamports"),
+                ins.position,
+            )
+        return None
+    data = ins.data
+    if data is None or len(data) < 12 or len(ins.accounts) < 2:
+        return None
+    (tag,) = struct.unpack_from("<I", data, 0)
+    if tag == 0:  # CreateAccount { lamports, space, owner }: funder, new account
+        return _Move(AssetKind.NATIVE, ins.accounts[0], ins.accounts[1], _u64(data, 4), ins.position)
+    if tag == 3 and len(data) >= 44:  # CreateAccountWithSeed { base, seed: String, lamports, ... }
+        seed_length = _u64(data, 36)
+        if seed_length > len(data):
+            raise _Malformed("createAccountWithSeed with a seed longer than its data")
+        return _Move(AssetKind.NATIVE, ins.accounts[0], ins.accounts[1], _u64(data, 44 + seed_length), ins.position)
+    return None
+
+
 def _token_move(ins: _Instruction) -> _Move | None:
     parsed = ins.parsed
     if isinstance(parsed, Mapping):
         kind, info = parsed.get("type"), parsed.get("info")
         if not isinstance(info, Mapping) or kind not in ("transfer", "transferChecked"):
             return None
-        authority = info.get("authority", info.get("multisigAuthority"))
+        authority = _key(info, "multisigAuthority" if "multisigAuthority" in info else "authority")
         if kind == "transfer":
             amount = _amount(info.get("amount"), "token amount")
             mint, decimals = None, None
@@ -277,16 +334,16 @@ def _token_move(ins: _Instruction) -> _Move | None:
             if not isinstance(token_amount, Mapping):
                 raise _Malformed("transferChecked without tokenAmount")
             amount = _amount(token_amount.get("amount"), "token amount")
-            mint = str(info.get("mint"))
+            mint = _key(info, "mint")
             decimals = token_amount.get("decimals") if isinstance(token_amount.get("decimals"), int) else None
         return _Move(
             AssetKind.TOKEN,
-            str(info.get("source")),
-            str(info.get("destination")),
+            _key(info, "source"),
+            _key(info, "destination"),
             amount,
             ins.position,
             mint=mint,
-            authority=str(authority) if authority is not None else None,
+            authority=authority,
             decimals=decimals,
         )
     data, accounts = ins.data, ins.accounts
@@ -319,11 +376,94 @@ def _memo_text(ins: _Instruction) -> str | None:
     return None
 
 
+def from_wire(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``result`` with a binary ``transaction`` (``[data, "base64"]`` or ``[data, "base58"]``, the
+    wire bytes) rewritten in the ``json`` encoding's shape: signatures, the message's static
+    account keys, header, instructions (data in Base58) and address-table lookups. The account
+    keys that lookup tables supply are not in the wire bytes: they stay in ``meta.loadedAddresses``,
+    which :func:`account_keys` appends (writable, then read-only), as Solana defines.
+
+    The bytes must decode completely (``solders``), every signature must verify against its
+    signer's key over the message, and the message version must be the ``version`` the result
+    states; otherwise the answer is garbage (:class:`_Malformed`). An object ``transaction``
+    (``json``/``jsonParsed``) is returned as it is; any other encoding is refused."""
+    tx = result.get("transaction")
+    if isinstance(tx, Mapping):
+        return result
+    if not (isinstance(tx, list) and len(tx) == 2 and isinstance(tx[0], str)):
+        raise _Malformed(f"transaction is neither an object nor [data, encoding]: {tx!r:.80}")
+    data, encoding = tx
+    if encoding not in _WIRE_ENCODINGS:
+        raise _Malformed(f"transaction in encoding {encoding!r:.40}, which the adapter does not read")
+    try:
+        raw = base64.b64decode(data, validate=True) if encoding == "base64" else bytes(base58.b58decode(data))
+    except (binascii.Error, ValueError):
+        raise _Malformed(f"transaction data is not valid {encoding}") from None
+    try:
+        wire = VersionedTransaction.from_bytes(raw)
+    except ValueError as exc:  # solders' decoding errors
+        raise _Malformed(f"transaction bytes do not decode: {exc}") from None
+    if bytes(wire) != raw:
+        raise _Malformed("transaction bytes carry trailing data")
+    if not wire.signatures or not all(wire.verify_with_results()):
+        raise _Malformed("a signature of the wire transaction does not verify against its signer")
+    message = wire.message
+    header = message.header
+    shaped: dict[str, Any] = {
+        "accountKeys": [str(k) for k in message.account_keys],
+        "header": {
+            "numRequiredSignatures": header.num_required_signatures,
+            "numReadonlySignedAccounts": header.num_readonly_signed_accounts,
+            "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts,
+        },
+        "recentBlockhash": str(message.recent_blockhash),
+        "instructions": [
+            {
+                "programIdIndex": ins.program_id_index,
+                "accounts": list(ins.accounts),
+                "data": base58.b58encode(bytes(ins.data)).decode(),
+            }
+            for ins in message.instructions
+        ],
+    }
+    version: int | str = "legacy"
+    if isinstance(message, MessageV0):
+        version = 0
+        shaped["addressTableLookups"] = [
+            {
+                "accountKey": str(lookup.account_key),
+                "writableIndexes": list(lookup.writable_indexes),
+                "readonlyIndexes": list(lookup.readonly_indexes),
+            }
+            for lookup in message.address_table_lookups
+        ]
+    stated = result.get("version", "legacy")
+    if isinstance(stated, bool) or stated != version:
+        raise _Malformed(f"result says version {stated!r:.20}, the wire message is version {version!r}")
+    return {**result, "transaction": {"signatures": [str(s) for s in wire.signatures], "message": shaped}}
+
+
 def decode_transaction(network: str, signature: str, result: object, head: int | None) -> Observation:
-    """The observation of one ``getTransaction`` result (``json`` or ``jsonParsed``). ``head`` is
-    the node's current slot (None: unknown)."""
+    """The observation of one ``getTransaction`` result (``json``, ``jsonParsed``, or ``base64``/
+    ``base58`` wire bytes). ``head`` is the node's current slot (None: unknown).
+
+    A result that is not what the Solana RPC sends raises :class:`_Malformed` (an
+    :class:`~chains.transport.UnusableAnswer`: the next URL, then "try later"); one that is well
+    formed but says something the adapter cannot read with certainty (see :func:`_doubts`) is
+    :data:`~chains.base.TxStatus.UNCLEAR`, with the reasons and ``result`` in ``details``."""
     if not isinstance(result, Mapping):
         raise _Malformed(f"getTransaction result is not an object: {result!r:.80}")
+    try:
+        return _decode(network, signature, from_wire(result), head, result)
+    except _Malformed:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, struct.error, OverflowError) as exc:
+        raise _Malformed(f"{signature}: unreadable getTransaction result ({type(exc).__name__}: {exc})") from None
+
+
+def _decode(
+    network: str, signature: str, result: Mapping[str, Any], head: int | None, raw: Mapping[str, Any]
+) -> Observation:
     signatures = (
         result.get("transaction", {}).get("signatures") if isinstance(result.get("transaction"), Mapping) else None
     )
@@ -331,17 +471,23 @@ def decode_transaction(network: str, signature: str, result: object, head: int |
         raise _Malformed(f"asked for {signature}, got a transaction signed {signatures!r:.120}")
     slot = result.get("slot")
     meta = result.get("meta")
-    if isinstance(slot, bool) or not isinstance(slot, int) or not isinstance(meta, Mapping):
+    if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0 or not isinstance(meta, Mapping):
         raise _Malformed(f"{signature}: no slot or no status metadata")
     keys = account_keys(result)
     for key in keys:
-        if not addresses.is_address("solana", key):
+        if not _is_address(key):
             raise _Malformed(f"{signature}: account key {key!r:.60} is not an address")
+    _check_lookups(result, keys)
     instructions = _instructions(result, keys)
     tokens = _token_accounts(result, keys)
     fee_payer = keys[0]
+    fee = meta.get("fee")
+    if isinstance(fee, bool) or not isinstance(fee, int) or fee < 0:
+        raise _Malformed(f"{signature}: meta.fee {fee!r:.40} is not an amount")
     failed = meta.get("err") is not None
     details: dict[str, Any] = {"fee_payer": fee_payer, "version": result.get("version", "legacy")}
+    if isinstance(raw.get("transaction"), list):
+        details["encoding"] = raw["transaction"][1]
     lookups = _message(result).get("addressTableLookups") or []
     if lookups:
         details["address_lookup_tables"] = [str(t.get("accountKey")) for t in lookups if isinstance(t, Mapping)]
@@ -359,37 +505,207 @@ def decode_transaction(network: str, signature: str, result: object, head: int |
     if memos:
         details["memos"] = memos
     moves: list[_Move] = []
+    fundings: list[_Move] = []
     for ins in instructions:
         move = _system_move(ins) if ins.program == SYSTEM_PROGRAM else None
+        if move is None and ins.program == SYSTEM_PROGRAM:
+            funding = _system_funding(ins)
+            if funding is not None:
+                fundings.append(funding)
         if move is None and ins.program in TOKEN_PROGRAMS:
             move = _token_move(ins)
         if move is not None:
             moves.append(move)
+    known = set(keys)
+    for move in [*moves, *fundings]:
+        if move.source not in known or move.destination not in known:
+            raise _Malformed(f"{signature}: instruction {move.position} names an account the transaction does not list")
     transfers: list[Transfer] = []
     spl: list[dict[str, Any]] = []
     for move in moves:
         transfers.append(_resolve(move, tokens, spl))
     if spl:
         details["spl"] = spl
+    doubts = _doubts(result, meta, keys, failed)
+    if not failed:
+        doubts.extend(_unexplained(meta, keys, fee_payer, fee, moves, fundings, transfers))
     if failed:
         details["attempted"] = [t.to_json() for t in transfers]
         transfers = []
     block_time = result.get("blockTime")
-    fee = meta.get("fee")
-    return Observation(
+    observation = Observation(
         network=network,
         tx_hash=signature,
         status=TxStatus.FAILED if failed else TxStatus.SUCCESS,
         block_number=slot,
         block_hash=None,
         confirmations=max(1, head - slot + 1) if head is not None else 1,
-        timestamp=datetime.fromtimestamp(block_time, UTC) if isinstance(block_time, int) else None,
+        timestamp=datetime.fromtimestamp(block_time, UTC)
+        if isinstance(block_time, int) and not isinstance(block_time, bool)
+        else None,
         sender=fee_payer,
         transfers=tuple(transfers),
         memo=memos[0] if memos else None,
-        fee=fee if isinstance(fee, int) and not isinstance(fee, bool) else None,
+        fee=fee,
         details=details,
     )
+    if doubts and not failed:
+        return unclear(observation, doubts, raw)
+    return observation
+
+
+def _is_address(value: object) -> bool:
+    return isinstance(value, str) and addresses.is_address("solana", value)
+
+
+def _check_lookups(result: Mapping[str, Any], keys: list[str]) -> None:
+    """The lookup-table keys that ``meta.loadedAddresses`` (or ``jsonParsed``'s account list)
+    supplies must be as many as the message's ``addressTableLookups`` ask for."""
+    message = _message(result)
+    lookups = message.get("addressTableLookups") or []
+    if not isinstance(lookups, list):
+        raise _Malformed("addressTableLookups is not a list")
+    wanted = {"writable": 0, "readonly": 0}
+    for lookup in lookups:
+        if not isinstance(lookup, Mapping):
+            raise _Malformed(f"address table lookup {lookup!r:.60}")
+        for group, field in (("writable", "writableIndexes"), ("readonly", "readonlyIndexes")):
+            indexes = lookup.get(field)
+            if not isinstance(indexes, list):
+                raise _Malformed(f"address table lookup without {field}")
+            wanted[group] += len(indexes)
+    raw_keys = message.get("accountKeys") or []
+    if raw_keys and isinstance(raw_keys[0], Mapping):  # jsonParsed: the loaded keys are in the list
+        loaded = sum(1 for k in raw_keys if isinstance(k, Mapping) and k.get("source") == "lookupTable")
+        if loaded != wanted["writable"] + wanted["readonly"]:
+            raise _Malformed(f"{loaded} lookup-table account keys listed, the lookups ask for {wanted}")
+        return
+    meta = result.get("meta")
+    given = meta.get("loadedAddresses") if isinstance(meta, Mapping) else None
+    counts = {
+        group: len(given.get(group) or []) if isinstance(given, Mapping) else 0 for group in ("writable", "readonly")
+    }
+    if counts != wanted:
+        raise _Malformed(f"meta.loadedAddresses holds {counts} keys, the address table lookups ask for {wanted}")
+
+
+def _doubts(result: Mapping[str, Any], meta: Mapping[str, Any], keys: list[str], failed: bool) -> list[str]:
+    """Reasons the status cannot be read with certainty (documented fields only: ``meta.err`` is
+    null on success and the error otherwise; the deprecated ``meta.status`` is ``{"Ok": null}``
+    or ``{"Err": ...}``; ``version`` is ``"legacy"`` or 0)."""
+    reasons: list[str] = []
+    if "err" not in meta:
+        reasons.append("meta.err is missing: the answer does not say whether the transaction succeeded.")
+    status = meta.get("status")
+    if not failed and status is not None and not (isinstance(status, Mapping) and dict(status) == {"Ok": None}):
+        reasons.append(f"meta.status is {status!r:.80} while meta.err is null: the answer contradicts itself.")
+    version = result.get("version", "legacy")
+    if version != "legacy" and (isinstance(version, bool) or version != 0):
+        reasons.append(f"version is {version!r:.40}: a transaction version the adapter does not read.")
+    for group in ("preBalances", "postBalances"):
+        values = meta.get(group)
+        if not isinstance(values, list) or len(values) != len(keys):
+            raise _Malformed(f"meta.{group} does not list one balance per account key")
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise _Malformed(f"meta.{group} holds {value!r:.40}, not a balance in lamports")
+    return reasons
+
+
+def _token_balances(meta: Mapping[str, Any], keys: list[str], group: str) -> dict[str, tuple[str, str | None, int]]:
+    """Token account -> (mint, owner, amount in base units) from ``meta.<group>``."""
+    out: dict[str, tuple[str, str | None, int]] = {}
+    for entry in meta.get(group) or []:
+        if not isinstance(entry, Mapping):
+            raise _Malformed(f"{group} entry {entry!r:.60}")
+        index = entry.get("accountIndex")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(keys):
+            raise _Malformed(f"{group} entry with a bad accountIndex: {entry!r:.100}")
+        mint, owner = entry.get("mint"), entry.get("owner")
+        ui = entry.get("uiTokenAmount")
+        amount = ui.get("amount") if isinstance(ui, Mapping) else None
+        if not _is_address(mint) or (owner is not None and not _is_address(owner)):
+            raise _Malformed(f"{group} entry with a bad mint or owner: {entry!r:.100}")
+        if not isinstance(amount, str) or not amount.isdigit():
+            raise _Malformed(f"{group} entry with a bad uiTokenAmount.amount: {amount!r:.40}")
+        if keys[index] in out:
+            raise _Malformed(f"{group} lists {keys[index]} twice")
+        out[keys[index]] = (str(mint), owner, int(amount))
+    return out
+
+
+def _unexplained(
+    meta: Mapping[str, Any],
+    keys: list[str],
+    fee_payer: str,
+    fee: int,
+    moves: Sequence[_Move],
+    fundings: Sequence[_Move],
+    transfers: Sequence[Transfer],
+) -> list[str]:
+    """Balance changes (``meta.pre/postBalances``, ``meta.pre/postTokenBalances``) that the
+    instructions read do not account for. A balance that rose by more than they explain was paid
+    by something the adapter does not read (a program moving lamports itself, a mint, a close,
+    a transfer with a fee, an instruction it cannot decode); a transfer recipient whose balance
+    rose by less than they say did not keep what the transfer says. Either way nobody can say
+    from this answer what reached whom: the transaction is unclear."""
+    reasons: list[str] = []
+    expected: dict[str, int] = {fee_payer: -fee}
+    native = [m for m in moves if m.kind is AssetKind.NATIVE]
+    for move in [*native, *fundings]:
+        expected[move.source] = expected.get(move.source, 0) - move.amount
+        expected[move.destination] = expected.get(move.destination, 0) + move.amount
+    paid = {m.destination for m in native}
+    actual: dict[str, int] = {}
+    for key, before, after in zip(keys, meta["preBalances"], meta["postBalances"], strict=True):
+        actual[key] = actual.get(key, 0) + after - before
+    for key in sorted(set(actual) | set(expected)):
+        got, said = actual.get(key, 0), expected.get(key, 0)
+        if got > said or (got < said and key in paid):
+            reasons.append(
+                f"The SOL balance of {key} changed by {got} lamports (meta.preBalances/postBalances), "
+                f"but the instructions the adapter reads account for {said}."
+            )
+    pre = _token_balances(meta, keys, "preTokenBalances")
+    post = _token_balances(meta, keys, "postTokenBalances")
+    for group in ("preTokenBalances", "postTokenBalances"):
+        for entry in meta.get(group) or []:
+            if "programId" in entry and entry.get("owner") is None:
+                # answers since the token balances name their program name the owner too (old
+                # answers name neither): without it the recipient cannot be told
+                reasons.append(f"A {group} entry (accountIndex {entry.get('accountIndex')}) names no owner.")
+    mints: dict[str, str] = {}
+    for account in sorted(set(pre) | set(post)):
+        before_entry, after_entry = pre.get(account), post.get(account)
+        if before_entry and after_entry and before_entry[:2] != after_entry[:2]:
+            reasons.append(
+                f"Token account {account} has mint/owner {before_entry[:2]} before and {after_entry[:2]} after "
+                "(meta.preTokenBalances/postTokenBalances): the owner changed or the answer contradicts itself."
+            )
+        mints[account] = (after_entry or before_entry or ("", None, 0))[0]
+    token_expected: dict[str, int] = {}
+    token_paid: set[str] = set()
+    token_moves = [m for m in moves if m.kind is AssetKind.TOKEN]
+    token_transfers = [t for t in transfers if t.kind is AssetKind.TOKEN]
+    for move, transfer in zip(token_moves, token_transfers, strict=True):
+        for account in (move.source, move.destination):
+            if mints.get(account, transfer.contract) != transfer.contract:
+                reasons.append(
+                    f"Instruction {move.position} moves mint {transfer.contract}, but token account {account} "
+                    f"holds mint {mints[account]} (meta token balances)."
+                )
+        token_expected[move.source] = token_expected.get(move.source, 0) - move.amount
+        token_expected[move.destination] = token_expected.get(move.destination, 0) + move.amount
+        token_paid.add(move.destination)
+    for account in sorted(set(pre) | set(post) | set(token_expected)):
+        got = (post[account][2] if account in post else 0) - (pre[account][2] if account in pre else 0)
+        said = token_expected.get(account, 0)
+        if got > said or (got < said and account in token_paid):
+            reasons.append(
+                f"The token balance of {account} changed by {got} base units (meta.preTokenBalances/"
+                f"postTokenBalances), but the instructions the adapter reads account for {said}."
+            )
+    return reasons
 
 
 def _resolve(move: _Move, tokens: Mapping[str, _TokenAccount], spl: list[dict[str, Any]]) -> Transfer:
@@ -438,7 +754,7 @@ def _choice(extra: Mapping[str, Any], key: str, choices: tuple[str, ...], networ
 class SolanaAdapter:
     """Chain adapter for one Solana cluster. Thread-safe.
 
-    Optional network keys (TOML extras): ``encoding`` (``jsonParsed`` or ``json``), ``commitment``
+    Optional network keys (TOML extras): ``encoding`` (``jsonParsed``, ``json`` or ``base64``), ``commitment``
     (``confirmed`` or ``finalized``), ``lookup_batch_size`` (signatures per batch, default 100),
     ``signatures_limit`` (entries per ``getSignaturesForAddress`` page, at most 1000, default
     1000), ``max_pages`` (pages per address in one :meth:`incoming`, default 20), plus the
@@ -601,7 +917,9 @@ class SolanaAdapter:
     def incoming(self, address: str, since: int, until: int | None = None) -> list[Observation]:
         """Successful transactions that delivered SOL or SPL tokens to ``address`` (an owner
         wallet, or a token account) in slots ``since..until`` (inclusive), oldest first. The
-        owner's own signatures and those of each of its token accounts are read."""
+        owner's own signatures and those of each of its token accounts are read. A listed
+        transaction the adapter cannot read with certainty (``unclear``) is returned too, for a
+        person to decide; failed ones (``err`` in the signature list) are not."""
         target = self.normalize_address(address)
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             raise InvalidChainInput("since", "must be a slot (an integer >= 0)")
@@ -624,5 +942,9 @@ class SolanaAdapter:
             if obs.status is TxStatus.SUCCESS and (
                 any(t.recipient == target for t in obs.transfers) or target in destinations
             ):
+                out.append(obs)
+            elif obs.status is TxStatus.UNCLEAR:
+                # listed for the address or one of its token accounts, and unreadable: a person
+                # decides whether something reached it
                 out.append(obs)
         return sorted(out, key=lambda o: (o.block_number or 0, o.tx_hash))
