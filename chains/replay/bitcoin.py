@@ -13,7 +13,10 @@ Esplora (Blockstream testnet recordings), served byte for byte by txid:
 - ``GET /blocks/tip/height``: by default **not a recording.** The highest ``status.block_height``
   among the Esplora recordings (2581763 with the shipped ones), as plain text like Esplora answers;
   so the transaction of that block has exactly 1 confirmation. Built with ``recorded_head=True``,
-  the recorded tip body is served byte for byte instead.
+  the recorded tip body is served byte for byte instead (``4550094``, testnet3: above every
+  recorded Esplora transaction, so that replay is consistent, not behind; a tip below a reported
+  transaction's block, which an adapter must answer with "try later", is the synthesized tip of a
+  replay built from only some recordings, see :attr:`BitcoinReplay.tip`).
 - ``GET /address/{address}/txs`` (and ``/txs/chain/{last_seen_txid}`` for the next page): built
   from the recordings, **not a recording of this call**: the recorded transactions that pay to or
   spend from the address (same objects as ``/tx/{txid}``), newest first. The real answer holds the

@@ -3,6 +3,10 @@
 What each recording shows is taken from fixtures/chains/SOURCES.md. The replay server's Esplora tip
 is the highest recorded block height (``TIP``: 2581763 with the recordings of 2026-12-07; read from the
 replay so that new recordings do not break the tests), so that block's transaction has 1 confirmation.
+The recorded tip body (``/blocks/tip/height``, served with ``recorded_head=True``) is above every
+recorded Esplora transaction; a tip *below* a transaction's block is made by a replay of only some
+recordings. Blockbook's new recordings are in test_bitcoin_blockbook.py, the mutation properties in
+test_bitcoin_mutations.py.
 """
 
 from __future__ import annotations
@@ -11,21 +15,58 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chains.base import AssetKind, ChainUnavailable, InvalidChainInput, Observation, TxStatus
-from chains.bitcoin import BitcoinAdapter
-from chains.replay import ReplayServer
+from chains.bitcoin import BitcoinAdapter, script_address, script_type
+from chains.replay import ReplayServer, Reply, Request
 from chains.replay import bitcoin as bitcoin_replay
+from chains.replay.recorded import read_recordings
 from recovery.config import Config
 from tests.fixtures_replay import FAST, network_at
 
 P2SH_TX = "87f4cf756eef9979f0fb6a03db2ab2e0fd46060cf97714a990623093fe227a87"
 P2WSH_TX = "19c6cd6b7b8a91e1a63d759eedd2818877a624771d38e00c3ffcedfdd09afc50"
 TAPROOT_TX = "654c6a28f7ff1915d2b9abc2e18e32a37e0196203d64aced6221651f003f5e94"
+OP_RETURN_TX = "9b0c48b79fe40c67f7a2837e6e59a138a16671caf7685dcd831bd3c51b9f6d21"
 UNKNOWN = "ab" * 32
+P2SH_BLOCK = 1444250
 P2WSH_BLOCK = 2131550
+OP_RETURN_BLOCK = 2581763
+
+
+def recorded_bodies(fixtures_dir: Path, kind: str) -> list[Any]:
+    """The parsed bodies of the Bitcoin recordings of one ``kind``, recognised by content as the
+    replay does: ``esplora`` (a transaction with ``status``), ``blockbook`` (``blockHeight`` and
+    ``confirmations``), ``address`` (a Blockbook address page), ``tip`` (a bare block height)."""
+    found = []
+    for rec in read_recordings(fixtures_dir / "bitcoin"):
+        data = rec.data
+        if isinstance(data, bool):
+            continue
+        if isinstance(data, int):
+            shape = "tip"
+        elif not isinstance(data, dict):
+            continue
+        elif "txid" in data and isinstance(data.get("status"), dict):
+            shape = "esplora"
+        elif "txid" in data and "blockHeight" in data and "confirmations" in data:
+            shape = "blockbook"
+        elif isinstance(data.get("address"), str) and "page" in data:
+            shape = "address"
+        else:
+            continue
+        if shape == kind:
+            found.append(data)
+    return found
+
+
+def recorded_tip(fixtures_dir: Path) -> int:
+    (tip,) = recorded_bodies(fixtures_dir, "tip")
+    assert isinstance(tip, int)
+    return tip
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +285,112 @@ def test_failover_to_the_second_url(
 def test_observation_round_trips_through_json(testnet: BitcoinAdapter, blockbook: BitcoinAdapter) -> None:
     for obs in (testnet.lookup(P2SH_TX), testnet.lookup(P2WSH_TX), blockbook.lookup(TAPROOT_TX)):
         assert Observation.from_json(json.loads(json.dumps(obs.to_json()))) == obs
+
+
+# ------------------------------------------------------------------ OP_RETURN (recorded 2026-12-07)
+
+
+def test_op_return_output_is_never_a_transfer(testnet: BitcoinAdapter, tip: int) -> None:
+    """SOURCES: 500000 -> mqbKtarY…, vout1 OP_RETURN (value 0, no address, data ef4f66bc…c1c2),
+    1956600 change -> mowfvQDr…; fee 6700 from 2463300; block 2581763."""
+    obs = testnet.lookup(OP_RETURN_TX)
+    assert obs.tx_hash == OP_RETURN_TX and obs.status is TxStatus.SUCCESS
+    assert obs.block_number == OP_RETURN_BLOCK and obs.confirmations == tip - OP_RETURN_BLOCK + 1
+    assert obs.sender == "mhho1SuBpFHiWVJB6J7v9FQXjcRLHw6pKD"
+    assert [(t.recipient, t.amount, t.index) for t in obs.transfers] == [
+        ("mqbKtarYKnoEdPheFFDGRjksvEpb2vJGNh", 500_000, 0),
+        ("mowfvQDraTDvRgZowL4tx5EatL1u78w65v", 1_956_600, 2),
+    ]
+    assert [(o["type"], o["address"], o["value"]) for o in obs.details["outputs"]] == [
+        ("p2pkh", "mqbKtarYKnoEdPheFFDGRjksvEpb2vJGNh", 500_000),
+        ("op_return", None, 0),
+        ("p2pkh", "mowfvQDraTDvRgZowL4tx5EatL1u78w65v", 1_956_600),
+    ]
+    assert obs.details["op_return"] == ["ef4f66bcf4f55bc72c2c8e01894fe944a5fa3be3a8b2a2a474f0447838ddc1c2"]
+    assert obs.fee == 6700 == 2_463_300 - 500_000 - 1_956_600
+    assert "replaceable" not in obs.details  # confirmed, although its input signals BIP-125 (0xfffffffd)
+    assert obs.details["inputs"][0]["sequence"] == 0xFFFFFFFD
+    # the recipient's history holds it; the OP_RETURN output credits nobody
+    (found,) = testnet.incoming("mqbKtarYKnoEdPheFFDGRjksvEpb2vJGNh", 0)
+    assert found == obs
+
+
+def test_output_scripts_decode_to_the_addresses_the_nodes_name(fixtures_dir: Path) -> None:
+    """Every standard output script of every recording pays exactly the address the node names
+    (the cross-check the adapter makes before it believes an address)."""
+    checked = set()
+    for body in recorded_bodies(fixtures_dir, "esplora"):
+        for o in body["vout"]:
+            assert script_address(o["scriptpubkey"], testnet=True) == o.get("scriptpubkey_address")
+            checked.add(script_type(o["scriptpubkey"]))
+    for body in recorded_bodies(fixtures_dir, "blockbook"):
+        for o in body["vout"]:
+            assert [script_address(o["hex"], testnet=False)] == o["addresses"]
+            checked.add(script_type(o["hex"]))
+    assert checked >= {"p2pkh", "p2sh", "p2wpkh", "p2wsh", "p2tr", "op_return"}
+
+
+# ------------------------------------------------------------------ tips: recorded, and behind
+
+
+@pytest.fixture
+def recorded_head_server(fixtures_dir: Path) -> Iterator[ReplayServer]:
+    with ReplayServer({"bitcoin": bitcoin_replay.build_handler(fixtures_dir, recorded_head=True)}) as server:
+        yield server
+
+
+def test_confirmations_from_the_recorded_tip(
+    replay_config: Config, recorded_head_server: ReplayServer, fixtures_dir: Path
+) -> None:
+    """With the recorded ``/blocks/tip/height`` body (4550094, testnet3), every recorded testnet
+    transaction is below the tip: consistent, confirmations counted from it."""
+    head = recorded_tip(fixtures_dir)
+    adapter = _adapter(replay_config, [recorded_head_server.url_for("bitcoin")], testnet=True)
+    assert adapter.tip() == head == 4_550_094
+    heights = {b["txid"]: b["status"]["block_height"] for b in recorded_bodies(fixtures_dir, "esplora")}
+    assert heights.keys() >= {P2SH_TX, P2WSH_TX, OP_RETURN_TX} and max(heights.values()) <= head
+    found = adapter.lookup_many(list(heights))
+    assert {h: o.confirmations for h, o in found.items()} == {h: head - b + 1 for h, b in heights.items()}
+    assert found[OP_RETURN_TX].confirmations == 4_550_094 - 2_581_763 + 1
+    assert all(o.status is TxStatus.SUCCESS for o in found.values())
+
+
+class _TipOf:
+    """The full replay, except ``/blocks/tip/height``, which comes from another replay."""
+
+    def __init__(self, tip_from: bitcoin_replay.BitcoinReplay, rest: bitcoin_replay.BitcoinReplay) -> None:
+        self.tip_from, self.rest = tip_from, rest
+
+    def handle(self, request: Request) -> Reply:
+        return (self.tip_from if request.path == "/blocks/tip/height" else self.rest).handle(request)
+
+
+def test_a_tip_below_a_reported_transaction_is_try_later(replay_config: Config, fixtures_dir: Path) -> None:
+    """A node whose tip is below the block of a transaction it reports is behind: unavailable
+    (fail over, try later), never a count of negative or zero confirmations. The tip here is the
+    synthesized tip of a replay built from only the lowest recorded Esplora transaction."""
+    recordings = read_recordings(fixtures_dir / "bitcoin")
+    esplora = [r for r in recordings if isinstance(r.data, dict) and isinstance(r.data.get("status"), dict)]
+    lowest = min(esplora, key=lambda r: r.data["status"]["block_height"])
+    subset = bitcoin_replay.BitcoinReplay([lowest])
+    assert subset.tip == lowest.data["status"]["block_height"] == P2SH_BLOCK
+    full = bitcoin_replay.build_handler(fixtures_dir)
+    with ReplayServer({"bitcoin": _TipOf(subset, full)}) as server:
+        adapter = _adapter(replay_config, [server.url_for("bitcoin")], testnet=True)
+        assert adapter.lookup(P2SH_TX).confirmations == 1  # its own block is the tip: consistent
+        for higher in (P2WSH_TX, OP_RETURN_TX):
+            with pytest.raises(ChainUnavailable, match="behind"):
+                adapter.lookup(higher)
+        with pytest.raises(ChainUnavailable, match="behind"):
+            adapter.lookup_many([P2SH_TX, P2WSH_TX])  # one transaction above the tip taints the answer
+        with pytest.raises(ChainUnavailable, match="behind"):
+            adapter.incoming("2NEhVzd2Lom5g7ZF5K1qYrgZLpXecniqHcE", 0)
+
+
+def test_the_decoder_refuses_a_tip_below_the_block(testnet: BitcoinAdapter, fixtures_dir: Path) -> None:
+    (body,) = [b for b in recorded_bodies(fixtures_dir, "esplora") if b["txid"] == OP_RETURN_TX]
+    assert testnet.decode_esplora(OP_RETURN_TX, body, OP_RETURN_BLOCK).confirmations == 1
+    with pytest.raises(ChainUnavailable, match="behind"):
+        testnet.decode_esplora(OP_RETURN_TX, body, OP_RETURN_BLOCK - 1)
+    with pytest.raises(ChainUnavailable, match="no tip"):
+        testnet.decode_esplora(OP_RETURN_TX, body, None)
