@@ -12,11 +12,24 @@ Requests are rippled's own JSON-RPC (``{"method": "tx", "params": [{...}]}``, an
 - ``server_info`` for the last validated ledger (confirmations = validated ledger - ledger + 1).
 - ``account_tx`` (forward, paged by ``marker``) for :meth:`XrplAdapter.incoming`.
 
-Decoding rules:
+Decoding rules (result classes from xrpl.org "Transaction Results" and "Finality of Results"):
 
+- The transaction fields must hash to the transaction's hash (SHA-512Half of ``TXN\\0`` and the
+  canonical binary form, encoded by xrpl-py's codec), so that no field that decides a credit
+  (destination, tag, amount, flags, sender) is taken on trust. Fields the API adds are left out
+  of the encoding (every serialized field name starts with a capital letter; ``DeliverMax`` is
+  the API's alias of ``Amount``). Fields that hash to another id (the answer contradicts itself),
+  or that cannot be encoded (a field or transaction type the codec does not know) make the
+  transaction *unclear*: a person reads the raw answer; it is never credited nor "not found".
+  (Two older recordings, xrpl.js test fixtures, do not hash: see tests/chains/test_xrpl.py.)
 - Only a *validated* transaction is final: ``tesSUCCESS`` is success, a ``tec…`` code is a failure
   that still charged the fee (nothing was delivered); a transaction that is not validated yet is
   pending (its metadata, when present, is provisional and its transfers are reported as such).
+  A validated ledger holds only ``tes`` and ``tec`` results: any other code in a validated
+  transaction (``tef``/``tel``/``tem``/``ter``, or ``tes…`` other than ``tesSUCCESS``), and a code
+  of no documented class at all, make the transaction *unclear* (:func:`chains.base.unclear`), as
+  does a delivered amount that cannot be read or a partial payment whose delivered amount is not
+  known.
 - A ``Payment`` delivers ``meta.delivered_amount`` and nothing else: ``Amount``/``DeliverMax`` is
   only the most that could arrive (a partial payment, flag ``tfPartialPayment``, may deliver far
   less; reading ``Amount`` is a known exploit). When ``delivered_amount`` is absent (ledgers before
@@ -33,9 +46,15 @@ Decoding rules:
   the delivered amount is the destination itself ("any issuer I trust"), the real issuer is read
   from the destination's trust-line change in the metadata. MPT amounts use the issuance id as
   ``contract``.
+- Issued-currency amounts must name a currency code of a documented form (3 characters or 40 hex,
+  checked by xrpl-py's codec) and a valid issuer address, MPT amounts a 48-hex issuance id;
+  anything else in a delivered amount is unreadable (unclear).
 - ``AccountDelete`` sends the remaining XRP to its destination (with its tag) and is a transfer
-  too. Every other transaction type (``CheckCreate``, offers, trust lines, NFTs, escrows, checks
-  cashed, channel claims, ...) yields no transfer; ``details["transaction_type"]`` names it.
+  too. Every other documented transaction type (``TrustSet``, ``CheckCreate``, offers, NFTs,
+  escrows, checks cashed, channel claims, ...: xrpl-py's list) yields no transfer and is never a
+  deposit; ``details["transaction_type"]`` names it. A type that is not documented is unclear
+  when it names a destination, carries an amount or raises another account's balance (for
+  :meth:`XrplAdapter.incoming`: when it is addressed to, or raises the balance of, the account).
 """
 
 from __future__ import annotations
@@ -46,8 +65,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from hashlib import sha512
 from typing import Any, Final, TypeVar
 
+from xrpl.core.addresscodec import is_valid_classic_address
+from xrpl.core.binarycodec import encode as encode_binary
+from xrpl.core.binarycodec.definitions import definitions as codec_definitions
+from xrpl.core.binarycodec.types.currency import Currency
 from xrpl.utils import get_balance_changes
 
 from chains import addresses
@@ -59,6 +83,7 @@ from chains.base import (
     Transfer,
     TxStatus,
     not_found,
+    unclear,
 )
 from chains.network import Network
 from chains.transport import Transport, UnusableAnswer, positive_option
@@ -74,6 +99,9 @@ __all__ = [
     "decode_entry",
     "parse_account_tx",
     "parse_tx_result",
+    "result_class",
+    "split_entry",
+    "verify_tx_hash",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,6 +114,10 @@ TF_PARTIAL_PAYMENT: Final = 0x00020000
 #: seconds from the Unix epoch to the Ripple epoch (2000-01-01T00:00:00Z)
 RIPPLE_EPOCH: Final = 946_684_800
 _VALUE_TYPES: Final = frozenset({"Payment", "AccountDelete"})
+#: result-code prefixes rippled documents (xrpl.org, Transaction Results)
+RESULT_CLASSES: Final = frozenset({"tes", "tec", "tef", "tel", "tem", "ter"})
+#: prefix of the bytes hashed into a transaction id (``TXN\0``)
+_TXN_PREFIX: Final = bytes.fromhex("54584E00")
 
 
 class _Malformed(UnusableAnswer):
@@ -119,6 +151,10 @@ class XrplEntry:
     ledger_index: int | None
     ledger_hash: str | None
     timestamp: datetime | None
+    #: why the hash could not be checked against the fields (None: it was checked, or not asked)
+    unverified: str | None = None
+    #: the entry as the node sent it (attached to an unclear observation)
+    raw: Mapping[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -143,9 +179,19 @@ def currency_symbol(currency: str) -> str:
 
 
 def _drops(value: object, what: str) -> int:
-    if not isinstance(value, str) or not value.isdigit():
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         raise _Malformed(f"{what} is not a drops string: {value!r:.80}")
     return int(value)
+
+
+def _is_hex(value: object, length: int) -> bool:
+    if not isinstance(value, str) or len(value) != length:
+        return False
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return False
+    return True
 
 
 def decode_amount(amount: object, what: str = "amount") -> XrplAmount:
@@ -158,13 +204,21 @@ def decode_amount(amount: object, what: str = "amount") -> XrplAmount:
     if not isinstance(value, str):
         raise _Malformed(f"{what} has no value: {amount!r:.120}")
     if "mpt_issuance_id" in amount:
-        if not value.isdigit():
+        if not value.isascii() or not value.isdigit():
             raise _Malformed(f"{what}: MPT value {value!r} is not an integer")
-        issuance = str(amount["mpt_issuance_id"])
-        return XrplAmount(AssetKind.TOKEN, int(value), contract=issuance, raw=value)
+        issuance = amount["mpt_issuance_id"]
+        if not _is_hex(issuance, 48):
+            raise _Malformed(f"{what}: mpt_issuance_id {issuance!r:.80} is not 48 hex digits")
+        return XrplAmount(AssetKind.TOKEN, int(value), contract=str(issuance).upper(), raw=value)
     currency, issuer = amount.get("currency"), amount.get("issuer")
     if not isinstance(currency, str) or not isinstance(issuer, str):
         raise _Malformed(f"{what} lacks currency or issuer: {amount!r:.120}")
+    try:
+        Currency.from_value(currency)  # 3 characters of the documented set, or 40 hex digits
+    except Exception:  # the codec raises its own exception types
+        raise _Malformed(f"{what}: currency {currency!r:.60} is not a currency code") from None
+    if currency == "XRP" or not is_valid_classic_address(issuer):
+        raise _Malformed(f"{what}: {currency!r} issued by {issuer!r:.60} is not an issued currency")
     try:
         number = Decimal(value)
     except InvalidOperation:
@@ -199,7 +253,10 @@ def _int_field(value: object, what: str) -> int | None:
 def _timestamp(tx: Mapping[str, Any], entry: Mapping[str, Any]) -> datetime | None:
     date = tx.get("date", entry.get("date"))
     if isinstance(date, int) and not isinstance(date, bool):
-        return datetime.fromtimestamp(date + RIPPLE_EPOCH, UTC)
+        try:
+            return datetime.fromtimestamp(date + RIPPLE_EPOCH, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise _Malformed(f"date {date!r} is not a time") from None
     iso = entry.get("close_time_iso")
     if isinstance(iso, str):
         try:
@@ -209,13 +266,58 @@ def _timestamp(tx: Mapping[str, Any], entry: Mapping[str, Any]) -> datetime | No
     return None
 
 
-def split_entry(entry: Mapping[str, Any], *, validated: bool | None = None) -> XrplEntry:
+def _serialized_fields(tx: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``tx`` that are part of its binary form: every serialized field name starts
+    with a capital letter (``hash``, ``ctid``, ``date``, ``inLedger``, ``ledger_index``, ``meta``,
+    ``validated``... are added by the API), and ``DeliverMax`` is the API's name for ``Amount``."""
+    fields = {k: v for k, v in tx.items() if isinstance(k, str) and k[:1].isupper() and k != "DeliverMax"}
+    if "DeliverMax" in tx:
+        fields["Amount"] = tx["DeliverMax"]
+    return fields
+
+
+def verify_tx_hash(tx_hash: str, tx: Mapping[str, Any]) -> str | None:
+    """Check that the transaction fields ``tx`` hash to ``tx_hash`` (SHA-512Half of ``TXN\\0`` and
+    the binary form). None when they do; otherwise the reason, one sentence: the fields hash to
+    another id (the answer contradicts itself), or they cannot be encoded (a field or transaction
+    type the codec does not know, a value of the wrong form), so the hash cannot be checked."""
+    if "DeliverMax" in tx and "Amount" in tx and tx["Amount"] != tx["DeliverMax"]:
+        return f"Amount and DeliverMax of {tx_hash} differ (the API writes the same amount under both names)"
+    fields = _serialized_fields(tx)
+    unknown = []
+    for name in fields:
+        try:
+            known = codec_definitions.get_field_instance(name).is_serialized
+        except KeyError:
+            known = False
+        if not known:
+            unknown.append(name)
+    if unknown:
+        return f"fields {sorted(unknown)} are unknown to the binary codec: the hash {tx_hash} cannot be checked"
+    tx_type = fields.get("TransactionType")
+    try:
+        codec_definitions.get_transaction_type_code(str(tx_type))
+    except KeyError:
+        return f"TransactionType {tx_type!r:.60} is unknown to the binary codec: the hash {tx_hash} cannot be checked"
+    try:
+        blob = bytes.fromhex(encode_binary(fields))
+    except Exception as exc:  # the codec raises many types on a value it cannot serialize
+        return f"the fields of {tx_hash} cannot be serialized ({type(exc).__name__}: {exc!s:.120}): hash not checked"
+    computed = sha512(_TXN_PREFIX + blob).hexdigest()[:64].upper()
+    if computed != tx_hash.upper():
+        return f"the transaction fields hash to {computed}, not to {tx_hash.upper()}: the answer contradicts itself"
+    return None
+
+
+def split_entry(entry: Mapping[str, Any], *, validated: bool | None = None, check_hash: bool = True) -> XrplEntry:
     """Reduce any layout to :class:`XrplEntry`.
 
     ``tx_json`` (API v2) or ``tx`` (API v1 account_tx) hold the transaction when present, else the
     transaction fields are at the top (``tx`` v1, ``ledger`` expanded); the metadata is ``meta``,
     ``metaData`` (``ledger``) or ``metadata`` (``transaction_entry``). ``validated`` overrides the
-    entry's own flag (a ``ledger`` answer flags the whole ledger).
+    entry's own flag (a ``ledger`` answer flags the whole ledger). The fields are checked against
+    the hash (:func:`verify_tx_hash`); ``check_hash=False`` skips that, for a caller that has its
+    own reason to read an entry that does not hash (the adapter never does).
     """
     if not isinstance(entry, Mapping):
         raise _Malformed(f"transaction entry is not an object: {entry!r:.80}")
@@ -241,6 +343,7 @@ def split_entry(entry: Mapping[str, Any], *, validated: bool | None = None) -> X
     for key in ("TransactionType", "Account"):
         if not isinstance(tx.get(key), str):
             raise _Malformed(f"transaction {tx_hash} has no {key}")
+    unverified = verify_tx_hash(tx_hash, tx) if check_hash else None
     return XrplEntry(
         tx_hash=tx_hash.upper(),
         tx=tx,
@@ -249,6 +352,8 @@ def split_entry(entry: Mapping[str, Any], *, validated: bool | None = None) -> X
         ledger_index=ledger_index,
         ledger_hash=ledger_hash.upper() if isinstance(ledger_hash, str) else None,
         timestamp=_timestamp(tx, entry),
+        unverified=unverified,
+        raw=entry,
     )
 
 
@@ -286,6 +391,9 @@ class AccountTxPage:
     account: str
     entries: tuple[XrplEntry, ...]
     marker: Any
+    #: the range the server says it searched (``ledger_index_min`` / ``ledger_index_max``), if given
+    ledger_min: int | None = None
+    ledger_max: int | None = None
 
 
 def parse_account_tx(body: object, account: str | None = None) -> AccountTxPage:
@@ -299,7 +407,13 @@ def parse_account_tx(body: object, account: str | None = None) -> AccountTxPage:
     transactions = result.get("transactions")
     if not isinstance(transactions, list):
         raise _Malformed("account_tx answer has no transactions list")
-    return AccountTxPage(got, tuple(split_entry(e) for e in transactions), result.get("marker"))
+    return AccountTxPage(
+        got,
+        tuple(split_entry(e) for e in transactions),
+        result.get("marker"),
+        _int_field(result.get("ledger_index_min"), "ledger_index_min"),
+        _int_field(result.get("ledger_index_max"), "ledger_index_max"),
+    )
 
 
 def _delivered_issuer(amount: XrplAmount, destination: str, meta: Mapping[str, Any]) -> tuple[XrplAmount, str | None]:
@@ -332,7 +446,8 @@ def _delivered_issuer(amount: XrplAmount, destination: str, meta: Mapping[str, A
 
 def _memos(tx: Mapping[str, Any]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
-    for item in tx.get("Memos") or []:
+    items = tx.get("Memos")
+    for item in items if isinstance(items, list) else []:
         memo = item.get("Memo") if isinstance(item, Mapping) else None
         if not isinstance(memo, Mapping):
             continue
@@ -348,8 +463,64 @@ def _memos(tx: Mapping[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def decode_entry(network: str, entry: XrplEntry, head: int | None) -> Observation:
-    """The observation of one transaction. ``head`` is the last validated ledger (None: unknown)."""
+def result_class(code: object, validated: bool) -> tuple[TxStatus, str | None]:
+    """The status a ``meta.TransactionResult`` gives, and a reason when it cannot be read.
+
+    From xrpl.org (Transaction Results; Finality of Results): ``tesSUCCESS`` is the only success,
+    ``tec`` codes failed but were applied (the fee is claimed), and a validated ledger holds no
+    other result; only a validated result is final."""
+    if not isinstance(code, str) or code[:3] not in RESULT_CLASSES:
+        return TxStatus.UNCLEAR, f"meta.TransactionResult {code!r:.60} belongs to no documented result class"
+    if not validated:
+        return TxStatus.PENDING, None
+    if code == "tesSUCCESS":
+        return TxStatus.SUCCESS, None
+    if code.startswith("tec"):
+        return TxStatus.FAILED, None
+    return TxStatus.UNCLEAR, (
+        f"meta.TransactionResult {code!r} in a validated ledger: a validated ledger holds only tesSUCCESS "
+        "and tec results"
+    )
+
+
+def _gainers(meta: Mapping[str, Any]) -> set[str] | None:
+    """Accounts whose balance (XRP or any token) rose in ``meta``; None when it cannot be read."""
+    try:
+        changes = get_balance_changes(dict(meta))  # type: ignore[arg-type]  # a TypedDict in xrpl-py
+        return {
+            str(c["account"])
+            for c in changes
+            for b in c.get("balances", [])
+            if Decimal(str(b.get("value", "0"))) > 0
+        }
+    except Exception:  # odd metadata the library cannot read
+        return None
+
+
+def _undocumented_type_reason(entry: XrplEntry, tx_type: str, account: str | None) -> str | None:
+    """A reason to call a transaction of an undocumented type unclear: it names a destination or
+    carries an amount or raises another account's balance (``account`` given: it is addressed to
+    ``account`` or raises its balance); None when it moves nothing that could be ours."""
+    tx, meta = entry.tx, entry.meta
+    gainers = _gainers(meta) if meta is not None else set()
+    what = f"TransactionType {tx_type!r:.60} is not a documented transaction type"
+    if gainers is None:
+        return f"{what}, and its metadata cannot be read for balance changes"
+    if account is not None:
+        if tx.get("Destination") == account or account in gainers:
+            return f"{what}, and it names {account} with value"
+        return None
+    value_fields = sorted(k for k in ("Destination", "Amount", "DeliverMax") if k in tx)
+    others = sorted(gainers - {str(tx["Account"])})
+    if value_fields or others:
+        return f"{what}, and it moves value ({', '.join(value_fields + others)})"
+    return None
+
+
+def decode_entry(network: str, entry: XrplEntry, head: int | None, account: str | None = None) -> Observation:
+    """The observation of one transaction. ``head`` is the last validated ledger (None: unknown);
+    ``account`` (optional) is the account whose history is being read (see the module docstring
+    for what it changes for an undocumented transaction type)."""
     tx, meta = entry.tx, entry.meta
     tx_type = str(tx["TransactionType"])
     sender = str(tx["Account"])
@@ -365,38 +536,50 @@ def decode_entry(network: str, entry: XrplEntry, head: int | None) -> Observatio
     if memos:
         details["memos"] = memos
     fee = _drops(tx["Fee"], "Fee") if "Fee" in tx else None
+    reasons: list[str] = []
+    if entry.unverified:
+        reasons.append(entry.unverified)
     result_code = meta.get("TransactionResult") if meta is not None else None
     if meta is not None:
-        if not isinstance(result_code, str):
+        if result_code is None:
             raise _Malformed(f"{entry.tx_hash}: metadata without TransactionResult")
         details["result"] = result_code
         details["tx_index"] = _int_field(meta.get("TransactionIndex"), "TransactionIndex")
-    if entry.validated:
-        if meta is None or entry.ledger_index is None:
-            raise _Malformed(f"{entry.tx_hash}: validated but without metadata or ledger index")
-        if result_code == "tesSUCCESS":
-            status = TxStatus.SUCCESS
-        elif isinstance(result_code, str) and result_code.startswith("tec"):
-            status = TxStatus.FAILED
-        else:
-            raise _Malformed(f"{entry.tx_hash}: validated with result {result_code!r}")
-        confirmations = max(1, head - entry.ledger_index + 1) if head is not None else 1
+    if entry.validated and (meta is None or entry.ledger_index is None):
+        raise _Malformed(f"{entry.tx_hash}: validated but without metadata or ledger index")
+    if meta is not None:
+        status, reason = result_class(result_code, entry.validated)
+        if reason:
+            reasons.append(reason)
     else:
         status = TxStatus.PENDING
+    if entry.validated:
+        assert entry.ledger_index is not None
+        confirmations = max(1, head - entry.ledger_index + 1) if head is not None else 1
+    else:
         confirmations = 0
         if meta is not None:
             details["provisional"] = True
     transfers: list[Transfer] = []
+    known_type = _documented_type(tx_type)
     if tx_type in _VALUE_TYPES and meta is not None and result_code == "tesSUCCESS":
-        transfer = _value_transfer(entry, tx_type, flags, memo, details)
+        transfer, reason = _value_transfer(entry, tx_type, flags, memo, details)
         if transfer is not None:
             transfers.append(transfer)
+        if reason:
+            reasons.append(reason)
     elif tx_type not in _VALUE_TYPES:
         details["non_payment"] = f"{tx_type} moves no value to a destination by itself"
+        if not known_type:
+            details["undocumented_type"] = True
+            if result_code == "tesSUCCESS" or meta is None:
+                reason = _undocumented_type_reason(entry, tx_type, account)
+                if reason:
+                    reasons.append(reason)
     if status is TxStatus.FAILED and tx_type in _VALUE_TYPES:
         attempted = tx.get("DeliverMax", tx.get("Amount"))
         details["attempted"] = {"destination": tx.get("Destination"), "amount": attempted, "destination_tag": tag}
-    return Observation(
+    observation = Observation(
         network=network,
         tx_hash=entry.tx_hash,
         status=status,
@@ -410,11 +593,23 @@ def decode_entry(network: str, entry: XrplEntry, head: int | None) -> Observatio
         fee=fee,
         details=details,
     )
+    if reasons:
+        return unclear(observation, reasons, dict(entry.raw) if entry.raw is not None else None)
+    return observation
+
+
+def _documented_type(tx_type: str) -> bool:
+    try:
+        codec_definitions.get_transaction_type_code(tx_type)
+    except KeyError:
+        return False
+    return True
 
 
 def _value_transfer(
     entry: XrplEntry, tx_type: str, flags: int, memo: str | None, details: dict[str, Any]
-) -> Transfer | None:
+) -> tuple[Transfer | None, str | None]:
+    """The transfer of a successful Payment / AccountDelete, or (None, a reason it is unclear)."""
     tx, meta = entry.tx, entry.meta
     assert meta is not None
     destination = tx.get("Destination")
@@ -435,22 +630,26 @@ def _value_transfer(
         details["amount_requested"] = requested
     if delivered is None:
         details["delivered_amount"] = "unavailable"
-        details["no_transfer"] = "the delivered amount of this partial payment is not known"
-        return None
-    amount = decode_amount(delivered, "delivered amount")
-    details["amount_source"] = source
+        return None, f"the delivered amount of this {tx_type} is not known (meta.delivered_amount is absent)"
     details["delivered_amount"] = delivered
+    try:
+        amount = decode_amount(delivered, source)
+    except UnusableAnswer as exc:
+        return None, f"the delivered amount cannot be read: {exc}"
+    details["amount_source"] = source
     if amount.rounded_down:
         details["amount_rounded_down"] = (
             f"{amount.raw} has more than {ISSUED_CURRENCY_DECIMALS} decimals; rounded down to base units"
         )
     written = amount.contract
     amount, note = _delivered_issuer(amount, destination, meta)
+    reason = None
     if note:
         details["issuer_note"] = note
+        reason = f"the delivered amount names the destination as issuer and the real issuer is unknown: {note}"
     elif amount.contract != written and amount.contract is not None:
         details["issuer_resolved_from_meta"] = amount.contract.split(".", 1)[1]
-    return Transfer(
+    transfer = Transfer(
         kind=amount.kind,
         sender=str(tx["Account"]),
         recipient=destination,
@@ -461,6 +660,7 @@ def _value_transfer(
         symbol=amount.symbol,
         decimals=amount.decimals,
     )
+    return transfer, reason
 
 
 # --------------------------------------------------------------------------------------------------
@@ -578,9 +778,9 @@ class XrplAdapter:
             observations[h] = not_found(self.network.name, h) if entry is None else self._decode(entry, head)
         return {given: observations[norm] for given, norm in normalized.items()}
 
-    def _decode(self, entry: XrplEntry, head: int | None) -> Observation:
+    def _decode(self, entry: XrplEntry, head: int | None, account: str | None = None) -> Observation:
         try:
-            return decode_entry(self.network.name, entry, head)
+            return decode_entry(self.network.name, entry, head, account)
         except UnusableAnswer as exc:
             raise ChainUnavailable(self.network.name, f"malformed transaction {entry.tx_hash}: {exc}") from exc
 
@@ -588,45 +788,83 @@ class XrplAdapter:
 
     def incoming(self, address: str, since: int, until: int | None = None) -> list[Observation]:
         """Validated transactions that delivered value to ``address`` in ledgers ``since..until``
-        (inclusive; ``until`` defaults to the last validated ledger), oldest first, from
-        ``account_tx``. An X-address (or an ``r…`` address) with a tag keeps only transfers
-        carrying that destination tag."""
+        (inclusive; ``until`` defaults to the server's last validated ledger, asked first), oldest
+        first, from ``account_tx`` (forward, ``limit`` = ``account_tx_limit``, following ``marker``).
+        An X-address (or an ``r…`` address) with a tag keeps only transfers carrying that
+        destination tag. Payments and AccountDeletes that delivered to the address are successes;
+        a transaction that names the address but cannot be read with certainty is returned as
+        ``unclear`` (never a credit); failed and pending transactions, outgoing payments and
+        documented non-payment types (``TrustSet``, offers, ...) are left out.
+
+        A server whose last validated ledger is below ``until`` (behind), that says it searched
+        less than the range, or lists a transaction outside it raises :class:`ChainUnavailable`."""
         classic, tag = self.split_address(address)
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             raise InvalidChainInput("since", "must be a ledger index (an integer >= 0)")
         if until is not None and (isinstance(until, bool) or not isinstance(until, int) or until < since):
             raise InvalidChainInput("until", f"must be a ledger index >= since ({since})")
+        head = self.head(until or 0)
+        last = head if until is None else until
+        if last < since:
+            return []
         params: dict[str, Any] = {
             "account": classic,
             "ledger_index_min": since,
-            "ledger_index_max": -1 if until is None else until,
+            "ledger_index_max": last,
             "forward": True,
             "limit": self.page_limit,
             "binary": False,
             "api_version": 2,
         }
+
+        def parse(body: Any) -> AccountTxPage:
+            page = parse_account_tx(body, classic)
+            if page.ledger_max is not None and page.ledger_max < last:
+                raise _Malformed(f"account_tx searched ledgers up to {page.ledger_max} only, asked up to {last}")
+            for entry in page.entries:
+                if entry.ledger_index is not None and not since <= entry.ledger_index <= last:
+                    raise _Malformed(f"account_tx listed {entry.tx_hash} of ledger {entry.ledger_index}, "
+                                     f"outside the asked range {since}..{last}")
+            return page
+
         entries: dict[str, XrplEntry] = {}
+        markers: list[Any] = []
         for _page in range(self.max_pages):
-            page = self._rpc("account_tx", params, lambda body: parse_account_tx(body, classic))
+            page = self._rpc("account_tx", params, parse)
             for entry in page.entries:
                 if entry.validated and entry.ledger_index is not None:
                     entries.setdefault(entry.tx_hash, entry)
             if page.marker is None:
                 break
+            if page.marker in markers:
+                raise ChainUnavailable(self.network.name, f"account_tx for {classic} repeats marker {page.marker!r}")
+            markers.append(page.marker)
             params["marker"] = page.marker
         else:
             raise ChainUnavailable(
                 self.network.name, f"account_tx for {classic} needs more than {self.max_pages} pages; narrow the range"
             )
-        if not entries:
-            return []
-        head = self.head(max(e.ledger_index or 0 for e in entries.values()))
         out: list[Observation] = []
         for entry in entries.values():
-            index = entry.ledger_index
-            if index is None or index < since or (until is not None and index > until):
-                continue
-            observation = self._decode(entry, head)
-            if any(t.recipient == classic and (tag is None or t.memo == str(tag)) for t in observation.transfers):
+            observation = self._decode(entry, head, classic)
+            if _reaches(observation, entry, classic, tag):
                 out.append(observation)
         return sorted(out, key=lambda o: (o.block_number or 0, int(o.details.get("tx_index") or 0)))
+
+
+def _reaches(observation: Observation, entry: XrplEntry, classic: str, tag: int | None) -> bool:
+    """Whether ``observation`` belongs in :meth:`XrplAdapter.incoming` for ``classic`` (and ``tag``)."""
+    wanted = None if tag is None else str(tag)
+    if observation.status in (TxStatus.SUCCESS, TxStatus.UNCLEAR) and any(
+        t.recipient == classic and (wanted is None or t.memo == wanted) for t in observation.transfers
+    ):
+        return True
+    if observation.status is not TxStatus.UNCLEAR or observation.transfers:
+        return False
+    # unclear without a transfer read: kept when it is addressed to us or our balance rose
+    if wanted is not None and observation.memo != wanted:
+        return False
+    if entry.tx.get("Destination") == classic:
+        return True
+    gainers = _gainers(entry.meta) if entry.meta is not None else set()
+    return gainers is None or classic in gainers

@@ -19,15 +19,21 @@ recognised by their content, not their file names, and indexed by the transactio
 - ``account_tx``: **assembled**, not replayed: the page lists every recorded transaction (from
   all the recordings above) whose transaction or metadata names the account, in the asked ledger
   range and order, ``limit`` at a time, with a rippled-style ``marker`` ``{"ledger", "seq"}``.
-  The two recorded ``account_tx`` bodies contribute their entries (their own markers point at
+  Every recorded ``account_tx`` body contributes its entries, API v1 (``tx`` + ``meta``, e.g. the
+  49-entry page for rnZmVGX6…) or v2 (``tx_json`` + ``hash``) alike (their own markers point at
   pages nobody recorded, so their envelopes are not replayed). An account no recording names
   gets ``actNotFound``, as rippled answers for an account that does not exist.
 - ``server_info``: by default **not a recording.** Only ``info.validated_ledger.seq`` is given: the
   highest ledger index that a recording shows as validated (99743688 with the shipped recordings:
   the ledger of ``tx`` 474F58E6…, recorded with ``validated: true``), so that transaction has
   exactly one confirmation and every other one more. Built with ``recorded_head=True``, the
-  recorded ``server_info`` answer is served byte for byte instead: it is older than some recorded
-  transactions, so such a replay describes a node that is behind (the adapters' "try later" path).
+  recorded ``server_info`` answer is served byte for byte instead (validated ledger 82521761 in
+  ``rippled_server_info_mainnet_docs.json``): it is older than most recorded transactions, so
+  such a replay describes a node that is behind (the adapters' "try later" path).
+
+Two recordings (xrpl.js fixtures: the ``transaction_entry`` of 3F437BAA… and the ``tx`` of
+F4AB442A…) carry fields that do not hash to their hash; they are served as recorded, and the
+adapter reports them as unclear.
 - Any other method gets ``unknownCmd``.
 
 A file of any other shape (or one that names no transaction hash) is set aside with a note in
