@@ -137,6 +137,10 @@ class Policy(_Entry):
     four_eyes_resolutions: tuple[Literal["credit", "refund"], ...] = ("refund", "credit")
     sla_hours: int = Field(default=72, gt=0)
     dust_below_usd: NonNegativeDecimal = Decimal(1)
+    #: an approved payout should be paid within this many hours (its own SLA, after the decision's)
+    payout_sla_hours: int = Field(default=24, gt=0)
+    #: a recorded refund still not proven on chain after this many hours gets flag refund_overdue
+    refund_overdue_hours: int = Field(default=6, gt=0)
 
 
 class ConfigError(Exception):

@@ -87,10 +87,21 @@ ACTIONS: dict[str, ActionRule] = {
         requires=("category", "reason"),
         description="Replace the engine's category, with a mandatory reason.",
     ),
+    "send_for_approval": ActionRule(
+        roles=OPERATORS,
+        moves=_same(frozenset({S.IN_REVIEW})),
+        description="The preparer sends the case to an approver (listed on the Approvals page).",
+    ),
     "approve": ActionRule(
         roles=OPERATORS,
         moves={S.IN_REVIEW: S.APPROVED},
-        description="Agree to credit or refund; above the threshold needs a second person.",
+        description="Agree to credit or refund and fix the exact payout; above the threshold a second person.",
+    ),
+    "change_payout": ActionRule(
+        roles=OPERATORS,
+        moves={S.APPROVED: S.IN_REVIEW, S.IN_REVIEW: None},
+        requires=("reason",),
+        description="Change the payout (refund address, memo); it must be approved again by someone else.",
     ),
     "reject": ActionRule(
         roles=OPERATORS,
@@ -113,6 +124,11 @@ ACTIONS: dict[str, ActionRule] = {
         roles=frozenset({R.SYSTEM}),
         moves={S.REFUND_PENDING: S.APPROVED},
         description="The refund transaction failed on chain; back to approved.",
+    ),
+    "refund_mismatch": ActionRule(
+        roles=frozenset({R.SYSTEM}),
+        moves={S.REFUND_PENDING: S.IN_REVIEW},
+        description="The recorded refund does not prove the approved payout; a person must look.",
     ),
     "mark_credited": ActionRule(
         roles=OPERATORS,

@@ -71,6 +71,10 @@ class Case(SQLModel, table=True):
     last_checked_at: datetime | None = _when()
     check_count: int = Field(default=0)
     version: int = Field(default=1, nullable=False)
+    #: when a specialist last sent the case for approval (cleared by a payout change or a reopen)
+    approval_requested_at: datetime | None = _when()
+    #: operator changes to the payout (to_address, memo) applied at the next approval
+    payout_override: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
     # not indexed: lease stamps are then heap-only updates in PostgreSQL (see migration 0003)
     lease_owner: str | None = Field(default=None, max_length=80)
@@ -83,7 +87,8 @@ class CaseEvent(SQLModel, table=True):
     __tablename__ = "case_events"
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
-    case_id: int = Field(foreign_key="cases.id", index=True)
+    #: None for events about no case (operators, imports)
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     actor: str = Field(max_length=128)
     actor_role: str = Field(max_length=16)
     action: str = Field(max_length=40)
@@ -103,6 +108,57 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     last_event_id: int | None = Field(default=None)
     last_hash: str = Field(max_length=64)
+
+
+class Payout(SQLModel, table=True):
+    """The exact payout a case's approval fixed (credit to an account, or refund on chain).
+
+    ``state``: ``approved`` (waiting to be paid), ``executed`` (credit recorded, or refund
+    transaction recorded), ``confirmed`` (refund proven on chain), ``mismatch`` (the recorded
+    refund did not prove the payout), ``cancelled`` (superseded by a payout change, a rejection or
+    a failed refund before anything was paid). See :mod:`recovery.payouts`.
+    """
+
+    __tablename__ = "payouts"
+    __table_args__ = (Index("ix_payouts_state", "state", "network"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    kind: str = Field(max_length=16)
+    state: str = Field(max_length=16)
+    #: where the funds are (the network the deposit landed on)
+    network: str = Field(max_length=40)
+    asset: str = Field(max_length=160)
+    contract: str | None = Field(default=None, max_length=160)
+    decimals: int
+    from_address: str | None = Field(default=None, max_length=128)
+    to_address: str | None = Field(default=None, max_length=128)
+    to_user_id: str | None = Field(default=None, max_length=128)
+    amount: Decimal = Field(sa_type=ExactDecimal, nullable=False)
+    amount_units: Decimal = Field(sa_type=ExactDecimal, nullable=False)
+    memo: str | None = Field(default=None, max_length=256)
+    approved_by: str = Field(max_length=64)
+    approved_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    executed_by: str | None = Field(default=None, max_length=64)
+    executed_at: datetime | None = _when()
+    ledger_reference: str | None = Field(default=None, max_length=128)
+    refund_tx_hash: str | None = Field(default=None, unique=True, max_length=128)
+    proof: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class PaidTransfer(SQLModel, table=True):
+    """A deposit transfer some payout paid out: the key makes "paid at most once" a database rule."""
+
+    __tablename__ = "paid_transfers"
+    __table_args__ = (UniqueConstraint("network", "tx_hash", "transfer_index", name="uq_paid_transfer"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    network: str = Field(max_length=40)
+    tx_hash: str = Field(max_length=128)
+    transfer_index: int = Field(sa_type=BigInteger, nullable=False)
+    payout_id: int = Field(foreign_key="payouts.id", index=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    paid_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 class DepositAddress(SQLModel, table=True):

@@ -461,7 +461,8 @@ def own_events(session: Session, case_ids: Sequence[int]) -> dict[int, list[Case
     ).all()
     result: dict[int, list[CaseEvent]] = {case_id: [] for case_id in case_ids}
     for event in rows:
-        result[event.case_id].append(event)
+        if event.case_id is not None:
+            result[event.case_id].append(event)
     return result
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, exists, false, func, or_
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col, select, update
+from sqlmodel import col, select, update
 
 from chains.base import ChainUnavailable, Observation, TxStatus
 from chains.registry import UnsupportedFamily
@@ -71,6 +71,10 @@ class RecheckSummary:
     reorgs: int = 0
     refunds_confirmed: int = 0
     refunds_failed: int = 0
+    #: recorded refunds that did not prove the approved payout (flag refund_mismatch, back to review)
+    refunds_mismatched: int = 0
+    #: recorded refunds still unproven after the policy's hours (flag refund_overdue)
+    refunds_overdue: int = 0
     dry_run: bool = False
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
@@ -95,6 +99,8 @@ class RecheckSummary:
             "reorgs": self.reorgs,
             "refunds_confirmed": self.refunds_confirmed,
             "refunds_failed": self.refunds_failed,
+            "refunds_mismatched": self.refunds_mismatched,
+            "refunds_overdue": self.refunds_overdue,
             "old_status": dict(sorted(by_old.items())),
             "new_status": dict(sorted(by_new.items())),
             "transitions": [{"from": o, "to": n, "cases": c} for (o, n), c in sorted(self.transitions.items())],
@@ -303,40 +309,26 @@ class Recheck:
                 self._refund_outcome(row, answers.get(row.refund_tx_hash or ""), required, summary)
 
     def _refund_outcome(self, row: CaseFacts, obs: Observation | None, required: int, summary: RecheckSummary) -> None:
+        """Prove the recorded refund against the approved payout (:meth:`CaseService.settle_refund`)."""
         reference = row.reference or ""
         old = row.status
         try:
-            if obs is not None and obs.status is TxStatus.SUCCESS and obs.confirmations >= required:
-                updated = self.service.act(
-                    reference, "refund_confirmed", SYSTEM, expected_version=row.version,
-                    details=_refund_evidence(obs),
-                )
-                counter = "refunds_confirmed"
-            elif obs is not None and obs.status is TxStatus.FAILED:
-                failed_hash = row.refund_tx_hash
-
-                def forget(_session: Session, case_row: Case) -> dict[str, Any]:
-                    case_row.refund_tx_hash = None
-                    return {"failed_refund_tx_hash": failed_hash}
-
-                updated = self.service.act(
-                    reference, "refund_failed", SYSTEM, expected_version=row.version,
-                    details=_refund_evidence(obs), mutate=forget,
-                )
-                counter = "refunds_failed"
-            else:  # not mined yet, or not enough confirmations: look again next run
-                self._touch([row.id])
-                with summary._lock:
-                    summary.processed += 1
-                    summary.unchanged += 1
-                    summary.transitions[(old, old)] += 1
-                return
+            updated, outcome = self.service.settle_refund(reference, obs, expected_version=row.version)
         except (Conflict, InvalidTransition) as exc:
             with summary._lock:
                 summary.processed += 1
                 summary.conflicts += 1
                 summary.errors.append(f"{reference}: {exc}")
             return
+        if updated is None:  # not mined yet, or not enough confirmations: look again next run
+            self._touch([row.id])
+            with summary._lock:
+                summary.processed += 1
+                summary.unchanged += 1
+                summary.transitions[(old, old)] += 1
+            return
+        counter = {"confirmed": "refunds_confirmed", "overpaid": "refunds_confirmed", "failed": "refunds_failed",
+                   "mismatch": "refunds_mismatched", "overdue": "refunds_overdue"}[outcome]
         with summary._lock:
             summary.processed += 1
             summary.changed += 1
@@ -381,8 +373,3 @@ class Recheck:
                     summary.unchanged += 1
             if progress is not None:
                 progress(summary.processed, total)
-
-
-def _refund_evidence(obs: Observation) -> dict[str, Any]:
-    return {"refund_tx_hash": obs.tx_hash, "status": obs.status.value, "block_number": obs.block_number,
-            "block_hash": obs.block_hash, "confirmations": obs.confirmations}

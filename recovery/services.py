@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from chains.base import Observation
-from recovery import audit
+from recovery import audit, payouts
 from recovery.config import Config
 from recovery.db import Database, execute_rows
 from recovery.dbtypes import utcnow
@@ -37,12 +37,14 @@ from recovery.errors import (
 )
 from recovery.intake import AppealDraft
 from recovery.lifecycle import ACTIONS, OPEN
-from recovery.models import AuditHead, Case, CaseEvent, ChainObservation, DepositAddress, ObservedTransfer
+from recovery.models import AuditHead, Case, CaseEvent, ChainObservation, DepositAddress, ObservedTransfer, Payout
 from recovery.registry import address_key
 from recovery.rules import Decision
-from recovery.vocabulary import CaseStatus, Category, Flag, Origin, Resolution, Role
+from recovery.vocabulary import PAYOUT_FLAGS, CaseStatus, Category, Flag, Origin, Resolution, Role
 
 Clock = Callable[[], datetime]
+
+_PAYOUT_FLAG_VALUES = frozenset(f.value for f in PAYOUT_FLAGS)
 
 #: reason codes a rejection must carry; shown to the user in plain words
 REJECTION_REASONS: dict[str, str] = {
@@ -521,6 +523,28 @@ class CaseService:
             )
             return CaseView(case=case, events=events)
 
+    def payout(self, reference: str) -> Payout | None:
+        """The case's live payout (approved, paid, proven or mismatched), if any."""
+        with self.db.read() as session:
+            case_id = session.exec(select(Case.id).where(Case.reference == reference)).first()
+            if case_id is None:
+                raise NotFound(f"no case {reference}")
+            return payouts.active_payout(session, case_id)
+
+    def payouts_waiting(self, *, kind: str | None = None, network: str | None = None) -> list[tuple[Case, Payout]]:
+        """Approved payouts not paid yet (oldest approval first), with their cases."""
+        with self.db.read() as session:
+            query = (
+                select(Case, Payout).join(Payout, col(Payout.case_id) == Case.id)
+                .where(Payout.state == "approved", Case.status == CaseStatus.APPROVED.value)
+                .order_by(col(Payout.approved_at), col(Payout.id))
+            )
+            if kind is not None:
+                query = query.where(Payout.kind == kind)
+            if network is not None:
+                query = query.where(Payout.network == network)
+            return [(case, row) for case, row in session.exec(query).all()]
+
     def list_cases(self, filters: CaseFilter = CaseFilter(), *, limit: int = 100, offset: int = 0) -> list[Case]:
         with self.db.read() as session:
             query = select(Case)
@@ -814,26 +838,53 @@ class CaseService:
             details={"category": category, "reason": reason}, mutate=change,
         )
 
-    def approve(self, reference: str, actor: Actor, *, expected_version: int, comment: str = "") -> Case:
-        def check(session: Session, case: Case) -> dict[str, Any]:
+    def send_for_approval(self, reference: str, actor: Actor, *, expected_version: int, comment: str = "") -> Case:
+        """The preparer hands the case to an approver; it then shows on the Approvals page."""
+
+        def mark(_session: Session, case: Case) -> dict[str, Any]:
             if case.resolution not in (Resolution.CREDIT.value, Resolution.REFUND.value):
                 raise InvalidTransition(
-                    f"{reference} has no credit or refund to approve (resolution {case.resolution or 'none'}); "
-                    "reject it or override the category"
+                    f"{reference} has no credit or refund to approve (resolution {case.resolution or 'none'})"
+                )
+            case.approval_requested_at = self.clock()
+            return {}
+
+        return self.act(
+            reference, "send_for_approval", actor, expected_version=expected_version,
+            details={"comment": comment} if comment else {}, mutate=mark,
+        )
+
+    def approve(self, reference: str, actor: Actor, *, expected_version: int, comment: str = "") -> Case:
+        """Approve the case's credit or refund and fix its exact payout (see :mod:`recovery.payouts`)."""
+
+        def check(session: Session, case: Case) -> dict[str, Any]:
+            plan = payouts.plan_payout(case, self.config)
+            if actor.name in payouts.payout_changers(session, case):
+                raise Forbidden(
+                    f"{reference}: four-eyes rule: {actor.name} changed the payout and cannot also approve it"
                 )
             four_eyes = self._needs_four_eyes(case)
+            preparers = payouts.preparers(session, case)
             if four_eyes:
                 if actor.role not in (Role.APPROVER, Role.ADMIN):
                     raise Forbidden(
                         f"{reference} is worth {case.value_usd} USD, above the "
                         f"{self.config.policy.four_eyes_above_usd} USD threshold: an approver must approve it"
                     )
-                preparers = self._preparers(session, case)
                 if actor.name in preparers:
                     raise Forbidden(
                         f"{reference}: four-eyes rule: {actor.name} prepared this case and cannot also approve it"
                     )
-            return {"four_eyes": four_eyes, "value_usd": case.value_usd, "resolution": case.resolution}
+                if case.approval_requested_at is None:
+                    raise Forbidden(
+                        f"{reference} is above the {self.config.policy.four_eyes_above_usd} USD threshold: "
+                        "the specialist who prepared it must send it for approval first"
+                    )
+            row = payouts.approve_payout(session, case, plan, actor.name, self.clock())
+            return {
+                "four_eyes": four_eyes, "value_usd": case.value_usd, "resolution": case.resolution,
+                "payout_id": row.id, "payout": plan.describe(), "preparers": sorted(preparers),
+            }
 
         return self.act(
             reference, "approve", actor, expected_version=expected_version,
@@ -847,21 +898,44 @@ class CaseService:
         # An unknown value is treated as above the threshold: it needs a second person.
         return case.value_usd is None or case.value_usd > policy.four_eyes_above_usd
 
-    @staticmethod
-    def _preparers(session: Session, case: Case) -> set[str]:
-        """The assignee and every operator who shaped the decision of this case."""
-        shaping = ("override_category", "request_info", "assign", "chain_result", "provide_info", "note")
-        rows = session.exec(
-            select(CaseEvent.actor).where(
-                CaseEvent.case_id == case.id,
-                col(CaseEvent.action).in_(shaping),
-                CaseEvent.actor_role != Role.SYSTEM.value,
-            )
-        ).all()
-        people = set(rows)
-        if case.assignee:
-            people.add(case.assignee)
-        return people
+    def change_payout(
+        self,
+        reference: str,
+        actor: Actor,
+        *,
+        expected_version: int,
+        reason: str,
+        to_address: str | None = None,
+        memo: str | None = None,
+    ) -> Case:
+        """Change the refund address or memo; an approved case goes back to review and must be
+        approved again by someone other than ``actor``."""
+        from chains import addresses
+        from chains.base import InvalidChainInput
+
+        def change(session: Session, case: Case) -> dict[str, Any]:
+            if case.resolution != Resolution.REFUND.value:
+                raise InvalidTransition(f"{reference} is resolved by {case.resolution}: only a refund's payout changes")
+            network = self.config.network(case.deposit_network or case.network)
+            address = None
+            if to_address is not None and to_address.strip():
+                try:
+                    address = addresses.normalize_address(network.family, to_address.strip(), field="to_address")
+                except InvalidChainInput as exc:
+                    raise ValidationFailed([FieldError(exc.field, exc.message)]) from None
+            if memo is not None and len(memo) > 256:
+                raise ValidationFailed([FieldError("memo", "is longer than 256 characters")])
+            if address is None and memo is None:
+                raise ValidationFailed([FieldError("to_address", "give a new refund address or memo")])
+            cancelled = payouts.cancel_payouts(session, case)
+            case.approval_requested_at = None
+            return {**payouts.override_payout(case, {"to_address": address, "memo": memo}),
+                    "cancelled_payouts": cancelled}
+
+        return self.act(
+            reference, "change_payout", actor, expected_version=expected_version,
+            details={"reason": reason}, mutate=change,
+        )
 
     def reject(
         self, reference: str, reason_code: str, actor: Actor, *, expected_version: int, message: str = ""
@@ -870,9 +944,14 @@ class CaseService:
             raise ValidationFailed(
                 [FieldError("reason_code", f"must be one of {', '.join(REJECTION_REASONS)}")]
             )
+
+        def cancel(session: Session, case: Case) -> dict[str, Any]:
+            cancelled = payouts.cancel_payouts(session, case)
+            return {"cancelled_payouts": cancelled} if cancelled else {}
+
         return self.act(
             reference, "reject", actor, expected_version=expected_version,
-            details={"reason_code": reason_code, "message": message},
+            details={"reason_code": reason_code, "message": message}, mutate=cancel,
         )
 
     def record_refund(
@@ -885,32 +964,44 @@ class CaseService:
         refund_address: str | None = None,
         refund_network: str | None = None,
     ) -> Case:
+        """Record the transaction that paid the approved refund; the re-check proves it on chain.
+
+        The refund goes where the approval fixed it: ``refund_address``/``refund_network``, if
+        given, must equal the approved payout (a different address is a payout change)."""
         from chains import addresses
         from chains.base import InvalidChainInput
 
         def change(session: Session, case: Case) -> dict[str, Any]:
             if case.resolution != Resolution.REFUND.value:
                 raise InvalidTransition(f"{reference} is resolved by {case.resolution}, not a refund")
-            if case.refund_tx_hash:
-                raise Conflict(f"{reference} already has refund transaction {case.refund_tx_hash}")
-            network = self.config.network(refund_network or case.network)
+            approved = payouts.active_payout(session, case.id)
+            if approved is None or approved.state != "approved":
+                raise InvalidTransition(f"{reference} has no approved refund waiting to be paid")
+            network = self.config.network(approved.network)
+            if refund_network and refund_network != approved.network:
+                raise ValidationFailed([FieldError(
+                    "refund_network", f"the approved refund is on {approved.network}; change the payout first")])
             try:
                 tx_hash = addresses.normalize_tx_hash(network.family, refund_tx_hash.strip())
-                address = (
-                    addresses.normalize_address(network.family, refund_address.strip(), field="refund_address")
-                    if refund_address
-                    else case.refund_address
-                )
+                if refund_address and refund_address.strip():
+                    given = addresses.normalize_address(network.family, refund_address.strip(), field="refund_address")
+                    if address_key(given) != address_key(approved.to_address or ""):
+                        raise ValidationFailed([FieldError(
+                            "refund_address",
+                            f"the approved refund goes to {approved.to_address}; a new address is a payout change "
+                            "that must be approved again")])
             except InvalidChainInput as exc:
                 raise ValidationFailed([FieldError(exc.field if exc.field != "tx_hash" else "refund_tx_hash",
                                                    exc.message)]) from None
             clash = session.exec(select(Case.reference).where(Case.refund_tx_hash == tx_hash)).first()
             if clash is not None:
                 raise Conflict(f"refund transaction {tx_hash} already closes {clash}")
+            row = payouts.execute_refund(session, case, tx_hash, actor.name, self.clock())
             case.refund_tx_hash = tx_hash
-            case.refund_network = network.name
-            case.refund_address = address
-            return {"refund_tx_hash": tx_hash, "refund_network": network.name, "refund_address": address}
+            case.refund_network = row.network
+            case.refund_address = row.to_address
+            return {"refund_tx_hash": tx_hash, "refund_network": row.network, "refund_address": row.to_address,
+                    "payout_id": row.id, "approved_by": row.approved_by}
 
         return self.act(
             reference, "record_refund", actor, expected_version=expected_version,
@@ -918,15 +1009,93 @@ class CaseService:
         )
 
     def mark_credited(self, reference: str, actor: Actor, *, expected_version: int, ledger_reference: str = "") -> Case:
-        def check(_session: Session, case: Case) -> dict[str, Any]:
+        """Record that the approved credit was booked (``ledger_reference``: the ledger entry)."""
+
+        def book(session: Session, case: Case) -> dict[str, Any]:
             if case.resolution != Resolution.CREDIT.value:
                 raise InvalidTransition(f"{reference} is resolved by {case.resolution}, not a credit")
-            return {"credited_user_id": case.credited_user_id, "net_amount": case.net_amount, "asset": case.asset}
+            row = payouts.execute_credit(session, case, actor.name, self.clock(), ledger_reference)
+            return {"credited_user_id": row.to_user_id, "net_amount": row.amount, "asset": row.asset,
+                    "amount_units": str(int(row.amount_units)), "payout_id": row.id, "approved_by": row.approved_by}
 
         return self.act(
             reference, "mark_credited", actor, expected_version=expected_version,
-            details={"ledger_reference": ledger_reference} if ledger_reference else {}, mutate=check,
+            details={"ledger_reference": ledger_reference}, mutate=book,
         )
+
+    def settle_refund(self, reference: str, observation: Observation | None, *, expected_version: int) -> tuple[
+            Case | None, str]:
+        """Apply what the chain says about a case's recorded refund (the re-check calls this).
+
+        Returns (the case if it changed, outcome): ``confirmed``/``overpaid`` (refunded),
+        ``failed`` (back to approved), ``mismatch`` (back to review, flag refund_mismatch),
+        ``overdue`` (flag refund_overdue), ``pending`` (nothing changed)."""
+        now = self.clock()
+        with self.db.read() as session:
+            case = session.exec(select(Case).where(Case.reference == reference)).first()
+            if case is None:
+                raise NotFound(f"no case {reference}")
+            row = session.exec(
+                select(Payout).where(Payout.case_id == case.id, Payout.state == "executed", Payout.kind == "refund")
+            ).first()
+            if row is None:
+                raise InvalidTransition(f"{reference} has no recorded refund to prove")
+            network = self.config.network(row.network)
+            family = [n.name for n in self.config.networks_of_family(network.family)]
+            senders = {address_key(t.sender) for t in (observation.transfers if observation else ())}
+            held = {
+                address_key(a) for a in session.exec(
+                    select(DepositAddress.address).where(col(DepositAddress.network).in_(family))
+                ).all()
+            } if senders else set()
+            payout_id = row.id
+            flags = list(case.flags)
+        held |= {address_key(row.from_address)} if row.from_address else set()
+        verdict = payouts.verify_refund(row, observation, network.confirmations, lambda a: address_key(a) in held)
+        proof = {"outcome": verdict.outcome, "expected": dict(verdict.expected), "found": dict(verdict.found),
+                 "problems": list(verdict.problems), "refund_tx_hash": row.refund_tx_hash}
+
+        def settle(session: Session, case_row: Case, state: str, flag: Flag | None) -> dict[str, Any]:
+            payout_row = session.get(Payout, payout_id)
+            assert payout_row is not None
+            if payout_row.state != "executed":
+                raise Conflict(f"{reference}: its refund was settled meanwhile")
+            if state == "approved":
+                payouts.release_failed_refund(session, payout_row)
+                case_row.refund_tx_hash = None
+                proof["failed_refund_tx_hash"] = proof["refund_tx_hash"]
+            else:
+                payout_row.state = state
+            payout_row.proof = audit.jsonable(proof)
+            session.add(payout_row)
+            if flag is not None:
+                case_row.flags = sorted({*case_row.flags, flag.value})
+            return proof
+
+        if verdict.outcome in ("confirmed", "overpaid"):
+            flag = Flag.REFUND_OVERPAID if verdict.outcome == "overpaid" else None
+            action, state = "refund_confirmed", "confirmed"
+        elif verdict.outcome == "failed":
+            action, state, flag = "refund_failed", "approved", None
+        elif verdict.outcome == "mismatch":
+            action, state, flag = "refund_mismatch", "mismatch", Flag.REFUND_MISMATCH
+        else:
+            overdue_at = (row.executed_at or now) + timedelta(hours=self.config.policy.refund_overdue_hours)
+            if now < overdue_at or Flag.REFUND_OVERDUE.value in flags:
+                return None, "pending"
+
+            def mark(_session: Session, case_row: Case) -> dict[str, Any]:
+                case_row.flags = sorted({*case_row.flags, Flag.REFUND_OVERDUE.value})
+                return {"refund_tx_hash": row.refund_tx_hash, "recorded_at": row.executed_at, "found": proof["found"]}
+
+            updated = self.act(reference, "flag", SYSTEM, expected_version=expected_version,
+                               details={"flag": Flag.REFUND_OVERDUE.value}, mutate=mark)
+            return updated, "overdue"
+        updated = self.act(
+            reference, action, SYSTEM, expected_version=expected_version,
+            mutate=lambda session, case_row: settle(session, case_row, state, flag),
+        )
+        return updated, verdict.outcome
 
     def close(self, reference: str, actor: Actor, *, expected_version: int) -> Case:
         return self.act(reference, "close", actor, expected_version=expected_version)
@@ -937,6 +1106,7 @@ class CaseService:
     def reopen(self, reference: str, reason: str, actor: Actor, *, expected_version: int) -> Case:
         def change(_session: Session, case: Case) -> None:
             case.resolved_at = None
+            case.approval_requested_at = None
 
         return self.act(
             reference, "reopen", actor, expected_version=expected_version, details={"reason": reason}, mutate=change
@@ -1092,7 +1262,7 @@ class CaseService:
         case: Case | LockedCase, decision: Decision, now: datetime, stored: dict[str, Any]
     ) -> dict[str, Any]:
         """The case fields a decision sets."""
-        kept = {f for f in case.flags if f == Flag.CONTESTED.value}
+        kept = {f for f in case.flags if f == Flag.CONTESTED.value or f in _PAYOUT_FLAG_VALUES}
         values: dict[str, Any] = {
             "decision": stored,
             "category": case.category_override or decision.category.value,

@@ -56,7 +56,17 @@ class Flag(StrEnum):
     #: an unconfirmed transaction its sender may still replace (Bitcoin RBF): never credited before
     #: it confirms
     REPLACEABLE = "replaceable"
+    #: the recorded refund transaction does not prove the approved payout (recipient, asset, amount, sender)
+    REFUND_MISMATCH = "refund_mismatch"
+    #: the recorded refund is still not proven on chain after ``policy.refund_overdue_hours``
+    REFUND_OVERDUE = "refund_overdue"
+    #: the refund proven on chain paid more than the approved amount
+    REFUND_OVERPAID = "refund_overpaid"
 
+
+#: Flags a case gets from its payout (the re-check's refund proof), not from the rules engine; a
+#: new decision keeps them.
+PAYOUT_FLAGS: frozenset[Flag] = frozenset({Flag.REFUND_MISMATCH, Flag.REFUND_OVERDUE, Flag.REFUND_OVERPAID})
 
 #: Flags a user may see on their own appeal; the others are for the appeal team only.
 USER_VISIBLE_FLAGS: frozenset[Flag] = frozenset(

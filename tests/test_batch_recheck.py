@@ -173,7 +173,8 @@ def refund_case(cases: CaseService, evm_testbed: EvmTestbed, user: str) -> tuple
     recheck(cases)
     case = cases.get(ref).case
     assert (case.category, case.resolution) == ("unlisted_token", "refund")
-    cases.approve(ref, APPROVER, expected_version=case.version)
+    sent = cases.send_for_approval(ref, SPECIALIST, expected_version=case.version)  # unknown value: four eyes
+    cases.approve(ref, APPROVER, expected_version=sent.version)
     return ref, token, address
 
 

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -246,16 +245,22 @@ class Team:
         elif case.recoverable == Recoverable.NO:
             self._reject(case, REJECT_CODES.get(case.category or "", "not_recoverable"))
         elif case.recoverable == Recoverable.YES and case.resolution == Resolution.CREDIT:
-            case = self.service.approve(reference, APPROVER, expected_version=case.version)
+            case = self.approve(case)
             if self.rng.random() < 0.8:
                 case = self.service.mark_credited(reference, SPECIALIST, expected_version=case.version,
                                                   ledger_reference=f"LEDGER-{case.id:06d}")
                 if self.rng.random() < 0.5:
                     self.service.close(reference, SPECIALIST, expected_version=case.version)
         elif case.resolution == Resolution.REFUND:
-            case = self.service.approve(reference, APPROVER, expected_version=case.version)
+            case = self.approve(case)
             if appeal.tx is not None and self.rng.random() < 0.8:
                 self.refund(case, appeal)
+
+    def approve(self, case: Case) -> Case:
+        """The specialist sends the case for approval; an approver (someone else) approves it."""
+        reference = case.reference or ""
+        case = self.service.send_for_approval(reference, SPECIALIST, expected_version=case.version)
+        return self.service.approve(reference, APPROVER, expected_version=case.version)
 
     def _reject(self, case: Case, code: str) -> None:
         reference = case.reference or ""
@@ -267,13 +272,14 @@ class Team:
     def refund(self, case: Case, appeal: DemoAppeal) -> None:
         """Send the tokens back from the deposit address (a real transaction) and record it."""
         assert appeal.tx is not None and appeal.tx_hash is not None
+        payout = self.service.payout(case.reference or "")
+        assert payout is not None and payout.to_address is not None  # fixed by the approval
         url = self.world.urls[appeal.tx.network]
         impersonate(url, appeal.deposit_address)
-        units = int(Decimal(case.amount or 0).scaleb(18))
-        tx = token_tx(appeal.tx.network, appeal.deposit_address, appeal.tx.to, USER_WALLETS[0], units)
+        tx = token_tx(appeal.tx.network, appeal.deposit_address, appeal.tx.to, payout.to_address,
+                      int(payout.amount_units))
         refund_hash = send_all(url, [tx])[0]
-        self.service.record_refund(case.reference or "", refund_hash, SPECIALIST, expected_version=case.version,
-                                   refund_address=USER_WALLETS[0])
+        self.service.record_refund(case.reference or "", refund_hash, SPECIALIST, expected_version=case.version)
 
 
 def _user(user_id: str) -> Actor:
@@ -497,9 +503,10 @@ def after_recheck(world: ChainWorld, today: CaseService, urls: dict[str, str], r
         appeal = by_tx.get(case.tx_hash)
         if appeal is None or appeal.tx is None:
             continue
+        team = Team(today, world, rng)
         if case.status == CaseStatus.IN_REVIEW.value:
-            case = today.approve(case.reference or "", APPROVER, expected_version=case.version)
-        Team(today, world, rng).refund(case, appeal)
+            case = team.approve(case)
+        team.refund(case, appeal)
         break
     with today.db.read() as session:
         open_case = session.exec(

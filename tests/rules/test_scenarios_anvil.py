@@ -43,7 +43,7 @@ from recovery.models import DepositAddress as AddressRow
 from recovery.registry import CreditedDeposit, DepositAddress, InMemoryRegistry, Registry
 from recovery.rules import Appeal, Decision, classify, user_view
 from recovery.sql_registry import SqlRegistry
-from recovery.vocabulary import USER_VISIBLE_FLAGS, Category, Flag, Recoverable, Resolution
+from recovery.vocabulary import PAYOUT_FLAGS, USER_VISIBLE_FLAGS, Category, Flag, Recoverable, Resolution
 from tests.fixtures_anvil import FUNDER, EvmTestbed, fresh_address
 from tests.rules import with_asset, with_network
 from tests.rules.test_rules import assert_reasons_match_the_verdict
@@ -416,9 +416,10 @@ SCENARIOS: list[Scenario] = [
     ),
 ]
 
-#: impossible on EVM chains; covered from observations in test_rules.py
+#: impossible on EVM chains (memos, partial payments, replace-by-fee, answers the EVM adapter cannot
+#: read) or set by the refund proof, not the rules; covered in test_rules.py and the payout tests
 NOT_ON_EVM_CATEGORIES = frozenset({C.MISSING_MEMO, C.WRONG_MEMO})
-NOT_ON_EVM_FLAGS = frozenset({F.PARTIAL_PAYMENT})
+NOT_ON_EVM_FLAGS = frozenset({F.PARTIAL_PAYMENT, F.REPLACEABLE, F.UNRECOGNISED_CHAIN_DATA}) | PAYOUT_FLAGS
 
 
 # --------------------------------------------------------------------------- building it all once
