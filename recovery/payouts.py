@@ -301,11 +301,12 @@ def approve_payout(session: Session, case: Case, plan: PayoutPlan, approver: str
         else:
             session.add(PaidTransfer(network=network, tx_hash=tx_hash, transfer_index=index, payout_id=row.id,
                                      case_id=case.id, paid_at=now))
+    reference = case.reference  # read before the flush: a failed flush expires the session's objects
     try:
         session.flush()
     except IntegrityError:
         raise Conflict(
-            f"{case.reference}: a deposit transfer of this case is already paid out or approved in another case "
+            f"{reference}: a deposit transfer of this case is already paid out or approved in another case "
             "(one payout per transfer)"
         ) from None
     return row
@@ -337,10 +338,11 @@ def execute_credit(session: Session, case: Case, executor: str, now: datetime, l
     for tx_hash in sorted({str(r["tx_hash"]) for r in refs}):
         session.add(CreditedDeposit(network=row.network, tx_hash=tx_hash, user_id=row.to_user_id or "",
                                     asset=row.asset, amount=row.amount, imported_at=now))
+    reference = case.reference
     try:
         session.flush()
     except IntegrityError:
-        raise Conflict(f"{case.reference}: the credited-deposits book already holds this credit") from None
+        raise Conflict(f"{reference}: the credited-deposits book already holds this credit") from None
     row.state = EXECUTED
     row.executed_by = executor
     row.executed_at = now

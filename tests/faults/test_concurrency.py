@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session
 
 from recovery.audit import verify_chain
+from recovery.config import Config
 from recovery.errors import Conflict, InvalidTransition
 from recovery.lifecycle import ACTIONS
 from recovery.models import Case
@@ -25,6 +26,17 @@ ROUNDS = 40
 PEOPLE = [Actor(f"spec{i}", Role.SPECIALIST) for i in range(4)] + [Actor(f"appr{i}", Role.APPROVER) for i in range(4)]
 
 
+def decision_paying(case: Case, units: int, config: Config) -> dict[str, Any]:
+    """The stored decision of a USDT deposit of ``units`` to the case's address (what a payout reads)."""
+    listed = config.asset_by_symbol(case.network, "USDT")
+    assert listed is not None
+    contract = str(listed.contract)
+    transfer = {"network": case.network, "tx_hash": case.tx_hash, "index": 0, "kind": "token",
+                "sender": "0x" + "5e" * 20, "recipient": case.deposit_address, "contract": contract,
+                "amount_units": str(units), "amount": str(Decimal(units).scaleb(-6))}
+    return {"transfers": [transfer], "asset": "USDT", "refund_address": transfer["sender"]}
+
+
 def in_review(service: CaseService) -> list[str]:
     """Cases the chain check put in review with a small credit to approve (below four-eyes)."""
     references = []
@@ -33,7 +45,9 @@ def in_review(service: CaseService) -> list[str]:
 
         def decide(_session: Session, c: Case) -> dict[str, Any]:
             c.resolution, c.recoverable, c.category = "credit", "yes", "uncredited_valid"
-            c.value_usd, c.amount = Decimal("50"), Decimal("50")
+            c.value_usd = c.amount = c.net_amount = Decimal("50")
+            c.credited_user_id, c.deposit_network = c.user_id, c.network
+            c.decision = decision_paying(c, 50 * 10**6, service.config)
             return {"category": c.category}
 
         service.act(case.reference or "", "chain_result", SYSTEM, expected_version=case.version,

@@ -90,10 +90,13 @@ def test_text_memo_with_html_is_kept_verbatim(service: CaseService, tmp_path: Pa
 def test_a_refund_is_recorded_once_and_its_hash_closes_one_case(service: CaseService) -> None:
     first, second = in_review(service)[:2]
     for reference in (first, second):
-        with service.db.write() as session:
+        with service.db.write() as session:  # turned into refunds to their senders behind the engine's back
             case = session.exec(select(Case).where(Case.reference == reference)).one()
-            case.resolution = "refund"
+            decision = dict(case.decision or {})
+            decision["refund_address"] = decision["transfers"][0]["sender"]
+            case.decision, case.resolution = decision, "refund"
             session.add(case)
+        service.send_for_approval(reference, SPECIALIST, expected_version=service.get(reference).case.version)
         service.approve(reference, APPROVER, expected_version=service.get(reference).case.version)
     refund = "0x" + secrets.token_hex(32)
     service.record_refund(first, refund, SPECIALIST, expected_version=service.get(first).case.version)
@@ -111,7 +114,11 @@ def test_four_eyes_cannot_be_bypassed_by_the_preparer(service: CaseService) -> N
         case.value_usd = case.amount = Decimal("50000")
         session.add(case)
     approver = Actor("omar", Role.APPROVER)
-    version = service.assign(reference, "omar", approver, expected_version=service.get(reference).case.version).version
+    version = service.get(reference).case.version
+    with pytest.raises(Forbidden, match="send it for approval"):  # nobody prepared it for approval
+        service.approve(reference, approver, expected_version=version)
+    # the approver sends it himself: he is then its preparer
+    version = service.send_for_approval(reference, approver, expected_version=version).version
     with pytest.raises(Forbidden, match="four-eyes"):
         service.approve(reference, approver, expected_version=version)
     with pytest.raises(Forbidden):
