@@ -1,11 +1,20 @@
-"""The ``recovery`` command: operators' read-outs, imports, database and audit tools."""
+"""The ``recovery`` command: operators' read-outs, imports, database and audit tools.
+
+Start-up is kept light: this module and the modules that register commands on it import only
+typer, rich and the small vocabulary modules at import time. Every command imports what it uses
+in its own body (the database layer, the service layer, alembic, the chain adapters, the demo), so
+``recovery --help`` and the read-only operator commands never load web3, xrpl-py, stellar-sdk,
+Streamlit, pandas or FastAPI (``tests/test_startup.py`` checks it; ``python -m bench.startup``
+times it). New commands follow the same rule: imports inside the command, annotations of helpers
+under ``TYPE_CHECKING``.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,16 +27,21 @@ from app.cli_devchain import devchain_app
 from app.cli_recheck import register as register_recheck
 from app.cli_scan import register as register_scan
 from app.cli_workbench import register as register_workbench
-from app.context import AppContext, app_context
-from recovery import migrate
-from recovery.audit import verify_chain
-from recovery.config import ConfigError
+from app.collector import freeze_startup
 from recovery.errors import ServiceError, ValidationFailed
-from recovery.imports import ImportFailed, ImportResult, import_addresses, import_credits
-from recovery.operators import add_operator, list_operators, set_active
-from recovery.services import CaseFilter
-from recovery.views import case_json, event_json
 from recovery.vocabulary import OPERATOR_ROLES, CaseStatus, Category
+
+if TYPE_CHECKING:
+    from app.context import AppContext
+    from recovery.config import ConfigError
+    from recovery.imports import ImportFailed, ImportResult
+
+
+def _imported(module: str, name: str) -> Any:
+    """``module.name`` if ``module`` has been imported, else None; never imports it (an exception
+    class of a module nobody imported cannot have been raised)."""
+    loaded = sys.modules.get(module)
+    return None if loaded is None else getattr(loaded, name, None)
 
 
 class _ReportingGroup(TyperGroup):
@@ -36,21 +50,25 @@ class _ReportingGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
-            for problem in exc.problems:
-                err.print(f"  - {problem}", markup=False, highlight=False)
-            raise typer.Exit(2) from None
-        except ImportFailed as exc:
-            err.print(str(exc), markup=False, highlight=False)
-            raise typer.Exit(1) from None
-        except ValidationFailed as exc:
-            for error in exc.errors:
-                err.print(f"error: {error.field}: {error.message}", markup=False, highlight=False)
-            raise typer.Exit(2) from None
-        except ServiceError as exc:
-            err.print(f"error ({exc.code}): {exc}", markup=False, highlight=False)
-            raise typer.Exit(1) from None
+        except Exception as exc:
+            config_error: type[ConfigError] | None = _imported("recovery.config", "ConfigError")
+            import_failed: type[ImportFailed] | None = _imported("recovery.imports", "ImportFailed")
+            if config_error is not None and isinstance(exc, config_error):
+                err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
+                for problem in exc.problems:
+                    err.print(f"  - {problem}", markup=False, highlight=False)
+                raise typer.Exit(2) from None
+            if import_failed is not None and isinstance(exc, import_failed):
+                err.print(str(exc), markup=False, highlight=False)
+                raise typer.Exit(1) from None
+            if isinstance(exc, ValidationFailed):
+                for error in exc.errors:
+                    err.print(f"error: {error.field}: {error.message}", markup=False, highlight=False)
+                raise typer.Exit(2) from None
+            if isinstance(exc, ServiceError):
+                err.print(f"error ({exc.code}): {exc}", markup=False, highlight=False)
+                raise typer.Exit(1) from None
+            raise
 
 
 app = typer.Typer(help="Deposit-recovery workbench.", no_args_is_help=True, pretty_exceptions_enable=False,
@@ -84,6 +102,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 
 def _ctx() -> AppContext:
+    from app.context import app_context
+
     return app_context()
 
 
@@ -100,6 +120,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Option(help="Target revision.")] = "head") -> None:
     """Create or migrate the schema to the newest revision."""
+    from recovery import migrate
+
     ctx = _ctx()
     migrate.upgrade(ctx.db, revision)
     console.print(f"database at revision [bold]{migrate.current_revision(ctx.db)}[/] ({ctx.db.engine.url.drivername})")
@@ -108,6 +130,8 @@ def db_upgrade(revision: Annotated[str, typer.Option(help="Target revision.")] =
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision of the database."""
+    from recovery import migrate
+
     ctx = _ctx()
     current = migrate.current_revision(ctx.db)
     head = migrate.head_revision()
@@ -120,9 +144,11 @@ def db_current() -> None:
 @config_app.command("check")
 def config_check(as_json: JsonOption = False) -> None:
     """Load and validate networks.toml, assets.toml, fees.toml and policy.toml."""
-    settings = app_context().settings
+    from recovery.config import ConfigError
+
+    settings = _ctx().settings
     try:
-        config = app_context().config
+        config = _ctx().config
     except ConfigError as exc:
         if as_json:
             _print_json({"ok": False, "config_dir": str(settings.config_dir), "problems": exc.problems})
@@ -165,6 +191,8 @@ def _report_import(kind: str, result: ImportResult, as_json: bool) -> None:
 def addresses_import(file: Annotated[Path, typer.Argument(help="CSV: user_id,network,address,memo,kind")],
                      as_json: JsonOption = False) -> None:
     """Import deposit addresses; every row must be valid or nothing is imported."""
+    from recovery.imports import import_addresses
+
     ctx = _ctx()
     _report_import("deposit addresses", import_addresses(ctx.db, ctx.config, file), as_json)
 
@@ -173,6 +201,8 @@ def addresses_import(file: Annotated[Path, typer.Argument(help="CSV: user_id,net
 def credits_import(file: Annotated[Path, typer.Argument(help="CSV: network,tx_hash,user_id,asset,amount")],
                    as_json: JsonOption = False) -> None:
     """Import credited deposits; every row must be valid or nothing is imported."""
+    from recovery.imports import import_credits
+
     ctx = _ctx()
     _report_import("credited deposits", import_credits(ctx.db, ctx.config, file), as_json)
 
@@ -185,6 +215,8 @@ def operators_add(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
 ) -> None:
     """Create a workbench account (the password is asked for, or read from stdin)."""
+    from recovery.operators import add_operator
+
     if role not in {r.value for r in OPERATOR_ROLES}:
         raise _fail(f"role: must be one of {', '.join(r.value for r in OPERATOR_ROLES)}", 2)
     if password_stdin:
@@ -198,6 +230,8 @@ def operators_add(
 @operators_app.command("list")
 def operators_list(as_json: JsonOption = False) -> None:
     """List workbench accounts (never their hashes)."""
+    from recovery.operators import list_operators
+
     operators = list_operators(_ctx().db)
     if as_json:
         _print_json([{"username": o.username, "role": o.role, "active": o.active} for o in operators])
@@ -214,6 +248,8 @@ def operators_list(as_json: JsonOption = False) -> None:
 @operators_app.command("disable")
 def operators_disable(username: str) -> None:
     """Stop an account from signing in (it stays in the audit trail)."""
+    from recovery.operators import set_active
+
     set_active(_ctx().db, username, False)
     console.print(f"operator {username} disabled")
 
@@ -221,6 +257,8 @@ def operators_disable(username: str) -> None:
 @operators_app.command("enable")
 def operators_enable(username: str) -> None:
     """Allow a disabled account to sign in again."""
+    from recovery.operators import set_active
+
     set_active(_ctx().db, username, True)
     console.print(f"operator {username} enabled")
 
@@ -229,6 +267,8 @@ def operators_enable(username: str) -> None:
 @audit_app.command("verify")
 def audit_verify(as_json: JsonOption = False) -> None:
     """Recompute the hash chain of every case event; name the first broken one."""
+    from recovery.audit import verify_chain
+
     ctx = _ctx()
     with ctx.db.read() as session:
         result = verify_chain(session)
@@ -260,6 +300,9 @@ def cases_list(
     as_json: JsonOption = False,
 ) -> None:
     """List cases, oldest first."""
+    from recovery.services import CaseFilter
+    from recovery.views import case_json
+
     _check_choice(status, {s.value for s in CaseStatus}, "status")
     _check_choice(category, {c.value for c in Category}, "category")
     ctx = _ctx()
@@ -280,6 +323,8 @@ def cases_list(
 @cases_app.command("show")
 def cases_show(reference: str, as_json: JsonOption = False) -> None:
     """One case with its decision and its full audit timeline."""
+    from recovery.views import case_json, event_json
+
     view = _ctx().cases.get(reference)
     data = case_json(view.case)
     data["events"] = [event_json(e) for e in view.events]
@@ -306,7 +351,14 @@ def cases_show(reference: str, as_json: JsonOption = False) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # At exit the interpreter walks every object start-up built, several times over, looking for
+        # cycles (about 0.2 s of a read-only command): collect the garbage once now (what the command
+        # opened and dropped, its database connections included, is closed as before), then freeze
+        # what is still alive so that the exit leaves it to the operating system.
+        freeze_startup()
 
 
 if __name__ == "__main__":

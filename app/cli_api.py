@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
 err = Console(stderr=True, soft_wrap=True)
 
 
 def preflight() -> None:
     """Refuse to start with settings that cannot work: no token key, bad settings, schema behind."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.api_auth import TokenVerifier
     from app.api_settings import ApiConfigError, ApiSettings
     from app.context import app_context

@@ -10,16 +10,14 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import jwt
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.context import app_context
-from app.demo.run import OPERATORS, DemoError, DemoOptions, DemoResult, run_demo
-from app.demo.serving import free_port, serve
+if TYPE_CHECKING:
+    from app.demo.run import DemoResult
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -64,6 +62,12 @@ def register(app: typer.Typer) -> None:
         workbench_port: Annotated[int, typer.Option(help="Workbench port (0: any free port).")] = 8501,
     ) -> None:
         """Fresh database under var/demo/, local chains, realistic cases; then serve API and workbench."""
+        import jwt
+
+        from app.context import app_context
+        from app.demo.run import OPERATORS, DemoError, DemoOptions, run_demo
+        from app.demo.serving import free_port, serve
+
         log = (lambda _msg: None) if as_json else (lambda msg: console.print(f"[dim]demo:[/] {msg}"))
         settings = app_context().settings
         with ExitStack() as stack:

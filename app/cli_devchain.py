@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.context import app_context
-from chains.devchain import ChainStatus, Devchain, DevchainError
+if TYPE_CHECKING:
+    from chains.devchain import ChainStatus, Devchain
 
 devchain_app = typer.Typer(help="Local anvil chains for development and tests.", no_args_is_help=True)
 console = Console()
@@ -19,6 +19,9 @@ _HEALTHY = {"running", "started", "stopped"}
 
 
 def _devchain() -> Devchain:
+    from app.context import app_context
+    from chains.devchain import Devchain
+
     ctx = app_context()
     return Devchain(ctx.config, ctx.settings.var_dir / "devchain")
 
@@ -49,6 +52,8 @@ def _finish(rows: list[ChainStatus], wanted: set[str]) -> None:
 @devchain_app.command("up")
 def up(timeout: Annotated[float, typer.Option(help="Seconds to wait for each node.")] = 30.0) -> None:
     """Start one anvil per local EVM network (those already running are left alone)."""
+    from chains.devchain import DevchainError
+
     try:
         rows = _devchain().up(timeout=timeout)
     except DevchainError as exc:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from threading import Lock
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
 
-from app.context import AppContext, app_context
-from recovery import migrate
+if TYPE_CHECKING:
+    from app.context import AppContext
 
 EXIT_COULD_NOT_RUN = 1
 EXIT_USAGE = 2
@@ -34,6 +34,11 @@ def ready_context(network: str | None) -> AppContext:
     """The application context for a batch run, or the refusal to raise: an unknown ``--network``
     (exit 2), a database that cannot be reached or whose schema is not the newest (exit 1). An
     invalid configuration is reported by the CLI group (exit 2)."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.context import app_context
+    from recovery import migrate
+
     context = app_context()
     config = context.config
     if network is not None and network not in config.networks:

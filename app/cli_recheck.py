@@ -12,13 +12,10 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from concurrent.futures.process import BrokenProcessPool
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.cli_progress import (
     EXIT_BUSY,
@@ -31,10 +28,10 @@ from app.cli_progress import (
     ready_context,
 )
 from app.collector import batch_collection
-from recovery.batch_deciding import BatchDecider, default_processes
-from recovery.checking import ChainGateway
-from recovery.leases import RunnerBusy
-from recovery.recheck import Recheck, RecheckOptions, RecheckSummary
+
+if TYPE_CHECKING:
+    from recovery.batch_deciding import BatchDecider
+    from recovery.recheck import Recheck, RecheckOptions, RecheckSummary
 
 
 def recheck(
@@ -56,6 +53,15 @@ def recheck(
 ) -> None:
     """Re-check the cases that need the chain: submitted, awaiting_chain, deposits still inside the
     reorg window, and refunds in flight. Safe to run as several processes on PostgreSQL."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from recovery.batch_deciding import default_processes
+    from recovery.checking import ChainGateway
+    from recovery.leases import RunnerBusy
+    from recovery.recheck import Recheck, RecheckOptions
+
     context = ready_context(network)
     config = context.config
     options = RecheckOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
@@ -91,6 +97,8 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def _run(runner: Recheck, decider: BatchDecider, *, show_bar: bool) -> RecheckSummary:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     if not show_bar:
         return runner.run(PlainProgress(lambda line: err.print(line, markup=False), "recheck", "cases"),
                           decider=decider)

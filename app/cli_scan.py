@@ -13,12 +13,10 @@ import json
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.cli_progress import (
     EXIT_BUSY,
@@ -31,10 +29,10 @@ from app.cli_progress import (
     ready_context,
 )
 from app.collector import batch_collection
-from recovery.checking import ChainGateway
-from recovery.config import Config
-from recovery.leases import RunnerBusy
-from recovery.scan import Scanner, ScanOptions, ScanSummary
+
+if TYPE_CHECKING:
+    from recovery.config import Config
+    from recovery.scan import Scanner, ScanOptions, ScanSummary
 
 
 def scan(
@@ -59,6 +57,12 @@ def scan(
     token, below minimum, memo mistakes, ...) and open a case for each, as the system, before the
     user appeals. Counterfeit and dust transfers are recorded, not opened. Continues where the last
     run stopped; safe to run as several processes on PostgreSQL."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from recovery.checking import ChainGateway
+    from recovery.leases import RunnerBusy
+    from recovery.scan import Scanner, ScanOptions
+
     context = ready_context(network)
     config = context.config
     price_map = read_prices(prices, config) if prices is not None else None
@@ -119,6 +123,8 @@ def read_prices(path: Path, config: Config) -> dict[tuple[str, str], Decimal]:
 
 
 def _run(scanner: Scanner, *, show_bar: bool) -> ScanSummary:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     if not show_bar:
         return scanner.run(PlainProgress(lambda line: err.print(line, markup=False), "scan", "addresses"))
     columns = (TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("addresses"), TimeElapsedColumn())

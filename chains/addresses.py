@@ -34,12 +34,13 @@ import base58
 import bech32
 import bech32m  # type: ignore[import-untyped]  # no py.typed marker in bech32m 1.0.0
 from bech32m.codecs import Encoding as _Bech32Encoding  # type: ignore[import-untyped]
-from eth_utils.address import to_checksum_address
-from stellar_sdk import MuxedAccount, StrKey
-from xrpl.core import addresscodec as xrpl_codec
 
 from chains.base import InvalidChainInput
 from chains.network import FAMILIES
+
+# eth_utils, xrpl-py and stellar-sdk take about a second to import together: each is imported by
+# the codec of its family on first use, so that a process that never reads an EVM, XRP Ledger or
+# Stellar address (``recovery --help``, the read-only operator commands) does not load them.
 
 __all__ = [
     "FAMILIES",
@@ -227,6 +228,8 @@ def eip55_checksum(lowercase: str) -> str:
     addresses (deposit addresses, token contracts, senders) come back in every lookup, registry
     query and decision of a batch.
     """
+    from eth_utils.address import to_checksum_address
+
     return str(to_checksum_address(lowercase))
 
 
@@ -282,7 +285,7 @@ def tron_to_evm(address: str, *, field: str = ADDRESS_FIELD) -> str:
     """
     tron = _normalize_tron(address, field)
     payload = bytes(base58.b58decode_check(tron))
-    return str(to_checksum_address("0x" + payload[1:].hex()))
+    return eip55_checksum("0x" + payload[1:].hex())
 
 
 def evm_to_tron(address: str, *, field: str = ADDRESS_FIELD) -> str:
@@ -300,6 +303,8 @@ def _classic_xrpl(value: str, field: str) -> str:
     problem = _not_base58(value)
     if problem:
         raise InvalidChainInput(field, f"{problem}; expected {what}")
+    from xrpl.core import addresscodec as xrpl_codec
+
     try:
         account_id = xrpl_codec.decode_classic_address(value)
     except (xrpl_codec.XRPLAddressCodecException, ValueError):
@@ -316,6 +321,8 @@ def _split_xrpl_x(value: str, field: str) -> tuple[str, int | None, bool]:
     problem = _not_base58(value)
     if problem:
         raise InvalidChainInput(field, f"{problem}; expected {what}")
+    from xrpl.core import addresscodec as xrpl_codec
+
     if not xrpl_codec.is_valid_xaddress(value):
         raise InvalidChainInput(
             field, f"checksum or length does not match; a character is probably mistyped (expected {what})"
@@ -363,6 +370,8 @@ def _normalize_stellar(address: str, field: str) -> str:
     value = _text(address, field, what)
     if "*" in value:
         raise InvalidChainInput(field, "is a federation address (name*domain); resolve it to a G… account id first")
+    from stellar_sdk import StrKey
+
     if value.startswith("G"):
         if StrKey.is_valid_ed25519_public_key(value):
             return value
@@ -384,6 +393,8 @@ def split_muxed(address: str, *, field: str = ADDRESS_FIELD) -> tuple[str, int]:
     value = _normalize_stellar(address, field)
     if not value.startswith("M"):
         raise InvalidChainInput(field, "is a plain account id (G…), not a muxed account (M…)")
+    from stellar_sdk import MuxedAccount
+
     muxed = MuxedAccount.from_account(value)
     if muxed.account_muxed_id is None:  # pragma: no cover - an M… strkey always carries an id
         raise InvalidChainInput(field, "muxed account carries no id")

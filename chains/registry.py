@@ -6,25 +6,40 @@ Only families with a real adapter are listed; asking for any other raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, cast
 
 from chains.base import ChainAdapter
-from chains.bitcoin import BitcoinAdapter
-from chains.cosmos import CosmosAdapter
-from chains.evm import EvmAdapter
 from chains.network import Network
-from chains.solana import SolanaAdapter
-from chains.stellar import StellarAdapter
-from chains.tron import TronAdapter
-from chains.xrpl import XrplAdapter
+
+if TYPE_CHECKING:
+    from chains.bitcoin import BitcoinAdapter
+    from chains.cosmos import CosmosAdapter
+    from chains.evm import EvmAdapter
+    from chains.solana import SolanaAdapter
+    from chains.stellar import StellarAdapter
+    from chains.tron import TronAdapter
+    from chains.xrpl import XrplAdapter
 
 __all__ = ["ADAPTERS", "UnsupportedFamily", "adapter_for", "supported_families"]
 
 AdapterFactory = Callable[[Network], ChainAdapter]
 
-ADAPTERS: Mapping[str, AdapterFactory] = MappingProxyType(
-    {
+#: family -> (module, class) of its adapter. The module, and the chain library it uses (web3,
+#: xrpl-py, stellar-sdk, ...), is imported when the family's adapter is first asked for.
+_ADAPTER_CLASSES: Mapping[str, tuple[str, str]] = {
+    "evm": ("chains.evm", "EvmAdapter"),
+    "tron": ("chains.tron", "TronAdapter"),
+    "bitcoin": ("chains.bitcoin", "BitcoinAdapter"),
+    "cosmos": ("chains.cosmos", "CosmosAdapter"),
+    "xrpl": ("chains.xrpl", "XrplAdapter"),
+    "stellar": ("chains.stellar", "StellarAdapter"),
+    "solana": ("chains.solana", "SolanaAdapter"),
+}
+
+if TYPE_CHECKING:  # what the lazy table resolves to, checked against the adapter contract
+    _RESOLVED: Mapping[str, AdapterFactory] = {
         "evm": EvmAdapter,
         "tron": TronAdapter,
         "bitcoin": BitcoinAdapter,
@@ -33,7 +48,41 @@ ADAPTERS: Mapping[str, AdapterFactory] = MappingProxyType(
         "stellar": StellarAdapter,
         "solana": SolanaAdapter,
     }
-)
+
+
+class _LazyAdapters(Mapping[str, AdapterFactory]):
+    """A read-only mapping family -> adapter class that imports each class on first lookup.
+
+    Listing the families (``in``, ``len``, iteration, :func:`supported_families`) imports nothing.
+    """
+
+    def __init__(self, classes: Mapping[str, tuple[str, str]]) -> None:
+        self._classes = dict(classes)
+        self._loaded: dict[str, AdapterFactory] = {}  # importing is thread-safe; a race stores the same class
+
+    def __getitem__(self, family: str) -> AdapterFactory:
+        factory = self._loaded.get(family)
+        if factory is not None:
+            return factory
+        module_name, class_name = self._classes[family]  # KeyError for an unknown family
+        factory = cast("AdapterFactory", getattr(importlib.import_module(module_name), class_name))
+        self._loaded[family] = factory
+        return factory
+
+    def __contains__(self, family: object) -> bool:
+        return family in self._classes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def __repr__(self) -> str:
+        return f"ADAPTERS({', '.join(self._classes)})"
+
+
+ADAPTERS: Mapping[str, AdapterFactory] = _LazyAdapters(_ADAPTER_CLASSES)
 
 
 class UnsupportedFamily(LookupError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,8 +19,16 @@ from recovery.vocabulary import OPERATOR_ROLES, Role
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 MIN_PASSWORD_LENGTH = 12
 _hasher = PasswordHasher()
-#: verified against when the username is unknown, so timing does not reveal which names exist
-_DUMMY_HASH = _hasher.hash("not-a-real-password-for-timing")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so timing does not reveal which names exist.
+
+    Hashed on first use rather than at import (an argon2id hash costs about 0.1 s, which every
+    ``recovery`` command would pay otherwise).
+    """
+    return _hasher.hash("not-a-real-password-for-timing")
 
 
 def validate_new_operator(username: str, password: str, role: str) -> Role:
@@ -63,9 +72,10 @@ def set_active(db: Database, username: str, active: bool) -> Operator:
 
 def authenticate(db: Database, username: str, password: str) -> Operator | None:
     """The active operator with these credentials, or None (same cost whether or not the name exists)."""
+    dummy = _dummy_hash()  # before the look-up: the first attempt costs the same for every name
     with db.write() as session:
         operator = session.exec(select(Operator).where(Operator.username == username)).first()
-        stored = operator.password_hash if operator is not None else _DUMMY_HASH
+        stored = operator.password_hash if operator is not None else dummy
         try:
             _hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):

@@ -1,0 +1,211 @@
+"""A command imports only what it uses (issue 20): ``recovery --help``, the read-only operator
+commands (``cases list``, ``cases show``, ``audit verify``) and every command's ``--help`` load
+none of the chain libraries or the front ends they do not need, and a chain library is imported
+when an adapter of its family is first built.
+
+Each check runs in a fresh interpreter and reads ``sys.modules`` at the end: the test process
+itself has long imported everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recovery.config import Config
+from recovery.db import connect
+from recovery.services import Actor, CaseService
+from recovery.settings import REPO_ROOT
+from recovery.vocabulary import Role
+from tests.test_cases import new_draft
+
+#: what the light commands must not load: the chain libraries (web3 and its eth_* packages,
+#: xrpl-py, stellar-sdk) and the other front ends' frameworks (Streamlit, pandas, FastAPI)
+HEAVY = ("web3", "eth_account", "eth_utils", "xrpl", "stellar_sdk", "streamlit", "pandas", "fastapi")
+
+#: runs ``recovery ARGS...`` (the console script's entry point) in this interpreter and writes its
+#: exit code and sys.modules to a file
+_RUN = """
+import json, sys
+from app.cli import main
+report, sys.argv = sys.argv[1], ["recovery", *sys.argv[2:]]
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+with open(report, "w") as f:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, f)
+"""
+
+#: ``--help`` of every command and group of the CLI tree, one after the other in one interpreter;
+#: writes, per command, the modules it was the first to import
+_EVERY_HELP = """
+import json, sys
+import typer.main
+from app.cli import app
+paths = []
+def walk(command, path):
+    paths.append(path)
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        walk(sub, [*path, name])
+walk(typer.main.get_command(app), [])
+seen = set(sys.modules)
+first = {"import app.cli": sorted(seen)}
+for path in paths:
+    try:
+        app([*path, "--help"], prog_name="recovery")
+    except SystemExit:
+        pass
+    first[" ".join(["recovery", *path, "--help"])] = sorted(set(sys.modules) - seen)
+    seen = set(sys.modules)
+with open(sys.argv[1], "w") as f:
+    json.dump(first, f)
+"""
+
+#: the modules an operator command builds on, imported without running anything
+_LAYER = """
+import json, sys
+import app.cli, app.context, chains.addresses, chains.registry
+import recovery.audit, recovery.imports, recovery.operators, recovery.queues, recovery.services, recovery.views
+json.dump(sorted(sys.modules), sys.stdout)
+"""
+
+#: the registry names every family without importing an adapter; the first lookup imports it
+_REGISTRY = """
+import json, sys
+from chains.registry import ADAPTERS, supported_families
+before = sorted(sys.modules)
+families = sorted(supported_families())
+listed = "evm" in ADAPTERS and len(ADAPTERS) == len(families) and sorted(ADAPTERS) == families
+listed_only = sorted(sys.modules)
+evm = ADAPTERS["evm"]
+from chains.evm import EvmAdapter
+json.dump({"before": before, "listed": listed, "listed_only": listed_only, "after": sorted(sys.modules),
+           "same_class": evm is EvmAdapter, "families": families}, sys.stdout)
+"""
+
+
+def heavy(modules: Sequence[str]) -> list[str]:
+    """The heavy packages among ``modules`` (top-level names)."""
+    return sorted({m.split(".")[0] for m in modules if m.split(".")[0] in HEAVY})
+
+
+def fresh_python(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO_ROOT,
+                          env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@dataclass(frozen=True)
+class World:
+    env: dict[str, str]
+    reference: str
+    database: Path
+
+
+@pytest.fixture(scope="module")
+def world(sqlite_template: Path, default_config: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A migrated SQLite file with two cases (and their audit events), and the environment using it."""
+    folder = tmp_path_factory.mktemp("startup")
+    path = folder / "startup.db"
+    shutil.copyfile(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    db = connect(url)
+    service = CaseService(db, default_config)
+    case, _ = service.submit(new_draft("user-1"), Actor("user-1", Role.USER))
+    service.submit(new_draft("user-2", network="bsc"), Actor("user-2", Role.USER))
+    db.dispose()
+    env = {**os.environ, "RECOVERY_DATABASE_URL": url, "RECOVERY_VAR_DIR": str(folder),
+           "RECOVERY_CONFIG_DIR": str(REPO_ROOT / "config"), "COLUMNS": "200"}
+    assert case.reference is not None
+    yield World(env, case.reference, path)
+
+
+def run_command(world: World, tmp_path: Path, args: Sequence[str]) -> tuple[Any, list[str], str]:
+    """``recovery ARGS`` in a fresh interpreter: (exit code, sys.modules at the end, stdout)."""
+    report = tmp_path / "report.json"
+    done = fresh_python(_RUN, str(report), *args, env=world.env)
+    data = json.loads(report.read_text())
+    return data["code"], data["modules"], done.stdout
+
+
+COMMANDS = [
+    (["--help"], ["cases", "audit", "recheck"]),
+    (["cases", "list"], ["{reference}", "2 of 2 cases"]),
+    (["cases", "list", "--json"], ['"reference": "{reference}"']),
+    (["cases", "show", "{reference}"], ["{reference}", "timeline", "submit"]),
+    (["cases", "show", "{reference}", "--json"], ['"reference": "{reference}"', '"events"']),
+    (["audit", "verify"], ["audit chain verified", "2 events"]),
+    (["audit", "verify", "--json"], ['"ok": true', '"events_checked": 2']),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), COMMANDS, ids=[" ".join(a) for a, _ in COMMANDS])
+def test_the_command_imports_no_chain_library_and_no_other_front_end(
+    world: World, tmp_path: Path, args: list[str], expected: list[str]
+) -> None:
+    args = [a.format(reference=world.reference) for a in args]
+    code, modules, stdout = run_command(world, tmp_path, args)
+    assert code in (0, None), stdout
+    for text in expected:  # it did its work: a command that failed early would import little
+        assert text.format(reference=world.reference) in stdout, stdout
+    assert heavy(modules) == [], f"`recovery {' '.join(args)}` imported {heavy(modules)}"
+    # the quick exit (app.cli.main) still closes the database: SQLite removes its WAL file then
+    assert not world.database.with_name(world.database.name + "-wal").exists()
+
+
+def test_no_command_help_imports_a_chain_library_or_another_front_end(world: World, tmp_path: Path) -> None:
+    """Every command and group (today's and those added later, to ``cases``, ``refunds``, ``audit``
+    or anywhere) registers and describes itself without loading what only its run needs."""
+    report = tmp_path / "help.json"
+    fresh_python(_EVERY_HELP, str(report), env=world.env)
+    first: dict[str, list[str]] = json.loads(report.read_text())
+    assert {"recovery cases list --help", "recovery cases show --help", "recovery audit verify --help",
+            "recovery recheck --help", "recovery scan --help", "recovery demo --help"} <= set(first)
+    offenders = {command: heavy(modules) for command, modules in first.items() if heavy(modules)}
+    assert offenders == {}, f"imported by (first): {offenders}"
+    # and the help of a command loads neither the database layer nor the configuration
+    help_only = [m for modules in first.values() for m in modules]
+    assert not {"sqlalchemy", "sqlmodel", "alembic", "recovery.services", "recovery.config"} & set(help_only)
+
+
+def test_the_layer_operator_commands_build_on_is_light() -> None:
+    """What a new operator command would use (context, service layer, views, audit, imports,
+    operators, queues, the address codecs and the adapter registry) imports no heavy module."""
+    modules = json.loads(fresh_python(_LAYER).stdout)
+    assert heavy(modules) == [], f"the operator commands' layer imported {heavy(modules)}"
+
+
+def test_a_chain_library_is_imported_when_its_adapter_is_first_asked_for() -> None:
+    data = json.loads(fresh_python(_REGISTRY).stdout)
+    assert heavy(data["before"]) == [], f"importing chains.registry imported {heavy(data['before'])}"
+    assert heavy(data["listed_only"]) == [], f"listing the families imported {heavy(data['listed_only'])}"
+    assert data["listed"] and data["families"] == ["bitcoin", "cosmos", "evm", "solana", "stellar", "tron", "xrpl"]
+    assert "chains.evm" not in data["listed_only"]
+    assert "web3" in heavy(data["after"]) and data["same_class"]
+    assert "xrpl" not in heavy(data["after"]) and "stellar_sdk" not in heavy(data["after"])
+
+
+def test_the_registry_is_a_read_only_mapping_of_the_adapter_classes() -> None:
+    from chains.registry import ADAPTERS, UnsupportedFamily, adapter_for
+    from chains.xrpl import XrplAdapter
+    from recovery.config import load_config
+
+    assert ADAPTERS["xrpl"] is XrplAdapter and ADAPTERS.get("dogecoin") is None
+    with pytest.raises(KeyError):
+        ADAPTERS["dogecoin"]
+    assert not hasattr(ADAPTERS, "__setitem__")
+    network = load_config(REPO_ROOT / "config").network("ethereum").model_copy(update={"family": "dogecoin"})
+    with pytest.raises(UnsupportedFamily, match="available families: bitcoin, cosmos, evm, solana, stellar"):
+        adapter_for(network)
