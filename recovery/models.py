@@ -98,6 +98,8 @@ class CaseEvent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+    #: the audit key that signed this event (None: written before the chain was keyed)
+    key_id: str | None = Field(default=None, max_length=32)
 
 
 class AuditHead(SQLModel, table=True):
@@ -108,6 +110,12 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     last_event_id: int | None = Field(default=None)
     last_hash: str = Field(max_length=64)
+    #: events up to this id were written before the chain was keyed (plain SHA-256); every later
+    #: event must carry a key id and an HMAC. Signed (``keyed_from_mac``, by ``keyed_from_key``) so
+    #: that nobody without the key can move the cut-over.
+    keyed_from_id: int = Field(default=0)
+    keyed_from_key: str | None = Field(default=None, max_length=32)
+    keyed_from_mac: str | None = Field(default=None, max_length=64)
 
 
 class Payout(SQLModel, table=True):

@@ -343,7 +343,7 @@ class _EventRow:
     """The columns of one audit event; :func:`recovery.audit.event_hash` reads exactly these."""
 
     id: int
-    case_id: int
+    case_id: int | None
     actor: str
     actor_role: str
     action: str
@@ -353,6 +353,7 @@ class _EventRow:
     created_at: datetime
     prev_hash: str
     hash: str = ""
+    key_id: str | None = None
 
 
 def append_events(session: Session, items: Sequence[PendingEvent], now: datetime) -> int:
@@ -370,6 +371,7 @@ def append_events(session: Session, items: Sequence[PendingEvent], now: datetime
         head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
     last_id = head.last_event_id or 0
     last_hash = head.last_hash
+    key = audit.current_keyring().current
     rows: list[dict[str, Any]] = []
     for item in items:
         last_id += 1
@@ -377,8 +379,9 @@ def append_events(session: Session, items: Sequence[PendingEvent], now: datetime
             id=last_id, case_id=item.case_id, actor=item.actor.name, actor_role=item.actor.role.value,
             action=item.action, from_status=item.from_status, to_status=item.to_status,
             details=audit.jsonable(dict(item.details)), created_at=now.astimezone(UTC), prev_hash=last_hash,
+            key_id=key.id,
         )
-        row.hash = last_hash = audit.event_hash(cast(CaseEvent, row))
+        row.hash = last_hash = audit.event_hash(cast(CaseEvent, row), key)
         rows.append(row.__dict__)
     execute_rows(session, insert(table_of(CaseEvent)), rows)
     head.last_event_id = last_id
@@ -1245,6 +1248,7 @@ class CaseService:
                 "resolution": decision.resolution.value,
                 "flags": [f.value for f in decision.flags],
                 "network": decision.network,
+                "credited_user_id": decision.credited_user_id,
                 "amount": decision.amount,
                 "fee": decision.fee_amount,
                 "rules_version": decision.rules_version,

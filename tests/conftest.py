@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,11 @@ from recovery.settings import REPO_ROOT, get_settings
 from tests.support.pgcluster import PgCluster
 
 pytest_plugins = ["tests.fixtures_anvil", "tests.fixtures_replay"]
+
+#: one audit key for the whole test session and every process it starts (the CLI, workers, the
+#: demo); production sets RECOVERY_AUDIT_KEY from a secret store. The key file the embedded default
+#: creates is tested on its own (tests/test_audit_keyed.py).
+os.environ.setdefault("RECOVERY_AUDIT_KEY", "test-session-audit-key-" + "k" * 24)
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -140,7 +140,8 @@ def bulk_seed(service: CaseService, evm_testbed: EvmTestbed, count: int, prefix:
 
 def chain_results(db: Database) -> Counter[int]:
     with db.read() as session:
-        return Counter(session.exec(select(CaseEvent.case_id).where(CaseEvent.action == "chain_result")).all())
+        ids = session.exec(select(CaseEvent.case_id).where(CaseEvent.action == "chain_result")).all()
+        return Counter(i for i in ids if i is not None)
 
 
 def assert_all_decided_once(db: Database, count: int) -> None:
