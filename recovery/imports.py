@@ -8,6 +8,7 @@ stored one (same address, another owner) is an error.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from sqlmodel import Session, select
 
 from chains import addresses
 from chains.base import InvalidChainInput
+from recovery import audit
 from recovery.config import Config
 from recovery.db import Database
+from recovery.dbtypes import utcnow
 from recovery.errors import FieldError
 from recovery.intake import USER_ID, parse_positive_decimal
 from recovery.models import CreditedDeposit, DepositAddress
@@ -103,7 +106,10 @@ def _network(config: Config, raw: str, line: int, problems: list[str]) -> Any:
     return network
 
 
-def import_addresses(db: Database, config: Config, path: Path) -> ImportResult:
+def import_addresses(db: Database, config: Config, path: Path, *, actor: str = "import",
+                     actor_role: str = "admin") -> ImportResult:
+    """Deposit addresses from a CSV file, all or nothing; the import is an audit event (file digest,
+    rows, who) in the same transaction."""
     rows = _read_rows(path, ADDRESS_COLUMNS)
     problems: list[str] = []
     parsed: list[DepositAddress] = []
@@ -161,10 +167,13 @@ def import_addresses(db: Database, config: Config, path: Path) -> ImportResult:
     def describe(stored: DepositAddress) -> str:
         return f"address: already held by user {stored.user_id} as {stored.kind}"
 
-    return _store(db, path, parsed, [line for line, _ in rows], lookup, same, describe)
+    return _store(db, path, parsed, [line for line, _ in rows], lookup, same, describe,
+                  audit_as=(actor, actor_role, "addresses_imported"))
 
 
-def import_credits(db: Database, config: Config, path: Path) -> ImportResult:
+def import_credits(db: Database, config: Config, path: Path, *, actor: str = "import",
+                   actor_role: str = "admin") -> ImportResult:
+    """Credited deposits from the exchange's ledger export, all or nothing; audited like addresses."""
     rows = _read_rows(path, CREDIT_COLUMNS)
     problems: list[str] = []
     parsed: list[CreditedDeposit] = []
@@ -225,7 +234,8 @@ def import_credits(db: Database, config: Config, path: Path) -> ImportResult:
     def describe(stored: CreditedDeposit) -> str:
         return f"amount: already recorded as credited with amount {stored.amount}"
 
-    return _store(db, path, parsed, [line for line, _ in rows], lookup, same, describe)
+    return _store(db, path, parsed, [line for line, _ in rows], lookup, same, describe,
+                  audit_as=(actor, actor_role, "credits_imported"))
 
 
 def _store(
@@ -236,9 +246,13 @@ def _store(
     lookup: Callable[[Session, Row], Row | None],
     same: Callable[[Row, Row], bool],
     describe: Callable[[Row], str],
+    *,
+    audit_as: tuple[str, str, str],
 ) -> ImportResult:
-    """Insert all rows in one transaction; any contradiction with stored data rolls everything back."""
+    """Insert all rows in one transaction; any contradiction with stored data rolls everything back.
+    The import leaves an audit event (file name and SHA-256, row counts, who) in the same transaction."""
     result = ImportResult(rows=len(parsed))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     problems: list[str] = []
     with db.write() as session:
         for line, row in zip(lines, parsed, strict=True):
@@ -253,4 +267,9 @@ def _store(
         if problems:
             raise ImportFailed(str(path), problems)  # rolls the transaction back
         session.flush()
+        actor, role, action = audit_as
+        audit.append_event(session, case_id=None, actor=actor, actor_role=role, action=action, from_status=None,
+                           to_status=None, now=utcnow(),
+                           details={"file": path.name, "sha256": digest, "rows": result.rows,
+                                    "inserted": result.inserted, "unchanged": result.unchanged})
     return result
