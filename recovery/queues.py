@@ -439,24 +439,22 @@ def evidence_for(db: Database, tx_hashes: Sequence[str]) -> list[NetworkEvidence
 
 
 def prepared_by(db: Database, case_ids: Sequence[int], username: str) -> set[int]:
-    """The cases among ``case_ids`` that ``username`` helped prepare (four-eyes: they cannot approve them)."""
+    """The cases among ``case_ids`` that ``username`` helped prepare (four-eyes: they cannot approve
+    them above the threshold); the preparing actions are :data:`recovery.payouts.PREPARING_ACTIONS`."""
+    from recovery.payouts import PREPARING_ACTIONS
+
     if not case_ids:
         return set()
-    shaping = ("override_category", "request_info", "assign", "chain_result", "provide_info", "note")
     with db.read() as session:
         ids = session.execute(
             select(col(CaseEvent.case_id)).distinct().where(
                 col(CaseEvent.case_id).in_(list(case_ids)),
                 col(CaseEvent.actor) == username,
-                col(CaseEvent.action).in_(shaping),
+                col(CaseEvent.action).in_(sorted(PREPARING_ACTIONS)),
+                col(CaseEvent.actor_role).in_(["specialist", "approver", "admin"]),
             )
         ).scalars()
-        prepared = {int(i) for i in ids}
-        assigned = session.execute(
-            select(col(Case.id)).where(col(Case.id).in_(list(case_ids)), col(Case.assignee) == username)
-        ).scalars()
-        prepared |= {int(i) for i in assigned}
-    return prepared
+        return {int(i) for i in ids if i is not None}
 
 
 # ------------------------------------------------------------------------------------ dashboard
@@ -737,7 +735,8 @@ def dashboard(db: Database, now: datetime, *, days: int = 30) -> Dashboard:
 
 # ------------------------------------------------------------------------------------ audit export
 def export_events_jsonl(db: Database, *, batch: int = 5000) -> Iterator[str]:
-    """Every audit event in id order as JSON lines, with the case reference."""
+    """Every audit event in id order as JSON lines, with the case reference (null for events about
+    no case: operators, imports, key rotations)."""
     from recovery.views import event_json
 
     last_id = 0
@@ -745,7 +744,7 @@ def export_events_jsonl(db: Database, *, batch: int = 5000) -> Iterator[str]:
         while True:
             rows = session.execute(
                 select(CaseEvent, col(Case.reference))
-                .join(Case, col(Case.id) == col(CaseEvent.case_id))
+                .outerjoin(Case, col(Case.id) == col(CaseEvent.case_id))
                 .where(col(CaseEvent.id) > last_id)
                 .order_by(col(CaseEvent.id))
                 .limit(batch)
@@ -757,6 +756,7 @@ def export_events_jsonl(db: Database, *, batch: int = 5000) -> Iterator[str]:
                 data["case_id"] = event.case_id
                 data["reference"] = reference
                 data["prev_hash"] = event.prev_hash
+                data["key_id"] = event.key_id
                 yield json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n"
             last_id = int(rows[-1][0].id or last_id)
 
@@ -766,7 +766,7 @@ def latest_events(db: Database, limit: int = 50) -> list[dict[str, Any]]:
     with db.read() as session:
         rows = session.execute(
             select(CaseEvent, col(Case.reference))
-            .join(Case, col(Case.id) == col(CaseEvent.case_id))
+            .outerjoin(Case, col(Case.id) == col(CaseEvent.case_id))
             .order_by(col(CaseEvent.id).desc())
             .limit(limit)
         ).all()

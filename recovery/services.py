@@ -884,6 +884,7 @@ class CaseService:
                         "the specialist who prepared it must send it for approval first"
                     )
             row = payouts.approve_payout(session, case, plan, actor.name, self.clock())
+            case.approval_requested_at = None  # the request is answered; approving again needs a new one
             return {
                 "four_eyes": four_eyes, "value_usd": case.value_usd, "resolution": case.resolution,
                 "payout_id": row.id, "payout": plan.describe(), "preparers": sorted(preparers),

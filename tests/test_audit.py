@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import threading
 
-from sqlalchemy import text
-
 from recovery.audit import GENESIS_HASH, verify_chain
 from recovery.services import SYSTEM, Actor, CaseService
 from recovery.vocabulary import Role
+from tests.support.tamper import as_dba
 from tests.test_cases import new_draft
 
 SPECIALIST = Actor("sam", Role.SPECIALIST)
@@ -32,8 +31,7 @@ def _verify(service: CaseService):  # type: ignore[no-untyped-def]
 
 
 def _sql(service: CaseService, statement: str, **params: object) -> None:
-    with service.db.engine.begin() as conn:
-        conn.execute(text(statement), params)
+    as_dba(service.db, statement, **params)
 
 
 def test_an_untouched_chain_verifies(service: CaseService) -> None:

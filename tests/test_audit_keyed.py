@@ -7,23 +7,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import stat
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from recovery import audit, migrate
 from recovery.audit import GENESIS_HASH, KEY_ROTATED, event_hash, rotate_key, verify_chain
 from recovery.audit_anchors import AnchorSettings, publish, read_anchors
 from recovery.audit_keys import KeyRing, load_keyring, new_key, reset_cache
-from recovery.db import Database
+from recovery.db import Database, connect
 from recovery.models import AuditHead, Case, CaseEvent
 from recovery.services import SYSTEM, Actor, CaseService
 from recovery.vocabulary import Role
+from tests.conftest import new_database
+from tests.support.tamper import as_dba, guard_off
 from tests.test_cases import new_draft
 
 SPECIALIST = Actor("sam", Role.SPECIALIST)
@@ -47,14 +52,13 @@ def verify(service: CaseService, **options: Any) -> audit.VerifyResult:
 
 
 def sql(db: Database, statement: str, **params: object) -> None:
-    with db.engine.begin() as conn:
-        conn.execute(text(statement), params)
+    as_dba(db, statement, **params)
 
 
 def rehash_from(db: Database, first_id: int, sign: Any) -> None:
     """What an insider without the key can do: recompute every hash from ``first_id`` with ``sign``
     (event -> (key_id, hash)) and point the head at the new last hash."""
-    with Session(db.engine) as session:
+    with guard_off(db), Session(db.engine) as session:
         events = session.exec(select(CaseEvent).order_by(col(CaseEvent.id))).all()
         prev = GENESIS_HASH
         for event in events:
@@ -254,3 +258,43 @@ def _fresh_keyring_cache() -> Any:
     reset_cache()
     yield
     reset_cache()
+
+
+def test_the_database_refuses_to_edit_or_delete_events(service: CaseService) -> None:
+    seed(service, 1)
+    for statement in ("UPDATE case_events SET actor = 'mallory' WHERE id = 1", "DELETE FROM case_events WHERE id = 3"):
+        with pytest.raises(DBAPIError, match="append-only"), service.db.engine.begin() as conn:
+            conn.execute(text(statement))
+    with service.db.read() as session:
+        assert [e.actor for e in session.exec(select(CaseEvent).order_by(col(CaseEvent.id))).all()] == [
+            "system", "sam", "sam"]
+    assert verify(service).ok
+
+
+@pytest.fixture
+def pg_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CaseService]:
+    for db in new_database("postgresql", request, tmp_path):
+        yield CaseService(db, _config(), lambda: NOW)
+
+
+@pytest.mark.postgres
+def test_the_application_role_may_insert_events_but_never_change_them(pg_service: CaseService) -> None:
+    """PostgreSQL: the services run as a login role in ``recovery_app``: everything works, but the
+    database refuses that role any UPDATE, DELETE or TRUNCATE of audit events."""
+    service = pg_service
+    seed(service, 1)
+    login = "recovery_service_" + secrets.token_hex(3)
+    with service.db.engine.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {login} LOGIN IN ROLE recovery_app"))
+    url = service.db.engine.url.set(username=login)
+    app = connect(url.render_as_string(hide_password=False))
+    try:
+        as_app = CaseService(app, service.config, lambda: NOW)
+        seed(as_app, 1)  # the services work under the role: cases, events, payouts
+        for statement in ("UPDATE case_events SET actor = 'mallory' WHERE id = 1", "DELETE FROM case_events",
+                          "TRUNCATE case_events CASCADE"):
+            with pytest.raises(DBAPIError, match="permission denied"), app.engine.begin() as conn:
+                conn.execute(text(statement))
+        assert verify(as_app).ok
+    finally:
+        app.dispose()

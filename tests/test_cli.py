@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from sqlalchemy import text
 from sqlmodel import func, select
 from typer.testing import CliRunner
 from xrpl.wallet import Wallet
@@ -19,6 +18,7 @@ from recovery.db import Database
 from recovery.models import CreditedDeposit, DepositAddress
 from recovery.services import SYSTEM, CaseService
 from recovery.settings import get_settings
+from tests.support.tamper import as_dba
 from tests.test_cases import new_draft
 
 runner = CliRunner()
@@ -166,8 +166,7 @@ def test_audit_verify_exit_codes(cli_env: Database, default_config) -> None:  # 
     code, out, _ = run("audit", "verify", "--json")
     assert code == 0 and json.loads(out) == {"ok": True, "events_checked": 2, "first_broken_event": None,
                                              "problem": None}
-    with cli_env.engine.begin() as conn:
-        conn.execute(text("UPDATE case_events SET actor = 'mallory' WHERE id = 2"))
+    as_dba(cli_env, "UPDATE case_events SET actor = 'mallory' WHERE id = 2")
     code, out, _ = run("audit", "verify", "--json")
     assert code == 1 and json.loads(out)["first_broken_event"] == 2
 

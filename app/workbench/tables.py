@@ -1,14 +1,24 @@
-"""The queue table: one row per case, SLA state spelled out and coloured."""
+"""The queue table: one row per case, SLA state spelled out and coloured.
+
+An approved case waiting for its payout shows the payout SLA (``policy.payout_sla_hours`` from its
+approval) instead of the decision SLA, which no longer runs once a person decided.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from app.workbench import ui
+from app.workbench.payout_reads import PayoutClock
 from recovery.queues import ACTIVE_STATUSES, QueueRow
+from recovery.vocabulary import CaseStatus
+
+#: case id -> the payout SLA clock of its approved, unpaid payout
+PayoutClocks = Mapping[int, PayoutClock]
 
 COLUMNS = ["reference", "status", "category", "network", "asset", "user", "assignee", "flags", "value USD", "age",
            "SLA"]
@@ -16,7 +26,19 @@ OVERDUE = "background-color: #f8d7da"
 DUE_SOON = "background-color: #fff3cd"
 
 
-def sla_text(row: QueueRow, now: datetime) -> str:
+def payout_clock(row: QueueRow, clocks: PayoutClocks | None) -> PayoutClock | None:
+    if not clocks or row.status != CaseStatus.APPROVED.value:
+        return None
+    return clocks.get(row.id)
+
+
+def sla_text(row: QueueRow, now: datetime, clocks: PayoutClocks | None = None) -> str:
+    clock = payout_clock(row, clocks)
+    if clock is not None:
+        waited = ui.duration(now - clock.approved_at)
+        if clock.overdue(now):
+            return f"payout overdue {ui.duration(now - clock.due_at)} (approved {waited} ago)"
+        return f"payout due in {ui.duration(clock.due_at - now)} (approved {waited} ago)"
     if row.sla_due_at is None or row.status not in ACTIVE_STATUSES:
         return "-"
     if row.breached(now):
@@ -24,7 +46,7 @@ def sla_text(row: QueueRow, now: datetime) -> str:
     return "due in " + ui.duration(row.sla_due_at - now)
 
 
-def queue_frame(rows: list[QueueRow], now: datetime) -> pd.DataFrame:
+def queue_frame(rows: list[QueueRow], now: datetime, clocks: PayoutClocks | None = None) -> pd.DataFrame:
     records: list[dict[str, Any]] = [
         {
             "reference": row.reference,
@@ -37,18 +59,24 @@ def queue_frame(rows: list[QueueRow], now: datetime) -> pd.DataFrame:
             "flags": ", ".join(row.flags) or "-",
             "value USD": ui.money(row.value_usd),
             "age": ui.duration(now - row.created_at),
-            "SLA": sla_text(row, now),
+            "SLA": sla_text(row, now, clocks),
         }
         for row in rows
     ]
     return pd.DataFrame(records, columns=COLUMNS)
 
 
-def row_colors(rows: list[QueueRow], now: datetime) -> list[str]:
-    """Red past the SLA, amber when due within 12 hours."""
-    return [OVERDUE if r.breached(now) else DUE_SOON if r.due_soon(now) else "" for r in rows]
+def payout_overdue(row: QueueRow, now: datetime, clocks: PayoutClocks | None) -> bool:
+    clock = payout_clock(row, clocks)
+    return clock is not None and clock.overdue(now)
 
 
-def queue_table(rows: list[QueueRow], now: datetime) -> Any:
-    colors = row_colors(rows, now)
-    return queue_frame(rows, now).style.apply(lambda _column: colors, axis=0, subset=["age", "SLA"])
+def row_colors(rows: list[QueueRow], now: datetime, clocks: PayoutClocks | None = None) -> list[str]:
+    """Red past the SLA (the payout SLA for an approved case), amber when due within 12 hours."""
+    return [OVERDUE if r.breached(now) or payout_overdue(r, now, clocks) else DUE_SOON if r.due_soon(now) else ""
+            for r in rows]
+
+
+def queue_table(rows: list[QueueRow], now: datetime, clocks: PayoutClocks | None = None) -> Any:
+    colors = row_colors(rows, now, clocks)
+    return queue_frame(rows, now, clocks).style.apply(lambda _column: colors, axis=0, subset=["age", "SLA"])

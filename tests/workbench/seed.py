@@ -36,7 +36,10 @@ OPERATORS: dict[str, Role] = {
     "ari": Role.AUDITOR,
 }
 SARA = Actor("sara", Role.SPECIALIST)
+TOM = Actor("tom", Role.SPECIALIST)
 ALICE = Actor("alice", Role.APPROVER)
+#: sara's comment when she sends the big case for approval
+BIG_COMMENT = "Owner verified on a video call; the address is theirs."
 #: shown verbatim wherever it appears; it must never become markup
 HOSTILE = '<script>alert("pwned")</script> <img src=x onerror=alert(1)> **bold** [link](http://example.com) :red[x]'
 
@@ -105,10 +108,10 @@ def send_chain_facts(testbed: EvmTestbed) -> ChainFacts:
 @dataclass(frozen=True)
 class World:
     small: str  # in_review, credit of 500 USD, carries a hostile note
-    big: str  # in_review, credit of 5000 USD (four-eyes), assigned to sara
+    big: str  # in_review, credit of 5000 USD (four-eyes), assigned to sara, sent for approval by sara
     unlisted: str  # in_review, unlisted token (refund)
     contested: tuple[str, str]
-    credited: str  # credited (resolved)
+    credited: str  # credited (resolved): sent by sara, approved by alice, credited by tom
     rejected: str  # rejected (resolved)
     not_found: str  # awaiting_chain
     overdue: tuple[str, str]  # submitted five days ago, never checked: past their SLA
@@ -177,8 +180,10 @@ def seed(service: CaseService, gateway: ChainGateway, facts: ChainFacts, clock: 
     checker.check([credited, rejected], actor=SYSTEM)
     clock.now = start - timedelta(days=1)
     case = service.get(credited).case
+    case = service.send_for_approval(credited, SARA, expected_version=case.version)
     case = service.approve(credited, ALICE, expected_version=case.version)
-    service.mark_credited(credited, SARA, expected_version=case.version, ledger_reference="LEDGER-1")
+    # four eyes at payment too: whoever records the credit is not the approver
+    service.mark_credited(credited, TOM, expected_version=case.version, ledger_reference="LEDGER-1")
     case = service.get(rejected).case
     service.reject(rejected, "not_our_address", SARA, expected_version=case.version, message="Not ours.")
 
@@ -192,7 +197,8 @@ def seed(service: CaseService, gateway: ChainGateway, facts: ChainFacts, clock: 
     checker.check([small, big, unlisted, *contested, not_found], actor=SYSTEM)
     clock.now = start
     case = service.get(big).case
-    service.assign(big, "sara", SARA, expected_version=case.version)
+    case = service.assign(big, "sara", SARA, expected_version=case.version)
+    service.send_for_approval(big, SARA, expected_version=case.version, comment=BIG_COMMENT)
     case = service.get(small).case
     service.note(small, HOSTILE, SARA, expected_version=case.version)
     return World(small, big, unlisted, contested, credited, rejected, not_found, overdue, detected)
@@ -238,18 +244,21 @@ def seed_history(service: CaseService, gateway: ChainGateway, testbed: EvmTestbe
             continue  # recent: still in the queue
         clock.now += timedelta(hours=rng.randint(2, 60))
         case = service.get(reference).case
-        case = service.assign(reference, rng.choice(["sara", "tom"]), SARA, expected_version=case.version)
+        preparer = rng.choice([SARA, TOM])
+        payer = TOM if preparer is SARA else SARA
+        case = service.assign(reference, preparer.name, SARA, expected_version=case.version)
         roll = rng.random()
         if roll < 0.15:
-            service.reject(reference, "ownership_not_proven", SARA, expected_version=case.version)
+            service.reject(reference, "ownership_not_proven", preparer, expected_version=case.version)
         elif roll < 0.25:
-            service.request_info(reference, "Please send a screenshot of the withdrawal.", SARA,
+            service.request_info(reference, "Please send a screenshot of the withdrawal.", preparer,
                                  expected_version=case.version)
         else:
-            approver = ALICE if case.assignee != "alice" else Actor("bob", Role.APPROVER)
-            case = service.approve(reference, approver, expected_version=case.version)
+            # the assignee sends it for approval, an approver approves, the other specialist books the credit
+            case = service.send_for_approval(reference, preparer, expected_version=case.version)
+            case = service.approve(reference, ALICE, expected_version=case.version)
             clock.now += timedelta(hours=rng.randint(1, 20))
-            service.mark_credited(reference, SARA, expected_version=case.version,
+            service.mark_credited(reference, payer, expected_version=case.version,
                                   ledger_reference=f"LEDGER-{reference}")
     clock.now = start
     return references

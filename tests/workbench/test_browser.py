@@ -2,7 +2,8 @@
 database, driven by Debian's chromium (headless, through playwright; no browser download).
 
 Signs in as an approver, opens a case worth more than the four-eyes threshold that a specialist
-prepared, approves it, and saves screenshots of the queue, the case and the dashboard in the
+prepared and sent for approval, approves it (the approved payout appears, and the approver may not
+record it as paid), and saves screenshots of the queue, the case and the dashboard in the
 test's output folder and in docs/screenshots/ (for the README).
 """
 
@@ -155,6 +156,11 @@ def test_sign_in_open_a_case_approve_it_and_take_screenshots(
     case = wb.cases.get(world.big).case
     assert case.status == CaseStatus.APPROVED
     assert wb.cases.get(world.big).events[-1].actor == "bob"
+    # the approved payout is shown, and bob, who approved it, cannot also record the credit
+    expect(page.get_by_text("Approved, waiting to be paid.")).to_be_visible()
+    page.get_by_role("tab", name="Mark credited").click()
+    expect(page.get_by_text("You approved this payout")).to_be_visible()
+    expect(page.get_by_role("button", name="Mark credited", exact=True)).to_be_disabled()
 
     page.get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()

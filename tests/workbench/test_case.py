@@ -10,13 +10,15 @@ import pytest
 from sqlmodel import col, select
 from streamlit.testing.v1 import AppTest
 
+from app.demo.chainworld import impersonate, send_all, token_transfer
 from app.workbench.context import Workbench
 from recovery.errors import Forbidden
 from recovery.models import Case, CaseEvent
 from recovery.services import Actor
 from recovery.vocabulary import CaseStatus, Role
+from tests.fixtures_anvil import FUNDER, EvmTestbed, fresh_address
 from tests.workbench.conftest import field_value, frame_with, markdown_texts, plain_texts, signed_in_app
-from tests.workbench.seed import HOSTILE, World
+from tests.workbench.seed import HOSTILE, SARA, World
 
 CASE = "views/case.py"
 ALICE = Actor("alice", Role.APPROVER)
@@ -51,6 +53,21 @@ def last_event(wb: Workbench, reference: str) -> CaseEvent:
 
 def succeeded(at: AppTest) -> bool:
     return any(": done." in str(s.value) for s in at.success)
+
+
+def field_tables(at: AppTest) -> dict[str, dict[str, str]]:
+    """The page's field/value tables, each by its first label."""
+    found: dict[str, dict[str, str]] = {}
+    for frame in at.dataframe:
+        value = frame.value
+        if list(getattr(value, "columns", [])) == ["field", "value"] and len(value):
+            found.setdefault(str(value["field"].iloc[0]), dict(zip(value["field"], value["value"], strict=True)))
+    return found
+
+
+def payout_fields(at: AppTest) -> dict[str, str]:
+    """The Payout section's table (approved, paid, proven or proposed)."""
+    return field_tables(at)["payout"]
 
 
 # ------------------------------------------------------------------------------ what the page shows
@@ -93,6 +110,15 @@ def test_user_text_is_shown_verbatim_never_as_markup(wb: Workbench, world: World
     submit(at, "request_info", message=HOSTILE)
     assert last_event(wb, world.small).details["message"] == HOSTILE
     assert not any("pwned" in text for text in markdown_texts(at))
+    # so does a comment for the approver, on the case page and on Approvals
+    submit(at, "provide_info", message="ok")
+    submit(at, "send_for_approval", comment=HOSTILE)
+    assert last_event(wb, world.small).details["comment"] == HOSTILE
+    assert f"sara: {HOSTILE}" in plain_texts(at)
+    assert not any("pwned" in text for text in markdown_texts(at))
+    approvals = signed_in_app("alice", "views/approvals.py")
+    assert HOSTILE in list(frame_with(approvals, "comment")["comment"])
+    assert not any("pwned" in text for text in markdown_texts(approvals))
 
 
 def test_an_unknown_reference_is_quoted_as_text(wb: Workbench, world: World) -> None:
@@ -145,9 +171,17 @@ def test_override_category_needs_a_reason(wb: Workbench, world: World) -> None:
 
 
 def test_a_specialist_approves_below_the_threshold(wb: Workbench, world: World) -> None:
-    at = submit(open_case("sara", world.small), "approve", comment="ok")
+    at = open_case("sara", world.small)
+    # before approval the page shows the exact payout approval would fix
+    proposed = payout_fields(at)
+    assert proposed["payout"] == "credit, proposed"
+    assert (proposed["credit to user"], proposed["amount"], proposed["amount (base units)"]) == (
+        "user-1", "500 USDT", "500000000")
+    submit(at, "approve", comment="ok")
     assert succeeded(at)
     assert status(wb, world.small) == CaseStatus.APPROVED
+    payout = wb.cases.payout(world.small)
+    assert payout is not None and payout.approved_by == "sara"
 
 
 def test_a_specialist_cannot_approve_their_own_case_above_the_threshold(wb: Workbench, world: World) -> None:
@@ -161,17 +195,50 @@ def test_a_specialist_cannot_approve_their_own_case_above_the_threshold(wb: Work
     assert status(wb, world.big) == CaseStatus.IN_REVIEW
 
 
-def test_four_eyes_an_approver_who_prepared_the_case_cannot_approve_it(wb: Workbench, world: World) -> None:
+def test_four_eyes_notes_and_assignment_do_not_prepare_but_sending_does(wb: Workbench, world: World) -> None:
+    """Reading, notes and assignment do not bar an approver; sending the case for approval does."""
     case = wb.cases.get(world.big).case
-    wb.cases.assign(world.big, "alice", ALICE, expected_version=case.version)
+    case = wb.cases.assign(world.big, "alice", ALICE, expected_version=case.version)
+    wb.cases.note(world.big, "Looked at the transfer.", ALICE, expected_version=case.version)
     at = open_case("alice", world.big)
+    assert not at.button(key="submit_approve").disabled
+    # alice sends it (again) herself: now she prepared it and cannot approve it
+    submit(at, "send_for_approval", comment="Second look done.")
+    assert succeeded(at)
     assert at.button(key="submit_approve").disabled
+    assert any("You prepared this case" in str(c.value) for c in at.caption)
+    with pytest.raises(Forbidden, match="prepared this case"):
+        wb.cases.approve(world.big, ALICE, expected_version=wb.cases.get(world.big).case.version)
     at = open_case("bob", world.big)
     assert not at.button(key="submit_approve").disabled
     submit(at, "approve")
     assert status(wb, world.big) == CaseStatus.APPROVED
     event = last_event(wb, world.big)
-    assert (event.actor, event.details["four_eyes"]) == ("bob", True)
+    assert (event.actor, event.details["four_eyes"], event.details["preparers"]) == ("bob", True, ["alice", "sara"])
+
+
+def test_approval_above_the_threshold_needs_a_send_for_approval(wb: Workbench, world: World) -> None:
+    """The unlisted token's value is unknown: four eyes, and only once a specialist sent it."""
+    at = open_case("bob", world.unlisted)
+    assert at.button(key="submit_approve").disabled
+    assert any("Not sent for approval yet: the specialist who prepared it sends it first" in str(c.value)
+               for c in at.caption)
+    version = wb.cases.get(world.unlisted).case.version
+    with pytest.raises(Forbidden, match="must send it for approval first"):
+        wb.cases.approve(world.unlisted, BOB, expected_version=version)
+    assert wb.cases.get(world.unlisted).case.version == version
+    at = submit(open_case("sara", world.unlisted), "send_for_approval", comment="Token confirmed unlisted.")
+    assert succeeded(at)
+    event = last_event(wb, world.unlisted)
+    assert (event.action, event.actor, event.details) == ("send_for_approval", "sara",
+                                                         {"comment": "Token confirmed unlisted."})
+    case = wb.cases.get(world.unlisted).case
+    assert case.status == CaseStatus.IN_REVIEW and case.approval_requested_at is not None
+    at = open_case("bob", world.unlisted)
+    assert "sara: Token confirmed unlisted." in plain_texts(at)
+    assert not at.button(key="submit_approve").disabled
+    submit(at, "approve")
+    assert status(wb, world.unlisted) == CaseStatus.APPROVED
 
 
 def test_reject_with_a_reason_code(wb: Workbench, world: World) -> None:
@@ -183,25 +250,184 @@ def test_reject_with_a_reason_code(wb: Workbench, world: World) -> None:
     assert event.details == {"reason_code": "ownership_not_proven", "message": "Send proof of the withdrawal."}
 
 
+def send_and_approve(wb: Workbench, reference: str, approver: Actor = BOB) -> None:
+    case = wb.cases.send_for_approval(reference, SARA, expected_version=wb.cases.get(reference).case.version)
+    wb.cases.approve(reference, approver, expected_version=case.version)
+
+
 def test_approve_then_record_the_refund(wb: Workbench, world: World) -> None:
-    at = submit(open_case("bob", world.unlisted), "approve")
-    assert status(wb, world.unlisted) == CaseStatus.APPROVED
+    send_and_approve(wb, world.unlisted)
+    payout = wb.cases.payout(world.unlisted)
+    assert payout is not None
+    at = open_case("sara", world.unlisted)
+    shown = payout_fields(at)
+    assert shown["payout"] == f"#{payout.id} refund, approved"
+    # an unlisted token is named by its contract; the symbol it reports on chain is shown as untrusted
+    token = payout.contract
+    assert token and shown["token contract"] == shown["asset"] == token
+    assert (shown["network"], shown["amount"], shown["amount (base units)"], shown["decimals"]) == (
+        "ethereum", f"25 {token}", str(25 * 10**18), "18")
+    assert shown["symbol on chain (untrusted)"] == "SHINY"
+    assert shown["to address"].lower() == FUNDER.lower()
+    assert shown["from (our address)"] == payout.from_address
+    assert (shown["approved by"], shown["payout SLA"]) == ("bob", "due in 1d 0h (approved 0h 0m ago; SLA 24 h)")
+    # no address on the form: the refund goes where the approval fixed it
+    assert "act_record_refund_address" not in [w.key for w in at.text_input]
+    assert f"refund: 25 {token} ({25 * 10**18} base units) on ethereum to {payout.to_address}" in plain_texts(at)
     at = submit(at, "record_refund", tx_hash="not a hash")
     assert status(wb, world.unlisted) == CaseStatus.APPROVED
     assert any(t.startswith("refund_tx_hash:") for t in plain_texts(at))
+    # the deposit's own hash proves nothing: refused by the service, and the page says why
+    deposit = wb.cases.get(world.unlisted).case.tx_hash
+    at = submit(at, "record_refund", tx_hash=deposit)
+    assert any("The action failed" in str(e.value) for e in at.error)
+    assert f"{deposit} is the deposit transaction of {world.unlisted}, not a refund" in plain_texts(at)
     refund = "0x" + secrets.token_hex(32)
     submit(at, "record_refund", tx_hash=refund.upper().replace("0X", "0x"))
     case = wb.cases.get(world.unlisted).case
     assert (case.status, case.refund_tx_hash) == (CaseStatus.REFUND_PENDING, refund)
+    event = last_event(wb, world.unlisted)
+    assert (event.actor, event.details["approved_by"]) == ("sara", "bob")
+    shown = payout_fields(open_case("sara", world.unlisted))
+    assert (shown["payout"], shown["recorded by"], shown["refund transaction"]) == (
+        f"#{payout.id} refund, executed", "sara", refund)
 
 
-def test_mark_credited_then_close(wb: Workbench, world: World) -> None:
+@pytest.mark.parametrize("kind", ["credit", "refund"])
+def test_the_approver_cannot_record_the_payment(wb: Workbench, world: World, kind: str) -> None:
+    """Four eyes at payment: whoever approved a payout never records it as paid, at any value."""
+    reference = world.small if kind == "credit" else world.unlisted
+    action, fields = (("mark_credited", {"ledger": "LEDGER-9"}) if kind == "credit"
+                      else ("record_refund", {"tx_hash": "0x" + secrets.token_hex(32)}))
+    send_and_approve(wb, reference, approver=BOB)
+    version = wb.cases.get(reference).case.version
+    at = open_case("bob", reference)
+    assert at.button(key=f"submit_{action}").disabled
+    other = "record_refund" if kind == "credit" else "mark_credited"
+    assert f"submit_{other}" not in [b.key for b in at.button], "only the payout's own kind is recorded"
+    assert any("You approved this payout" in str(w.value) for w in at.warning)
+    with pytest.raises(Forbidden, match="bob approved this payout and cannot also record it as paid"):
+        if kind == "credit":
+            wb.cases.mark_credited(reference, BOB, expected_version=version, ledger_reference="LEDGER-9")
+        else:
+            wb.cases.record_refund(reference, str(fields["tx_hash"]), BOB, expected_version=version)
+    assert wb.cases.get(reference).case.version == version
+    # another operator records it through the same form
+    at = submit(open_case("alice", reference), action, **fields)
+    assert succeeded(at)
+    assert status(wb, reference) == (CaseStatus.CREDITED if kind == "credit" else CaseStatus.REFUND_PENDING)
+    assert last_event(wb, reference).actor == "alice"
+
+
+def test_mark_credited_restates_the_credit_and_needs_the_ledger_reference(wb: Workbench, world: World) -> None:
     at = submit(open_case("sara", world.small), "approve")
+    assert status(wb, world.small) == CaseStatus.APPROVED
+    at = open_case("tom", world.small)
+    assert field_tables(at)["credit to user"] == {
+        "credit to user": "user-1", "asset": "USDT", "amount": "500 USDT", "amount (base units)": "500000000",
+        "network": "ethereum", "approved by": "sara"}
+    version = wb.cases.get(world.small).case.version
+    at = submit(at, "mark_credited", ledger="")
+    assert any("correct the following" in str(e.value) for e in at.error)
+    assert "ledger_reference: is required: the ledger entry of the credit" in plain_texts(at)
+    assert wb.cases.get(world.small).case.version == version
     at = submit(at, "mark_credited", ledger="LEDGER-77")
     assert status(wb, world.small) == CaseStatus.CREDITED
-    assert last_event(wb, world.small).details["ledger_reference"] == "LEDGER-77"
+    event = last_event(wb, world.small)
+    assert (event.actor, event.details["ledger_reference"], event.details["approved_by"]) == (
+        "tom", "LEDGER-77", "sara")
+    shown = payout_fields(at)
+    assert (shown["payout"].endswith("credit, executed"), shown["recorded by"], shown["ledger reference"]) == (
+        True, "tom", "LEDGER-77")
     submit(at, "close")
     assert status(wb, world.small) == CaseStatus.CLOSED
+
+
+def test_change_payout_sends_the_refund_back_for_a_new_approval(wb: Workbench, world: World) -> None:
+    send_and_approve(wb, world.unlisted)
+    first = wb.cases.payout(world.unlisted)
+    assert first is not None
+    assert "submit_change_payout" not in [b.key for b in open_case("alice", world.small).button], "a credit"
+    new_home = fresh_address()
+    at = open_case("alice", world.unlisted)
+    at = submit(at, "change_payout", to_address=new_home, reason="")
+    assert "reason: is required for change_payout" in plain_texts(at)
+    at = submit(at, "change_payout", to_address="not an address", reason="The user's exchange moved.")
+    assert any(t.startswith("to_address:") for t in plain_texts(at))
+    assert status(wb, world.unlisted) == CaseStatus.APPROVED
+    at = submit(at, "change_payout", to_address=new_home.lower(), memo="", reason="The user's exchange moved.")
+    assert succeeded(at)
+    case = wb.cases.get(world.unlisted).case
+    assert (case.status, case.approval_requested_at, wb.cases.payout(world.unlisted)) == (
+        CaseStatus.IN_REVIEW, None, None)
+    event = last_event(wb, world.unlisted)
+    assert (event.action, event.actor, event.details["reason"]) == ("change_payout", "alice",
+                                                                    "The user's exchange moved.")
+    # the page now proposes the new address, keeps the cancelled payout, and bars alice from approving
+    proposed = payout_fields(at)
+    assert proposed["to address"].lower() == new_home.lower()
+    history = frame_with(at, "problems")
+    assert list(zip(history["payout"], history["state"], strict=True)) == [(f"#{first.id}", "cancelled")]
+    at = submit(open_case("sara", world.unlisted), "send_for_approval")
+    at = open_case("alice", world.unlisted)
+    assert at.button(key="submit_approve").disabled
+    assert any("You changed this payout" in str(c.value) for c in at.caption)
+    with pytest.raises(Forbidden, match="changed the payout"):
+        wb.cases.approve(world.unlisted, ALICE, expected_version=wb.cases.get(world.unlisted).case.version)
+    submit(open_case("bob", world.unlisted), "approve")
+    payout = wb.cases.payout(world.unlisted)
+    assert payout is not None and payout.id != first.id
+    assert (payout.to_address or "").lower() == new_home.lower() and payout.approved_by == "bob"
+
+
+@pytest.mark.parametrize("outcome", ["confirmed", "mismatch"])
+def test_the_refund_proof_or_what_did_not_match(wb: Workbench, world: World, evm_testbed: EvmTestbed,
+                                                outcome: str) -> None:
+    """A refund really sent from our deposit address, proven by the re-check's own path."""
+    send_and_approve(wb, world.unlisted)
+    payout = wb.cases.payout(world.unlisted)
+    assert payout is not None and payout.contract and payout.from_address and payout.to_address
+    units = int(payout.amount_units)
+    url = evm_testbed.url("ethereum")
+    # the seeded deposit may already have been refunded by another test: top the address up first
+    evm_testbed.send_token("ethereum", payout.contract, payout.from_address, units)
+    impersonate(url, payout.from_address)
+    to = payout.to_address if outcome == "confirmed" else fresh_address()
+    [refund] = send_all(url, [token_transfer("ethereum", payout.from_address, payout.contract, to, units)])
+    evm_testbed.mine("ethereum", 15)
+    version = wb.cases.get(world.unlisted).case.version
+    wb.cases.record_refund(world.unlisted, refund, SARA, expected_version=version)
+    observation = wb.gateway.adapter("ethereum").lookup(refund)
+    _case, verdict = wb.cases.settle_refund(world.unlisted, observation, expected_version=version + 1)
+    assert verdict == outcome
+    at = open_case("sara", world.unlisted)
+    tables = field_tables(at)
+    wanted, found = tables["network"], tables["status"]  # expected (the approved payout), found on chain
+    assert wanted["to address"].lower() == payout.to_address.lower()
+    assert (wanted["at least (base units)"], wanted["asset"]) == (str(units), payout.contract)
+    assert found["status"] == "success" and int(found["confirmations"]) >= 12
+    transfers = frame_with(at, "token contract")
+    assert list(transfers["to"])[-1].lower() == to.lower()
+    if outcome == "confirmed":
+        assert status(wb, world.unlisted) == CaseStatus.REFUNDED
+        assert any("Proven" in str(s.value) for s in at.success)
+        assert payout_fields(at)["payout"].endswith("refund, confirmed")
+    else:
+        case = wb.cases.get(world.unlisted).case
+        assert (case.status, case.flags) == (CaseStatus.IN_REVIEW, ["refund_mismatch"])
+        banners = [str(e.value) for e in at.error]
+        assert any(b.startswith("**Refund mismatch**") for b in banners)
+        assert any("Not proven" in b for b in banners)
+        assert "- no transfer of the approved asset to the approved address" in plain_texts(at)
+        assert payout_fields(at)["payout"].endswith("refund, mismatch")
+        # back in review, but not waiting for an approver: the earlier request was answered by the approval
+        assert world.unlisted not in list(frame_with(signed_in_app("alice", "views/approvals.py"), "reference")
+                                          ["reference"])
+        assert open_case("alice", world.unlisted).button(key="submit_approve").disabled
+        # the queue's flag filter finds it
+        queue = signed_in_app("sara")
+        queue.multiselect(key="q_flags").set_value(["refund_mismatch"]).run()
+        assert list(frame_with(queue, "reference")["reference"]) == [world.unlisted]
 
 
 def test_reopen_a_rejected_case(wb: Workbench, world: World) -> None:
@@ -231,6 +457,7 @@ def test_recheck_classifies_a_case_never_checked(wb: Workbench, world: World) ->
 @pytest.mark.parametrize(("action", "fields"), [
     ("assign", {"assignee": "tom"}),
     ("approve", {}),
+    ("send_for_approval", {"comment": "ready"}),
     ("reject", {"reason_code": "other"}),
     ("note", {"text": "mine"}),
     ("chain_result", {}),
@@ -261,7 +488,10 @@ def test_the_actions_follow_the_transition_table(wb: Workbench, world: World) ->
     assert shown == {"submit_note", "submit_close"}
     shown = {b.key for b in open_case("sara", world.small).button if str(b.key).startswith("submit_")}
     assert shown == {"submit_assign", "submit_note", "submit_chain_result", "submit_request_info",
-                     "submit_override_category", "submit_approve", "submit_reject"}
+                     "submit_override_category", "submit_send_for_approval", "submit_approve", "submit_reject"}
+    # a refund's payout can be changed; a credit's cannot
+    shown = {b.key for b in open_case("sara", world.unlisted).button if str(b.key).startswith("submit_")}
+    assert {"submit_send_for_approval", "submit_change_payout"} <= shown
 
 
 def test_every_page_action_left_an_audit_event_with_the_operator(wb: Workbench, world: World) -> None:

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from app.workbench import tables
+from app.workbench import tables, ui
 from app.workbench.context import Workbench
+from app.workbench.payout_reads import waiting_payouts
 from recovery import queues
 from recovery.intake import validate_appeal
+from recovery.models import Case
 from recovery.queues import QueueFilter
 from recovery.services import Actor
-from recovery.vocabulary import Role
+from recovery.vocabulary import CaseStatus, Role
 from tests.conftest import Clock
 from tests.fixtures_anvil import fresh_address
 from tests.workbench.conftest import frame_with, markdown_texts, plain_texts, signed_in_app
 from tests.workbench.seed import SARA, World
+
+BOB = Actor("bob", Role.APPROVER)
 
 QUEUE = "views/queue.py"
 
@@ -62,6 +68,45 @@ def test_overdue_rows_are_highlighted(wb: Workbench, world: World) -> None:
     soon = page.rows[-1]
     later = now + (soon.sla_due_at - now) - queues.DUE_SOON / 2 if soon.sla_due_at else now
     assert tables.row_colors([soon], later) == [tables.DUE_SOON]
+
+
+def test_approved_unpaid_cases_show_their_payout_sla(wb: Workbench, world: World, wb_clock: Clock) -> None:
+    hours = wb.config.policy.payout_sla_hours
+    wb.cases.approve(world.small, BOB, expected_version=wb.cases.get(world.small).case.version)
+
+    def small_sla(at: AppTest) -> str:
+        frame = frame_with(at, "reference")
+        return str(frame[frame["reference"] == world.small]["SLA"].iloc[0])
+
+    wb_clock.advance(hours=3)
+    at = signed_in_app("sara")
+    assert small_sla(at) == f"payout due in {ui.duration(timedelta(hours=hours - 3))} (approved 3h 0m ago)"
+    assert "approved payout(s) unpaid" not in caption(at)
+    wb_clock.advance(hours=hours)
+    at = signed_in_app("sara")
+    assert small_sla(at) == f"payout overdue 3h 0m (approved {ui.duration(timedelta(hours=hours + 3))} ago)"
+    assert caption(at).endswith(f" · 1 approved payout(s) unpaid for more than {hours} h")
+    # marked red like a case past its SLA
+    now = wb.now()
+    page = queues.queue_page(wb.db, QueueFilter(statuses=(CaseStatus.APPROVED.value,)), now)
+    clocks = waiting_payouts(wb.db, [r.id for r in page.rows], hours)
+    assert [r.reference for r in page.rows] == [world.small]
+    assert tables.row_colors(page.rows, now, clocks) == [tables.OVERDUE]
+    assert tables.row_colors(page.rows, now) == [""], "without the payout clocks, no decision SLA runs"
+
+
+@pytest.mark.parametrize("flag", ["refund_mismatch", "refund_overdue", "refund_overpaid"])
+def test_the_payout_flags_are_queue_filters(wb: Workbench, world: World, flag: str) -> None:
+    options = signed_in_app("sara").multiselect(key="q_flags").options
+    assert flag in options
+    with wb.db.write() as session:  # as the re-check's refund proof sets it (recovery.services.settle_refund)
+        case = session.exec(select(Case).where(Case.reference == world.unlisted)).one()
+        case.flags = sorted({*case.flags, flag})
+        session.add(case)
+    at = signed_in_app("sara")
+    at.multiselect(key="q_flags").set_value([flag]).run()
+    assert references(at) == [world.unlisted]
+    assert caption(at).startswith("1 matching case(s)")
 
 
 @pytest.mark.parametrize(("widget", "value", "expected"), [

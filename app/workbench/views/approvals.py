@@ -1,15 +1,21 @@
-"""Approvals: credits and refunds waiting for a decision, those above the four-eyes threshold first."""
+"""Approvals: the credits and refunds a specialist sent for approval, largest first.
+
+Only cases sent for approval (``CaseService.send_for_approval``) and not approved since are listed:
+a case merely in review, touched or not, is not waiting for an approver.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import pandas as pd
 import streamlit as st
 
 from app.workbench import auth, ui
 from app.workbench.context import current
-from recovery import queues
-from recovery.queues import QueueFilter
-from recovery.vocabulary import CaseStatus, Resolution
+from app.workbench.payout_reads import SentCase, sent_for_approval
+
+PAGE_SIZE = 100
 
 
 def _open() -> None:
@@ -22,6 +28,24 @@ def _open() -> None:
         ui.flash("warning", "Select exactly one case to open.")
 
 
+def _record(item: SentCase, me: str, four_eyes: bool, now: datetime) -> dict[str, object]:
+    case = item.case
+    if me in item.changers:
+        yours = "you changed its payout"
+    elif me in item.preparers:
+        yours = "you prepared it"
+    else:
+        yours = ""
+    return {
+        "reference": case.reference, "resolution": case.resolution, "category": case.category,
+        "network": case.network, "asset": case.asset, "value USD": ui.money(case.value_usd),
+        "needs an approver": "yes" if four_eyes else "no", "sent by": item.request.sent_by,
+        "sent": ui.when(item.request.sent_at), "waiting": ui.duration(now - item.request.sent_at),
+        "comment": item.request.comment or "-",
+        "you prepared it": yours, "flags": ", ".join(case.flags) or "-",
+    }
+
+
 def render() -> None:
     info = auth.signed_in()
     if info is None:
@@ -31,32 +55,31 @@ def render() -> None:
         st.switch_page("views/case.py")
     policy = wb.config.policy
     st.title("Approvals")
-    st.caption(f"Cases in review with a credit or a refund to approve, largest first. Above "
-               f"{policy.four_eyes_above_usd} USD an approver who did not prepare the case must approve it.")
+    st.caption(f"Credits and refunds a specialist sent for approval, largest first. Above "
+               f"{policy.four_eyes_above_usd} USD (or of unknown value) an approver who did not prepare the case "
+               "must approve it; at any value, whoever changed the payout cannot approve it, and the approver "
+               "cannot record the payment.")
     now = wb.now()
-    filt = QueueFilter(statuses=(CaseStatus.IN_REVIEW.value,),
-                       resolutions=(Resolution.CREDIT.value, Resolution.REFUND.value))
-    page_number = int(st.session_state.get("ap_page", 1))
-    page = queues.queue_page(wb.db, filt, now, sort="value_usd", descending=True, page=page_number, page_size=100)
-    mine = queues.prepared_by(wb.db, [r.id for r in page.rows], info.username)
+    sent = sent_for_approval(wb.db)
+    pages = max(1, -(-len(sent) // PAGE_SIZE))
+    page_number = min(max(1, int(st.session_state.get("ap_page", 1))), pages)
+    shown = sent[(page_number - 1) * PAGE_SIZE: page_number * PAGE_SIZE]
     records = []
-    for row in page.rows:
-        four_eyes = row.resolution in policy.four_eyes_resolutions and (
-            row.value_usd is None or row.value_usd > policy.four_eyes_above_usd)
-        records.append({
-            "reference": row.reference, "resolution": row.resolution, "category": row.category,
-            "network": row.network, "asset": row.asset, "value USD": ui.money(row.value_usd),
-            "needs an approver": "yes" if four_eyes else "no",
-            "you prepared it": "yes" if row.id in mine else "", "assignee": row.assignee or "-",
-            "flags": ", ".join(row.flags) or "-", "age": ui.duration(now - row.created_at),
-        })
-    st.session_state["wb_approval_refs"] = [r.reference for r in page.rows]
-    st.caption(f"{page.total} case(s) · page {page.page} of {page.pages}")
+    for item in shown:
+        case = item.case
+        four_eyes = case.resolution in policy.four_eyes_resolutions and (
+            case.value_usd is None or case.value_usd > policy.four_eyes_above_usd)
+        records.append(_record(item, info.username, four_eyes, now))
+    st.session_state["wb_approval_refs"] = [item.case.reference for item in shown]
+    st.caption(f"{len(sent)} case(s) sent for approval · page {page_number} of {pages}")
+    if not records:
+        st.info("Nothing is waiting for an approver: no case in review was sent for approval.")
+        return
     st.dataframe(pd.DataFrame(records), hide_index=True, width="stretch", key="ap_table", on_select="rerun",
                  selection_mode="single-row")
     st.button("Open the selected case", key="ap_open", on_click=_open)
-    if page.pages > 1:
-        st.number_input("Page", min_value=1, max_value=page.pages, step=1, key="ap_page")
+    if pages > 1:
+        st.number_input("Page", min_value=1, max_value=pages, step=1, key="ap_page")
 
 
 render()

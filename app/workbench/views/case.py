@@ -1,7 +1,13 @@
-"""Case: the appeal, the chain evidence per network, the decision, flags, actions, audit timeline.
+"""Case: the appeal, the chain evidence per network, the decision, flags, the payout, actions, audit timeline.
 
 Every action is a form whose submit callback carries the version this page showed; the service
 refuses it (Conflict) if the case changed since, and the page says so and shows the new state.
+
+The payout (issue 17): approval fixes the exact payout, which the page shows with its state, who
+approved it, its payout SLA and, for a refund, the re-check's on-chain proof (or what did not
+match). The forms that pay (record the refund, mark credited) restate that payout; a four-eyes
+rule the page can tell in advance (the approver paying, a preparer approving) disables the button
+and says why, and the service enforces every rule whatever the page shows.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,13 +23,14 @@ import streamlit as st
 
 from app.workbench import auth, ui
 from app.workbench.context import Workbench, current
-from recovery import queues
+from app.workbench.payout_reads import CasePayouts, PayoutClock, case_payouts
+from recovery import payouts, queues
 from recovery.errors import NotFound, ServiceError
 from recovery.lifecycle import ACTIONS, allowed_actions
-from recovery.models import Case
+from recovery.models import Case, Payout
 from recovery.rules import Decision
 from recovery.services import REJECTION_REASONS, Actor
-from recovery.vocabulary import CaseStatus, Category, Role
+from recovery.vocabulary import CaseStatus, Category, Resolution, Role
 
 #: flags and how loudly to show them
 FLAG_BANNERS: dict[str, tuple[str, str]] = {
@@ -36,17 +44,44 @@ FLAG_BANNERS: dict[str, tuple[str, str]] = {
     "expired": ("warning", "**Expired**: older than the recovery window of its fee rule."),
     "not_economical": ("warning", "**Not economical**: the fee would take the whole amount, or the value is "
                                   "too low."),
+    "unrecognised_chain_data": ("warning", "**Unrecognised chain data**: the network's answer held something "
+                                           "the adapter could not read with certainty."),
+    "replaceable": ("warning", "**Replaceable**: an unconfirmed transaction its sender may still replace. "
+                               "Never credit it before it confirms."),
+    "refund_mismatch": ("error", "**Refund mismatch**: the recorded refund transaction does not prove the "
+                                 "approved payout (see what was expected and what was found under Payout). "
+                                 "The case is back in review: find out where the money went before anything "
+                                 "else is paid."),
+    "refund_overdue": ("warning", "**Refund overdue**: the recorded refund transaction is still not proven on "
+                                  "chain. Check that it was broadcast."),
+    "refund_overpaid": ("warning", "**Refund overpaid**: the refund proven on chain paid more than the approved "
+                                   "amount. Recover the difference."),
 }
 NOBODY = "(nobody)"
 #: the order actions appear in; "chain_result" is the re-check button
-ACTION_ORDER = ("assign", "note", "chain_result", "request_info", "provide_info", "override_category", "approve",
-                "reject", "record_refund", "mark_credited", "close", "reopen")
+ACTION_ORDER = ("assign", "note", "chain_result", "request_info", "provide_info", "override_category",
+                "send_for_approval", "approve", "change_payout", "reject", "record_refund", "mark_credited", "close",
+                "reopen")
 ACTION_TITLES = {
     "assign": "Assign", "note": "Internal note", "chain_result": "Re-check on the chains now",
     "request_info": "Request information from the user", "provide_info": "Record the user's answer (from chat)",
-    "override_category": "Override the category", "approve": "Approve", "reject": "Reject",
-    "record_refund": "Record the refund transaction", "mark_credited": "Mark credited", "close": "Close",
-    "reopen": "Reopen",
+    "override_category": "Override the category", "send_for_approval": "Send for approval", "approve": "Approve",
+    "change_payout": "Change payout", "reject": "Reject", "record_refund": "Record the refund transaction",
+    "mark_credited": "Mark credited", "close": "Close", "reopen": "Reopen",
+}
+#: the actions whose button is the page's main one
+PRIMARY = ("approve", "mark_credited", "record_refund")
+#: resolutions that pay something (a payout is approved and recorded for them)
+PAYING = (Resolution.CREDIT.value, Resolution.REFUND.value)
+#: how each payout state reads (fixed text), and how loudly
+PAYOUT_STATES: dict[str, tuple[str, str]] = {
+    "approved": ("info", "**Approved, waiting to be paid.** Pay exactly this payout, then record it; whoever "
+                         "records it must not be the approver."),
+    "executed": ("info", "**Paid, recorded.**"),
+    "confirmed": ("success", "**Refund proven on chain.**"),
+    "mismatch": ("error", "**The recorded refund does not prove this payout.** Nothing more is paid until a "
+                          "person finds out what happened; a payout change needs a new approval."),
+    "cancelled": ("info", "**Cancelled** (a payout change or a rejection)."),
 }
 
 
@@ -99,16 +134,24 @@ def _submit(shown: Shown, action: str) -> None:
     elif action == "override_category":
         _run(shown, action, lambda a, v: svc.override_category(
             ref, _value(key + "category"), _value(key + "reason"), a, expected_version=v), (key + "reason",))
+    elif action == "send_for_approval":
+        _run(shown, action, lambda a, v: svc.send_for_approval(ref, a, expected_version=v,
+                                                               comment=_value(key + "comment")), (key + "comment",))
     elif action == "approve":
         _run(shown, action, lambda a, v: svc.approve(ref, a, expected_version=v, comment=_value(key + "comment")),
              (key + "comment",))
+    elif action == "change_payout":
+        _run(shown, action, lambda a, v: svc.change_payout(
+            ref, a, expected_version=v, reason=_value(key + "reason"), to_address=_value(key + "to_address") or None,
+            memo=_value(key + "memo") or None,
+        ), (key + "to_address", key + "memo", key + "reason"))
     elif action == "reject":
         _run(shown, action, lambda a, v: svc.reject(ref, _value(key + "reason_code"), a, expected_version=v,
                                                     message=_value(key + "message")), (key + "message",))
     elif action == "record_refund":
-        _run(shown, action, lambda a, v: svc.record_refund(
-            ref, _value(key + "tx_hash"), a, expected_version=v, refund_address=_value(key + "address") or None,
-        ), (key + "tx_hash", key + "address"))
+        # no address here: the refund goes where the approved payout says (a new one is a payout change)
+        _run(shown, action, lambda a, v: svc.record_refund(ref, _value(key + "tx_hash"), a, expected_version=v),
+             (key + "tx_hash",))
     elif action == "mark_credited":
         _run(shown, action, lambda a, v: svc.mark_credited(
             ref, a, expected_version=v, ledger_reference=_value(key + "ledger")), (key + "ledger",))
@@ -273,7 +316,269 @@ def _timeline(wb: Workbench, events: list[Any]) -> None:
     )
 
 
-def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, operators: list[str]) -> None:
+# ------------------------------------------------------------------------------ the payout
+def amount_text(amount: Decimal, units: Decimal | int, asset: str) -> str:
+    """An amount in asset units with its base units: ``500 USDT (500000000 base units)``."""
+    return f"{ui.money(amount, asset)} ({int(units)} base units)"
+
+
+def payout_sla_text(clock: PayoutClock, now: datetime) -> str:
+    waited = ui.duration(now - clock.approved_at)
+    if clock.overdue(now):
+        return f"overdue by {ui.duration(now - clock.due_at)} (approved {waited} ago; SLA {clock.sla_hours} h)"
+    return f"due in {ui.duration(clock.due_at - now)} (approved {waited} ago; SLA {clock.sla_hours} h)"
+
+
+def payout_summary(row: Payout) -> str:
+    """One line naming exactly what is paid (shown as text: the asset and addresses come from chains)."""
+    target = f"user {row.to_user_id}" if row.kind == Resolution.CREDIT.value else row.to_address or "-"
+    line = f"{row.kind}: {amount_text(row.amount, row.amount_units, row.asset)} on {row.network} to {target}"
+    return line + (f", memo {row.memo}" if row.memo else "")
+
+
+def chain_symbol(case: Case, contract: str | None) -> str | None:
+    """The symbol an unlisted token reports on chain (untrusted), when the asset is named by its contract."""
+    for ref in (case.decision or {}).get("transfers") or []:
+        if isinstance(ref, dict) and contract and str(ref.get("contract") or "").lower() == contract.lower():
+            return str(ref.get("symbol") or "") or None
+    return None
+
+
+def _payout_rows(wb: Workbench, case: Case, row: Payout, now: datetime) -> list[tuple[str, Any]]:
+    credit = row.kind == Resolution.CREDIT.value
+    rows: list[tuple[str, Any]] = [
+        ("payout", f"#{row.id} {row.kind}, {row.state}"),
+        ("network", row.network), ("asset", row.asset), ("token contract", row.contract or "(native)"),
+    ]
+    if row.contract and row.asset == row.contract:
+        rows.append(("symbol on chain (untrusted)", chain_symbol(case, row.contract)))
+    rows += [
+        ("decimals", row.decimals), ("amount", ui.money(row.amount, row.asset)),
+        ("amount (base units)", int(row.amount_units)),
+        ("from (our address)", row.from_address),
+        ("credit to user" if credit else "to address", row.to_user_id if credit else row.to_address),
+        ("memo", row.memo),
+        ("approved by", row.approved_by), ("approved", ui.when(row.approved_at)),
+        ("recorded by", row.executed_by), ("recorded", ui.when(row.executed_at)),
+    ]
+    if credit:
+        rows.append(("ledger reference", row.ledger_reference))
+    else:
+        rows.append(("refund transaction", row.refund_tx_hash))
+    if row.state == "approved":
+        rows.append(("payout SLA", payout_sla_text(PayoutClock(row.approved_at, wb.config.policy.payout_sla_hours),
+                                                    now)))
+    return rows
+
+
+#: how the keys of a refund proof's "expected" read
+PROOF_LABELS = {"network": "network", "asset": "asset", "contract": "token contract", "to_address": "to address",
+                "amount_units": "at least (base units)", "memo": "memo", "from": "from"}
+
+
+def _proof(row: Payout) -> None:
+    """The re-check's verdict on the recorded refund: what was expected, what was found."""
+    proof = row.proof or {}
+    outcome = str(proof.get("outcome") or "")
+    st.markdown("**On-chain proof of the refund**")
+    if outcome == "confirmed":
+        st.success("Proven: the refund transaction succeeded, with the network's confirmations, and holds a "
+                   "transfer of the approved asset from an address we hold to the approved address of the "
+                   "approved amount.")
+    elif outcome == "overpaid":
+        st.warning("Proven, but it paid **more** than approved (flag refund_overpaid).")
+    elif outcome == "failed":
+        st.warning("The recorded refund transaction **failed** on chain: nothing moved. The approved payout "
+                   "waits for a new transaction.")
+    elif outcome == "mismatch":
+        st.error("**Not proven**: the refund transaction is final but is not the approved payout.")
+    else:
+        st.caption("The re-check has not settled this refund yet.")
+    tx = proof.get("failed_refund_tx_hash") or proof.get("refund_tx_hash")
+    if tx:
+        st.caption("Refund transaction checked:")
+        st.text(str(tx))
+    problems = [str(p) for p in proof.get("problems") or []]
+    if problems:
+        st.caption("What did not match:")
+        for problem in problems:
+            st.text(f"- {problem}")
+    expected: dict[str, Any] = proof.get("expected") or {}
+    found: dict[str, Any] = proof.get("found") or {}
+    left, right = st.columns(2)
+    with left:
+        st.caption("Expected (the approved payout)")
+        ui.field_table([(PROOF_LABELS.get(k, k), v) for k, v in expected.items()], key="case_proof_expected")
+    with right:
+        st.caption("Found on chain")
+        ui.field_table([("status", found.get("status")), ("confirmations", found.get("confirmations")),
+                        ("block", found.get("block_number"))], key="case_proof_found")
+    transfers = [t for t in found.get("transfers") or [] if isinstance(t, dict)]
+    st.caption("Transfers in the refund transaction")
+    ui.table(
+        [{"kind": t.get("kind"), "token contract": t.get("contract") or "(native)", "from": t.get("sender"),
+          "to": t.get("recipient"), "amount (base units)": t.get("amount_units"), "memo": t.get("memo")}
+         for t in transfers],
+        ["kind", "token contract", "from", "to", "amount (base units)", "memo"], key="case_proof_transfers",
+        empty="The transaction holds no transfer.",
+    )
+
+
+def _payout(wb: Workbench, case: Case, facts: CasePayouts) -> None:
+    if case.resolution not in PAYING and not facts.history:
+        return
+    st.subheader("Payout")
+    now = wb.now()
+    live = facts.live
+    table, status = st.columns([3, 2])
+    if live is None:
+        _proposed(wb, case, facts, table, status)
+    else:
+        with status:
+            _payout_status(wb, live, now)
+            _request(case, facts)
+        with table:
+            ui.field_table(_payout_rows(wb, case, live, now), key="case_payout")
+        if live.kind == Resolution.REFUND.value and live.proof:
+            _proof(live)
+    earlier = [row for row in facts.history if live is None or row.id != live.id]
+    if earlier:
+        with st.expander(f"Earlier payouts of this case ({len(earlier)})"):
+            ui.table(
+                [{"payout": f"#{r.id}", "state": r.state, "kind": r.kind, "network": r.network, "asset": r.asset,
+                  "amount": ui.money(r.amount), "base units": int(r.amount_units), "to": r.to_address or r.to_user_id,
+                  "memo": r.memo, "approved by": r.approved_by, "approved": r.approved_at,
+                  "refund transaction": r.refund_tx_hash,
+                  "problems": "; ".join(str(p) for p in (r.proof or {}).get("problems") or [])}
+                 for r in earlier],
+                ["payout", "state", "kind", "network", "asset", "amount", "base units", "to", "memo", "approved by",
+                 "approved", "refund transaction", "problems"], key="case_payout_history",
+            )
+
+
+def _payout_status(wb: Workbench, live: Payout, now: datetime) -> None:
+    kind, text = PAYOUT_STATES.get(live.state, ("info", "**Payout**"))
+    if live.state == "executed" and live.kind == Resolution.REFUND.value:
+        text = ("**Refund transaction recorded**: the re-check proves it on chain (recipient, asset, amount, "
+                "sender) before the case becomes refunded.")
+    elif live.state == "executed":
+        text = "**Credited**: the credit is booked (see the ledger reference) and in the credited-deposits book."
+    {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(text)
+    if live.state == "approved":
+        clock = PayoutClock(live.approved_at, wb.config.policy.payout_sla_hours)
+        if clock.overdue(now):
+            st.error(f"**Payout SLA passed**: approved {ui.duration(now - live.approved_at)} ago and still "
+                     f"not paid (payout SLA {clock.sla_hours} h).")
+        else:
+            st.caption(f"Payout SLA: to be paid within {clock.sla_hours} h of the approval "
+                       f"({ui.duration(clock.due_at - now)} left).")
+
+
+def _request(case: Case, facts: CasePayouts) -> None:
+    if facts.request is not None:
+        request = facts.request
+        st.caption(f"Sent for approval {ui.when(request.sent_at)} by:")
+        st.text(request.sent_by + (f": {request.comment}" if request.comment else ""))
+    elif case.status == CaseStatus.IN_REVIEW.value and case.resolution in PAYING:
+        st.caption("Not sent for approval yet.")
+
+
+def _proposed(wb: Workbench, case: Case, facts: CasePayouts, table: Any, status: Any) -> None:
+    """No live payout: what approval would fix, and whether the case was sent for approval."""
+    if case.status != CaseStatus.IN_REVIEW.value or case.resolution not in PAYING:
+        with status:
+            st.caption("No payout is approved for this case.")
+            _request(case, facts)
+        return
+    try:
+        plan = payouts.plan_payout(case, wb.config)
+    except ServiceError as exc:
+        with status:
+            st.warning("No exact payout can be fixed for this decision yet:")
+            st.text(str(exc))
+            _request(case, facts)
+        return
+    with status:
+        st.info("**Not approved yet.** Approving fixes exactly this payout; changing it later is an audited "
+                "payout change that needs a new approval.")
+        _request(case, facts)
+    target = ("credit to user", plan.to_user_id) if plan.kind is Resolution.CREDIT else ("to address", plan.to_address)
+    with table:
+        ui.field_table([
+            ("payout", f"{plan.kind.value}, proposed"), ("network", plan.network), ("asset", plan.asset),
+            ("token contract", plan.contract or "(native)"),
+            *([("symbol on chain (untrusted)", chain_symbol(case, plan.contract))]
+              if plan.contract and plan.asset == plan.contract else []),
+            ("decimals", plan.decimals),
+            ("amount", ui.money(plan.amount, plan.asset)), ("amount (base units)", plan.amount_units),
+            ("from (our address)", plan.from_address), target, ("memo", plan.memo),
+            ("fee undetermined", "yes: no price, the whole deposit is paid out" if plan.fee_undetermined else "no"),
+        ], key="case_payout")
+
+
+# ------------------------------------------------------------------------------ actions
+def _waiting(facts: CasePayouts, kind: Resolution) -> Payout | None:
+    live = facts.live
+    return live if live is not None and live.state == "approved" and live.kind == kind.value else None
+
+
+def _approve_guard(wb: Workbench, case: Case, role: Role, me: str, facts: CasePayouts) -> bool:
+    """Explain the four-eyes rules that apply; True when they forbid ``me`` to approve."""
+    if me in facts.changers:
+        st.caption("You changed this payout, so someone else must approve it.")
+        return True
+    if _needs_four_eyes(wb, case):
+        st.warning(f"Worth more than {wb.config.policy.four_eyes_above_usd} USD (or of unknown value): "
+                   "an approver who did not prepare this case must approve it, once it was sent for approval.")
+        if role is Role.SPECIALIST:
+            return True
+        if me in facts.preparers:
+            st.caption("You prepared this case (you filed, claimed, reopened or sent it, overrode its category, "
+                       "changed its payout or accepted its evidence), so you cannot also approve it.")
+            return True
+        if facts.request is None:
+            st.caption("Not sent for approval yet: the specialist who prepared it sends it first "
+                       "(Send for approval).")
+            return True
+    if facts.request is not None:
+        st.caption(f"Sent for approval {ui.when(facts.request.sent_at)} by:")
+        st.text(facts.request.sent_by + (f": {facts.request.comment}" if facts.request.comment else ""))
+    try:
+        plan = payouts.plan_payout(case, wb.config)
+    except ServiceError:
+        return False  # the Payout section says why; the service refuses with its own message
+    target = f"user {plan.to_user_id}" if plan.kind is Resolution.CREDIT else plan.to_address or "-"
+    st.caption("Approving fixes this payout:")
+    st.text(f"{plan.kind.value}: {amount_text(plan.amount, plan.amount_units, plan.asset)} on {plan.network} "
+            f"to {target}" + (f", memo {plan.memo}" if plan.memo else ""))
+    return False
+
+
+def _payer_guard(row: Payout | None, me: str, kind: Resolution) -> bool:
+    """Restate the approved payout before it is recorded as paid; True when ``me`` approved it."""
+    if row is None:
+        st.caption(f"No approved {kind.value} is waiting to be paid.")
+        return False
+    if kind is Resolution.CREDIT:
+        st.caption("You confirm that exactly this credit was booked:")
+        ui.field_table([("credit to user", row.to_user_id), ("asset", row.asset),
+                        ("amount", ui.money(row.amount, row.asset)),
+                        ("amount (base units)", int(row.amount_units)), ("network", row.network),
+                        ("approved by", row.approved_by)], key="case_credit_restated")
+    else:
+        st.caption("Pay exactly this refund, then record its transaction:")
+        st.text(payout_summary(row))
+        st.text(f"from our address {row.from_address or '-'}")
+        st.caption("No address here: the refund goes where the approval fixed it (a new address is a payout "
+                   "change, approved again).")
+    if row.approved_by == me:
+        st.warning("You approved this payout: four-eyes rule, another operator must record it as paid.")
+        return True
+    return False
+
+
+def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, operators: list[str],
+                 facts: CasePayouts) -> None:
     shown = Shown(case.reference or "", case.version)
     key = f"act_{action}_"
     disabled = False
@@ -291,25 +596,37 @@ def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, op
         elif action == "override_category":
             st.selectbox("Category", [c.value for c in Category], key=key + "category")
             st.text_area("Reason (mandatory)", key=key + "reason")
+        elif action == "send_for_approval":
+            if facts.request is not None:
+                st.caption(f"Already sent {ui.when(facts.request.sent_at)}; sending again replaces the comment.")
+            st.caption("Sending it makes you one of its preparers: above the threshold you then cannot approve it.")
+            st.text_input("Comment for the approver (optional)", key=key + "comment")
         elif action == "approve":
-            if _needs_four_eyes(wb, case):
-                st.warning(f"Worth more than {wb.config.policy.four_eyes_above_usd} USD (or of unknown value): "
-                           "an approver who did not prepare this case must approve it.")
-                if role is Role.SPECIALIST:
-                    disabled = True
-                elif case.id is not None and case.id in queues.prepared_by(wb.db, [case.id], me):
-                    st.caption("You prepared this case, so you cannot also approve it.")
-                    disabled = True
+            disabled = _approve_guard(wb, case, role, me, facts)
             st.text_input("Comment (optional)", key=key + "comment")
+        elif action == "change_payout":
+            row = facts.live
+            current_to = (row.to_address, row.memo) if row is not None else (
+                (case.payout_override or {}).get("to_address") or (case.decision or {}).get("refund_address"),
+                (case.payout_override or {}).get("memo"))
+            st.caption("The refund goes now to:")
+            st.text(f"{current_to[0] or '-'}" + (f", memo {current_to[1]}" if current_to[1] else ""))
+            st.text_input("New refund address (optional)", key=key + "to_address")
+            st.text_input("New memo / tag (optional)", key=key + "memo")
+            st.text_area("Reason (mandatory)", key=key + "reason")
+            st.caption("An approved payout is cancelled and the case goes back to review: it must be sent for "
+                       "approval again and approved by someone other than you.")
         elif action == "reject":
             st.selectbox("Reason code", list(REJECTION_REASONS), key=key + "reason_code",
                          format_func=lambda code: f"{code}: {REJECTION_REASONS[code]}")
             st.text_area("Message to the user (optional)", key=key + "message")
         elif action == "record_refund":
+            disabled = _payer_guard(_waiting(facts, Resolution.REFUND), me, Resolution.REFUND)
             st.text_input("Refund transaction hash", key=key + "tx_hash")
-            st.text_input("Refund address (optional; default: the decision's)", key=key + "address")
         elif action == "mark_credited":
-            st.text_input("Ledger reference (optional)", key=key + "ledger")
+            disabled = _payer_guard(_waiting(facts, Resolution.CREDIT), me, Resolution.CREDIT)
+            st.text_input("Ledger reference (required)", key=key + "ledger",
+                          help="The entry of the credit in the exchange's ledger.")
         elif action == "reopen":
             st.text_area("Reason (mandatory)", key=key + "reason")
         elif action == "chain_result":
@@ -320,13 +637,24 @@ def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, op
         st.caption(ACTIONS[action].description)
         st.form_submit_button(ACTION_TITLES[action], key=f"submit_{action}", on_click=_submit,
                               args=(shown, action), disabled=disabled,
-                              type="primary" if action in ("approve", "mark_credited") else "secondary")
+                              type="primary" if action in PRIMARY else "secondary")
 
 
-def _actions(wb: Workbench, case: Case, role: Role, me: str) -> None:
+def _applies(action: str, case: Case) -> bool:
+    """Whether an action the transition table allows makes sense for this case's resolution."""
+    if action == "send_for_approval":
+        return case.resolution in PAYING
+    if action in ("change_payout", "record_refund"):
+        return case.resolution == Resolution.REFUND.value
+    if action == "mark_credited":
+        return case.resolution == Resolution.CREDIT.value
+    return True
+
+
+def _actions(wb: Workbench, case: Case, role: Role, me: str, facts: CasePayouts) -> None:
     st.subheader("Actions")
     possible = set(allowed_actions(CaseStatus(case.status), role))
-    available = [a for a in ACTION_ORDER if a in possible]
+    available = [a for a in ACTION_ORDER if a in possible and _applies(a, case)]
     if role is Role.AUDITOR:
         st.info("Read-only: auditors see everything and change nothing.")
         return
@@ -337,7 +665,7 @@ def _actions(wb: Workbench, case: Case, role: Role, me: str) -> None:
     tabs = st.tabs([ACTION_TITLES[a] for a in available])
     for tab, action in zip(tabs, available, strict=True):
         with tab:
-            _action_form(wb, case, action, role, me, operators)
+            _action_form(wb, case, action, role, me, operators, facts)
 
 
 def _typed_reference() -> None:
@@ -381,13 +709,15 @@ def render() -> None:
     top[3].metric("Value (USD)", ui.money(case.value_usd.quantize(Decimal("0.01")) if case.value_usd else None))
     top[4].metric("Version", case.version)
     _flags(case)
+    facts = case_payouts(wb.db, case)
     appeal, decided, actions = st.columns([5, 5, 4])
     with appeal:
         _appeal(wb, case)
     with decided:
         decision = _decision(wb, case)
     with actions:
-        _actions(wb, case, role, info.username)
+        _actions(wb, case, role, info.username, facts)
+    _payout(wb, case, facts)
     if decision is not None:
         _reasons(decision)
     fee, evidence = st.columns(2)

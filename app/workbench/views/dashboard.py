@@ -1,5 +1,6 @@
-"""Dashboard: backlog, ages and SLA, decision and resolution times, detected vs appealed cases and
-the time from the deposit to the case, recovered value and fees, intake.
+"""Dashboard: backlog, ages and SLA, payouts (waiting, past their own SLA, refunds to prove, mismatches),
+decision and resolution times, detected vs appealed cases and the time from the deposit to the case,
+recovered value and fees, intake.
 
 Every figure is one aggregate query (``recovery/queues.py``); the charts get a few dozen rows.
 Money is summed exactly; it becomes a float only as a bar height.
@@ -7,16 +8,19 @@ Money is summed exactly; it becomes a float only as a bar height.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from app.workbench import auth, ui
-from app.workbench.context import current
+from app.workbench.context import Workbench, current
+from app.workbench.payout_reads import payout_sla
 from recovery import queues
 from recovery.dbtypes import decimal_text
-from recovery.queues import ACTIVE_STATUSES, APPEALED, OriginRow
-from recovery.vocabulary import CaseStatus, Origin
+from recovery.queues import ACTIVE_STATUSES, APPEALED, OriginRow, QueueFilter
+from recovery.vocabulary import CaseStatus, Flag, Origin
 
 #: the dashboard's windows, in days (the cost of the window's figures grows with it)
 WINDOWS = (7, 30, 90)
@@ -65,6 +69,33 @@ def _origins(data: queues.Dashboard, days: int) -> None:
                "A case opened before its transaction was in a block counts as 0.")
 
 
+def _payouts(wb: Workbench, now: datetime) -> None:
+    """Approved but unpaid payouts against their own SLA, refunds waiting for their proof, payout problems."""
+    hours = wb.config.policy.payout_sla_hours
+    sla = payout_sla(wb.db, now, hours)
+    pending = queues.queue_page(wb.db, QueueFilter(statuses=(CaseStatus.REFUND_PENDING.value,)), now, page_size=1)
+    mismatched = queues.queue_page(wb.db, QueueFilter(statuses=ACTIVE_STATUSES, flags=(Flag.REFUND_MISMATCH.value,)),
+                                   now, page_size=1)
+    st.subheader("Payouts")
+    cells = st.columns(4)
+    cells[0].metric("Payouts waiting", sla.waiting, help="Approved credits and refunds not recorded as paid yet.")
+    cells[1].metric("Payouts past their SLA", sla.overdue,
+                    help=f"Approved more than {hours} h ago (policy payout_sla_hours) and still not paid.")
+    cells[2].metric("Refunds awaiting proof", pending.total,
+                    help="Refund transaction recorded; the re-check proves it on chain before the case is refunded.")
+    cells[3].metric("Refund mismatches open", mismatched.total,
+                    help="The recorded refund did not prove the approved payout (flag refund_mismatch).")
+    if sla.oldest_overdue:
+        st.caption(f"Payouts approved more than {hours} h ago and not paid yet, oldest first:")
+        ui.table(
+            [{"reference": p.reference, "kind": p.kind, "network": p.network, "asset": p.asset,
+              "amount": decimal_text(p.amount), "approved by": p.approved_by, "approved": p.clock.approved_at,
+              "overdue by": ui.duration(now - p.clock.due_at)} for p in sla.oldest_overdue],
+            ["reference", "kind", "network", "asset", "amount", "approved by", "approved", "overdue by"],
+            key="dash_payouts_overdue",
+        )
+
+
 def render() -> None:
     if auth.signed_in() is None:
         return
@@ -93,6 +124,7 @@ def render() -> None:
     times[2].metric("First decision, p90", _hours(data.first_decision.p90_hours), help=decided)
     times[3].metric("Resolution, median", _hours(data.resolution.median_hours), help=resolved)
     times[4].metric("Resolution, p90", _hours(data.resolution.p90_hours), help=resolved)
+    _payouts(wb, now)
     _origins(data, days)
 
     left, right = st.columns(2)

@@ -10,6 +10,7 @@ import streamlit as st
 from app.workbench import auth, tables, ui
 from app.workbench.context import current
 from app.workbench.pages import can
+from app.workbench.payout_reads import waiting_payouts
 from recovery import queues
 from recovery.errors import ServiceError
 from recovery.queues import ACTIVE_STATUSES, SORT_KEYS, UNASSIGNED, QueueFilter, QueueRow
@@ -69,11 +70,11 @@ def _filter(me: str) -> QueueFilter:
     )
 
 
-def _table(rows: list[QueueRow], now: datetime) -> Any:
+def _table(rows: list[QueueRow], now: datetime, clocks: tables.PayoutClocks) -> Any:
     """The queue table with each case's origin beside its user (coloured as ``tables.queue_table``)."""
-    frame = tables.queue_frame(rows, now)
+    frame = tables.queue_frame(rows, now, clocks)
     frame.insert(list(frame.columns).index("user") + 1, "origin", [r.origin for r in rows])
-    colors = tables.row_colors(rows, now)
+    colors = tables.row_colors(rows, now, clocks)
     return frame.style.apply(lambda _column: colors, axis=0, subset=["age", "SLA"])
 
 
@@ -151,7 +152,10 @@ def render() -> None:
         second[0].selectbox("Assignee", [ANYONE, "(me)", UNASSIGNED_LABEL, *operators], key="q_assignee")
         second[1].selectbox("Age", list(AGE_CHOICES), key="q_age")
         second[2].selectbox("SLA", list(SLA_CHOICES), key="q_sla")
-        second[3].multiselect("Flags (all of)", [f.value for f in Flag], key="q_flags")
+        second[3].multiselect("Flags (all of)", [f.value for f in Flag], key="q_flags",
+                              help="Payout problems: refund_mismatch (the recorded refund does not prove the "
+                                   "approved payout), refund_overdue (not proven on chain in time), "
+                                   "refund_overpaid (paid more than approved).")
         third = st.columns([4, 2, 1, 1])
         third[0].text_input("Search", key="q_text", placeholder="reference, transaction hash, address or user id")
         third[1].selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.__getitem__, key="q_sort")
@@ -174,10 +178,14 @@ def render() -> None:
         st.session_state["q_page"] = page.page
 
     breached_here = sum(1 for r in page.rows if r.breached(now))
+    sla_hours = wb.config.policy.payout_sla_hours
+    clocks = waiting_payouts(wb.db, [r.id for r in page.rows if r.status == CaseStatus.APPROVED.value], sla_hours)
+    late_payouts = sum(1 for r in page.rows if tables.payout_overdue(r, now, clocks))
     st.caption(f"{page.total} matching case(s) · page {page.page} of {page.pages} · "
-               f"{breached_here} past their SLA on this page (red; amber: due within 12 h)")
+               f"{breached_here} past their SLA on this page (red; amber: due within 12 h)"
+               + (f" · {late_payouts} approved payout(s) unpaid for more than {sla_hours} h" if late_payouts else ""))
     shown = [(r.reference, r.version) for r in page.rows]
-    st.dataframe(_table(page.rows, now), hide_index=True, width="stretch", key="q_table",
+    st.dataframe(_table(page.rows, now, clocks), hide_index=True, width="stretch", key="q_table",
                  on_select="rerun", selection_mode="multi-row", height=min(38 + 35 * max(1, len(page.rows)), 760))
 
     nav = st.columns([1, 1, 2, 4])
