@@ -1,9 +1,12 @@
 """Bearer-token authentication of the appeal form's users (PyJWT).
 
-The exchange's gateway signs a JWT for the logged-in user: HS256 with a shared secret, or RS256
-with its private key (we hold the public key). The user id is the ``sub`` claim; ``exp`` is
-required. The algorithm is chosen by which key is configured, never by the token alone: a token
-with ``alg: none``, an algorithm we hold no key for, or a wrong signature is refused with 401.
+The exchange's gateway signs a JWT for the logged-in user: HS256 with a shared secret, or RS256 /
+ES256 with its private key (we hold the public key: RSA of 2048 bits or more, or EC P-256). The
+user id is the ``sub`` claim; ``exp`` and ``iat`` are required and the token may live at most
+``RECOVERY_API_JWT_MAX_TTL`` seconds (``exp - iat``, default 24 h): a token minted for a hundred
+years is refused. ``iss`` and ``aud`` are required and checked when configured. The algorithm is
+chosen by which key is configured, never by the token alone: a token with ``alg: none``, an
+algorithm we hold no key for, or a wrong signature is refused with 401.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from threading import Lock
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -41,11 +45,14 @@ class TokenVerifier:
                 key = load_pem_public_key(pem.encode("ascii"))
             except (ValueError, TypeError, UnicodeEncodeError) as exc:
                 raise ApiConfigError(f"the RS256 public key is not a PEM public key: {exc}") from None
-            if not isinstance(key, RSAPublicKey):
-                raise ApiConfigError("the RS256 public key is not an RSA key")
-            if key.key_size < 2048:
-                raise ApiConfigError(f"the RS256 public key has {key.key_size} bits; at least 2048 are required")
-            self._keys["RS256"] = key
+            if isinstance(key, RSAPublicKey):
+                if key.key_size < 2048:
+                    raise ApiConfigError(f"the RS256 public key has {key.key_size} bits; at least 2048 are required")
+                self._keys["RS256"] = key
+            elif isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1):
+                self._keys["ES256"] = key
+            else:
+                raise ApiConfigError("the public key must be RSA (RS256, 2048 bits or more) or EC P-256 (ES256)")
         if not self._keys:
             raise ApiConfigError(
                 "no key to verify user tokens: set RECOVERY_API_JWT_SECRET (HS256) or "
@@ -54,7 +61,8 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
-        self._require = ["exp", "sub"] + (["iss"] if self._issuer else []) + (["aud"] if self._audience else [])
+        self._max_ttl = settings.jwt_max_ttl
+        self._require = ["exp", "iat", "sub"] + (["iss"] if self._issuer else []) + (["aud"] if self._audience else [])
         self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._lock = Lock()
 
@@ -119,6 +127,10 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not USER_ID.match(subject):
             raise unauthorized("invalid_token", "the token's subject is not a valid user id")
+        lifetime = float(claims["exp"]) - float(claims["iat"])
+        if lifetime > self._max_ttl:
+            raise unauthorized("invalid_token", f"the token lives {int(lifetime)} s; at most {self._max_ttl} s "
+                                                "(exp - iat) are accepted")
         expires = float(claims["exp"]) + self._leeway
         if expires <= self._clock():
             raise unauthorized("token_expired", "the token has expired")

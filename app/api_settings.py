@@ -28,6 +28,10 @@ class ApiSettings(BaseSettings):
     jwt_issuer: str | None = Field(default=None, description="If set, the token's `iss` must equal it.")
     jwt_audience: str | None = Field(default=None, description="If set, the token's `aud` must contain it.")
     jwt_leeway_seconds: int = Field(default=0, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
+    jwt_max_ttl: int = Field(
+        default=86_400, ge=60, le=30 * 86_400,
+        description="A token's lifetime (exp - iat) may not exceed this many seconds (default 24 h).",
+    )
 
     rate_limit: int = Field(default=20, ge=1, le=100_000, description="Appeals a user may create per window.")
     rate_window_seconds: int = Field(default=3600, ge=1, le=31 * 86400)

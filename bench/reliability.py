@@ -150,7 +150,7 @@ def main() -> None:
                             raise_server_exceptions=False)
         import jwt
 
-        token = jwt.encode({"sub": "mallory", "exp": int(time.time()) + 3600}, "r" * 48)
+        token = jwt.encode({"sub": "mallory", "iat": int(time.time()), "exp": int(time.time()) + 3600}, "r" * 48)
         rng = random.Random(1)
         server_errors = stored_on_reject = 0
         for _ in range(args.hostile):

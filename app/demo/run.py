@@ -439,7 +439,7 @@ class ApiClient:
         self.filed = 0
 
     def appeal(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        token = jwt.encode({"sub": user_id, "exp": int(time.time()) + 600}, self.secret, algorithm="HS256")
+        token = jwt.encode({"sub": user_id, "iat": int(time.time()), "exp": int(time.time()) + 600}, self.secret, algorithm="HS256")
         reply = requests.post(f"{self.url}/v1/appeals", json=body, timeout=30,
                               headers={"Authorization": f"Bearer {token}"})
         if reply.status_code not in (200, 201):

@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.api_auth import TokenVerifier
 from app.api_errors import ApiError
@@ -51,6 +51,12 @@ def rs_client(sqlite_db: Database, default_config: Config, tmp_path: Path) -> It
     settings = ApiSettings(jwt_public_key_file=key_file)
     with make_client(CaseService(sqlite_db, default_config), settings) as test_client:
         yield test_client
+
+
+def fresh(**changes: Any) -> dict[str, Any]:
+    """Claims of a token issued now for alice, valid five minutes."""
+    now = int(time.time())
+    return {"sub": "alice", "iat": now, "exp": now + 300, **changes}
 
 
 def unsigned(claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
@@ -90,14 +96,14 @@ def test_an_expired_token_is_401_token_expired(client: TestClient) -> None:
     "bad_token",
     [
         pytest.param(token("alice", secret="another-secret-of-at-least-32-bytes!!"), id="forged-wrong-secret"),
-        pytest.param(unsigned({"sub": "alice", "exp": int(time.time()) + 300}), id="alg-none"),
-        pytest.param(unsigned({"sub": "alice", "exp": int(time.time()) + 300}, {"alg": "None", "typ": "JWT"}),
+        pytest.param(unsigned(fresh()), id="alg-none"),
+        pytest.param(unsigned(fresh(), {"alg": "None", "typ": "JWT"}),
                      id="alg-None"),
         pytest.param(token("alice", expires_in=300, exp=None), id="no-exp"),
         pytest.param(token(None), id="no-sub"),
         pytest.param(token("alice", algorithm="HS512"), id="unsupported-alg"),
         pytest.param(token("alice  with spaces"), id="sub-not-a-user-id"),
-        pytest.param(jwt.encode({"sub": "alice", "exp": int(time.time()) + 300}, PRIVATE_KEY, algorithm="RS256"),
+        pytest.param(jwt.encode(fresh(), PRIVATE_KEY, algorithm="RS256"),
                      id="rs256-without-a-public-key"),
         pytest.param("not.a.jwt", id="garbage"),
         pytest.param("x" * 9000, id="oversized"),
@@ -114,15 +120,15 @@ def test_tampered_claims_do_not_verify(client: TestClient) -> None:
 
 
 def test_a_non_string_sub_is_refused(client: TestClient) -> None:
-    numeric = jwt.encode({"sub": 42, "exp": int(time.time()) + 300}, SECRET, algorithm="HS256")
+    numeric = jwt.encode(fresh(sub=42), SECRET, algorithm="HS256")
     assert call(client, f"Bearer {numeric}").status_code == 401
 
 
 def test_rs256_with_the_configured_public_key(rs_client: TestClient) -> None:
-    good = jwt.encode({"sub": "alice", "exp": int(time.time()) + 300}, PRIVATE_KEY, algorithm="RS256")
-    other = jwt.encode({"sub": "alice", "exp": int(time.time()) + 300}, OTHER_PRIVATE_KEY, algorithm="RS256")
+    good = jwt.encode(fresh(), PRIVATE_KEY, algorithm="RS256")
+    other = jwt.encode(fresh(), OTHER_PRIVATE_KEY, algorithm="RS256")
     # Algorithm confusion: an HS256 token "signed" with the public key as the HMAC secret.
-    signing_input = unsigned({"sub": "alice", "exp": int(time.time()) + 300}, {"alg": "HS256", "typ": "JWT"})[:-1]
+    signing_input = unsigned(fresh(), {"alg": "HS256", "typ": "JWT"})[:-1]
     mac = hmac.new(PUBLIC_KEY.encode(), signing_input.encode(), hashlib.sha256).digest()
     confused = signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
@@ -167,3 +173,41 @@ def test_public_endpoints_need_no_token(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/v1/networks").status_code == 200
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_a_token_without_iat_or_living_too_long_is_refused(client: TestClient) -> None:
+    now = int(time.time())
+    no_iat = jwt.encode({"sub": "alice", "exp": now + 300}, SECRET, algorithm="HS256")
+    century = jwt.encode({"sub": "alice", "iat": now, "exp": now + 100 * 365 * 86_400}, SECRET, algorithm="HS256")
+    backdated = jwt.encode({"sub": "alice", "iat": now - 2 * 86_400, "exp": now + 300}, SECRET, algorithm="HS256")
+    day = jwt.encode({"sub": "alice", "iat": now, "exp": now + 86_400}, SECRET, algorithm="HS256")
+    assert_401(call(client, f"Bearer {no_iat}"), "invalid_token")
+    assert "'iat'" in call(client, f"Bearer {no_iat}").json()["message"]
+    assert_401(call(client, f"Bearer {century}"), "invalid_token")
+    assert "at most 86400 s" in call(client, f"Bearer {century}").json()["message"]
+    assert_401(call(client, f"Bearer {backdated}"), "invalid_token")  # exp - iat is what counts
+    assert call(client, f"Bearer {day}").status_code == 200
+
+
+def test_the_maximum_lifetime_is_configurable(sqlite_db: Database, default_config: Config) -> None:
+    now = int(time.time())
+    hour = jwt.encode({"sub": "alice", "iat": now, "exp": now + 3600}, SECRET, algorithm="HS256")
+    with make_client(CaseService(sqlite_db, default_config), ApiSettings(jwt_secret=SECRET, jwt_max_ttl=600)) as c:
+        assert_401(call(c, f"Bearer {hour}"), "invalid_token")
+
+
+def test_es256_with_the_configured_public_key(sqlite_db: Database, default_config: Config) -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    other = ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    claims = {"sub": "alice", "iat": now, "exp": now + 300}
+    with make_client(CaseService(sqlite_db, default_config), ApiSettings(jwt_public_key=public)) as client:
+        assert call(client, f"Bearer {jwt.encode(claims, private, algorithm='ES256')}").status_code == 200
+        assert_401(call(client, f"Bearer {jwt.encode(claims, other, algorithm='ES256')}"), "invalid_token")
+        assert_401(call(client, f"Bearer {token('alice')}"), "invalid_token")  # no HS256 secret configured
+    with pytest.raises(ApiConfigError, match="P-256"):
+        weak = ec.generate_private_key(ec.SECP384R1()).public_key()
+        TokenVerifier(ApiSettings(jwt_public_key=weak.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()))

@@ -30,7 +30,7 @@ SECRET = "outage-test-secret-" + "x" * 40
 
 
 def auth(user: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + jwt.encode({"sub": user, "exp": int(time.time()) + 600}, SECRET)}
+    return {"Authorization": "Bearer " + jwt.encode({"sub": user, "iat": int(time.time()), "exp": int(time.time()) + 600}, SECRET)}
 
 
 @pytest.fixture
