@@ -9,6 +9,7 @@ go through ``CaseService``, the chain check is ``CaseChecker``, and what a user 
 
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -41,6 +42,7 @@ from app.api_models import (
 from app.api_settings import ApiSettings
 from app.collector import freeze_startup
 from chains.addresses import FORMAT_HINTS
+from recovery.audit_anchors import AnchorSettings, anchor_settings, maybe_publish
 from recovery.checking import CaseChecker, ChainGateway
 from recovery.config import Config
 from recovery.errors import FieldError, NotFound, ValidationFailed
@@ -221,13 +223,41 @@ class _QueuedWrites(CaseService):
             return super().apply_decision(*args, **kwargs)
 
 
+#: how often the anchoring task wakes up to see whether an anchor is due (it publishes at most every
+#: ``RECOVERY_AUDIT_ANCHOR_MINUTES``: the anchor file's newest entry says when the last one was)
+ANCHOR_POLL_SECONDS = 60.0
+
+
+async def publish_anchors(db_read: Any, anchors: AnchorSettings, poll_seconds: float = ANCHOR_POLL_SECONDS) -> None:
+    """The API's background anchoring: publish the audit chain's head outside the database at most
+    every ``anchors.every_minutes``, in a worker thread (never on a request path), until cancelled.
+    A sink that fails is logged and tried again at the next wake-up."""
+    from recovery.audit_anchors import AnchorError
+    from recovery.dbtypes import utcnow
+
+    while True:
+        try:
+            anchor = await asyncio.to_thread(maybe_publish, db_read, anchors, utcnow())
+            if anchor is not None:
+                log.info("audit anchor published: event %s", anchor["event_id"])
+        except asyncio.CancelledError:
+            raise
+        except (AnchorError, OSError) as exc:
+            log.warning("the audit anchor could not be published: %s", exc)
+        except Exception:  # the server must go on serving whatever the database or the sink does
+            log.exception("the audit anchor could not be published")
+        await asyncio.sleep(poll_seconds)
+
+
 def create_app(
     service: CaseService,
     settings: ApiSettings | None = None,
     *,
     gateway: ChainGateway | None = None,
+    anchors: AnchorSettings | None = None,
 ) -> FastAPI:
-    """The API over this service (database, configuration, clock) and chain gateway."""
+    """The API over this service (database, configuration, clock) and chain gateway. With
+    ``anchors``, a background task publishes audit anchors (``recovery api`` passes them)."""
     settings = settings or ApiSettings()
     verifier = TokenVerifier(settings)
     if service.db.is_sqlite:
@@ -247,9 +277,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        reads.shutdown(wait=False)
-        reader.close()
+        anchoring = asyncio.create_task(publish_anchors(service.db.read, anchors)) if anchors is not None else None
+        try:
+            yield
+        finally:
+            if anchoring is not None:
+                anchoring.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await anchoring
+            reads.shutdown(wait=False)
+            reader.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -420,7 +457,7 @@ def create_app_from_env() -> FastAPI:
     from app.context import app_context
 
     context = app_context()
-    app = create_app(context.cases, ApiSettings())
+    app = create_app(context.cases, ApiSettings(), anchors=anchor_settings(context.settings.var_dir))
     freeze_startup()
     return app
 

@@ -22,9 +22,12 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from app.cli_api import register as register_api
+from app.cli_cases import register as register_case_actions
 from app.cli_demo import register as register_demo
 from app.cli_devchain import devchain_app
+from app.cli_operator import AsOption, refused, service_refusal, sign_in, usage
 from app.cli_recheck import register as register_recheck
+from app.cli_refunds import register as register_refunds
 from app.cli_scan import register as register_scan
 from app.cli_workbench import register as register_workbench
 from app.collector import freeze_startup
@@ -33,6 +36,8 @@ from recovery.vocabulary import OPERATOR_ROLES, CaseStatus, Category
 
 if TYPE_CHECKING:
     from app.context import AppContext
+    from recovery.audit_anchors import AnchorError
+    from recovery.audit_keys import KeyRing, KeyRingError
     from recovery.config import ConfigError
     from recovery.imports import ImportFailed, ImportResult
 
@@ -53,11 +58,19 @@ class _ReportingGroup(TyperGroup):
         except Exception as exc:
             config_error: type[ConfigError] | None = _imported("recovery.config", "ConfigError")
             import_failed: type[ImportFailed] | None = _imported("recovery.imports", "ImportFailed")
+            key_error: type[KeyRingError] | None = _imported("recovery.audit_keys", "KeyRingError")
+            anchor_error: type[AnchorError] | None = _imported("recovery.audit_anchors", "AnchorError")
             if config_error is not None and isinstance(exc, config_error):
                 err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
                 for problem in exc.problems:
                     err.print(f"  - {problem}", markup=False, highlight=False)
                 raise typer.Exit(2) from None
+            if key_error is not None and isinstance(exc, key_error):
+                err.print(f"error: audit key: {exc}", markup=False, highlight=False)
+                raise typer.Exit(2) from None
+            if anchor_error is not None and isinstance(exc, anchor_error):
+                err.print(f"error: audit anchor: {exc}", markup=False, highlight=False)
+                raise typer.Exit(1) from None
             if import_failed is not None and isinstance(exc, import_failed):
                 err.print(str(exc), markup=False, highlight=False)
                 raise typer.Exit(1) from None
@@ -79,7 +92,7 @@ addresses_app = typer.Typer(help="Deposit addresses we hold.", no_args_is_help=T
 credits_app = typer.Typer(help="Deposits already credited.", no_args_is_help=True)
 operators_app = typer.Typer(help="Workbench accounts.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-cases_app = typer.Typer(help="Read cases.", no_args_is_help=True)
+cases_app = typer.Typer(help="Read cases, and act on them as an operator (--as NAME).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(addresses_app, name="addresses")
@@ -89,6 +102,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(cases_app, name="cases")
 
 app.add_typer(devchain_app, name="devchain", help="Local anvil chains for development and tests.")
+register_case_actions(cases_app)
+register_refunds(app)
 register_demo(app)
 register_api(app)
 register_recheck(app)
@@ -119,12 +134,38 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 # ---------------------------------------------------------------------------- db
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Option(help="Target revision.")] = "head") -> None:
-    """Create or migrate the schema to the newest revision."""
+    """Create or migrate the schema to the newest revision; make sure an audit key exists."""
     from recovery import migrate
 
     ctx = _ctx()
+    ring = _audit_keyring()  # before the migrations: keying the chain needs the key
     migrate.upgrade(ctx.db, revision)
     console.print(f"database at revision [bold]{migrate.current_revision(ctx.db)}[/] ({ctx.db.engine.url.drivername})")
+    if ring.path is None:
+        console.print("audit key: RECOVERY_AUDIT_KEY (a secret kept outside the database)")
+    elif not ring.beside_data:
+        console.print(f"audit key: the key file {ring.path} (RECOVERY_AUDIT_KEY)", markup=False)
+    else:
+        console.print(f"audit key: {ring.path}", markup=False)
+        err.print(f"[bold yellow]warning:[/] the audit key is stored beside the data ({ring.path}): it protects "
+                  "nothing against someone who can read both. In production set RECOVERY_AUDIT_KEY from a secret "
+                  "store.", highlight=False)
+
+
+def _audit_keyring() -> KeyRing:
+    """The audit keys (created in the var folder when nothing is configured), without the key
+    module's own warning: the caller says it once, in its own words."""
+    import logging
+
+    from recovery import audit
+
+    logger = logging.getLogger("recovery.audit")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return audit.current_keyring()
+    finally:
+        logger.setLevel(level)
 
 
 @db_app.command("current")
@@ -208,23 +249,78 @@ def credits_import(file: Annotated[Path, typer.Argument(help="CSV: network,tx_ha
 
 
 # ---------------------------------------------------------------------------- operators
+OperatorAsOption = Annotated[str | None, typer.Option(
+    "--as", metavar="NAME",
+    help="The admin making the change (password asked for, or read from RECOVERY_OPERATOR_PASSWORD); "
+         "required once an enabled admin exists.",
+)]
+PasswordStdinOption = Annotated[bool, typer.Option(
+    "--password-stdin",
+    help="Read the new password from stdin (after the admin's own, when it is not in RECOVERY_OPERATOR_PASSWORD).",
+)]
+
+
+def _acting_admin(ctx: AppContext, as_name: str | None) -> str | None:
+    """The admin named by ``--as`` (signed in), or None for the bootstrap (no enabled admin yet);
+    anything else is refused (exit 1)."""
+    from recovery.operators import ADMIN_RULE, admin_exists
+    from recovery.vocabulary import Role
+
+    if as_name is None:
+        if admin_exists(ctx.db):
+            raise refused(f"{ADMIN_RULE}: an enabled admin exists, so --as NAME is required")
+        return None
+    actor = sign_in(ctx, as_name)
+    if actor.role is not Role.ADMIN:
+        raise refused(f"{ADMIN_RULE}: {actor.name} is a {actor.role.value}, not an admin")
+    return actor.name
+
+
+def _new_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    value: str = typer.prompt("new password", hide_input=True, confirmation_prompt=True, err=True)
+    return value
+
+
+def _operator_change(ctx: AppContext, change: Any) -> Any:
+    from recovery.errors import ServiceError
+
+    try:
+        return change()
+    except ServiceError as exc:
+        raise service_refusal(exc) from None
+    finally:
+        ctx.db.dispose()
+
+
+def _by(admin: str | None) -> str:
+    return f"by {admin}" if admin else "(bootstrap: no enabled admin existed)"
+
+
 @operators_app.command("add")
 def operators_add(
     username: str,
     role: Annotated[str, typer.Option(help="specialist | approver | admin | auditor")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    as_name: OperatorAsOption = None,
+    password_stdin: PasswordStdinOption = False,
 ) -> None:
-    """Create a workbench account (the password is asked for, or read from stdin)."""
-    from recovery.operators import add_operator
+    """Create a workbench account (audited). The first admin is created without --as (bootstrap)."""
+    from recovery.errors import ValidationFailed
+    from recovery.operators import add_operator, validate_new_operator
 
     if role not in {r.value for r in OPERATOR_ROLES}:
         raise _fail(f"role: must be one of {', '.join(r.value for r in OPERATOR_ROLES)}", 2)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    operator = add_operator(_ctx().db, username, password, role)
-    console.print(f"operator [bold]{operator.username}[/] added as {operator.role}")
+    ctx = _ctx()
+    admin = _acting_admin(ctx, as_name)
+    password = _new_password(password_stdin)
+    try:
+        validate_new_operator(username, password, role)
+    except ValidationFailed as exc:
+        raise usage(str(exc)) from None
+    operator = _operator_change(ctx, lambda: add_operator(ctx.db, username, password, role, actor=admin,
+                                                          allow_unnamed=False))
+    console.print(f"operator [bold]{operator.username}[/] added as {operator.role} {_by(admin)}")
 
 
 @operators_app.command("list")
@@ -245,42 +341,163 @@ def operators_list(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-@operators_app.command("disable")
-def operators_disable(username: str) -> None:
-    """Stop an account from signing in (it stays in the audit trail)."""
+def _set_active(username: str, active: bool, as_name: str | None) -> None:
     from recovery.operators import set_active
 
-    set_active(_ctx().db, username, False)
-    console.print(f"operator {username} disabled")
+    ctx = _ctx()
+    admin = _acting_admin(ctx, as_name)
+    _operator_change(ctx, lambda: set_active(ctx.db, username, active, actor=admin, allow_unnamed=False))
+    console.print(f"operator {username} {'enabled' if active else 'disabled'} {_by(admin)}", markup=False)
+
+
+@operators_app.command("disable")
+def operators_disable(username: str, as_name: OperatorAsOption = None) -> None:
+    """Stop an account from signing in (audited; it stays in the audit trail)."""
+    _set_active(username, False, as_name)
 
 
 @operators_app.command("enable")
-def operators_enable(username: str) -> None:
-    """Allow a disabled account to sign in again."""
-    from recovery.operators import set_active
+def operators_enable(username: str, as_name: OperatorAsOption = None) -> None:
+    """Allow a disabled account to sign in again (audited)."""
+    _set_active(username, True, as_name)
 
-    set_active(_ctx().db, username, True)
-    console.print(f"operator {username} enabled")
+
+@operators_app.command("role")
+def operators_role(
+    username: str,
+    role: Annotated[str, typer.Argument(help="specialist | approver | admin | auditor")],
+    as_name: OperatorAsOption = None,
+) -> None:
+    """Change an account's role (audited with the old and the new role)."""
+    from recovery.operators import set_role
+
+    if role not in {r.value for r in OPERATOR_ROLES}:
+        raise _fail(f"role: must be one of {', '.join(r.value for r in OPERATOR_ROLES)}", 2)
+    ctx = _ctx()
+    admin = _acting_admin(ctx, as_name)
+    operator = _operator_change(ctx, lambda: set_role(ctx.db, username, role, actor=admin, allow_unnamed=False))
+    console.print(f"operator {operator.username} is now {operator.role} {_by(admin)}", markup=False)
+
+
+@operators_app.command("reset-password")
+def operators_reset_password(
+    username: str,
+    as_name: OperatorAsOption = None,
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """Give an account a new password (audited; the event holds no password)."""
+    from recovery.operators import MIN_PASSWORD_LENGTH, reset_password
+
+    ctx = _ctx()
+    admin = _acting_admin(ctx, as_name)
+    password = _new_password(password_stdin)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise usage(f"password: must be at least {MIN_PASSWORD_LENGTH} characters")
+    _operator_change(ctx, lambda: reset_password(ctx.db, username, password, actor=admin, allow_unnamed=False))
+    console.print(f"operator {username}: password reset {_by(admin)}", markup=False)
 
 
 # ---------------------------------------------------------------------------- audit
+def _verify_json(result: Any, anchors: int) -> dict[str, Any]:
+    data: dict[str, Any] = {"ok": result.ok, "events_checked": result.events_checked,
+                            "first_broken_event": result.first_broken_id, "problem": result.problem}
+    if anchors:
+        data["anchors_checked"] = anchors
+    if result.row_problems:
+        data["row_problems"] = list(result.row_problems)
+    return data
+
+
 @audit_app.command("verify")
 def audit_verify(as_json: JsonOption = False) -> None:
-    """Recompute the hash chain of every case event; name the first broken one."""
+    """Check the keyed chain of audit events with the audit keys, against every anchor published
+    outside the database, and every case row against its events; name the first problem."""
     from recovery.audit import verify_chain
+    from recovery.audit_anchors import anchor_settings, read_anchors
 
     ctx = _ctx()
+    ring = _audit_keyring()
+    anchors = read_anchors(anchor_settings(ctx.settings.var_dir).path)
     with ctx.db.read() as session:
-        result = verify_chain(session)
+        result = verify_chain(session, ring=ring, anchors=anchors, rows=True)
+    ctx.db.dispose()
     if as_json:
-        _print_json({"ok": result.ok, "events_checked": result.events_checked,
-                     "first_broken_event": result.first_broken_id, "problem": result.problem})
+        _print_json(_verify_json(result, len(anchors)))
     elif result.ok:
-        console.print(f"[green]audit chain verified[/]: {result.events_checked} events")
+        console.print(f"[green]audit chain verified[/]: {result.events_checked} events, "
+                      f"{result.anchors_checked} anchor(s) matched, every case row follows its events")
     else:
-        err.print(f"[bold red]audit chain broken at event {result.first_broken_id}[/]: {result.problem}")
+        if result.row_problems:
+            err.print(f"[bold red]{len(result.row_problems)} case row(s) differ from their events[/] "
+                      f"(chain of {result.events_checked} events verified):")
+            for problem in result.row_problems:
+                err.print(f"  - {problem}", markup=False, highlight=False)
+        elif result.first_broken_id is not None:
+            err.print(f"[bold red]audit chain broken at event {result.first_broken_id}[/]: {result.problem}",
+                      highlight=False)
+        else:
+            err.print(f"[bold red]audit chain broken[/]: {result.problem}", highlight=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(as_json: JsonOption = False) -> None:
+    """Publish the chain's head (event id, hash, time) outside the database: appended to the anchor
+    file (RECOVERY_AUDIT_ANCHOR_FILE) and handed to RECOVERY_AUDIT_ANCHOR_COMMAND when set."""
+    from recovery.audit_anchors import anchor_settings, publish
+    from recovery.dbtypes import utcnow
+
+    ctx = _ctx()
+    settings = anchor_settings(ctx.settings.var_dir)
+    with ctx.db.read() as session:
+        anchor = publish(session, settings, utcnow())
+    ctx.db.dispose()
+    if as_json:
+        _print_json({**anchor, "file": str(settings.path), "command": settings.command})
+        return
+    sinks = str(settings.path) + (f" and `{settings.command}`" if settings.command else "")
+    console.print(f"anchor published: event {anchor['event_id']}, hash {anchor['hash']}, to {sinks}",
+                  markup=False, highlight=False)
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key(as_name: AsOption, as_json: JsonOption = False) -> None:
+    """Generate a new audit key and make it current (an admin; the key must live in a key file, which
+    keeps the old keys so earlier events still verify). Restart the running services afterwards."""
+    from recovery import audit
+    from recovery.audit_keys import KeyRingError, new_key
+    from recovery.dbtypes import utcnow
+    from recovery.vocabulary import Role
+
+    ctx = _ctx()
+    try:
+        actor = sign_in(ctx, as_name)
+        if actor.role is not Role.ADMIN:
+            raise refused(f"only an admin rotates the audit key: {actor.name} is a {actor.role.value}")
+        ring = _audit_keyring()
+        if ring.path is None:
+            raise refused("RECOVERY_AUDIT_KEY holds a literal secret, which cannot be rotated here: point "
+                          "RECOVERY_AUDIT_KEY at a key file (it keeps the old keys so earlier events still verify), "
+                          "then rotate")
+        old_id, new = ring.current_id, new_key()
+        try:
+            with ctx.db.write() as session:
+                event = audit.rotate_key(session, ring, new, actor.name, actor.role.value, utcnow())
+        except KeyRingError as exc:
+            raise refused(str(exc)) from None
+        except BaseException:
+            if ring.current_id != old_id:  # the file was written but the event did not commit
+                ring.add(ring.keys[old_id])
+            raise
+    finally:
+        ctx.db.dispose()
+    if as_json:
+        _print_json({"old_key_id": old_id, "new_key_id": new.id, "event_id": event.id, "key_file": str(ring.path)})
+        return
+    console.print(f"audit key rotated by {actor.name}: {old_id} -> {new.id} (event {event.id}); {ring.path} keeps "
+                  "both keys. Restart the API, the workbench and any running re-check so that they sign with the "
+                  "new key.", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------- cases

@@ -97,7 +97,8 @@ def register(app: typer.Typer) -> None:
             stack.enter_context(serve([recovery, "workbench", "--port", str(workbench_port)], env,
                                       f"http://127.0.0.1:{workbench_port}/_stcore/health",
                                       result.root / "logs" / "workbench.log"))
-            token = jwt.encode({"sub": "user-0005", "iat": int(time.time()), "exp": int(time.time()) + 86400}, secret, algorithm="HS256")
+            issued = int(time.time())
+            token = jwt.encode({"sub": "user-0005", "iat": issued, "exp": issued + 86400}, secret, algorithm="HS256")
             console.print(f"\nworkbench: [bold]http://127.0.0.1:{workbench_port}[/]")
             console.print(f"API:       [bold]http://127.0.0.1:{api_port}[/]  (OpenAPI at /docs)")
             table = Table("sign-in", "password", "role")

@@ -65,7 +65,7 @@ def recheck(
     context = ready_context(network)
     config = context.config
     options = RecheckOptions(network=network, limit=limit, workers=workers, batch_size=batch_size,
-                             lease_seconds=lease_seconds, dry_run=dry_run,
+                             lease_seconds=lease_seconds, dry_run=dry_run, anchor=True,
                              processes=default_processes() if processes is None else processes)
     runner = Recheck(context.cases, ChainGateway(config), options)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a polite stop: finish the batches in hand
@@ -150,6 +150,10 @@ def print_summary(summary: RecheckSummary) -> None:
         out.print(table)
     for name, count in data["unavailable_networks"].items():
         out.print(f"network {name} did not answer: {count} case(s) left as they were, try again later", markup=False)
+    if summary.anchor is not None:
+        out.print(f"audit anchor published: event {summary.anchor['event_id']}", markup=False)
+    if summary.anchor_error:
+        out.print(f"warning: the audit anchor could not be published: {summary.anchor_error}", markup=False)
     for line in summary.errors[:20]:
         out.print(f"error: {line}", markup=False)
     if len(summary.errors) > 20:

@@ -248,7 +248,8 @@ def build_world(root: Path, transfers: int, log: Any) -> tuple[World, devchain.A
 
 
 def bearer(secret: str, user: str) -> str:
-    return "Bearer " + jwt.encode({"sub": user, "iat": int(time.time()), "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
+    issued = int(time.time())
+    return "Bearer " + jwt.encode({"sub": user, "iat": issued, "exp": issued + 3600}, secret, algorithm="HS256")
 
 
 # ------------------------------------------------------------------------------------ the run

@@ -110,7 +110,8 @@ def _read_file(path: Path, beside_data: bool) -> KeyRing:
     return KeyRing(keys, current, path, beside_data)
 
 
-_cache: dict[tuple[str, str], KeyRing] = {}
+#: (configured, var dir) -> (keyring, the key file's modification time when read)
+_cache: dict[tuple[str, str], tuple[KeyRing, int | None]] = {}
 _warned: set[str] = set()
 
 
@@ -126,7 +127,10 @@ def load_keyring(var_dir: Path, configured: str | None = None, *, create: bool =
     cache_key = (configured or "", str(var_dir.resolve()))
     cached = _cache.get(cache_key)
     if cached is not None:
-        return cached
+        ring, seen = cached
+        # a rotation by another process rewrites the key file: every process follows it
+        if ring.path is None or _mtime(ring.path) == seen:
+            return ring
     if configured and (os.sep in configured or configured.endswith(".json")):
         ring = _read_file(Path(configured), beside_data=False)
     elif configured:
@@ -151,5 +155,12 @@ def load_keyring(var_dir: Path, configured: str | None = None, *, create: bool =
                 "the audit key is stored beside the data (%s): it protects nothing against someone who can read "
                 "both; set RECOVERY_AUDIT_KEY from a secret store in production", path,
             )
-    _cache[cache_key] = ring
+    _cache[cache_key] = (ring, _mtime(ring.path) if ring.path is not None else None)
     return ring
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None

@@ -56,6 +56,9 @@ class RecheckOptions:
     #: forked processes that look batches up and decide them (0: the runner's own process);
     #: the writes stay in the runner's process either way
     processes: int = 0
+    #: publish an audit anchor at the end of a real run, at most every ``RECOVERY_AUDIT_ANCHOR_MINUTES``
+    #: (``recovery recheck`` does; library callers such as the tests and the demo opt in)
+    anchor: bool = False
 
 
 @dataclass
@@ -81,6 +84,10 @@ class RecheckSummary:
     unavailable_networks: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    #: the audit anchor this run published (None: none was due, or anchoring is off)
+    anchor: dict[str, Any] | None = None
+    #: why the anchor could not be published (the run itself is not a failure for it)
+    anchor_error: str | None = None
     _lock: Lock = field(default_factory=Lock, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +115,8 @@ class RecheckSummary:
             "unavailable_networks": dict(sorted(self.unavailable_networks.items())),
             "errors": self.errors[:100],
             "elapsed_seconds": round(self.elapsed, 3),
+            "anchor": self.anchor,
+            "anchor_error": self.anchor_error,
         }
 
 
@@ -181,8 +190,25 @@ class Recheck:
             with Leases(self.service.db, owner, lease_seconds=self.options.lease_seconds,
                         clock=self.service.clock) as leases:
                 self._run_leased(leases, summary, total, progress, decider)
+            if self.options.anchor:
+                self._publish_anchor(summary)
         summary.elapsed = time.monotonic() - began
         return summary
+
+    def _publish_anchor(self, summary: RecheckSummary) -> None:
+        """Publish the audit chain's head outside the database unless the newest anchor is younger
+        than the configured minutes (:func:`recovery.audit_anchors.maybe_publish`). A sink that fails
+        is reported in the summary and logged; the run's work stands."""
+        from recovery.audit_anchors import AnchorError, anchor_settings, maybe_publish
+        from recovery.dbtypes import utcnow
+        from recovery.settings import get_settings
+
+        try:
+            settings = anchor_settings(get_settings().var_dir)
+            summary.anchor = maybe_publish(self.service.db.read, settings, utcnow())
+        except (AnchorError, OSError) as exc:
+            summary.anchor_error = str(exc)
+            log.warning("recheck: the audit anchor could not be published: %s", exc)
 
     # ------------------------------------------------------------------ real runs
 

@@ -27,6 +27,14 @@ os.environ.setdefault("RECOVERY_AUDIT_KEY", "test-session-audit-key-" + "k" * 24
 BACKENDS = ["sqlite", "postgresql"]
 
 
+@pytest.fixture(autouse=True)
+def _audit_anchor_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test (and every process it starts) has an audit anchor file of its own: the re-check
+    and the API publish anchors, and `audit verify` reads them, by default in ./var."""
+    path = tmp_path_factory.mktemp("anchors") / "audit-anchors.jsonl"
+    monkeypatch.setenv("RECOVERY_AUDIT_ANCHOR_FILE", str(path))
+
+
 class Clock:
     """A clock the test moves by hand."""
 

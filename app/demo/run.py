@@ -40,6 +40,7 @@ from chains.devchain import AnvilNode
 from chains.replay import ReplayServer, serve_recorded
 from recovery import migrate
 from recovery.audit import verify_chain
+from recovery.audit_keys import load_keyring, reset_cache
 from recovery.checking import CaseChecker, ChainGateway
 from recovery.config import Config, load_config
 from recovery.db import Database, connect
@@ -330,6 +331,10 @@ def run_demo(options: DemoOptions, source_config: Path) -> tuple[DemoResult, Exi
     rng = random.Random(options.seed)
     root = options.root.resolve()
     reset_root(root)
+    if not os.environ.get("RECOVERY_AUDIT_KEY"):
+        # the demo's own audit key, beside its data, for this process and the servers it starts
+        os.environ["RECOVERY_AUDIT_KEY"] = str(load_keyring(root).path)
+        reset_cache()
     start = (datetime.now(UTC) - timedelta(days=plan.DAYS + 1)).replace(minute=0, second=0, microsecond=0)
     stack = ExitStack()
     try:
@@ -439,7 +444,8 @@ class ApiClient:
         self.filed = 0
 
     def appeal(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        token = jwt.encode({"sub": user_id, "iat": int(time.time()), "exp": int(time.time()) + 600}, self.secret, algorithm="HS256")
+        issued = int(time.time())
+        token = jwt.encode({"sub": user_id, "iat": issued, "exp": issued + 600}, self.secret, algorithm="HS256")
         reply = requests.post(f"{self.url}/v1/appeals", json=body, timeout=30,
                               headers={"Authorization": f"Bearer {token}"})
         if reply.status_code not in (200, 201):

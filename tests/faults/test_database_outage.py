@@ -30,7 +30,8 @@ SECRET = "outage-test-secret-" + "x" * 40
 
 
 def auth(user: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + jwt.encode({"sub": user, "iat": int(time.time()), "exp": int(time.time()) + 600}, SECRET)}
+    issued = int(time.time())
+    return {"Authorization": "Bearer " + jwt.encode({"sub": user, "iat": issued, "exp": issued + 600}, SECRET)}
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ def _add() -> None:
         ui.flash("error", "The two passwords differ.")
         return
     try:
-        operator = add_operator(current().db, username, password, str(state.get("op_role") or ""))
+        operator = add_operator(current().db, username, password, str(state.get("op_role") or ""),
+                                actor=info.username, allow_unnamed=False)
     except ServiceError as exc:
         ui.service_error(exc)
         return
@@ -42,7 +43,7 @@ def _set_active(username: str, active: bool) -> None:
         ui.flash("error", "You cannot disable your own account.")
         return
     try:
-        set_active(current().db, username, active)
+        set_active(current().db, username, active, actor=info.username, allow_unnamed=False)
     except ServiceError as exc:
         ui.service_error(exc)
         return

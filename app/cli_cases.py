@@ -1,0 +1,139 @@
+"""The case actions of ``recovery cases``: approve, credit, close, reopen, reject, send-for-approval,
+change-payout, each by an operator who names themself with ``--as NAME``.
+
+Every command reads the case's current version and acts on it through ``CaseService`` (a change
+made meanwhile by someone else is a conflict, never an overwrite); the actor's role comes from the
+operators table. Exit codes (:mod:`app.cli_operator`): 0 done; 1 refused (a rule such as four eyes,
+a wrong password, an unknown or disabled operator, a conflict, a missing field: the message names
+it; nothing changed); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from app.cli_operator import (
+    AsOption,
+    JsonOption,
+    operator_context,
+    out,
+    print_json,
+    service_refusal,
+    sign_in,
+    usage,
+)
+
+if TYPE_CHECKING:
+    from recovery.models import Case
+    from recovery.services import Actor, CaseService
+
+ReferenceArgument = Annotated[str, typer.Argument(metavar="REF", help="The case reference (RC-…).")]
+Action = Callable[["CaseService", "Actor", int], "Case"]
+
+
+def act(reference: str, name: str, as_json: bool, verb: str, action: Action) -> None:
+    """Sign ``name`` in, read the case's version, apply ``action`` and report it (or refuse, exit 1)."""
+    from recovery.errors import ServiceError
+    from recovery.views import case_json
+
+    with operator_context() as context:
+        actor = sign_in(context, name)
+        service = context.cases
+        try:
+            version = service.get(reference).case.version
+            case = action(service, actor, version)
+        except ServiceError as exc:
+            raise service_refusal(exc) from None
+        if as_json:
+            print_json({**case_json(case), "actor": actor.name, "actor_role": actor.role.value})
+            return
+        out.print(f"{reference} {verb} by {actor.name} ({actor.role.value}): now {case.status} "
+                  f"(version {case.version})", markup=False)
+
+
+def register(cases_app: typer.Typer) -> None:
+    """Mount the case actions on ``recovery cases``."""
+
+    @cases_app.command("send-for-approval")
+    def send_for_approval(
+        reference: ReferenceArgument,
+        as_name: AsOption,
+        comment: Annotated[str, typer.Option(help="A word for the approver.")] = "",
+        as_json: JsonOption = False,
+    ) -> None:
+        """Hand a prepared case to an approver (required above the four-eyes threshold)."""
+        act(reference, as_name, as_json, "sent for approval",
+            lambda s, a, v: s.send_for_approval(reference, a, expected_version=v, comment=comment))
+
+    @cases_app.command("approve")
+    def approve(
+        reference: ReferenceArgument,
+        as_name: AsOption,
+        comment: Annotated[str, typer.Option(help="Kept in the approval event.")] = "",
+        as_json: JsonOption = False,
+    ) -> None:
+        """Approve the case's credit or refund and fix its exact payout (four eyes above the threshold)."""
+        act(reference, as_name, as_json, "approved",
+            lambda s, a, v: s.approve(reference, a, expected_version=v, comment=comment))
+
+    @cases_app.command("credit")
+    def credit(
+        reference: ReferenceArgument,
+        as_name: AsOption,
+        ledger_reference: Annotated[str, typer.Option(help="The ledger entry of the credit (required).")] = "",
+        as_json: JsonOption = False,
+    ) -> None:
+        """Record the approved credit as booked (never by its approver); writes the credited-deposits book."""
+        act(reference, as_name, as_json, "credited",
+            lambda s, a, v: s.mark_credited(reference, a, expected_version=v, ledger_reference=ledger_reference))
+
+    @cases_app.command("close")
+    def close(reference: ReferenceArgument, as_name: AsOption, as_json: JsonOption = False) -> None:
+        """Archive a refunded, credited or rejected case."""
+        act(reference, as_name, as_json, "closed", lambda s, a, v: s.close(reference, a, expected_version=v))
+
+    @cases_app.command("reopen")
+    def reopen(
+        reference: ReferenceArgument,
+        as_name: AsOption,
+        reason: Annotated[str, typer.Option(help="Why the case goes back to review.")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Take a rejected or closed case back into review (approvers and admins)."""
+        act(reference, as_name, as_json, "reopened", lambda s, a, v: s.reopen(reference, reason, a, expected_version=v))
+
+    @cases_app.command("reject")
+    def reject(
+        reference: ReferenceArgument,
+        as_name: AsOption,
+        reason_code: Annotated[str, typer.Option(help="A rejection reason code (shown to the user in plain words).")],
+        message: Annotated[str, typer.Option(help="A message for the user.")] = "",
+        as_json: JsonOption = False,
+    ) -> None:
+        """Refuse the appeal with a reason code; an approved payout not yet paid is cancelled."""
+        from recovery.services import REJECTION_REASONS
+
+        if reason_code not in REJECTION_REASONS:
+            raise usage(f"--reason-code: {reason_code!r} is not one of {', '.join(REJECTION_REASONS)}")
+        act(reference, as_name, as_json, "rejected",
+            lambda s, a, v: s.reject(reference, reason_code, a, expected_version=v, message=message))
+
+    @cases_app.command("change-payout")
+    def change_payout(
+        reference: ReferenceArgument,
+        as_name: AsOption,
+        reason: Annotated[str, typer.Option(help="Why the payout changes.")],
+        to_address: Annotated[str | None, typer.Option(help="The new refund address.")] = None,
+        memo: Annotated[str | None, typer.Option(help="The new memo or tag of the refund.")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Change a refund's address or memo: the case goes back to review and needs a new approval by
+        someone other than you."""
+        if to_address is None and memo is None:
+            raise usage("give --to-address and/or --memo")
+        act(reference, as_name, as_json, "payout changed",
+            lambda s, a, v: s.change_payout(reference, a, expected_version=v, reason=reason, to_address=to_address,
+                                            memo=memo))
