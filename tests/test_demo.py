@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from recovery.audit import verify_chain
+from recovery.audit_keys import load_keyring
 from recovery.db import connect
 from recovery.vocabulary import CaseStatus, Category
 
@@ -55,8 +56,12 @@ def test_memo_categories_come_from_the_recorded_transactions(
 def test_audit_chain_verifies(demo_summary: dict[str, Any]) -> None:
     assert demo_summary["audit_chain_verified"] is True
     db = connect(demo_summary["database_url"])
+    # the demo signs with its own key, kept beside its data
+    root = Path(demo_summary["database_url"].removeprefix("sqlite:///")).parent
+    ring = load_keyring(root, str(root / "audit-key.json"), create=False)
     with db.read() as session:
-        result = verify_chain(session)
+        result = verify_chain(session, ring=ring)
+        assert not verify_chain(session).ok  # not with another key (the test session's)
     db.dispose()
     assert result.ok and result.events_checked == demo_summary["events"] > demo_summary["cases"]
 
