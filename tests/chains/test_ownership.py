@@ -590,12 +590,11 @@ def test_solana_published_vector_rfc_8032_test_2() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Bitcoin: BIP-137 with btclib (optional); BIP-322 addresses are not offered
+# Bitcoin: BIP-137 with btclib (a dependency of the project); BIP-322 addresses are not offered
 
 
 def btclib(name: str) -> ModuleType:
-    module: ModuleType = pytest.importorskip(f"btclib.{name}")
-    return module
+    return importlib.import_module(f"btclib.{name}")
 
 
 def bitcoin_keys() -> tuple[Any, dict[str, str]]:
