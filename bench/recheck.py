@@ -1,6 +1,6 @@
 """The batch re-check against the chain's own speed: ``recovery recheck`` on N appeals vs raw lookups.
 
-    python -m bench.recheck                 # N = 5,000 on SQLite and PostgreSQL, 2 runners on PostgreSQL, 4N
+    python -m bench.recheck                 # N = 10,000 on SQLite and PostgreSQL, 2 runners on PostgreSQL, 4N
     python -m bench.recheck --n 1000 --backends sqlite --no-scale
 
 Starts its own anvil (chain id 1 = ``ethereum``, an ephemeral loopback port) with the listed USDT at
@@ -14,8 +14,10 @@ lookups of the same hashes (``eth_getTransactionByHash`` + ``eth_getTransactionR
 request per chunk of ``--raw-chunk`` (200) hashes, ``json`` parsing and nothing else); the ratio uses the
 median of those raw runs, so both sides meet the same machine load.
 
-Prints cases/s (processed / the run's own elapsed time, start-up excluded), the ratio to the raw
-lookup rate (goal >= 0.5 on both databases) and peak RSS at N and 4N (goal: flat).
+Prints, per run, the whole command's rate (cases / the child process's wall time, start-up, migrations
+check and exit included: what an operator's cron job sees) and its ratio to the raw lookup rate (goal
+>= 0.6 on SQLite and >= 0.5 on PostgreSQL at N = 10,000), beside the rate of the run alone (the
+command's own ``elapsed_seconds``, start-up excluded), and peak RSS at N and 4N (goal: flat).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ from recovery.models import Case, DepositAddress
 from recovery.services import CaseService, table_of
 from recovery.settings import REPO_ROOT
 
-GOAL_RATIO = 0.5
+#: the whole command (start-up included) against raw batched lookups, per database
+GOAL_RATIO = {"sqlite": 0.6, "postgresql": 0.5}
 #: blocks mined after seeding: past the confirmations (12) and the reorg window (24) of ethereum
 SETTLE_BLOCKS = 30
 
@@ -80,11 +83,26 @@ class RunResult:
 
     @property
     def rate(self) -> float:
+        """Cases/s of the run alone (start-up excluded)."""
         return self.processed / self.elapsed if self.elapsed else 0.0
 
     @property
+    def whole_rate(self) -> float:
+        """Cases/s of the whole command, start-up included."""
+        return self.processed / self.wall if self.wall else 0.0
+
+    @property
     def ratio(self) -> float:
+        """The whole command against raw lookups: the figure the goal is about."""
+        return self.whole_rate / self.raw_rate
+
+    @property
+    def run_ratio(self) -> float:
         return self.rate / self.raw_rate
+
+    @property
+    def goal(self) -> float:
+        return GOAL_RATIO[self.backend.split()[0]]
 
 
 def write_config_dir(target: Path, urls: dict[str, str]) -> Path:
@@ -243,7 +261,7 @@ def measure(backend: str, label: str, deposits: Sequence[Deposit], make: Callabl
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recheck", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=5000, help="appeals per run (default 5000)")
+    parser.add_argument("--n", type=int, default=10000, help="appeals per run (default 10000)")
     parser.add_argument("--scale", type=int, default=4, help="the memory run uses scale x N appeals (default 4)")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale x N memory run")
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
@@ -295,19 +313,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def report_line(r: RunResult) -> None:
-    print(f"  {r.backend:<14} {r.cases:>6} cases: recheck {r.elapsed:.2f}s ({r.wall:.2f}s with start-up) = "
-          f"{r.rate:,.0f} cases/s; raw lookups {r.raw_rate:,.0f}/s; ratio {r.ratio:.2f}; "
+    print(f"  {r.backend:<14} {r.cases:>6} cases: whole command {r.wall:.2f}s = {r.whole_rate:,.0f} cases/s "
+          f"(run alone {r.elapsed:.2f}s = {r.rate:,.0f}/s); raw lookups {r.raw_rate:,.0f}/s; "
+          f"ratio {r.ratio:.2f} (run alone {r.run_ratio:.2f}); "
           f"peak RSS {r.peak_rss_kib / 1024:.0f} MiB; CPU {r.cpu:.1f}s", flush=True)
 
 
 def report(results: Sequence[RunResult], n: int, big: int) -> int:
     print()
-    print(f"{'backend':<15}{'cases':>7}{'cases/s':>9}{'raw/s':>8}{'ratio':>7}  {'goal >= ' + str(GOAL_RATIO):<12}"
+    print("ratio = the whole command (start-up included) / raw batched lookups of the same hashes, same run")
+    print(f"{'backend':<15}{'cases':>7}{'whole/s':>9}{'run/s':>8}{'raw/s':>8}{'ratio':>7}  {'goal':<16}"
           f"{'peak RSS':>9}")
     for r in results:
-        met = "met" if r.ratio >= GOAL_RATIO else "NOT met"
-        print(f"{r.backend:<15}{r.cases:>7}{r.rate:>9,.0f}{r.raw_rate:>8,.0f}{r.ratio:>7.2f}  {met:<12}"
-              f"{r.peak_rss_kib / 1024:>5.0f} MiB")
+        met = f">= {r.goal} {'met' if r.ratio >= r.goal else 'NOT met'}"
+        print(f"{r.backend:<15}{r.cases:>7}{r.whole_rate:>9,.0f}{r.rate:>8,.0f}{r.raw_rate:>8,.0f}{r.ratio:>7.2f}  "
+              f"{met:<16}{r.peak_rss_kib / 1024:>5.0f} MiB")
     for backend in sorted({r.backend for r in results}):
         small = next((r for r in results if r.backend == backend and r.cases == n), None)
         large = next((r for r in results if r.backend == backend and r.cases == big and big > n), None)
