@@ -31,7 +31,9 @@ Row = TypeVar("Row", DepositAddress, CreditedDeposit)
 
 ADDRESS_COLUMNS = ("user_id", "network", "address", "memo", "kind")
 CREDIT_COLUMNS = ("network", "tx_hash", "user_id", "asset", "amount")
-ADDRESS_KINDS = ("eoa", "contract")
+ADDRESS_KINDS = ("eoa", "contract", "wallet")
+#: an address of the exchange's own (hot, cold, withdrawal wallet): held by no user (empty user_id)
+WALLET_KIND = "wallet"
 MAX_ROWS = 1_000_000
 
 
@@ -116,11 +118,15 @@ def import_addresses(db: Database, config: Config, path: Path, *, actor: str = "
     seen: dict[tuple[str, str, str], int] = {}
     for line, row in rows:
         user_id = row["user_id"].strip()
-        if not USER_ID.match(user_id):
-            problems.append(f"line {line}: user_id: must be 1-128 letters, digits or _ . : @ -")
         kind = row["kind"].strip().lower()
         if kind not in ADDRESS_KINDS:
-            problems.append(f"line {line}: kind: must be eoa or contract, not {row['kind'].strip()[:20]!r}")
+            problems.append(f"line {line}: kind: must be eoa or contract (or wallet, with an empty user_id), "
+                            f"not {row['kind'].strip()[:20]!r}")
+        elif kind == WALLET_KIND:
+            if user_id:
+                problems.append(f"line {line}: user_id: must be empty for a wallet of the exchange (kind wallet)")
+        elif not USER_ID.match(user_id):
+            problems.append(f"line {line}: user_id: must be 1-128 letters, digits or _ . : @ -")
         network = _network(config, row["network"], line, problems)
         if network is None:
             continue

@@ -173,6 +173,10 @@ class Decision:
     reasons: tuple[Reason, ...]
     rules_version: str
     decided_at: datetime
+    #: the ownership evidence this credit needs before it can be approved (see
+    #: :func:`ownership_proof_needed`): ``{"kinds", "sender", "network", "tx_hash", "transfer_indexes"}``;
+    #: None when the credit follows from our own books (or there is no credit)
+    ownership_proof: Mapping[str, Any] | None = None
 
     @property
     def fee_amount(self) -> Decimal | None:
@@ -202,6 +206,7 @@ class Decision:
             "reasons": [r.to_json() for r in self.reasons],
             "rules_version": self.rules_version,
             "decided_at": self.decided_at.isoformat(),
+            **({"ownership_proof": dict(self.ownership_proof)} if self.ownership_proof is not None else {}),
         }
 
     @classmethod
@@ -226,6 +231,7 @@ class Decision:
             reasons=tuple(Reason.from_json(r) for r in data.get("reasons", ())),
             rules_version=data["rules_version"],
             decided_at=datetime.fromisoformat(data["decided_at"]),
+            ownership_proof=data.get("ownership_proof"),
         )
 
 
@@ -821,10 +827,21 @@ def _owner_and_memo(work: _Work, landing: Network, view: _View) -> str | None:
     appeal = work.appeal
     t = view.transfer
     if not view.rows_here:
-        users = sorted({r.user_id for r in view.rows_elsewhere})
+        users = sorted({r.user_id for r in view.rows_elsewhere if r.user_id})
         owner = users[0] if len(users) == 1 else None
         _other_users_address(work, owner, t.recipient)
         return owner
+    if all(not r.user_id for r in view.rows_here):
+        # an exchange wallet (hot, cold, withdrawal): imported with kind wallet and no user
+        work.apply(Category.UNATTRIBUTED_DEPOSIT)
+        if _placeholder(appeal.user_id):
+            text = ("It was sent to an address of the exchange that is no account's deposit address; "
+                    "it is returned to the sender unless the sender appeals and proves they sent it.")
+        else:
+            text = ("It was sent to an address of the exchange that is no account's deposit address; "
+                    "it can be credited once the sender proves ownership, otherwise it is returned to the sender.")
+        work.say("unattributed_deposit", text, recipient=t.recipient)
+        return None
     shared = work.registry.is_shared(landing.name, t.recipient) or any(r.memo for r in view.rows_here)
     if not shared:
         users = sorted({r.user_id for r in view.rows_here})
@@ -872,10 +889,11 @@ def _owner_and_memo(work: _Work, landing: Network, view: _View) -> str | None:
     if owner != appeal.user_id:
         work.apply(Category.WRONG_MEMO)
         work.flags.add(Flag.CREDITED_TO_OTHER_USER)
+        # the user is never told whether a memo is someone else's (issue 18): the sentence says only
+        # that it is not theirs
         work.say(
             "memo_other_user",
-            f"The memo {memo!r} belongs to another account, so the deposit belongs to that account; "
-            "moving it needs the funds frozen there first.",
+            f"The memo {memo!r} does not identify your account; nothing can be credited to you for it.",
             memo=memo,
         )
         work.say_internal("memo_owner", f"Memo {memo!r} is user {owner}'s.", memo_owner_user_id=owner)
@@ -1114,6 +1132,7 @@ _BASE_OUTCOME: dict[Category, tuple[Recoverable, Resolution]] = {
     Category.UNLISTED_TOKEN: (Recoverable.YES, Resolution.REFUND),
     Category.MISSING_MEMO: (Recoverable.CONDITIONAL, Resolution.CREDIT),
     Category.WRONG_MEMO: (Recoverable.CONDITIONAL, Resolution.CREDIT),
+    Category.UNATTRIBUTED_DEPOSIT: (Recoverable.CONDITIONAL, Resolution.CREDIT),
     Category.DEPOSIT_SUSPENDED: (Recoverable.CONDITIONAL, Resolution.CREDIT),
     Category.BELOW_MINIMUM: (Recoverable.YES, Resolution.CREDIT),
     Category.INTERNAL_TRANSFER: (Recoverable.YES, Resolution.CREDIT),
@@ -1155,6 +1174,8 @@ def _finish(
         recoverable = wn_recoverable
     if Category.UNLISTED_TOKEN in ordered and category in (Category.WRONG_NETWORK, Category.UNLISTED_TOKEN):
         resolution = Resolution.REFUND
+    if category is Category.UNATTRIBUTED_DEPOSIT and _placeholder(work.appeal.user_id):
+        resolution = Resolution.REFUND  # nobody appealed it: back to the sender
 
     fee: FeeBreakdown | None = None
     value_usd: Decimal | None = None
@@ -1181,11 +1202,14 @@ def _finish(
     if resolution is Resolution.CREDIT:
         if owner is not None:
             credited_user = owner
-        elif category in (Category.MISSING_MEMO, Category.WRONG_MEMO):
+        elif category in (Category.MISSING_MEMO, Category.WRONG_MEMO, Category.UNATTRIBUTED_DEPOSIT):
             credited_user = work.appeal.user_id
     refund_address = None
     if resolution is Resolution.REFUND and head is not None:
         refund_address = head.transfer.sender
+    proof: dict[str, Any] | None = None
+    if obs is not None and head is not None and ownership_proof_needed(resolution, owner, credited_user):
+        proof = _ask_for_proof(work, obs, head, refs)
 
     return Decision(
         category=category,
@@ -1206,7 +1230,54 @@ def _finish(
         reasons=tuple(work.reasons),
         rules_version=rules_version(work.config),
         decided_at=work.now,
+        ownership_proof=proof,
     )
+
+
+def _placeholder(user_id: str) -> bool:
+    """The placeholder owner of a detected case (``shared:…``, see recovery.services): no appellant."""
+    return user_id.startswith("shared:")
+
+
+#: the evidence kind people review (a document); signed messages are chain knowledge (chains.ownership)
+WITHDRAWAL_RECORD = "withdrawal_record"
+
+
+def ownership_proof_needed(resolution: Resolution | str | None, owner: str | None, credited_user: str | None) -> bool:
+    """A credit needs ownership evidence when it does not follow from our own books: it goes to an
+    account (the appellant) that is not the owner of the receiving address or memo (issue 18).
+
+    At a user's own deposit address (or memo) the owner is credited and needs no proof, whoever
+    else appealed; a memo-less or unmatched-memo deposit at a shared address, a deposit to an
+    exchange wallet, a claimed detected case, and any contested credit of that kind need it.
+    """
+    return (str(resolution) == Resolution.CREDIT.value and credited_user is not None
+            and not _placeholder(credited_user) and credited_user != owner)
+
+
+def evidence_kinds(family: str, sender: str | None) -> list[str]:
+    """The evidence kinds offered for a deposit sent from ``sender`` on ``family``: a signed message
+    where the family's verifier can check one for that address, and always a withdrawal record."""
+    from chains.ownership import supported_kinds
+
+    kinds = list(supported_kinds(family, address=sender)) if sender else []
+    return [*kinds, WITHDRAWAL_RECORD]
+
+
+def _ask_for_proof(work: _Work, obs: Observation, head: _View, refs: list[TransferRef]) -> dict[str, Any]:
+    landing = work.config.network(obs.network)
+    sender = head.transfer.sender
+    kinds = evidence_kinds(landing.family, sender)
+    if "signed_message" in kinds:
+        how = (f"sign the challenge we give you with the key of the sending address {sender}, "
+               "or send the withdrawal record of the platform you sent it from")
+    else:
+        how = "send the withdrawal record of the platform you sent it from (PDF, PNG or JPEG)"
+    work.say("ownership_proof", f"Prove that you sent this deposit: {how}.", kinds=kinds, sender=sender)
+    return {
+        "kinds": kinds, "sender": sender, "network": obs.network, "tx_hash": obs.tx_hash,
+        "transfer_indexes": [r.index for r in refs],
+    }
 
 
 def _settle_reasons(

@@ -21,6 +21,9 @@ class Category(StrEnum):
     UNLISTED_TOKEN = "unlisted_token"
     MISSING_MEMO = "missing_memo"
     WRONG_MEMO = "wrong_memo"
+    #: a deposit to an address we hold that belongs to no user (an exchange wallet: hot, cold,
+    #: withdrawal): credit to an appellant who proves they sent it, otherwise refund to the sender
+    UNATTRIBUTED_DEPOSIT = "unattributed_deposit"
     DEPOSIT_SUSPENDED = "deposit_suspended"
     BELOW_MINIMUM = "below_minimum"
     INTERNAL_TRANSFER = "internal_transfer"

@@ -62,6 +62,7 @@ F = Flag
 ALICE = evm_address("alice")
 BOB = evm_address("bob")
 CAROL_CONTRACT = evm_address("carol-forwarder")
+HOT_WALLET = evm_address("exchange-hot-wallet")
 SHARED_XRP = "rExchangeSharedDepositAddressXRP1"
 SHARED_XLM = "G" + "EXCHANGESHAREDXLM" * 3 + "ABCD"
 ETH_USDT = contract_of("ethereum", "USDT")
@@ -82,6 +83,8 @@ def books(*credits: CreditedDeposit) -> InMemoryRegistry:
             DepositAddress("alice", "xrpl", SHARED_XRP, "1001", "eoa"),
             DepositAddress("bob", "xrpl", SHARED_XRP, "2002", "eoa"),
             DepositAddress("alice", "stellar", SHARED_XLM, "7", "eoa"),
+            # an exchange wallet: imported with kind wallet and no user
+            DepositAddress("", "ethereum", HOT_WALLET, None, "eoa"),
         ],
         credited=credits,
     )
@@ -375,6 +378,19 @@ SCENARIOS = [
         {"xrpl": seen("xrpl", native(SHARED_XRP, 100 * USDT6), memo="2002")},
         C.WRONG_MEMO, R.CONDITIONAL, S.CREDIT, frozenset({F.CREDITED_TO_OTHER_USER}),
         appeal=xrp_appeal(), credited_user="bob", reasons=frozenset({"memo_other_user", "memo_owner"}),
+    ),
+    # ------------------------------------------------------------------ unattributed_deposit
+    Scenario(
+        "unattributed_deposit_to_an_exchange_wallet",
+        usdt_to(HOT_WALLET),
+        C.UNATTRIBUTED_DEPOSIT, R.CONDITIONAL, S.CREDIT, credited_user="alice",
+        reasons=frozenset({"unattributed_deposit", "ownership_proof"}),
+    ),
+    Scenario(
+        "unattributed_deposit_nobody_appealed_is_refunded",
+        usdt_to(HOT_WALLET),
+        C.UNATTRIBUTED_DEPOSIT, R.CONDITIONAL, S.REFUND, appeal=appeal(user_id=f"shared:ethereum:{HOT_WALLET}"),
+        credited_user=None, reasons=frozenset({"unattributed_deposit"}),
     ),
     Scenario(
         "memo_on_transaction_is_right",
