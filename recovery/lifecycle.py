@@ -135,6 +135,25 @@ ACTIONS: dict[str, ActionRule] = {
         moves={S.APPROVED: S.CREDITED},
         description="The amount was credited to the owner's account.",
     ),
+    "submit_evidence": ActionRule(
+        roles=frozenset({R.USER, R.SPECIALIST, R.APPROVER, R.ADMIN}),
+        moves=_same(OPEN),
+        requires=("kind",),
+        description="Ownership evidence given (a signed message, verified or refused, or a withdrawal record).",
+    ),
+    "accept_evidence": ActionRule(
+        roles=OPERATORS | {R.SYSTEM},
+        moves=_same(OPEN),
+        requires=("evidence_id",),
+        description="Accept ownership evidence: the system for a verified signature, a specialist for a "
+                    "document (which counts as preparing the case).",
+    ),
+    "reject_evidence": ActionRule(
+        roles=OPERATORS,
+        moves=_same(OPEN),
+        requires=("evidence_id", "reason"),
+        description="Reject a withdrawal record, with a reason.",
+    ),
     "close": ActionRule(
         roles=OPERATORS | {R.SYSTEM},
         moves={S.REFUNDED: S.CLOSED, S.CREDITED: S.CLOSED, S.REJECTED: S.CLOSED},

@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from chains.base import Observation
-from recovery import audit, payouts
+from recovery import audit, evidence, payouts
 from recovery.config import Config
 from recovery.db import Database, execute_rows
 from recovery.dbtypes import utcnow
@@ -862,6 +862,9 @@ class CaseService:
 
         def check(session: Session, case: Case) -> dict[str, Any]:
             plan = payouts.plan_payout(case, self.config)
+            # a credit that does not follow from our books needs accepted ownership evidence, and
+            # whoever accepted a withdrawal record does not approve (recovery.evidence)
+            proof = evidence.approval_check(session, case, self.config, actor.name, actor.role)
             if actor.name in payouts.payout_changers(session, case):
                 raise Forbidden(
                     f"{reference}: four-eyes rule: {actor.name} changed the payout and cannot also approve it"
@@ -887,7 +890,7 @@ class CaseService:
             case.approval_requested_at = None  # the request is answered; approving again needs a new one
             return {
                 "four_eyes": four_eyes, "value_usd": case.value_usd, "resolution": case.resolution,
-                "payout_id": row.id, "payout": plan.describe(), "preparers": sorted(preparers),
+                "payout_id": row.id, "payout": plan.describe(), "preparers": sorted(preparers), **proof,
             }
 
         return self.act(

@@ -1,0 +1,374 @@
+"""Ownership evidence through the service layer (recovery.evidence), on SQLite and PostgreSQL.
+
+Deposits are real: on anvil, a key generated here with eth_account sends USDT to an exchange wallet
+(an unattributed deposit); on the XRP Ledger, the recorded 329.1748 XRP payment to a shared address
+under a tag nobody holds (the replay server). Keys are made in the tests with each family's library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from sqlmodel import col, select
+from xrpl.core import keypairs
+
+from app.demo.chainworld import impersonate
+from recovery.audit import verify_chain
+from recovery.audit_rows import rows_against_events
+from recovery.checking import ChainGateway
+from recovery.config import Config
+from recovery.db import Database
+from recovery.errors import Forbidden, InvalidTransition
+from recovery.evidence import EvidenceRefused, EvidenceService, detect_media_type
+from recovery.evidence_records import EvidenceDocument, OwnershipEvidence
+from recovery.intake import validate_appeal
+from recovery.models import Case, CaseEvent, DepositAddress
+from recovery.recheck import Recheck, RecheckOptions
+from recovery.services import Actor, CaseService
+from recovery.vocabulary import Role
+from tests.conftest import Clock
+from tests.fixtures_anvil import EvmTestbed, fresh_address
+
+MARIA = Actor("maria", Role.SPECIALIST)
+SAM = Actor("sam", Role.SPECIALIST)
+OMAR = Actor("omar", Role.APPROVER)
+USDT = 10**6
+
+#: the recorded XRP Ledger payment: 329.1748 XRP to a shared address with tag 1288227521 (nobody's)
+SHARED_XRPL = "rsRy14FvipgqudiGmptJBhr1RtpsgfzKMM"
+XRPL_TX = "225B05E7CC17C3F6F58EFA0F2D11C655FEC282922ED4808C267F5615ED56A572"
+XRPL_SENDER = "rUYHZ71yXAS54ZQNvvooLX7rFtZydXjnP"
+
+PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def recheck(service: CaseService) -> None:
+    if isinstance(service.clock, Clock):
+        service.clock.advance(minutes=5)
+    Recheck(service, ChainGateway(service.config), RecheckOptions()).run()
+
+
+def appeal(service: CaseService, user: str, network: str, asset: str, tx_hash: str, address: str,
+           memo: str | None = None) -> str:
+    raw = {"network": network, "asset": asset, "tx_hash": tx_hash, "deposit_address": address}
+    if memo:
+        raw["memo"] = memo
+    case, _ = service.submit(validate_appeal(service.config, raw, user), Actor(user, Role.USER))
+    return case.reference or ""
+
+
+def version(service: CaseService, reference: str) -> int:
+    return service.get(reference).case.version
+
+
+def events(service: CaseService, reference: str, action: str) -> list[CaseEvent]:
+    return [e for e in service.get(reference).events if e.action == action]
+
+
+def audit_is_whole(db: Database) -> None:
+    with db.read() as session:
+        assert verify_chain(session).ok
+        assert rows_against_events(session) == []
+
+
+def eth_sign(key: bytes, message: str) -> str:
+    return "0x" + bytes(Account.sign_message(encode_defunct(text=message), key).signature).hex()
+
+
+@dataclasses.dataclass
+class Wallet:
+    """An EVM deposit to an exchange wallet, sent from a key generated here, appealed and decided."""
+
+    service: CaseService
+    evidence: EvidenceService
+    reference: str
+    key: bytes
+    sender: str
+    tx_hash: str
+
+
+@pytest.fixture
+def wallet(database: Database, evm_testbed: EvmTestbed, clock: Clock) -> Wallet:
+    service = CaseService(database, evm_testbed.config, clock)
+    account = Account.create()
+    hot = fresh_address()
+    with database.write() as session:  # an exchange wallet: kind wallet, no user
+        session.add(DepositAddress(user_id="", network="ethereum", address=hot, kind="wallet"))
+    evm_testbed.send_native("ethereum", account.address, 10**18)
+    evm_testbed.send_token("ethereum", "USDT", account.address, 100 * USDT)
+    impersonate(evm_testbed.url("ethereum"), account.address)
+    tx = evm_testbed.send_token("ethereum", "USDT", hot, 100 * USDT, sender=account.address)
+    evm_testbed.mine("ethereum", 12)
+    reference = appeal(service, "alice", "ethereum", "USDT", tx, hot)
+    recheck(service)
+    return Wallet(service, EvidenceService(database, service.config, clock), reference, bytes(account.key),
+                  account.address, tx)
+
+
+def xrpl_config(replay_config: Config) -> Config:
+    return dataclasses.replace(
+        replay_config, networks=MappingProxyType({"xrpl": replay_config.network("xrpl")}),
+        assets=tuple(a for a in replay_config.assets if a.network == "xrpl"),
+        fees=tuple(f for f in replay_config.fees if f.network in ("*", "xrpl")))
+
+
+@pytest.fixture
+def xrpl(database: Database, replay_config: Config) -> tuple[CaseService, EvidenceService]:
+    clock = Clock(datetime(2025, 9, 1, tzinfo=UTC))  # a week after the recorded payment: not expired
+    config = xrpl_config(replay_config)
+    with database.write() as session:  # two users hold tags at the shared address; 1288227521 is nobody's
+        session.add(DepositAddress(user_id="zoe", network="xrpl", address=SHARED_XRPL, memo="7", kind="eoa"))
+        session.add(DepositAddress(user_id="ada", network="xrpl", address=SHARED_XRPL, memo="5", kind="eoa"))
+    return CaseService(database, config, clock), EvidenceService(database, config, clock)
+
+
+# ------------------------------------------------------------------------------------------ when proof is needed
+
+
+def test_an_unattributed_deposit_needs_proof_and_the_decision_says_which(wallet: Wallet) -> None:
+    case = wallet.service.get(wallet.reference).case
+    assert (case.category, case.resolution, case.credited_user_id) == ("unattributed_deposit", "credit", "alice")
+    assert case.decision is not None
+    proof = case.decision["ownership_proof"]
+    assert proof["kinds"] == ["signed_message", "withdrawal_record"]
+    assert proof["sender"].lower() == wallet.sender.lower()
+    [reason] = [r for r in case.decision["reasons"] if r["code"] == "ownership_proof"]
+    assert reason["text"].startswith("Prove that you sent this deposit: ") and not reason["internal"]
+    own = wallet.evidence.ownership(wallet.reference, for_user="alice")
+    assert (own.required, own.status, own.kinds) == (True, "missing", ("signed_message", "withdrawal_record"))
+
+
+def test_approval_is_refused_without_evidence_naming_it(wallet: Wallet) -> None:
+    with pytest.raises(InvalidTransition, match="ownership not proven") as refused:
+        wallet.service.approve(wallet.reference, MARIA, expected_version=version(wallet.service, wallet.reference))
+    assert "signed_message or withdrawal_record" in str(refused.value) and "none was given" in str(refused.value)
+    assert events(wallet.service, wallet.reference, "approve") == []
+
+
+def test_a_signature_by_the_sender_is_accepted_by_the_system_and_the_case_can_be_approved(wallet: Wallet) -> None:
+    own = wallet.evidence.ownership(wallet.reference, for_user="alice", issue_challenge=True)
+    assert own.challenge is not None
+    message = own.challenge.message
+    assert wallet.reference in message and wallet.tx_hash in message and own.challenge.nonce in message
+    before = version(wallet.service, wallet.reference)
+    row = wallet.evidence.submit_signature(wallet.reference, "alice", Role.USER,
+                                           signature=eth_sign(wallet.key, message))
+    assert (row.kind, row.status, row.reviewer) == ("signed_message", "accepted", "system")
+    assert row.verification is not None and row.verification["verified"] is True
+    assert str(row.verification["recovered"]).lower() == wallet.sender.lower()
+    [given] = events(wallet.service, wallet.reference, "submit_evidence")
+    [accepted] = events(wallet.service, wallet.reference, "accept_evidence")
+    assert (given.actor, given.details["outcome"]) == ("alice", "verified")
+    assert (accepted.actor_role, accepted.details["verification"]["method"]) == ("system", "eip191")
+    assert version(wallet.service, wallet.reference) == before + 2
+    assert wallet.evidence.ownership(wallet.reference, for_user="alice").status == "accepted"
+    # the system's acceptance is not preparing: the specialist may approve (below the threshold)
+    case = wallet.service.approve(wallet.reference, MARIA, expected_version=version(wallet.service, wallet.reference))
+    assert case.status == "approved"
+    [approval] = events(wallet.service, wallet.reference, "approve")
+    assert approval.details["ownership_evidence"] == [row.id]
+    audit_is_whole(wallet.service.db)
+
+
+def test_a_signature_by_another_key_is_refused_and_only_the_attempt_is_kept(wallet: Wallet) -> None:
+    own = wallet.evidence.ownership(wallet.reference, for_user="alice", issue_challenge=True)
+    assert own.challenge is not None
+    other = Account.create()
+    with pytest.raises(EvidenceRefused, match="signed by another key") as refused:
+        wallet.evidence.submit_signature(wallet.reference, "alice", Role.USER,
+                                         signature=eth_sign(bytes(other.key), own.challenge.message))
+    assert refused.value.errors[0].field == "signature"
+    [attempt] = events(wallet.service, wallet.reference, "submit_evidence")
+    assert attempt.details["outcome"] == "refused" and attempt.details["verification"]["verified"] is False
+    with wallet.service.db.read() as session:
+        assert session.exec(select(OwnershipEvidence)).all() == []
+    # the challenge was not used up by a failed attempt: the sender may still sign it
+    row = wallet.evidence.submit_signature(wallet.reference, "alice", Role.USER,
+                                           signature=eth_sign(wallet.key, own.challenge.message))
+    assert row.status == "accepted"
+    audit_is_whole(wallet.service.db)
+
+
+def test_a_signature_over_another_message_is_refused(wallet: Wallet) -> None:
+    own = wallet.evidence.ownership(wallet.reference, for_user="alice", issue_challenge=True)
+    assert own.challenge is not None
+    tampered = own.challenge.message.replace(wallet.reference, "RC-999999")
+    with pytest.raises(EvidenceRefused, match="signed by another key"):
+        wallet.evidence.submit_signature(wallet.reference, "alice", Role.USER,
+                                         signature=eth_sign(wallet.key, tampered))
+    with pytest.raises(InvalidTransition, match="ownership not proven"):
+        wallet.service.approve(wallet.reference, MARIA, expected_version=version(wallet.service, wallet.reference))
+
+
+def test_an_expired_challenge_is_refused(wallet: Wallet) -> None:
+    own = wallet.evidence.ownership(wallet.reference, for_user="alice", issue_challenge=True)
+    assert own.challenge is not None
+    assert isinstance(wallet.service.clock, Clock)
+    wallet.service.clock.advance(minutes=31)
+    with pytest.raises(EvidenceRefused, match="expired") as refused:
+        wallet.evidence.submit_signature(wallet.reference, "alice", Role.USER,
+                                         signature=eth_sign(wallet.key, own.challenge.message))
+    assert refused.value.errors[0].field == "challenge"
+    fresh = wallet.evidence.ownership(wallet.reference, for_user="alice", issue_challenge=True)
+    assert fresh.challenge is not None and fresh.challenge.nonce != own.challenge.nonce
+
+
+def test_a_used_challenge_is_refused(wallet: Wallet) -> None:
+    own = wallet.evidence.ownership(wallet.reference, for_user="alice", issue_challenge=True)
+    assert own.challenge is not None
+    signature = eth_sign(wallet.key, own.challenge.message)
+    wallet.evidence.submit_signature(wallet.reference, "alice", Role.USER, signature=signature)
+    with pytest.raises(EvidenceRefused, match="already used"):
+        wallet.evidence.submit_signature(wallet.reference, "alice", Role.USER, signature=signature)
+    assert len(events(wallet.service, wallet.reference, "accept_evidence")) == 1
+
+
+def test_another_user_cannot_give_evidence_for_a_case(wallet: Wallet) -> None:
+    from recovery.errors import NotFound
+
+    with pytest.raises(NotFound):
+        wallet.evidence.ownership(wallet.reference, for_user="mallory", issue_challenge=True)
+    with pytest.raises(NotFound):
+        wallet.evidence.submit_signature(wallet.reference, "mallory", Role.USER, signature="0x00")
+
+
+# ------------------------------------------------------------------------------------------ the XRP Ledger, recorded
+
+
+def test_two_appellants_for_one_memo_less_transfer_each_need_proof(
+    xrpl: tuple[CaseService, EvidenceService], database: Database
+) -> None:
+    service, evidence = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    ada = appeal(service, "ada", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="5")
+    recheck(service)
+    for reference, user in ((zoe, "zoe"), (ada, "ada")):
+        case = service.get(reference).case
+        assert (case.category, case.credited_user_id, "contested" in case.flags) == ("wrong_memo", user, True)
+        own = evidence.ownership(reference, for_user=user, issue_challenge=True)
+        assert own.required and own.status == "missing" and own.challenge is not None
+        assert XRPL_SENDER in own.challenge.message
+        # the user-facing reasons never say whose the memo is
+        assert case.decision is not None
+        public = " ".join(r["text"] for r in case.decision["reasons"] if not r["internal"])
+        assert "another account" not in public and "Prove that you sent this deposit:" in public
+    # neither holds the sender's key: a key of their own (made with xrpl-py) is refused
+    public_key, private_key = keypairs.derive_keypair(keypairs.generate_seed())
+    own = evidence.ownership(zoe, for_user="zoe", issue_challenge=True)
+    assert own.challenge is not None
+    signature = keypairs.sign(own.challenge.message.encode().hex(), private_key)
+    with pytest.raises(EvidenceRefused, match="signed by another key") as refused:
+        evidence.submit_signature(zoe, "zoe", Role.USER, signature=signature, public_key=public_key)
+    assert refused.value.errors[0].field == "signature"
+    # zoe sends the sending platform's withdrawal record; maria accepts it (preparing the case)
+    record = evidence.submit_document(zoe, "zoe", Role.USER, content=PDF, declared_type="application/pdf",
+                                      file_name="withdrawal.pdf")
+    assert (record.status, record.media_type) == ("submitted", "application/pdf")
+    with pytest.raises(InvalidTransition, match="waiting for review"):
+        service.approve(zoe, SAM, expected_version=version(service, zoe))
+    evidence.accept(zoe, record.id or 0, "maria", Role.SPECIALIST)
+    with pytest.raises(Forbidden, match="accepted the ownership evidence"):
+        service.approve(zoe, MARIA, expected_version=version(service, zoe))
+    # ada proves nothing: her approval stays refused
+    with pytest.raises(InvalidTransition, match="ownership not proven"):
+        service.approve(ada, SAM, expected_version=version(service, ada))
+    case = service.approve(zoe, SAM, expected_version=version(service, zoe))
+    assert (case.status, case.credited_user_id) == ("approved", "zoe")
+    audit_is_whole(database)
+
+
+def test_two_appellants_who_both_prove_one_transfer_go_to_an_approver(
+    xrpl: tuple[CaseService, EvidenceService],
+) -> None:
+    service, evidence = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    ada = appeal(service, "ada", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="5")
+    recheck(service)
+    for reference, user in ((zoe, "zoe"), (ada, "ada")):
+        record = evidence.submit_document(reference, user, Role.USER, content=PNG, declared_type="image/png")
+        evidence.accept(reference, record.id or 0, "maria", Role.SPECIALIST)
+    with pytest.raises(Forbidden, match="an approver decides, with both proofs side by side"):
+        service.approve(zoe, SAM, expected_version=version(service, zoe))
+    case = service.approve(zoe, OMAR, expected_version=version(service, zoe))
+    assert case.status == "approved"
+    [approval] = events(service, zoe, "approve")
+    assert approval.details["competing_proofs"] == [ada]
+    from recovery.errors import Conflict
+
+    with pytest.raises(Conflict, match="one transfer is paid once"):  # one payout per transfer
+        service.approve(ada, OMAR, expected_version=version(service, ada))
+
+
+@pytest.mark.parametrize(("content", "declared", "problem"), [
+    (b"MZ\x90\x00" + b"\x00" * 60, "application/pdf", "is not a PDF, PNG or JPEG"),  # an executable named .pdf
+    (PNG, "application/pdf", "its content is image/png, not application/pdf"),  # a PNG declared as a PDF
+    (b"%PDF-" + b"x" * (5 * 1024 * 1024), "application/pdf", "more than the 5242880 bytes"),
+    (b"", "application/pdf", "is empty"),
+])
+def test_a_document_that_is_not_what_it_says_is_refused(
+    xrpl: tuple[CaseService, EvidenceService], database: Database, content: bytes, declared: str, problem: str
+) -> None:
+    service, evidence = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    recheck(service)
+    with pytest.raises(EvidenceRefused, match=problem) as refused:
+        evidence.submit_document(zoe, "zoe", Role.USER, content=content, declared_type=declared)
+    assert refused.value.errors[0].field == "file"
+    with database.read() as session:
+        assert session.exec(select(EvidenceDocument)).all() == []
+        assert session.exec(select(OwnershipEvidence)).all() == []
+    [attempt] = events(service, zoe, "submit_evidence")
+    assert attempt.details["outcome"] == "refused"
+
+
+def test_a_rejected_record_is_kept_with_its_reason_and_the_document_outside_the_cases_table(
+    xrpl: tuple[CaseService, EvidenceService], database: Database
+) -> None:
+    service, evidence = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    recheck(service)
+    record = evidence.submit_document(zoe, "zoe", Role.USER, content=PDF)
+    with pytest.raises(Forbidden):
+        evidence.reject(zoe, record.id or 0, "zoe", Role.USER, reason="no")
+    rejected = evidence.reject(zoe, record.id or 0, "maria", Role.SPECIALIST, reason="names another transaction")
+    assert (rejected.status, rejected.reviewer, rejected.reason) == ("rejected", "maria", "names another transaction")
+    assert evidence.ownership(zoe, for_user="zoe").status == "rejected"
+    with pytest.raises(InvalidTransition, match="already rejected"):
+        evidence.accept(zoe, record.id or 0, "sam", Role.SPECIALIST)
+    [event] = events(service, zoe, "reject_evidence")
+    assert (event.actor, event.details["reason"]) == ("maria", "names another transaction")
+    document = evidence.document(record.document_sha256 or "")
+    assert document is not None and document.content == PDF and detect_media_type(document.content) == "application/pdf"
+    with database.read() as session:
+        case = session.exec(select(Case).where(Case.reference == zoe)).one()
+        assert PDF not in repr(case.model_dump()).encode()
+        assert session.exec(select(CaseEvent).where(col(CaseEvent.action) == "reject_evidence")).one()
+    audit_is_whole(database)
+
+
+def test_the_owner_of_a_memo_needs_no_proof_even_when_contested(
+    xrpl: tuple[CaseService, EvidenceService], database: Database
+) -> None:
+    service, evidence = xrpl
+    with database.write() as session:  # the recorded tag is bob's
+        session.add(DepositAddress(user_id="bob", network="xrpl", address=SHARED_XRPL, memo="1288227521",
+                                   kind="eoa"))
+    bob = appeal(service, "bob", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="1288227521")
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    recheck(service)
+    case = service.get(bob).case
+    assert (case.category, case.credited_user_id, "contested" in case.flags) == ("uncredited_valid", "bob", True)
+    assert evidence.ownership(bob, for_user="bob").status == "not_required"
+    assert service.approve(bob, MARIA, expected_version=version(service, bob)).status == "approved"
+    # zoe's appeal credits bob (the memo's owner), not her: no proof asked of anyone
+    assert service.get(zoe).case.credited_user_id == "bob"
+    assert evidence.ownership(zoe, for_user="zoe").required is False
