@@ -1,7 +1,8 @@
 """The JSON API behind the exchange's appeal form (FastAPI).
 
 ``GET /v1/networks`` (public), ``POST /v1/appeals``, ``GET /v1/appeals``,
-``GET /v1/appeals/{reference}`` (bearer JWT), ``GET /healthz``, OpenAPI at ``/openapi.json``.
+``GET /v1/appeals/{reference}``, ``GET``/``POST /v1/appeals/{reference}/ownership`` (bearer JWT),
+``GET /healthz``, OpenAPI at ``/openapi.json``.
 The handlers hold no business rule: validation is ``recovery.intake``, creation and every change
 go through ``CaseService``, the chain check is ``CaseChecker``, and what a user may see is
 ``recovery.public``.
@@ -37,6 +38,8 @@ from app.api_models import (
     AppealOut,
     HealthOut,
     NetworksOut,
+    OwnershipOut,
+    OwnershipSignedIn,
     request_schema,
 )
 from app.api_settings import ApiSettings
@@ -46,6 +49,7 @@ from recovery.audit_anchors import AnchorSettings, anchor_settings, maybe_publis
 from recovery.checking import CaseChecker, ChainGateway
 from recovery.config import Config
 from recovery.errors import FieldError, NotFound, ValidationFailed
+from recovery.evidence import MAX_DOCUMENT_BYTES, EvidenceService, Ownership
 from recovery.intake import AppealDraft, validate_appeal
 from recovery.models import Case
 from recovery.public import AppealReader, appeal_view, find_existing, list_own, own_events
@@ -59,6 +63,9 @@ MAX_LENGTHS = {"network": 40, "asset": 128, "tx_hash": 128, "deposit_address": 1
 _AMOUNT = re.compile(AMOUNT_PATTERN.removeprefix("^").removesuffix("$"))
 _REFERENCE = re.compile(r"[A-Za-z0-9-]{1,20}")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
+_OWNERSHIP_PATH = re.compile(r"/v1/appeals/[A-Za-z0-9-]{1,20}/ownership")
+#: the ownership endpoint takes a document: its body limit is the file limit plus the multipart framing
+OWNERSHIP_BODY_BYTES = MAX_DOCUMENT_BYTES + 64 * 1024
 
 MEMO_HINTS = {
     "none": "this network does not use a memo: leave it empty",
@@ -298,7 +305,8 @@ def create_app(
         ),
     )
     api_errors.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       overrides=((_OWNERSHIP_PATH, max(settings.max_body_bytes, OWNERSHIP_BODY_BYTES)),))
     app.add_middleware(_Headers)
     if settings.cors_origins:
         app.add_middleware(
@@ -337,8 +345,8 @@ def create_app(
                 existing = find_existing(session, config, draft)
             if existing is not None and existing.user_id == user_id:
                 return load_view(existing), False
-            if existing is None:
-                limiter.check(user_id)
+            if existing is None or existing.user_id != user_id:
+                limiter.check(user_id)  # a new appeal, or a claim of a case the exchange detected
             case, created = service.submit(draft, Actor(user_id, Role.USER))
         # a detected case held for a shared address, now the appellant's: its decision was made for
         # no one, so it is checked again for them (as a new appeal is)
@@ -431,6 +439,140 @@ def create_app(
         view = appeal_view(found[0], found[1], config)
         AppealOut.model_validate(view)
         return Response(orjson.dumps(view), media_type="application/json")
+
+    evidence = EvidenceService(service.db, config, service.clock)
+
+    def ownership_view(own: Ownership) -> dict[str, Any]:
+        need = own.requirement
+        view = {
+            "reference": own.reference,
+            "required": own.required,
+            "status": own.status,
+            "kinds": list(own.kinds),
+            "not_offered": need.not_offered if need is not None and "signed_message" not in need.kinds else None,
+            "challenge": ({"message": own.challenge.message,
+                           "expires_at": own.challenge.expires_at.isoformat().replace("+00:00", "Z")}
+                          if own.challenge is not None else None),
+            "evidence": [{"id": row.id, "kind": row.kind, "status": row.status,
+                          "submitted_at": row.submitted_at.isoformat().replace("+00:00", "Z"),
+                          "reason": row.reason if row.status == "rejected" else None}
+                         for row in own.evidence],
+        }
+        OwnershipOut.model_validate(view)
+        return view
+
+    def own_reference(request: Request) -> str:
+        reference = request.path_params["reference"]
+        if not isinstance(reference, str) or not _REFERENCE.fullmatch(reference):
+            raise NotFound(f"no appeal {reference!r}")
+        return reference
+
+    _ownership_doc = {"parameters": [{"name": "reference", "in": "path", "required": True,
+                                      "schema": {"type": "string"}, "example": "RC-000042"}]}
+
+    @app.get("/v1/appeals/{reference}/ownership", response_model=OwnershipOut, tags=["appeals"],
+             summary="Whether this appeal needs proof that you sent the deposit, and the message to sign",
+             responses=_error_responses(401, 404, 422, 500, 503), openapi_extra=_ownership_doc)
+    def get_ownership(request: Request) -> dict[str, Any]:
+        user_id = authenticate(request)
+        reference = own_reference(request)
+        return ownership_view(evidence.ownership(reference, for_user=user_id, issue_challenge=True))
+
+    @app.post(
+        "/v1/appeals/{reference}/ownership",
+        status_code=201,
+        response_model=OwnershipOut,
+        tags=["appeals"],
+        summary="Prove that you sent the deposit: a signed challenge (JSON) or a withdrawal record (multipart)",
+        responses=_error_responses(400, 401, 404, 413, 415, 422, 429, 500, 503),
+        openapi_extra={**_ownership_doc, "requestBody": {"required": True, "content": {
+            "application/json": {"schema": OwnershipSignedIn.model_json_schema()},
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["kind", "file"],
+                "properties": {"kind": {"type": "string", "enum": ["withdrawal_record"]},
+                               "file": {"type": "string", "format": "binary",
+                                        "description": "PDF, PNG or JPEG (by content), at most 5 MiB"}}}},
+        }}},
+    )
+    async def post_ownership(request: Request) -> dict[str, Any]:
+        user_id = authenticate(request)
+        reference = own_reference(request)
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if _JSON_TYPES.match(content_type):
+            body = await request.body()
+            try:
+                raw = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:100]}") from None
+            signed = signed_body(raw)
+            await run_in_threadpool(give_signature, user_id, reference, signed)
+        elif content_type == "multipart/form-data":
+            content, declared, name = await document_body(request)
+            await run_in_threadpool(give_document, user_id, reference, content, declared, name)
+        else:
+            raise ApiError(415, "unsupported_media_type",
+                           "send a signed_message as JSON or a withdrawal_record as multipart/form-data")
+        return await run_in_threadpool(
+            lambda: ownership_view(evidence.ownership(reference, for_user=user_id, issue_challenge=True)))
+
+    def signed_body(raw: Any) -> OwnershipSignedIn:
+        if not isinstance(raw, dict):
+            raise validation_error([FieldError("body", "must be a JSON object")])
+        if raw.get("kind") == "withdrawal_record":
+            raise validation_error([FieldError("kind", "send a withdrawal_record as multipart/form-data with a file")])
+        errors = [FieldError(str(key)[:40], "unknown field; the fields are kind, signature, public_key")
+                  for key in raw if key not in ("kind", "signature", "public_key")]
+        if raw.get("kind") != "signed_message":
+            errors.append(FieldError("kind", "must be signed_message (JSON) or withdrawal_record (multipart)"))
+        for key in ("signature", "public_key"):
+            value = raw.get(key)
+            if key == "signature" and value in (None, ""):
+                errors.append(FieldError(key, "is required"))
+            elif value is not None and not isinstance(value, str):
+                errors.append(FieldError(key, "must be a string"))
+            elif isinstance(value, str) and len(value) > 1024:
+                errors.append(FieldError(key, "is longer than 1024 characters"))
+        if errors:
+            raise validation_error(errors)
+        return OwnershipSignedIn.model_validate(raw)
+
+    async def document_body(request: Request) -> tuple[bytes, str | None, str | None]:
+        from starlette.datastructures import UploadFile
+        from starlette.formparsers import MultiPartException
+
+        try:
+            form = await request.form(max_files=1, max_fields=4, max_part_size=64 * 1024)
+        except MultiPartException as exc:
+            raise ApiError(400, "bad_request", f"the multipart body could not be read: {exc.message}") from None
+        try:
+            errors = [FieldError(str(key)[:40], "unknown field; the fields are kind, file")
+                      for key in form if key not in ("kind", "file")]
+            if form.get("kind") != "withdrawal_record":
+                errors.append(FieldError("kind", "must be withdrawal_record (a signed_message is sent as JSON)"))
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                errors.append(FieldError("file", "is required: the withdrawal record (PDF, PNG or JPEG)"))
+            if errors:
+                raise validation_error(errors)
+            assert isinstance(upload, UploadFile)
+            content = await upload.read(MAX_DOCUMENT_BYTES + 1)
+            return content, upload.content_type, upload.filename
+        finally:
+            await form.close()
+
+    def give_signature(user_id: str, reference: str, signed: OwnershipSignedIn) -> None:
+        with limiter.lock(user_id):
+            evidence.ownership(reference, for_user=user_id)  # 404 before counting: not the user's case
+            limiter.check_evidence(user_id)
+            evidence.submit_signature(reference, user_id, Role.USER, signature=signed.signature,
+                                      public_key=signed.public_key)
+
+    def give_document(user_id: str, reference: str, content: bytes, declared: str | None, name: str | None) -> None:
+        with limiter.lock(user_id):
+            evidence.ownership(reference, for_user=user_id)
+            limiter.check_evidence(user_id)
+            evidence.submit_document(reference, user_id, Role.USER, content=content, declared_type=declared,
+                                     file_name=name)
 
     def openapi() -> dict[str, Any]:
         """The generated schema plus the bearer scheme on the operations that need a token."""

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api_errors import ApiError
 from recovery.db import Database
 from recovery.public import appeals_created_since
+
+#: (path pattern, limit) pairs: a larger body limit for one endpoint only (the ownership evidence upload)
+BodyOverrides = Sequence[tuple[re.Pattern[str], int]]
 
 
 class BodyLimitMiddleware:
@@ -23,14 +28,20 @@ class BodyLimitMiddleware:
     ``max_bytes`` + 1 bytes) and handed on only if it fits.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: BodyOverrides = ()) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.overrides = tuple(overrides)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = str(scope.get("path", ""))
+        limit = next((size for pattern, size in self.overrides if pattern.fullmatch(path)), self.default_bytes)
+        await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         declared: bytes | None = None
         chunked = False
         for name, value in scope["headers"]:
@@ -44,8 +55,8 @@ class BodyLimitMiddleware:
             except ValueError:
                 await _reply(send, 400, "bad_request", "invalid Content-Length header")
                 return
-            if length > self.max_bytes:
-                await _reply(send, 413, "payload_too_large", f"the request body is larger than {self.max_bytes} bytes")
+            if length > max_bytes:
+                await _reply(send, 413, "payload_too_large", f"the request body is larger than {max_bytes} bytes")
                 return
             await self.app(scope, receive, send)
             return
@@ -58,8 +69,8 @@ class BodyLimitMiddleware:
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await _reply(send, 413, "payload_too_large", f"the request body is larger than {self.max_bytes} bytes")
+            if len(body) > max_bytes:
+                await _reply(send, 413, "payload_too_large", f"the request body is larger than {max_bytes} bytes")
                 return
             if not message.get("more_body", False):
                 break
@@ -112,10 +123,22 @@ class AppealRateLimit:
             return lock
 
     def check(self, user_id: str) -> None:
-        """Raise ApiError 429 (with Retry-After) when the user has used up the window."""
+        """Raise ApiError 429 (with Retry-After) when the user has used up the window. Appeals count,
+        and so do claims (an appeal that takes over a case the exchange detected)."""
         now = self.clock()
         with self.db.read() as session:
-            times = appeals_created_since(session, user_id, now - self.window)
+            times = sorted([*appeals_created_since(session, user_id, now - self.window),
+                            *_user_event_times(session, user_id, "claim", now - self.window)])
+        self._refuse_over(times, now, "appeals")
+
+    def check_evidence(self, user_id: str) -> None:
+        """The same limit on ownership evidence attempts (each signature or document given)."""
+        now = self.clock()
+        with self.db.read() as session:
+            times = _user_event_times(session, user_id, "submit_evidence", now - self.window)
+        self._refuse_over(times, now, "ownership evidence attempts")
+
+    def _refuse_over(self, times: list[datetime], now: datetime, what: str) -> None:
         if len(times) < self.limit:
             return
         frees_at = times[len(times) - self.limit] + self.window
@@ -123,10 +146,26 @@ class AppealRateLimit:
         raise ApiError(
             429,
             "rate_limited",
-            f"at most {self.limit} appeals per {_span(self.window)}; try again in {wait} s",
+            f"at most {self.limit} {what} per {_span(self.window)}; try again in {wait} s",
             headers={"Retry-After": str(wait)},
             retry_after=wait,
         )
+
+
+def _user_event_times(session: Any, user_id: str, action: str, since: datetime) -> list[datetime]:
+    """When the user (as a user, not an operator) did ``action`` on one of their cases after
+    ``since``, oldest first. Found through the user's cases (indexed by user) and their events
+    (indexed by case), never by scanning the audit trail."""
+    from sqlmodel import col, select
+
+    from recovery.models import Case, CaseEvent
+
+    return list(session.exec(
+        select(CaseEvent.created_at).join(Case, col(Case.id) == CaseEvent.case_id)
+        .where(Case.user_id == user_id, CaseEvent.actor == user_id, CaseEvent.actor_role == "user",
+               CaseEvent.action == action, col(CaseEvent.created_at) > since)
+        .order_by(col(CaseEvent.created_at))
+    ).all())
 
 
 def _span(window: timedelta) -> str:

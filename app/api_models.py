@@ -134,6 +134,41 @@ class AppealListOut(_Out):
     offset: int
 
 
+class ChallengeOut(_Out):
+    message: str = Field(description="sign exactly this text (UTF-8) with the key of the address that sent the deposit")
+    expires_at: DateTimeText
+
+
+class EvidenceOut(_Out):
+    id: int
+    kind: Literal["signed_message", "withdrawal_record"]
+    status: Literal["submitted", "accepted", "rejected"]
+    submitted_at: DateTimeText
+    reason: str | None = Field(description="why a withdrawal record was rejected")
+
+
+class OwnershipOut(_Out):
+    reference: str
+    required: bool = Field(description="the credit needs proof that you sent the deposit before it is approved")
+    status: Literal["not_required", "missing", "submitted", "accepted", "rejected"]
+    kinds: list[Literal["signed_message", "withdrawal_record"]] = Field(
+        description="the kinds of evidence offered for this deposit's network and sending address")
+    not_offered: str | None = Field(description="why `signed_message` is not offered here, when it is not")
+    challenge: ChallengeOut | None = Field(
+        description="the single-use message to sign (`signed_message`); a new one after it expires or is used")
+    evidence: list[EvidenceOut]
+
+
+class OwnershipSignedIn(BaseModel):
+    """``POST /v1/appeals/{reference}/ownership`` as JSON: a signature over the current challenge."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["signed_message"]
+    signature: str = Field(max_length=1024, description="as the wallet gives it (hex, base64 or base58)")
+    public_key: str | None = Field(default=None, max_length=1024,
+                                   description="required on the XRP Ledger; optional on Stellar and Solana")
+
+
 class HealthOut(_Out):
     status: Literal["ok"]
 
