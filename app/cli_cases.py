@@ -1,5 +1,6 @@
 """The case actions of ``recovery cases``: approve, credit, close, reopen, reject, send-for-approval,
-change-payout, each by an operator who names themself with ``--as NAME``.
+change-payout, accept-evidence, reject-evidence, each by an operator who names themself with
+``--as NAME``; and ``evidence``, which shows a case's ownership evidence (read-only).
 
 Every command reads the case's current version and acts on it through ``CaseService`` (a change
 made meanwhile by someone else is a conflict, never an overwrite); the actor's role comes from the
@@ -11,7 +12,7 @@ it; nothing changed); 2 bad usage.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,6 +28,11 @@ from app.cli_operator import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from app.context import AppContext
+    from recovery.evidence import EvidenceService
+    from recovery.evidence_records import OwnershipEvidence
     from recovery.models import Case
     from recovery.services import Actor, CaseService
 
@@ -52,6 +58,61 @@ def act(reference: str, name: str, as_json: bool, verb: str, action: Action) -> 
             return
         out.print(f"{reference} {verb} by {actor.name} ({actor.role.value}): now {case.status} "
                   f"(version {case.version})", markup=False)
+
+
+Review = Callable[["EvidenceService", "Actor", int], "OwnershipEvidence"]
+
+
+def evidence_json(context: AppContext, reference: str) -> dict[str, Any]:
+    """``cases evidence --json``: what the case needs and every piece of evidence given."""
+    from recovery.evidence import EvidenceService, status_of
+
+    service = EvidenceService(context.db, context.config)
+    case, need, rows = service.evidence(reference)
+    return {
+        "reference": reference,
+        "version": case.version,
+        "required": need is not None,
+        "status": status_of(need is not None, rows),
+        "kinds": list(need.kinds) if need else [],
+        "requirement": None if need is None else {
+            "network": need.network, "tx_hash": need.tx_hash, "sender": need.sender,
+            "transfer_indexes": list(need.transfer_indexes), "not_offered": need.not_offered},
+        "evidence": [evidence_row_json(row) for row in rows],
+    }
+
+
+def evidence_row_json(row: OwnershipEvidence) -> dict[str, Any]:
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment is not None else None
+
+    return {
+        "id": row.id, "kind": row.kind, "status": row.status, "submitted_by": row.submitted_by,
+        "submitted_at": when(row.submitted_at), "sender": row.sender, "verification": row.verification,
+        "document_sha256": row.document_sha256, "media_type": row.media_type, "size": row.size,
+        "file_name": row.file_name, "reviewer": row.reviewer, "reviewed_at": when(row.reviewed_at),
+        "reason": row.reason,
+    }
+
+
+def review(reference: str, evidence_id: int, name: str, as_json: bool, verb: str, action: Review) -> None:
+    """Sign ``name`` in, read the case's version, accept or reject the evidence (or refuse, exit 1)."""
+    from recovery.errors import ServiceError
+    from recovery.evidence import EvidenceService
+
+    with operator_context() as context:
+        actor = sign_in(context, name)
+        service = EvidenceService(context.db, context.config)
+        try:
+            version = service.evidence(reference)[0].version
+            row = action(service, actor, version)
+        except ServiceError as exc:
+            raise service_refusal(exc) from None
+        if as_json:
+            print_json({**evidence_row_json(row), "reference": reference, "actor": actor.name,
+                        "actor_role": actor.role.value})
+            return
+        out.print(f"{reference} evidence {evidence_id} {verb} by {actor.name} ({actor.role.value})", markup=False)
 
 
 def register(cases_app: typer.Typer) -> None:
@@ -120,6 +181,63 @@ def register(cases_app: typer.Typer) -> None:
             raise usage(f"--reason-code: {reason_code!r} is not one of {', '.join(REJECTION_REASONS)}")
         act(reference, as_name, as_json, "rejected",
             lambda s, a, v: s.reject(reference, reason_code, a, expected_version=v, message=message))
+
+    @cases_app.command("evidence")
+    def evidence(reference: ReferenceArgument, as_json: JsonOption = False) -> None:
+        """The case's ownership evidence: whether its credit needs proof that the appellant sent the
+        deposit, what is offered, and each signature or document given with its review."""
+        from recovery.errors import ServiceError
+
+        with operator_context() as context:
+            try:
+                data = evidence_json(context, reference)
+            except ServiceError as exc:
+                raise service_refusal(exc) from None
+        if as_json:
+            print_json(data)
+            return
+        need = data["requirement"]
+        if need is None:
+            out.print(f"{reference}: no ownership evidence needed ({data['status']})", markup=False)
+        else:
+            out.print(f"{reference}: ownership evidence {data['status']}; proof that the appellant sent "
+                      f"{need['tx_hash']} from {need['sender']} ({' or '.join(data['kinds'])})", markup=False)
+            if need["not_offered"]:
+                out.print(f"  signed_message not offered: {need['not_offered']}", markup=False)
+        for row in data["evidence"]:
+            what = (f"{row['media_type']} {row['size']} bytes sha256 {row['document_sha256']}"
+                    if row["kind"] == "withdrawal_record"
+                    else f"{(row['verification'] or {}).get('method')}: {(row['verification'] or {}).get('reason')}")
+            review = f" by {row['reviewer']}" if row["reviewer"] else ""
+            reason = f": {row['reason']}" if row["reason"] and row["status"] == "rejected" else ""
+            out.print(f"  #{row['id']} {row['kind']} {row['status']}{review}{reason} (from {row['submitted_by']} "
+                      f"at {row['submitted_at']}; {what})", markup=False)
+
+    @cases_app.command("accept-evidence")
+    def accept_evidence(
+        reference: ReferenceArgument,
+        evidence_id: Annotated[int, typer.Argument(metavar="EVIDENCE_ID", help="The evidence's id (cases evidence).")],
+        as_name: AsOption,
+        comment: Annotated[str, typer.Option(help="Kept in the audit event.")] = "",
+        as_json: JsonOption = False,
+    ) -> None:
+        """Accept a withdrawal record: it counts as preparing the case, so someone else approves it."""
+        review(reference, evidence_id, as_name, as_json, "accepted",
+               lambda s, a, v: s.accept(reference, evidence_id, a.name, a.role, expected_version=v, comment=comment))
+
+    @cases_app.command("reject-evidence")
+    def reject_evidence(
+        reference: ReferenceArgument,
+        evidence_id: Annotated[int, typer.Argument(metavar="EVIDENCE_ID", help="The evidence's id (cases evidence).")],
+        as_name: AsOption,
+        reason: Annotated[str, typer.Option(help="Why the record does not prove the deposit (required).")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Reject a withdrawal record, with a reason."""
+        if not reason.strip():
+            raise usage("--reason: give the reason the record is rejected")
+        review(reference, evidence_id, as_name, as_json, "rejected",
+               lambda s, a, v: s.reject(reference, evidence_id, a.name, a.role, reason=reason, expected_version=v))
 
     @cases_app.command("change-payout")
     def change_payout(
