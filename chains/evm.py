@@ -93,6 +93,12 @@ _TRACE_METHODS: Final = ("parity_trace", "debug_trace")
 #: how nodes say they lack a method (not "transaction not found" or "header not found": those are
 #: about the data, and a lagging node behind a load balancer says them too)
 _UNSUPPORTED_TEXT: Final = ("method not found", "not supported", "does not exist", "not available", "unsupported")
+#: how nodes refuse the number of addresses in one filter (go-ethereum and BNB Smart Chain: "exceed max
+#: addresses or topics per search position"; Infura: "This query contains 5006 filters. The current limit
+#: is 5000."; others: "please specify less number of address", a request body too large)
+_LIST_REFUSED: Final = re.compile(
+    r"topics|addresses|number of address|\bfilters\b|request body|body size|entity too large|payload", re.IGNORECASE
+)
 
 
 class _Malformed(UnusableAnswer):
@@ -187,7 +193,10 @@ class EvmAdapter:
     ``lookup_batch_size`` (hashes per batch, default 200), ``lookup_concurrency`` (batches of one
     ``lookup_many`` in flight at once, default 2), ``log_chunk_blocks`` (eth_getLogs
     range, default 2,000), ``trace_filter_blocks`` (its range, default 1,000; both are halved, and the
-    smaller size kept, when the node refuses a range), ``native_scan_max_blocks`` (block scan for native deposits when
+    smaller size kept, when the node refuses a range), ``log_filter_addresses`` and
+    ``trace_filter_addresses`` (addresses per ``eth_getLogs`` OR-list and per ``trace_filter``
+    ``toAddress`` list in :meth:`incoming_many`, default 1,000 each; halved and kept when the node
+    refuses a list), ``native_scan_max_blocks`` (block scan for native deposits when
     ``trace_filter`` is missing, default 2,000), ``trace_batch_size`` (trace calls per HTTP
     request, default 50), ``trace_block_min_txs`` (with ``parity_trace``, a block holding at least
     this many transactions to trace is traced whole with one ``trace_block``, default 4),
@@ -225,6 +234,8 @@ class EvmAdapter:
         self.log_chunk_blocks = positive_option(extra, "log_chunk_blocks", 2_000, network.name)
         self.native_scan_max_blocks = positive_option(extra, "native_scan_max_blocks", 2_000, network.name)
         self.trace_filter_blocks = positive_option(extra, "trace_filter_blocks", 1_000, network.name)
+        self.log_filter_addresses = positive_option(extra, "log_filter_addresses", 1_000, network.name)
+        self.trace_filter_addresses = positive_option(extra, "trace_filter_addresses", 1_000, network.name)
         max_age = extra.get("max_head_age_seconds")
         self.max_head_age: float | None = None if max_age is None else float(max_age)
         memory = extra.get("head_memory_seconds", 120)
@@ -554,88 +565,144 @@ class EvmAdapter:
         (top-level only) for ranges up to ``native_scan_max_blocks``.
         """
         target = addresses.normalize_address("evm", address, field="address")
+        return self._incoming({address: target}, since, until)[address]
+
+    def incoming_many(self, recipients: Sequence[str], since: int, until: int | None = None
+                      ) -> dict[str, list[Observation]]:
+        """:meth:`incoming` for many addresses over the same blocks, keyed by the strings passed in:
+        for each address exactly what ``incoming(address, since, until)`` answers, in a fraction of
+        the requests.
+
+        One ``eth_getLogs`` per block range with the addresses as an OR-list in the Transfer
+        event's third topic (``log_filter_addresses`` at most, default 1,000: go-ethereum's and BNB
+        Smart Chain's cap per topic position), one ``trace_filter`` per range with ``toAddress`` as a
+        list (``trace_filter_addresses``, default 1,000), or one scan of the blocks without
+        ``trace_filter``; then one :meth:`lookup_many` of every transaction found. A list the node
+        refuses ("exceed max addresses or topics per search position", "... filters. The current
+        limit is ...") is split in halves and the smaller size kept; a refused range is halved as
+        in :meth:`incoming`; too many results in one block splits the list. A transaction of
+        another address that was never asked for is ignored; any failure fails the whole call
+        (:class:`ChainUnavailable`), never a shorter answer for some address.
+        """
+        if isinstance(recipients, str):
+            raise TypeError("incoming_many takes a sequence of addresses, not one string")
+        targets = {a: addresses.normalize_address("evm", a, field="addresses") for a in recipients}
+        return self._incoming(targets, since, until)
+
+    def _incoming(self, targets: Mapping[str, str], since: int, until: int | None) -> dict[str, list[Observation]]:
+        """``targets``: given string -> checksummed address."""
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             raise InvalidChainInput("since", "must be a block number (an integer >= 0)")
         if until is not None and (isinstance(until, bool) or not isinstance(until, int) or until < since):
             raise InvalidChainInput("until", f"must be a block number >= since ({since})")
+        if not targets:
+            return {}
         latest = self._latest_number()
         last = latest if until is None else min(until, latest)
         if last < since:
-            return []
-        hashes: dict[str, None] = {}
-        topic = "0x" + "0" * 24 + target[2:].lower()
+            return {given: [] for given in targets}
+        wanted = sorted({t.lower() for t in targets.values()})
+        #: tx hash -> the addresses (lowercase) it was found for
+        hits: dict[str, set[str]] = {}
+        by_topic = {"0x" + "0" * 24 + a[2:]: a for a in wanted}
         try:
-            for entry in self._logs(since, last, [TRANSFER_TOPIC, None, topic]):
+            for entry in self._logs(since, last, list(by_topic)):
                 topics = entry.get("topics")
-                if isinstance(topics, list) and len(topics) == 3 and not entry.get("removed"):
-                    hashes[_hex_str(entry, "transactionHash").lower()] = None
-            for tx_hash in self._native_incoming(target, since, last):
-                hashes[tx_hash] = None
+                if not isinstance(topics, list) or len(topics) != 3 or entry.get("removed"):
+                    continue
+                recipient = by_topic.get(str(topics[2]).lower())
+                if recipient is not None:  # a node may answer more than asked: not ours
+                    hits.setdefault(_hex_str(entry, "transactionHash").lower(), set()).add(recipient)
+            for tx_hash, recipient in self._native_incoming(wanted, since, last):
+                hits.setdefault(tx_hash, set()).add(recipient)
         except UnusableAnswer as exc:
             raise ChainUnavailable(self.network.name, f"malformed answer: {exc}") from exc
-        if not hashes:
-            return []
-        observed = self.lookup_many(list(hashes))
-        vanished = [h for h, o in observed.items() if o.block_number is None]
-        if vanished:  # in the logs or traces, yet not (or no longer) in a block: ask again later
-            raise ChainUnavailable(self.network.name, f"{vanished[0]} was seen in block range {since}..{last} "
-                                   "but the node does not find it in a block (reorganized?)")
-        # a failed transaction moved nothing; a trace_filter hit inside a call that reverted moved
-        # nothing either (the lookup's own trace says so, when the node traces)
-        delivered = [
-            o for o in observed.values()
-            if o.status is TxStatus.SUCCESS
-            and (any(t.recipient == target for t in o.transfers) or o.details.get("internal_transfers") != "traced")
-        ]
-        return sorted(delivered, key=lambda o: (o.block_number or 0, int(o.details.get("tx_index") or 0)))
+        found: dict[str, list[Observation]] = {a: [] for a in wanted}
+        if hits:
+            observed = self.lookup_many(list(hits))
+            vanished = [h for h, o in observed.items() if o.block_number is None]
+            if vanished:  # in the logs or traces, yet not (or no longer) in a block: ask again later
+                raise ChainUnavailable(self.network.name, f"{vanished[0]} was seen in block range {since}..{last} "
+                                       "but the node does not find it in a block (reorganized?)")
+            for tx_hash, obs in observed.items():
+                # a failed transaction moved nothing; a trace_filter hit inside a call that reverted
+                # moved nothing either (the lookup's own trace says so, when the node traces)
+                if obs.status is not TxStatus.SUCCESS:
+                    continue
+                traced = obs.details.get("internal_transfers") == "traced"
+                recipients = {t.recipient.lower() for t in obs.transfers}
+                for target in hits[tx_hash]:
+                    if target in recipients or not traced:
+                        found[target].append(obs)
+            for delivered in found.values():
+                delivered.sort(key=lambda o: (o.block_number or 0, int(o.details.get("tx_index") or 0)))
+        return {given: list(found[target.lower()]) for given, target in targets.items()}
 
     def _latest_number(self) -> int:
         return _int(self.transport.call("eth_blockNumber"), "eth_blockNumber")
 
-    def _logs(self, since: int, until: int, topics: list[Any]) -> list[Mapping[str, Any]]:
+    def _logs(self, since: int, until: int, topics: list[str]) -> list[Mapping[str, Any]]:
+        """Transfer logs to any of ``topics`` (addresses as 32-byte topics) in ``since..until``."""
+        def params(a: int, b: int, group: list[str]) -> list[Any]:
+            # one address as a plain topic (what every node takes), several as an OR-list
+            recipients: Any = group[0] if len(group) == 1 else group
+            return [{"fromBlock": hex(a), "toBlock": hex(b), "topics": [TRANSFER_TOPIC, None, recipients]}]
+
         try:
-            return self._ranged(
-                "eth_getLogs", lambda a, b: [{"fromBlock": hex(a), "toBlock": hex(b), "topics": topics}],
-                since, until, "log_chunk_blocks",
-            )
+            return self._ranged("eth_getLogs", params, since, until, topics, "log_chunk_blocks", "log_filter_addresses")
         except JsonRpcError as error:
             raise ChainUnavailable(self.network.name, f"eth_getLogs: {error.message}") from error
 
     def _ranged(
-        self, method: str, params: Callable[[int, int], list[Any]], since: int, until: int, cap: str
+        self, method: str, params: Callable[[int, int, list[str]], list[Any]], since: int, until: int,
+        targets: list[str], cap: str, list_cap: str,
     ) -> list[Mapping[str, Any]]:
-        """A block-range query split in ranges of ``self.<cap>`` blocks, all sent in one batch. A
-        range the node refuses (too wide, too many results) is halved, and the smaller size kept
-        for next time; a single block refused is "unavailable". A method the node does not have
+        """A block-range query for a list of targets, split in ranges of ``self.<cap>`` blocks and
+        lists of ``self.<list_cap>`` targets, all sent in one batch. A list the node refuses is
+        split in halves, a range it refuses (too wide, too many results) halved, and the smaller
+        size kept for next time; too many results in a single block splits the list; a single
+        block refused for a single target is "unavailable". A method the node does not have
         raises its :class:`JsonRpcError`."""
-        step = getattr(self, cap)
-        ranges = [(a, min(a + step - 1, until)) for a in range(since, until + 1, step)]
+        step, width = getattr(self, cap), getattr(self, list_cap)
+        jobs = [
+            (a, min(a + step - 1, until), targets[start : start + width])
+            for start in range(0, len(targets), width)
+            for a in range(since, until + 1, step)
+        ]
         out: list[Mapping[str, Any]] = []
-        while ranges:
-            replies = self.transport.batch([(method, params(a, b)) for a, b in ranges])
-            retry: list[tuple[int, int]] = []
-            for (a, b), reply in zip(ranges, replies, strict=True):
+        while jobs:
+            replies = self.transport.batch([(method, params(a, b, group)) for a, b, group in jobs])
+            retry: list[tuple[int, int, list[str]]] = []
+            for (a, b, group), reply in zip(jobs, replies, strict=True):
                 if isinstance(reply, JsonRpcError):
                     if _unsupported(reply):
                         raise reply
+                    listed = _LIST_REFUSED.search(reply.message) is not None
+                    if len(group) > 1 and (listed or a == b):
+                        half = len(group) // 2
+                        retry.extend([(a, b, group[:half]), (a, b, group[half:])])
+                        if listed:
+                            with self._lock:
+                                setattr(self, list_cap, max(1, min(getattr(self, list_cap), half)))
+                        continue
                     if a == b:
                         raise ChainUnavailable(self.network.name, f"{method} failed for block {a}: {reply.message}")
                     middle = (a + b) // 2
-                    retry.extend([(a, middle), (middle + 1, b)])
+                    retry.extend([(a, middle, group), (middle + 1, b, group)])
                     with self._lock:
                         setattr(self, cap, max(1, min(getattr(self, cap), middle - a + 1)))
                     continue
                 if not isinstance(reply, list) or not all(isinstance(e, Mapping) for e in reply):
                     raise ChainUnavailable(self.network.name, f"{method} answered {reply!r:.120}")
                 out.extend(reply)
-            ranges = retry
+            jobs = retry
         return out
 
-    def _native_incoming(self, target: str, since: int, until: int) -> list[str]:
-        lowered = target.lower()
+    def _native_incoming(self, targets: list[str], since: int, until: int) -> list[tuple[str, str]]:
+        """(tx hash, recipient) of native value sent to any of ``targets`` (lowercase)."""
         if "trace_filter" in self.features:
             try:
-                return self._trace_filter(lowered, since, until)
+                return self._trace_filter(targets, since, until)
             except JsonRpcError as error:  # the node has no trace_filter
                 log.warning("%s: trace_filter unsupported (%s); scanning blocks instead", self.network.name,
                             error.message)
@@ -646,32 +713,35 @@ class EvmAdapter:
                 self.network.name, since, until, self.native_scan_max_blocks,
             )
             return []
+        wanted = set(targets)
         calls: list[RpcCall] = [("eth_getBlockByNumber", [hex(n), True]) for n in range(since, until + 1)]
-        hashes: list[str] = []
+        found: list[tuple[str, str]] = []
         for reply in self.transport.batch(calls):
             if reply is None:  # inside the range below the head: the node should have it
                 raise ChainUnavailable(self.network.name, "a block in the range is unknown to the node")
             block = _block(reply, "block")
             for tx in block.get("transactions") or []:
-                if not isinstance(tx, Mapping) or str(tx.get("to") or "").lower() != lowered:
+                if not isinstance(tx, Mapping):
                     continue
-                if _int(tx.get("value", "0x0"), "value") > 0:
-                    hashes.append(str(tx["hash"]).lower())
-        return hashes
+                recipient = str(tx.get("to") or "").lower()
+                if recipient in wanted and _int(tx.get("value", "0x0"), "value") > 0:
+                    found.append((str(tx["hash"]).lower(), recipient))
+        return found
 
-    def _trace_filter(self, target: str, since: int, until: int) -> list[str]:
+    def _trace_filter(self, targets: list[str], since: int, until: int) -> list[tuple[str, str]]:
         traces = self._ranged(
-            "trace_filter", lambda a, b: [{"fromBlock": hex(a), "toBlock": hex(b), "toAddress": [target]}],
-            since, until, "trace_filter_blocks",
+            "trace_filter", lambda a, b, group: [{"fromBlock": hex(a), "toBlock": hex(b), "toAddress": group}],
+            since, until, targets, "trace_filter_blocks", "trace_filter_addresses",
         )
-        hashes: list[str] = []
+        wanted = set(targets)
+        found: list[tuple[str, str]] = []
         for trace in traces:
             if trace.get("error"):
                 continue
             moved = _parity_value(trace)
-            if moved is not None and moved[1].lower() == target:
-                hashes.append(_hex_str(trace, "transactionHash").lower())
-        return hashes
+            if moved is not None and moved[1].lower() in wanted:
+                found.append((_hex_str(trace, "transactionHash").lower(), moved[1].lower()))
+        return found
 
     # ----------------------------------------------------------------- helpers
 

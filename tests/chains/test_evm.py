@@ -18,6 +18,7 @@ from chains.devchain import DEV_ACCOUNTS, SeedTransfer
 from chains.evm import EvmAdapter
 from tests.fixtures_anvil import (
     FUNDER,
+    Behaviour,
     EvmTestbed,
     LocalNode,
     Reply,
@@ -705,3 +706,163 @@ def test_incoming_leaves_out_a_failed_transfer(evm_testbed: EvmTestbed) -> None:
 def test_incoming_until_defaults_to_the_latest_block(evm_testbed: EvmTestbed, deposits: dict[str, Any]) -> None:
     found = evm_testbed.adapter("ethereum").incoming(deposits["deposit"], deposits["since"])
     assert len(found) == 4
+
+
+# --------------------------------------------------------------------------- incoming_many
+
+
+@pytest.fixture(scope="module")
+def crowd(evm_testbed: EvmTestbed, six_and_eighteen: dict[int, str]) -> dict[str, Any]:
+    """Eight deposit addresses and what reached them in a block range: plain and token deposits,
+    one transaction paying three of them tokens (three logs to us in one block), one splitting
+    native value over two of them (internal transfers), one that nothing reached; and deposits to
+    strangers in between."""
+    ours = [fresh_address() for _ in range(8)]
+    url = evm_testbed.url("ethereum")
+    listed = evm_testbed.tokens["ethereum"]
+    since = head_number(evm_testbed, "ethereum") + 1
+    evm_testbed.send_native("ethereum", ours[0], 10**16)
+    evm_testbed.send_token("ethereum", "USDT", ours[0], 4_000_000)
+    evm_testbed.send_token("ethereum", six_and_eighteen[6], ours[6], 1_000_000)
+    evm_testbed.send_native("ethereum", fresh_address(), 10**15)  # a stranger
+    multi = evm_testbed.deploy("ethereum", "MultiTransfer")
+    tokens = [listed["USDT"], listed["USDT"], six_and_eighteen[6]]
+    amounts = [1_000_000, 2_000_000, 3_000_000]
+    evm_testbed.transact("ethereum", "TestToken", listed["USDT"], "approve", multi, 3_000_000)
+    evm_testbed.transact("ethereum", "TestToken", six_and_eighteen[6], "approve", multi, 3_000_000)
+    evm_testbed.transact("ethereum", "MultiTransfer", multi, "multiTransfer", tokens, [ours[1], ours[2], ours[7]],
+                         amounts)
+    forwarder = evm_testbed.deploy("ethereum", "Forwarder", fresh_address())
+    evm_testbed.transact("ethereum", "Forwarder", forwarder, "forwardMany", [ours[3], ours[4]], [300, 400], value=700)
+    devchain.seed_transfers(url, [SeedTransfer(FUNDER, ours[0], value=5), SeedTransfer(FUNDER, ours[6], value=6),
+                                  SeedTransfer(FUNDER, fresh_address(), value=7)])  # several in one block
+    evm_testbed.mine("ethereum", 4)
+    until = head_number(evm_testbed, "ethereum")
+    return {"ours": ours, "since": since, "until": until, "nothing": ours[5]}
+
+
+def per_address(adapter: EvmAdapter, recipients: list[str], since: int, until: int) -> dict[str, list[Observation]]:
+    return {a: adapter.incoming(a, since, until) for a in recipients}
+
+
+def assert_same_answers(many: dict[str, list[Observation]], alone: dict[str, list[Observation]]) -> None:
+    assert list(many) == list(alone)
+    for address, found in alone.items():
+        assert [o.tx_hash for o in many[address]] == [o.tx_hash for o in found], address
+        assert all(same(a, b) for a, b in zip(many[address], found, strict=True)), address
+
+
+def test_incoming_many_answers_what_incoming_answers_for_each_address(
+    evm_testbed: EvmTestbed, crowd: dict[str, Any], proxy: LocalNode
+) -> None:
+    ours, since, until = crowd["ours"], crowd["since"], crowd["until"]
+    asked = [*ours, ours[0].lower()]  # the same address twice, spelled differently
+    adapter = adapter_on(evm_testbed, "ethereum", proxy.url, log_chunk_blocks=4, trace_filter_blocks=8)
+    many = adapter.incoming_many(asked, since, until)
+    alone = per_address(adapter_on(evm_testbed, "ethereum"), asked, since, until)
+    assert_same_answers(many, alone)
+    assert many[crowd["nothing"]] == [] and len(many[ours[0]]) == 3
+    assert [len(many[a]) for a in ours[1:5]] == [1, 1, 1, 1] and many[ours[1]][0] is many[ours[2]][0]
+    # one eth_getLogs per range of 4 blocks and one trace_filter per 8, each for every address at once
+    span = until - since + 1
+    logs = [c for r in proxy.received for c in (r.body if r.is_batch else [r.body]) if c["method"] == "eth_getLogs"]
+    assert len(logs) == -(-span // 4)
+    assert all(sorted(c["params"][0]["topics"][2]) == sorted({"0x" + "0" * 24 + a[2:].lower() for a in ours})
+               for c in logs)
+    assert proxy.methods.count("trace_filter") == -(-span // 8)
+    assert proxy.methods.count("eth_blockNumber") == 1
+    # nothing asked, nothing sent; an invalid address names the field before any request
+    before = len(proxy.received)
+    assert adapter.incoming_many([], since, until) == {}
+    with pytest.raises(InvalidChainInput) as caught:
+        adapter.incoming_many([ours[0], "0x1234"], since, until)
+    assert caught.value.field == "addresses" and len(proxy.received) == before
+    with pytest.raises(TypeError):
+        adapter.incoming_many(ours[0], since, until)
+
+
+def test_incoming_many_without_trace_filter_reads_each_block_once(
+    evm_testbed: EvmTestbed, crowd: dict[str, Any], proxy: LocalNode
+) -> None:
+    ours, since, until = crowd["ours"], crowd["since"], crowd["until"]
+    adapter = adapter_on(evm_testbed, "ethereum", proxy.url, features=["trace"])
+    many = adapter.incoming_many(ours, since, until)
+    assert_same_answers(many, per_address(adapter_on(evm_testbed, "ethereum", features=["trace"]), ours, since, until))
+    read = [c["params"][0] for r in proxy.received for c in (r.body if r.is_batch else [r.body])
+            if c["method"] == "eth_getBlockByNumber" and c["params"][0] != "latest"]  # not the lookup's head
+    assert sorted(int(n, 16) for n in read) == list(range(since, until + 1))
+    assert many[ours[3]] == []  # an internal transfer needs a trace to be found by address
+
+
+def refusing(upstream: str, *, max_list: int | None = None, max_results: int | None = None) -> Behaviour:
+    """A node in front of ``upstream`` that refuses an ``eth_getLogs``/``trace_filter`` list longer
+    than ``max_list`` (go-ethereum's words) and an ``eth_getLogs`` with more than ``max_results``
+    logs (Infura's words)."""
+    def behaviour(request: Any, _: int) -> Reply | None:
+        calls = request if isinstance(request, list) else [request]
+        if not any(c["method"] in ("eth_getLogs", "trace_filter") for c in calls):
+            return None
+        answers = requests.post(upstream, json=calls, timeout=60).json()
+        by_id = {c["id"]: c for c in calls}
+        for answer in answers:
+            call = by_id[answer["id"]]
+            query = call["params"][0]
+            listed = query.get("toAddress") if call["method"] == "trace_filter" else query["topics"][2]
+            size = len(listed) if isinstance(listed, list) else 1
+            error = None
+            if max_list is not None and size > max_list:
+                error = "exceed max addresses or topics per search position"
+            elif call["method"] == "eth_getLogs" and max_results is not None and len(answer["result"]) > max_results:
+                error = f"query returned more than {max_results} results. Try with this block range"
+            if error is not None:
+                answer.pop("result", None)
+                answer["error"] = {"code": -32005, "message": error}
+        return Reply(answers if isinstance(request, list) else answers[0])
+
+    return behaviour
+
+
+def test_incoming_many_splits_a_list_the_node_refuses_and_keeps_the_size(
+    evm_testbed: EvmTestbed, crowd: dict[str, Any]
+) -> None:
+    ours, since, until = crowd["ours"], crowd["since"], crowd["until"]
+    with LocalNode(refusing(evm_testbed.url("ethereum"), max_list=3), upstream=evm_testbed.url("ethereum")) as picky:
+        adapter = adapter_on(evm_testbed, "ethereum", picky.url)
+        many = adapter.incoming_many(ours, since, until)
+        assert (adapter.log_filter_addresses, adapter.trace_filter_addresses) == (2, 2)  # 8 -> 4 -> 2, learned
+        calls = len(picky.received)
+        again = adapter.incoming_many(ours, since, until)
+        sent = [c for r in picky.received[calls:] for c in (r.body if r.is_batch else [r.body])]
+    assert_same_answers(many, per_address(adapter_on(evm_testbed, "ethereum"), ours, since, until))
+    assert_same_answers(again, many)
+    # the next call asks in lists of 2 at once: nothing refused, nothing asked twice
+    logs = [c["params"][0]["topics"][2] for c in sent if c["method"] == "eth_getLogs"]
+    assert len(logs) == 4 and all(len(topics) == 2 for topics in logs)
+
+
+def test_incoming_many_halves_ranges_then_splits_lists_with_too_many_results(
+    evm_testbed: EvmTestbed, crowd: dict[str, Any]
+) -> None:
+    """The multiTransfer block holds three logs to us: over a limit of two, only a shorter list helps."""
+    ours, since, until = crowd["ours"], crowd["since"], crowd["until"]
+    with LocalNode(refusing(evm_testbed.url("ethereum"), max_results=2), upstream=evm_testbed.url("ethereum")) as node:
+        adapter = adapter_on(evm_testbed, "ethereum", node.url)
+        many = adapter.incoming_many(ours, since, until)
+    assert_same_answers(many, per_address(adapter_on(evm_testbed, "ethereum"), ours, since, until))
+    assert adapter.log_chunk_blocks < until - since + 1 and adapter.log_filter_addresses == 1_000  # not a list refusal
+
+
+def test_incoming_many_is_unavailable_when_one_range_fails(evm_testbed: EvmTestbed, crowd: dict[str, Any]) -> None:
+    """Never a shorter answer: one range the node cannot answer fails the whole call."""
+    ours, since, until = crowd["ours"], crowd["since"], crowd["until"]
+
+    def second_range_down(request: Any, _: int) -> Reply | None:
+        calls = request if isinstance(request, list) else [request]
+        if any(c["method"] == "eth_getLogs" and int(c["params"][0]["fromBlock"], 16) > since for c in calls):
+            return Reply(b"upstream timed out", status=504)
+        return None
+
+    with LocalNode(second_range_down, upstream=evm_testbed.url("ethereum")) as flaky:
+        adapter = adapter_on(evm_testbed, "ethereum", flaky.url, log_chunk_blocks=3, retry_attempts=1)
+        with pytest.raises(ChainUnavailable):
+            adapter.incoming_many(ours, since, until)
