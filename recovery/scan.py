@@ -20,6 +20,18 @@ Addresses are leased (``scan_cursors.lease_owner``) so several scanners share th
 PostgreSQL (``FOR UPDATE SKIP LOCKED``; a dead scanner's leases are taken over at once through the
 advisory-lock liveness of :mod:`recovery.leases`); on SQLite one scanner runs at a time.
 
+The addresses of one lease batch (``batch_size``) on one network are scanned together where the
+adapter has ``incoming_many`` (EVM: one ``eth_getLogs`` per block range with the addresses as an
+OR-list of recipients, one ``trace_filter`` with a ``toAddress`` list): range by range from the
+lowest cursor, each address joining once the ranges reach its own cursor and keeping only what is
+at or after it; the findings of every address and every cursor of a range are then written in one
+transaction, for the addresses whose lease is still ours. So a range is either saved for every
+address of the call or for none: a failure or a kill anywhere before leaves every cursor where it
+was (the cases already opened are finished by the next run, never opened twice). The findings are
+decided exactly as one address at a time would (an address after another that touched the same
+transaction reads its cases again). Account-history families (TRON, XRP Ledger, Stellar, Solana,
+Bitcoin, Cosmos) are asked one address at a time: their APIs take one account per query.
+
 Optional network keys (TOML extras): ``scan_start_block`` (where a new address starts, default
 0), ``scan_lag_blocks`` (stay this many blocks behind the head, on top of the confirmations, e.g.
 to give the credit import time), ``scan_ignore_senders`` (the exchange's own wallets, e.g. the gas
@@ -41,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from threading import Lock
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, false, func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -67,6 +79,7 @@ from recovery.sql_registry import SqlRegistry
 from recovery.vocabulary import Category, Origin
 
 Progress = Callable[[int, int], None]
+_T = TypeVar("_T")
 
 #: what became of a transfer the scan found (``scan_findings.outcome``)
 OPENED = "opened"
@@ -89,6 +102,8 @@ OPEN_CATEGORIES = frozenset({
 })
 
 _HEAD_TTL_SECONDS = 15.0
+#: transaction hashes per ``IN (...)`` list
+_IN_CHUNK = 500
 #: families whose ``incoming`` reads block ranges (``eth_getLogs``): their ranges are cut in chunks;
 #: the others read an address's own history, which their API pages, so a range is one call
 RANGE_SCANNED_FAMILIES = frozenset({"evm"})
@@ -104,7 +119,8 @@ class ScanOptions:
     #: scan at most this many (network, address) pairs in this run
     limit: int | None = None
     workers: int = 4
-    #: (network, address) pairs leased together
+    #: (network, address) pairs leased together; those of one network are looked up together where
+    #: the adapter can (EVM: one ``eth_getLogs`` OR-list per block range)
     batch_size: int = 50
     #: blocks per ``incoming`` call; the cursor is saved after each
     chunk_blocks: int = 5_000
@@ -381,6 +397,23 @@ class _Group:
 
 
 @dataclass
+class _Unit:
+    """One (network, address) cursor being scanned together with others: where it goes on from."""
+
+    row: ScanCursor
+    next: int
+    _owners: list[DepositAddress] | None = None
+
+    def owner_rows(self, scanner: Scanner, network: Network) -> Callable[[], list[DepositAddress]]:
+        def rows() -> list[DepositAddress]:  # read once, and only if some transfer needs an owner
+            if self._owners is None:
+                self._owners = scanner._owner_rows(network, self.row.address)
+            return self._owners
+
+        return rows
+
+
+@dataclass
 class _Found:
     """A finding waiting to be written with its chunk."""
 
@@ -459,22 +492,138 @@ class Scanner:
                 return rows
 
         def worker() -> None:
+            pending: set[int] = set()  # this worker's claimed cursors not finished yet
+
+            def finish(finished: Sequence[ScanCursor]) -> None:
+                ids = [row.id or 0 for row in finished if (row.id or 0) in pending]
+                leases.release(ids)
+                pending.difference_update(ids)
+                with budget:
+                    done[0] += len(ids)
+                    count = done[0]
+                if progress is not None and ids:
+                    progress(count, total)
+
             while rows := take():
-                for row in rows:
-                    try:
-                        self._scan_unit(row, leases, summary)
-                    finally:
-                        leases.release([row.id or 0])
-                    with budget:
-                        done[0] += 1
-                        finished = done[0]
-                    if progress is not None:
-                        progress(finished, total)
+                pending.update(row.id or 0 for row in rows)
+                try:
+                    self._scan_claimed(rows, leases, summary, finish)
+                finally:
+                    leases.release(sorted(pending))
+                    pending.clear()
 
         workers = max(1, self.options.workers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan") as pool:
             for future in [pool.submit(worker) for _ in range(workers)]:
                 future.result()
+
+    def _scan_claimed(self, rows: Sequence[ScanCursor], leases: UnitLeases, summary: ScanSummary,
+                      finish: Callable[[Sequence[ScanCursor]], None]) -> None:
+        """Scan one claim: per network, its addresses together where the adapter can look many
+        addresses up at once (:meth:`_scan_together`), else one after the other."""
+        by_network: dict[str, list[ScanCursor]] = {}
+        for row in rows:
+            by_network.setdefault(row.network, []).append(row)
+        for name, group in by_network.items():
+            together: list[ScanCursor] = []
+            adapter: ChainAdapter | None = None
+            if len(group) > 1:
+                with contextlib.suppress(UnsupportedFamily, ChainUnavailable):  # the per-unit path reports them
+                    adapter = self.gateway.adapter(name)
+            if adapter is not None and batches_incoming(adapter):
+                together = [row for row in group if adapter.is_address(row.address)]
+            if len(together) > 1:
+                assert adapter is not None
+                self._scan_together(self.config.network(name), adapter, together, leases, summary, finish)
+            else:
+                together = []
+            alone = {id(row) for row in together}
+            for row in group:
+                if id(row) not in alone:
+                    self._scan_unit(row, leases, summary)
+                    finish([row])
+
+    # ------------------------------------------------------------------ many addresses of one network
+
+    def _scan_together(self, network: Network, adapter: ChainAdapter, rows: Sequence[ScanCursor], leases: UnitLeases,
+                       summary: ScanSummary, finish: Callable[[Sequence[ScanCursor]], None]) -> None:
+        """Scan several (network, address) cursors of one network together: one ``incoming_many``
+        per block range for every address whose cursor reached that range, then the findings of
+        every address and the cursors, in one transaction. A cursor moves only with a range fully
+        processed for every address of the call; an address that starts later than the range
+        begins keeps only what is at or after its own start (the blocks before were scanned
+        already); an address further ahead joins when the ranges reach it."""
+        try:
+            safe = self._safe_head(adapter, network)
+        except UnsupportedFamily:
+            with summary._lock:
+                summary.unsupported[network.name] += len(rows)
+            finish(rows)
+            return
+        except ChainUnavailable as exc:
+            self._unavailable_rows(rows, leases, summary, exc)
+            finish(rows)
+            return
+        units: list[_Unit] = []
+        current: list[ScanCursor] = []
+        for row in rows:
+            start = row.scanned_to + 1 if row.scanned_to is not None else row.first_block
+            if start > safe:
+                current.append(row)
+            else:
+                units.append(_Unit(row, start))
+        with summary._lock:
+            summary.up_to_date += len(current)
+        finish(current)
+        step = self._chunk_size(adapter)
+        many: Callable[[Sequence[str], int, int], dict[str, list[Observation]]] = adapter.incoming_many  # type: ignore[attr-defined]
+        try:
+            while units:
+                first = min(u.next for u in units)
+                with self._heads_lock:
+                    size = min(step, self._caps.get(network.name, step))
+                last = min(first + size - 1, safe)
+                members = [u for u in units if u.next <= last]
+                wanted = [u.row.address for u in members]
+
+                def call(a: int, b: int, wanted: list[str] = wanted) -> dict[str, list[Observation]]:
+                    return many(wanted, a, b)
+
+                answers, last = self._incoming(network, call, first, last)
+                members = [u for u in members if u.next <= last]  # the node took a shorter range
+                observations = [
+                    [o for o in answers.get(u.row.address, []) if o.block_number is None or o.block_number >= u.next]
+                    for u in members
+                ]
+                found = self._handle_units(network, [(u.row.address, u.owner_rows(self, network), obs)
+                                                     for u, obs in zip(members, observations, strict=True)], summary)
+                lost = self._commit_units([u.row for u in members], leases, last, found)
+                finished: list[ScanCursor] = []
+                for u in members:
+                    if u.row.id in lost:
+                        with summary._lock:
+                            summary.errors.append(f"{u.row.network} {u.row.address}: another scanner took it over; "
+                                                  f"stopped at block {u.row.scanned_to}")
+                        finished.append(u.row)
+                        continue
+                    with summary._lock:
+                        summary.blocks += last - u.next + 1
+                    u.next = last + 1
+                    u.row.scanned_to = last
+                    if u.next > safe:
+                        with summary._lock:
+                            summary.scanned += 1
+                        finished.append(u.row)
+                gone = {id(row) for row in finished}
+                units = [u for u in units if id(u.row) not in gone]
+                finish(finished)
+        except ChainUnavailable as exc:
+            self._unavailable_rows([u.row for u in units], leases, summary, exc)
+            finish([u.row for u in units])
+        except LeaseLost as exc:
+            with summary._lock:
+                summary.errors.extend(f"{u.row.network} {u.row.address}: {exc}" for u in units)
+            finish([u.row for u in units])
 
     # ------------------------------------------------------------------ one (network, address)
 
@@ -552,7 +701,8 @@ class Scanner:
             while first <= safe:
                 with self._heads_lock:
                     size = min(step, self._caps.get(network.name, step))
-                observations, last = self._incoming(adapter, network, row.address, first, min(first + size - 1, safe))
+                observations, last = self._incoming(
+                    network, lambda a, b: adapter.incoming(row.address, a, b), first, min(first + size - 1, safe))
                 found = self._handle_chunk(network, row.address, rows, observations, summary)
                 self._commit_chunk(row, leases, last, found, summary)
                 if not timed:
@@ -569,14 +719,13 @@ class Scanner:
         with summary._lock:
             summary.scanned += 1
 
-    def _incoming(self, adapter: ChainAdapter, network: Network, address: str, first: int, last: int
-                  ) -> tuple[list[Observation], int]:
-        """``incoming`` over ``first..last``, halving the range while the node refuses its size
-        (e.g. anvil's ``trace_filter`` takes 300 blocks at most); the size that worked is kept for
-        the rest of the run. Returns the observations and the last block they cover."""
+    def _incoming(self, network: Network, call: Callable[[int, int], _T], first: int, last: int) -> tuple[_T, int]:
+        """``call(first, last)`` (an ``incoming`` over the range), halving the range while the node
+        refuses its size (e.g. anvil's ``trace_filter`` takes 300 blocks at most); the size that
+        worked is kept for the rest of the run. Returns the answer and the last block it covers."""
         while True:
             try:
-                return adapter.incoming(address, first, last), last
+                return call(first, last), last
             except ChainUnavailable as exc:
                 if last <= first or not _range_refused(exc):
                     raise
@@ -588,14 +737,24 @@ class Scanner:
                     self._caps[network.name] = min(self._caps.get(network.name, last - first + 1), last - first + 1)
 
     def _unavailable(self, row: ScanCursor, leases: UnitLeases, summary: ScanSummary, exc: ChainUnavailable) -> None:
+        self._unavailable_rows([row], leases, summary, exc)
+
+    def _unavailable_rows(self, rows: Sequence[ScanCursor], leases: UnitLeases, summary: ScanSummary,
+                          exc: ChainUnavailable) -> None:
+        """The network did not answer for these cursors: they keep their place, with the reason."""
+        if not rows:
+            return
         with self.db.write() as session:
             session.execute(
-                update(ScanCursor).where(col(ScanCursor.id) == row.id, col(ScanCursor.lease_owner) == leases.owner)
+                update(ScanCursor)
+                .where(col(ScanCursor.id).in_([row.id or 0 for row in rows]),
+                       col(ScanCursor.lease_owner) == leases.owner)
                 .values(last_error=str(exc)[:500])
             )
         with summary._lock:
-            summary.unavailable += 1
-            summary.unavailable_networks[row.network] += 1
+            summary.unavailable += len(rows)
+            for row in rows:
+                summary.unavailable_networks[row.network] += 1
 
     def _owner_rows(self, network: Network, address: str) -> list[DepositAddress]:
         """Deposit-address rows for this address on the family's networks (for a TRON twin: the
@@ -647,55 +806,93 @@ class Scanner:
 
     def _handle_chunk(self, network: Network, address: str, rows: Callable[[], list[DepositAddress]],
                       observations: Sequence[Observation], summary: ScanSummary) -> list[_Found]:
-        groups = self._groups(address, observations)
+        return self._handle_units(network, [(address, rows, observations)], summary)[0]
+
+    def _handle_units(self, network: Network,
+                      units: Sequence[tuple[str, Callable[[], list[DepositAddress]], Sequence[Observation]]],
+                      summary: ScanSummary) -> list[list[_Found]]:
+        """The findings of one range for each (address, its owner rows, what reached it), in order:
+        one read of what is known already (findings, credits, cases) for every transaction of the
+        range, then each address as if it were handled alone, one after the other (the cases of a
+        transaction an address before it touched are read again, as a lone scan would see them)."""
+        grouped = [self._groups(address, observations) for address, _, observations in units]
         with summary._lock:
-            summary.transactions += len(observations)
-            summary.transfers += sum(len(g.transfers) for g in groups)
-        if not groups:
-            return []
-        hashes = sorted({g.obs.tx_hash for g in groups})
+            summary.transactions += sum(len(observations) for _, _, observations in units)
+            summary.transfers += sum(len(g.transfers) for groups in grouped for g in groups)
+        hashes = sorted({g.obs.tx_hash for groups in grouped for g in groups})
+        if not hashes:
+            return [[] for _ in units]
         family = [n.name for n in self.config.networks_of_family(network.family)]
         ignore = {address_key(a) for a in _extra(network, "scan_ignore_senders", []) or []}
-        with self.db.read() as session:
-            seen = {
-                (str(n), tx_key(str(h)), str(k), int(i))
-                for n, h, k, i in session.exec(
-                    select(ScanFinding.network, ScanFinding.tx_hash, ScanFinding.kind, ScanFinding.transfer_index)
-                    .where(ScanFinding.network == network.name, col(ScanFinding.tx_hash).in_(hashes))
-                ).all()
-            }
-            credits: dict[str, list[CreditedDeposit]] = defaultdict(list)
-            candidates = sorted({h for tx in hashes for h in (tx, tx.lower())})
-            for credit in session.exec(
-                select(CreditedDeposit).where(CreditedDeposit.network == network.name,
-                                              col(CreditedDeposit.tx_hash).in_(candidates))
-            ).all():
-                credits[tx_key(credit.tx_hash)].append(credit)
-            cases: dict[str, list[Case]] = defaultdict(list)
-            for case_row in session.exec(
-                select(Case).where(col(Case.tx_hash).in_(candidates), col(Case.network).in_(family))
-            ).all():
-                cases[tx_key(case_row.tx_hash)].append(case_row)
+        seen, credits, cases = self._known(network, hashes, family)
+        spellings: dict[str, set[str]] = defaultdict(set)
+        for tx in hashes:
+            spellings[tx_key(tx)].add(tx)
+        touched: set[str] = set()
+        out: list[list[_Found]] = []
+        for (_, rows, _), groups in zip(units, grouped, strict=True):
+            stale = {tx_key(g.obs.tx_hash) for g in groups} & touched
+            if stale:  # an address before this one opened or decided a case for the same transaction
+                cases.update(self._cases(sorted(h for k in stale for h in spellings[k]), family, stale))
+            found: list[_Found] = []
+            for group in groups:
+                key = tx_key(group.obs.tx_hash)
+                keys = {(network.name, key, t.kind.value, t.index) for t in group.transfers}
+                if keys <= seen:
+                    with summary._lock:
+                        summary.seen_before += 1
+                    continue
+                if ignore and address_key(group.head.sender) in ignore:
+                    with summary._lock:
+                        summary.own_senders += 1
+                    continue
+                asset, decimals, price = self._asset_id(network.name, group.head)
+                if _credited(credits.get(key, []), asset):
+                    with summary._lock:
+                        summary.credited += 1
+                    continue
+                found.append(self._judge(network, group, asset, decimals, price, rows(), cases.get(key, []), summary))
+                touched.add(key)
+            out.append(found)
+        return out
 
-        found: list[_Found] = []
-        for group in groups:
-            keys = {(network.name, tx_key(group.obs.tx_hash), t.kind.value, t.index) for t in group.transfers}
-            if keys <= seen:
-                with summary._lock:
-                    summary.seen_before += 1
-                continue
-            if ignore and address_key(group.head.sender) in ignore:
-                with summary._lock:
-                    summary.own_senders += 1
-                continue
-            asset, decimals, price = self._asset_id(network.name, group.head)
-            if _credited(credits.get(tx_key(group.obs.tx_hash), []), asset):
-                with summary._lock:
-                    summary.credited += 1
-                continue
-            found.append(self._judge(network, group, asset, decimals, price, rows(),
-                                     cases.get(tx_key(group.obs.tx_hash), []), summary))
-        return found
+    def _known(self, network: Network, hashes: Sequence[str], family: Sequence[str]
+               ) -> tuple[set[tuple[str, str, str, int]], dict[str, list[CreditedDeposit]], dict[str, list[Case]]]:
+        """Findings (keys), credits and cases (by :func:`tx_key`) of these transactions."""
+        seen: set[tuple[str, str, str, int]] = set()
+        credits: dict[str, list[CreditedDeposit]] = defaultdict(list)
+        with self.db.read() as session:
+            for start in range(0, len(hashes), _IN_CHUNK):
+                part = list(hashes[start : start + _IN_CHUNK])
+                seen.update(
+                    (str(n), tx_key(str(h)), str(k), int(i))
+                    for n, h, k, i in session.exec(
+                        select(ScanFinding.network, ScanFinding.tx_hash, ScanFinding.kind, ScanFinding.transfer_index)
+                        .where(ScanFinding.network == network.name, col(ScanFinding.tx_hash).in_(part))
+                    ).all()
+                )
+                candidates = sorted({h for tx in part for h in (tx, tx.lower())})
+                for credit in session.exec(
+                    select(CreditedDeposit).where(CreditedDeposit.network == network.name,
+                                                  col(CreditedDeposit.tx_hash).in_(candidates))
+                ).all():
+                    credits[tx_key(credit.tx_hash)].append(credit)
+        return seen, credits, self._cases(hashes, family, set())
+
+    def _cases(self, hashes: Sequence[str], family: Sequence[str], keys: set[str]) -> dict[str, list[Case]]:
+        """The cases of these transactions on the family's networks, by :func:`tx_key` (every key
+        of ``keys`` present, empty when it has none)."""
+        cases: dict[str, list[Case]] = defaultdict(list)
+        for key in keys:
+            cases[key] = []
+        with self.db.read() as session:
+            for start in range(0, len(hashes), _IN_CHUNK):
+                candidates = sorted({h for tx in hashes[start : start + _IN_CHUNK] for h in (tx, tx.lower())})
+                for case_row in session.exec(
+                    select(Case).where(col(Case.tx_hash).in_(candidates), col(Case.network).in_(family))
+                ).all():
+                    cases[tx_key(case_row.tx_hash)].append(case_row)
+        return cases
 
     def _judge(self, network: Network, group: _Group, asset: str, decimals: int | None, price: Decimal | None,
                rows: list[DepositAddress], cases: list[Case], summary: ScanSummary) -> _Found:
@@ -781,37 +978,60 @@ class Scanner:
     def _commit_chunk(self, row: ScanCursor, leases: UnitLeases, last: int, found: list[_Found],
                       summary: ScanSummary) -> None:
         """Record the chunk's findings and move the cursor, together; only while we hold the lease."""
+        if self._commit_units([row], leases, last, [found]):
+            raise LeaseLost(f"{row.network} {row.address}: another scanner took it over; stopped at "
+                            f"block {row.scanned_to}")
+        row.scanned_to = last
+
+    def _commit_units(self, rows: Sequence[ScanCursor], leases: UnitLeases, last: int,
+                      found: Sequence[list[_Found]]) -> set[int]:
+        """Record the findings of a range and move the cursors of ``rows`` to ``last``, in one
+        transaction, for the rows whose lease we still hold; returns the ids of those we lost
+        (another scanner took them over: neither their findings nor their cursors are written)."""
         now = self.service.clock()
-        values: list[dict[str, Any]] = []
-        for item in found:
-            obs = item.group.obs
-            for t in item.group.transfers:
-                amount = units_to_amount(t.amount, item.decimals) if item.decimals is not None else None
-                values.append({
-                    "network": obs.network, "tx_hash": obs.tx_hash, "kind": t.kind.value,
-                    "transfer_index": t.index, "sender": t.sender, "recipient": t.recipient,
-                    "memo": t.memo if t.memo is not None else obs.memo, "contract": t.contract,
-                    "asset": item.asset, "amount_base_units": Decimal(t.amount), "amount": amount,
-                    "value_usd": item.value_usd if len(item.group.transfers) == 1 else None,
-                    "block_number": obs.block_number, "block_hash": obs.block_hash, "block_time": obs.timestamp,
-                    "category": item.category, "outcome": item.outcome, "user_id": item.user_id,
-                    "case_id": item.case_id, "detected_at": now,
-                })
+        ids = [row.id or 0 for row in rows]
         insert = pg_insert if self.db.is_postgresql else sqlite_insert
         with self.db.write() as session:
+            query: Any = select(ScanCursor.id).where(col(ScanCursor.id).in_(ids),
+                                                     col(ScanCursor.lease_owner) == leases.owner)
+            if self.db.is_postgresql:
+                query = query.with_for_update(of=ScanCursor)  # held until commit: no scanner claims them meanwhile
+            held = {int(i) for i in session.exec(query).all()}
+            values = [value for row, items in zip(rows, found, strict=True) if (row.id or 0) in held
+                      for value in _finding_values(items, now)]
             for start in range(0, len(values), 500):
                 session.execute(insert(ScanFinding).values(values[start : start + 500]).on_conflict_do_nothing(
                     index_elements=["network", "tx_hash", "kind", "transfer_index"]))
-            moved = session.execute(
-                update(ScanCursor)
-                .where(col(ScanCursor.id) == row.id, col(ScanCursor.lease_owner) == leases.owner)
-                .values(scanned_to=last, scanned_at=now, last_error=None,
-                        lease_expires_at=now + leases.lease)
-            )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]
-                raise LeaseLost(f"{row.network} {row.address}: another scanner took it over; stopped at "
-                                f"block {row.scanned_to}")
-        row.scanned_to = last
+            if held:
+                moved = session.execute(
+                    update(ScanCursor)
+                    .where(col(ScanCursor.id).in_(sorted(held)), col(ScanCursor.lease_owner) == leases.owner)
+                    .values(scanned_to=last, scanned_at=now, last_error=None, lease_expires_at=now + leases.lease)
+                )
+                if moved.rowcount != len(held):  # type: ignore[attr-defined]
+                    raise LeaseLost(f"{rows[0].network}: {len(held) - moved.rowcount} of {len(held)} cursors "  # type: ignore[attr-defined]
+                                    "changed hands while being saved")
+        return set(ids) - held
+
+
+def _finding_values(found: Sequence[_Found], now: datetime) -> list[dict[str, Any]]:
+    """``scan_findings`` rows for what one address's range found."""
+    values: list[dict[str, Any]] = []
+    for item in found:
+        obs = item.group.obs
+        for t in item.group.transfers:
+            amount = units_to_amount(t.amount, item.decimals) if item.decimals is not None else None
+            values.append({
+                "network": obs.network, "tx_hash": obs.tx_hash, "kind": t.kind.value,
+                "transfer_index": t.index, "sender": t.sender, "recipient": t.recipient,
+                "memo": t.memo if t.memo is not None else obs.memo, "contract": t.contract,
+                "asset": item.asset, "amount_base_units": Decimal(t.amount), "amount": amount,
+                "value_usd": item.value_usd if len(item.group.transfers) == 1 else None,
+                "block_number": obs.block_number, "block_hash": obs.block_hash, "block_time": obs.timestamp,
+                "category": item.category, "outcome": item.outcome, "user_id": item.user_id,
+                "case_id": item.case_id, "detected_at": now,
+            })
+    return values
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -825,6 +1045,14 @@ def _range_refused(exc: ChainUnavailable) -> bool:
     """The node refused the size of a range (not an outage, not a rate limit): a smaller range may pass."""
     reason = exc.reason.lower()
     return "rate" not in reason and any(word in reason for word in _RANGE_WORDS)
+
+
+def batches_incoming(adapter: ChainAdapter) -> bool:
+    """Whether the adapter looks many addresses up at once over a block range: an
+    ``incoming_many(addresses, since, until)`` answering, per address given, what ``incoming``
+    would (the EVM adapter's ``eth_getLogs`` OR-list). Networks paged by time are scanned one
+    address at a time."""
+    return callable(getattr(adapter, "incoming_many", None)) and not pages_by_time(adapter)
 
 
 def pages_by_time(adapter: ChainAdapter) -> bool:
