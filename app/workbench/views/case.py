@@ -8,6 +8,12 @@ approved it, its payout SLA and, for a refund, the re-check's on-chain proof (or
 match). The forms that pay (record the refund, mark credited) restate that payout; a four-eyes
 rule the page can tell in advance (the approver paying, a preparer approving) disables the button
 and says why, and the service enforces every rule whatever the page shows.
+
+Ownership evidence (issue 18): where the credit does not follow from our books, the page shows what
+proof it needs, each signed message with its verification result and each withdrawal record
+(images inline, PDFs to open), with Accept and Reject (with a reason) for a record waiting for
+review. Accepting is preparing the case: the approval is then someone else's (the service refuses
+it otherwise, and refuses any approval without accepted evidence).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from app.workbench.context import Workbench, current
 from app.workbench.payout_reads import CasePayouts, PayoutClock, case_payouts
 from recovery import payouts, queues
 from recovery.errors import NotFound, ServiceError
+from recovery.evidence import ACCEPTED, SUBMITTED, EvidenceService
+from recovery.evidence_records import OwnershipEvidence
 from recovery.lifecycle import ACTIONS, allowed_actions
 from recovery.models import Case, Payout
 from recovery.rules import Decision
@@ -193,6 +201,105 @@ def _recheck(wb: Workbench, shown: Shown) -> None:
                             f"category {outcome.category or 'none'}.")
     else:
         ui.flash("info", "Re-checked: the chains say the same as before; nothing changed.")
+
+
+def _review_evidence(shown: Shown, evidence_id: int, accept: bool) -> None:
+    """Accept or reject a withdrawal record with the case version the page showed."""
+    wb = current()
+    info = auth.signed_in()
+    if info is None:
+        return
+    service = EvidenceService(wb.db, wb.config, wb.cases.clock)
+    actor = info.actor
+    try:
+        if accept:
+            service.accept(shown.reference, evidence_id, actor.name, actor.role, expected_version=shown.version,
+                           comment=_value(f"ev_reason_{evidence_id}"))
+        else:
+            service.reject(shown.reference, evidence_id, actor.name, actor.role,
+                           reason=_value(f"ev_reason_{evidence_id}"), expected_version=shown.version)
+    except ServiceError as exc:
+        ui.service_error(exc, seen_version=shown.version)
+        return
+    verb = "accepted: you prepared this case, so someone else approves it" if accept else "rejected"
+    ui.flash("success", f"Evidence {evidence_id} {verb}.")
+    st.session_state[f"ev_reason_{evidence_id}"] = ""
+
+
+def _ownership(wb: Workbench, case: Case, role: Role) -> None:
+    """What proof of ownership the credit needs, and each piece given, with its review."""
+    service = EvidenceService(wb.db, wb.config, wb.cases.clock)
+    _case, need, rows = service.evidence(case.reference or "")
+    if need is None and not rows:
+        return
+    st.subheader("Ownership evidence")
+    if need is not None:
+        accepted = any(r.status == ACCEPTED for r in rows)
+        text = (f"The credit does not follow from our books: approval needs accepted proof that the appellant "
+                f"sent {need.tx_hash} from {need.sender} ({' or '.join(need.kinds)}).")
+        if accepted:
+            st.success("Ownership proven. " + text)
+        else:
+            st.warning(text + " Approval is refused until then.")
+        if need.not_offered:
+            st.caption(f"Signed messages are not offered here: {need.not_offered}")
+    shown = Shown(case.reference or "", case.version)
+    may_review = role in (Role.SPECIALIST, Role.APPROVER, Role.ADMIN) and CaseStatus(case.status) in ACTIONS[
+        "accept_evidence"].moves
+    for row in rows:
+        _evidence_row(service, row, shown, may_review)
+
+
+def _decodes(content: bytes) -> bool:
+    """Whether an uploaded PNG or JPEG is an image Pillow can read (checked before it is drawn)."""
+    from io import BytesIO
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(BytesIO(content)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return False
+    return True
+
+
+def _evidence_row(service: EvidenceService, row: OwnershipEvidence, shown: Shown, may_review: bool) -> None:
+    with st.container(border=True):
+        st.markdown(f"**Evidence {row.id}: {row.kind.replace('_', ' ')}**, {row.status}")
+        # what the user gave (a file name, a signature) is shown as plain text, never as markdown
+        facts = [f"given by {row.submitted_by} at {row.submitted_at.isoformat(timespec='seconds')}"]
+        if row.reviewer:
+            facts.append(f"{row.status} by {row.reviewer}"
+                         + (f" at {row.reviewed_at.isoformat(timespec='seconds')}" if row.reviewed_at else ""))
+        st.text("; ".join(facts))
+        if row.reason and row.status == "rejected":
+            st.text(f"Reason: {row.reason}")
+        if row.kind == "signed_message":
+            st.caption("Verification result (by the chain family's library)")
+            st.json(row.verification or {}, expanded=False)
+            return
+        st.text(f"{row.media_type}, {row.size} bytes, SHA-256 {row.document_sha256}"
+                + (f", file name {row.file_name!r}" if row.file_name else ""))
+        document = service.document(row.document_sha256 or "")
+        if document is not None:
+            if document.media_type in ("image/png", "image/jpeg"):
+                if _decodes(document.content):
+                    st.image(document.content, caption=f"Evidence {row.id}")
+                else:  # the right magic bytes, but not an image any decoder reads: never drawn
+                    st.warning("This file starts like an image but cannot be decoded; open it with care.")
+            st.download_button("Open the document", data=document.content, mime=document.media_type,
+                               file_name=f"evidence-{row.id}.{document.media_type.rsplit('/', 1)[-1]}",
+                               key=f"ev_open_{row.id}")
+        if may_review and row.status == SUBMITTED:
+            st.text_input("Comment (accept) or reason (reject, required)", key=f"ev_reason_{row.id}")
+            buttons = st.columns(2)
+            buttons[0].button("Accept", key=f"ev_accept_{row.id}", type="primary",
+                              on_click=_review_evidence, args=(shown, row.id or 0, True),
+                              help="The record names this transaction and amount. Accepting counts as preparing "
+                                   "the case: someone else approves it.")
+            buttons[1].button("Reject", key=f"ev_reject_{row.id}", on_click=_review_evidence,
+                              args=(shown, row.id or 0, False))
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -718,6 +825,7 @@ def render() -> None:
     with actions:
         _actions(wb, case, role, info.username, facts)
     _payout(wb, case, facts)
+    _ownership(wb, case, role)
     if decision is not None:
         _reasons(decision)
     fee, evidence = st.columns(2)

@@ -1,4 +1,5 @@
-"""Queue: the filtered, sorted, paged list of cases (paging in SQL), bulk assign, CSV export."""
+"""Queue: the filtered, sorted, paged list of cases (paging in SQL), bulk assign, CSV export; and the
+"evidence waiting" filter: the cases with a withdrawal record waiting for a specialist's review."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from app.workbench.pages import can
 from app.workbench.payout_reads import waiting_payouts
 from recovery import queues
 from recovery.errors import ServiceError
+from recovery.evidence import EvidenceService
 from recovery.queues import ACTIVE_STATUSES, SORT_KEYS, UNASSIGNED, QueueFilter, QueueRow
 from recovery.vocabulary import CaseStatus, Category, Flag, Origin, Role
 
@@ -122,6 +124,23 @@ def _go_to_reference() -> None:
         st.session_state["wb_goto_case"] = True
 
 
+def _evidence_waiting(wb: Any) -> None:
+    """The cases with a withdrawal record waiting for review, oldest case first."""
+    references = EvidenceService(wb.db, wb.config, wb.cases.clock).waiting_references()
+    st.caption(f"{len(references)} case(s) with ownership evidence waiting for review")
+    rows = []
+    for reference in references[:500]:
+        case = wb.cases.get(reference).case
+        rows.append({"reference": reference, "status": case.status, "category": case.category,
+                     "user": case.user_id, "network": case.network,
+                     "updated": case.updated_at.isoformat(timespec="minutes")})
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch", key="q_evidence_table")
+    go = st.columns([2, 2, 4])
+    go[0].text_input("Go to reference", key="q_goto", placeholder="RC-000001", label_visibility="collapsed")
+    go[1].button("Go", key="q_go", on_click=_go_to_reference)
+
+
 def _change_page(delta: int) -> None:
     st.session_state["q_page"] = max(1, int(st.session_state.get("q_page", 1)) + delta)
 
@@ -161,6 +180,12 @@ def render() -> None:
         third[1].selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.__getitem__, key="q_sort")
         third[2].toggle("Descending", key="q_desc")
         third[3].selectbox("Per page", [25, 50, 100, 200], index=1, key="q_page_size")
+        st.toggle("Evidence waiting", key="q_evidence_waiting",
+                  help="Only the cases with ownership evidence (a withdrawal record) waiting for review.")
+
+    if st.session_state.get("q_evidence_waiting"):
+        _evidence_waiting(wb)
+        return
 
     filt = _filter(info.username)
     signature = (filt, st.session_state.get("q_sort"), st.session_state.get("q_desc"),
