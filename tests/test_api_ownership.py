@@ -203,6 +203,28 @@ def test_a_claim_counts_toward_the_rate_limit(database: Database, replay_config:
         client.close()
 
 
+def test_a_claimed_detected_case_needs_proof_before_approval(database: Database, replay_config: Config) -> None:
+    from tests.test_scan import run_scan
+
+    config = xrpl_config(replay_config)
+    with database.write() as session:
+        session.add(DepositAddress(user_id="zoe", network="xrpl", address=SHARED_XRPL, memo="7", kind="eoa"))
+    service = CaseService(database, config, Clock(datetime(2025, 9, 1, tzinfo=UTC)))
+    run_scan(service)
+    client = make_client(service, ApiSettings(jwt_secret=SECRET))
+    try:
+        claim = client.post("/v1/appeals", json=appeal_body("7"), headers=bearer("zoe"))
+        assert claim.status_code == 200 and claim.json()["origin"] == "detected", claim.text
+        reference = claim.json()["reference"]
+        body = ownership(client, reference, "zoe").json()
+        assert (body["required"], body["status"]) == (True, "missing")
+        assert service.get(reference).case.credited_user_id == "zoe"
+        with pytest.raises(InvalidTransition, match="ownership not proven"):
+            service.approve(reference, Actor("sam", Role.SPECIALIST), expected_version=version(service, reference))
+    finally:
+        client.close()
+
+
 def test_a_signature_by_the_sender_is_accepted_once(database: Database, evm_testbed: EvmTestbed) -> None:
     service = CaseService(database, evm_testbed.config)
     account = Account.create()
