@@ -244,9 +244,19 @@ class ObservedTransfer(SQLModel, table=True):
 
 
 class Operator(SQLModel, table=True):
-    """A workbench account. Passwords are argon2id hashes."""
+    """A workbench account. Passwords are argon2id hashes.
+
+    Sign-in (``recovery/operators.py``): an optional TOTP second factor (``totp_secret``, base32;
+    ``totp_last_step`` is the time step of the last code accepted, so a code is accepted once);
+    single sign-on identities are matched by (``oidc_issuer``, ``oidc_subject``), or by ``email``
+    when the provider says it is verified. All of these are set by an admin (audited).
+    """
 
     __tablename__ = "operators"
+    __table_args__ = (
+        UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_operators_oidc"),
+        UniqueConstraint("email", name="uq_operators_email"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(unique=True, index=True, max_length=64)
@@ -255,6 +265,29 @@ class Operator(SQLModel, table=True):
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     last_login_at: datetime | None = _when()
+    email: str | None = Field(default=None, max_length=254)
+    oidc_issuer: str | None = Field(default=None, max_length=512)
+    oidc_subject: str | None = Field(default=None, max_length=255)
+    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_enrolled_at: datetime | None = _when()
+    totp_last_step: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class SignInFailure(SQLModel, table=True):
+    """One failed sign-in (a wrong password or code, an unknown or disabled account): counted per
+    attempted account name and per client address for the backoff and the lock
+    (``recovery/operators.py``). Rows older than a day are pruned; the audit log keeps every attempt."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (
+        Index("ix_sign_in_failures_username", "username", "at"),
+        Index("ix_sign_in_failures_client", "client", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64)
+    client: str = Field(max_length=128)
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 # --------------------------------------------------------------------------- proactive detection (recovery scan)
