@@ -30,10 +30,16 @@ class WorkbenchSettings(BaseSettings):
     session_hours: int = Field(default=12, gt=0, description="A session ends this long after sign-in.")
     page_size: int = Field(default=50, ge=10, le=500)
     recheck_timeout_seconds: float = Field(default=20.0, gt=0)
-    #: OIDC (st.login): the claim naming the operator, and the e-mail domain accepted for it
+    #: OIDC (st.login): the claim holding the e-mail address (used only when the token says it is
+    #: verified), and the one domain accepted for it (unset: identities match by issuer and subject only)
     oidc_claim: str = "email"
     oidc_email_domain: str | None = None
     oidc_provider: str | None = Field(default=None, description="Provider name under [auth] in secrets.toml.")
+    #: approvers and admins cannot sign in without a second factor (recommended in production)
+    require_totp: bool = Field(default=False, description="RECOVERY_WORKBENCH_REQUIRE_TOTP=1: approvers and "
+                                                          "admins need a TOTP second factor.")
+    #: behind a reverse proxy that sets X-Forwarded-For: count failed sign-ins by its last entry
+    trust_forwarded_for: bool = False
 
 
 @dataclass

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from app.workbench import auth
 from app.workbench.context import Workbench, WorkbenchSettings
 from app.workbench.pages import pages_for
-from recovery.operators import set_active
+from recovery.operators import link_oidc, set_active
 from recovery.vocabulary import Role
 from tests.workbench.conftest import MAIN, markdown_texts, signed_in_app
 from tests.workbench.seed import PASSWORD
@@ -153,7 +153,9 @@ def oidc_app(wb: Workbench, claims: dict[str, object]) -> AppTest:
 
 
 def test_oidc_identity_of_an_operator_signs_in(wb: Workbench) -> None:
-    at = oidc_app(wb, {"email": "Alice@exchange.example", "name": "Alice"})
+    """A verified e-mail address an admin recorded for the operator (issue 19: no longer the local part)."""
+    link_oidc(wb.db, "alice", email="alice@exchange.example", actor="ada")
+    at = oidc_app(wb, {"email": "Alice@exchange.example", "email_verified": True, "name": "Alice"})
     assert titles(at) == ["Queue"]
     assert "alice (approver)" in [t.value for t in at.sidebar.text]
     assert at.session_state[auth.SESSION_KEY].method == "oidc"

@@ -60,8 +60,11 @@ def render() -> None:
     operators = list_operators(wb.db)
     ui.table(
         [{"username": o.username, "role": o.role, "active": "yes" if o.active else "no",
+          "second factor": "totp" if o.totp_secret else "-",
+          "single sign-on": ", ".join(x for x in ("subject" if o.oidc_subject else "", o.email or "") if x) or "-",
           "last sign-in": o.last_login_at, "created": o.created_at} for o in operators],
-        ["username", "role", "active", "last sign-in", "created"], key="op_table",
+        ["username", "role", "active", "second factor", "single sign-on", "last sign-in", "created"],
+        key="op_table",
     )
     if not is_admin:
         st.info("Read-only: only administrators manage accounts.")
