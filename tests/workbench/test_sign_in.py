@@ -21,7 +21,7 @@ from recovery.models import CaseEvent
 from recovery.operators import enroll_totp, link_oidc
 from tests.conftest import Clock
 from tests.workbench.conftest import MAIN
-from tests.workbench.seed import PASSWORD
+from tests.workbench.seed import PASSWORD, World
 from tests.workbench.test_auth import OIDC_SECRETS, titles
 
 WRONG = "not the password at all"
@@ -55,7 +55,9 @@ def chain_verifies(wb: Workbench) -> None:
     assert result.ok, result.problem
 
 
-def test_backoff_then_lock_then_the_lock_ends(wb: Workbench, wb_clock: Clock) -> None:
+def test_backoff_then_lock_then_the_lock_ends(seeded_any: tuple[Workbench, World], wb_clock: Clock) -> None:
+    """On SQLite and PostgreSQL."""
+    wb = seeded_any[0]
     at = fresh()
     for _ in range(3):
         at = attempt(at, "sara", WRONG)
