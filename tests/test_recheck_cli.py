@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select as io_select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections import Counter
@@ -297,10 +297,17 @@ def test_a_network_down_dry_runs_and_progress_output(
     controller, terminal = pty.openpty()
     env = dict(env_for(sqlite_db, bsc_down_dir), TERM="xterm-256color", COLUMNS="100")
     env.pop("NO_COLOR")
+    # the terminal is drained while the command runs: a pty holds a few KiB, and a bar redrawn for
+    # long on a slow machine would otherwise block the command on its own output
+    received: list[bytes] = []
+    reader = threading.Thread(target=drain, args=(controller, received), daemon=True)
+    reader.start()
     dry = subprocess.run([RECOVERY, "recheck", "--dry-run"], env=env, stdout=subprocess.PIPE, stderr=terminal,
                          text=True, timeout=120, check=False)
     os.close(terminal)
-    shown = read_all(controller)
+    reader.join(timeout=30)
+    os.close(controller)
+    shown = b"".join(received).decode(errors="replace")
     assert dry.returncode == 0
     assert "━" in shown and "5/5" in shown  # Rich's bar and its count
     assert "dry run: nothing written" in dry.stdout and "in_review" in dry.stdout
@@ -318,18 +325,16 @@ def test_a_network_down_dry_runs_and_progress_output(
     assert versions(service, on_bsc) == [1, 1] and all(len(service.get(r).events) == 1 for r in on_bsc)
 
 
-def read_all(fd: int) -> str:
-    chunks = []
-    while io_select.select([fd], [], [], 0.5)[0]:
+def drain(fd: int, into: list[bytes]) -> None:
+    """Read a pty's controller side until every holder of its terminal side has closed it (EIO)."""
+    while True:
         try:
             data = os.read(fd, 65536)
         except OSError:
-            break
+            return
         if not data:
-            break
-        chunks.append(data)
-    os.close(fd)
-    return b"".join(chunks).decode(errors="replace")
+            return
+        into.append(data)
 
 
 def versions(service: CaseService, refs: list[str]) -> list[int]:

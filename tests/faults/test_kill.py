@@ -89,7 +89,9 @@ def test_recheck_killed_ten_times_then_finished(evm_testbed: EvmTestbed, tmp_pat
             session.add(Case(user_id=f"k{i}", network="ethereum", asset="USDT", tx_hash=tx, deposit_address=address,
                              status="submitted", flags=[], reference=f"RC-K{i:06d}"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
-    env |= {"RECOVERY_DATABASE_URL": url, "RECOVERY_CONFIG_DIR": str(config_dir), "RECOVERY_VAR_DIR": str(tmp_path)}
+    env |= {"RECOVERY_DATABASE_URL": url, "RECOVERY_CONFIG_DIR": str(config_dir), "RECOVERY_VAR_DIR": str(tmp_path),
+            # the runs sign with the key this process verifies with
+            "RECOVERY_AUDIT_KEY": os.environ["RECOVERY_AUDIT_KEY"]}
     command = [RECOVERY, "recheck", "--batch-size", "20", "--workers", "2", "--json"]
     rng = random.Random(5)
     killed_mid_run = 0
