@@ -371,13 +371,16 @@ def test_a_lease_lost_mid_batch_stops_that_address_only(
     handle = Scanner._handle_units
     taken: list[int] = []
 
-    def taken_over(self: Scanner, *args: Any, **kwargs: Any) -> Any:
-        answer = handle(self, *args, **kwargs)
-        if not taken:  # another scanner took one address over (our lease had expired) meanwhile
+    def taken_over(self: Scanner, network: Any, units: Any, summary: ScanSummary) -> Any:
+        answer = handle(self, network, units, summary)
+        # the first address with a finding in the range: another scanner took it over (our lease
+        # had expired) while the range was being decided
+        found = [address for (address, _, _), items in zip(units, answer, strict=True) if items]
+        if not taken and found:
             with self.db.write() as session:
-                row = session.exec(select(ScanCursor).where(ScanCursor.network == "ethereum")
-                                   .order_by(col(ScanCursor.id))).first()
-                assert row is not None and row.id is not None
+                row = session.exec(select(ScanCursor).where(ScanCursor.network == network.name,
+                                                            ScanCursor.address == found[0])).one()
+                assert row.id is not None
                 taken.append(row.id)
                 session.execute(update(ScanCursor).where(col(ScanCursor.id) == row.id)
                                 .values(lease_owner="scan:other", lease_expires_at=self.service.clock()))
@@ -388,7 +391,11 @@ def test_a_lease_lost_mid_batch_stops_that_address_only(
     monkeypatch.undo()
     assert summary.scanned == 7 and len(summary.errors) == 1 and "another scanner" in summary.errors[0]
     [lost] = [c for c in cursors(cases.db) if c.id == taken[0]]
-    assert lost.scanned_to is None  # nothing written for it by the scanner that lost it
+    assert lost.scanned_to is None  # nothing written for it by the scanner that lost it: no cursor, no finding
+    assert not [f for f in findings(cases.db) if f.network == lost.network
+                and f.recipient.lower() == lost.address.lower()]
+    assert any(f.network != lost.network or f.recipient.lower() != lost.address.lower()
+               for f in findings(cases.db))  # the others' were written
     again = run_scan(cases, batch_size=50)
     assert again.scanned == 1 and not again.errors
     assert_each_found_once(cases, owners)
