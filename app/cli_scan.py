@@ -40,7 +40,9 @@ def scan(
     limit: Annotated[int | None, typer.Option(min=1, help="Scan at most this many (network, address) pairs; "
                                                           "the next run continues with the others.")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Threads scanning addresses.")] = 4,
-    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="(network, address) pairs leased together.")] = 50,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="(network, address) pairs leased together; "
+                                                          "those of one EVM network are looked up together "
+                                                          "(one eth_getLogs per block range).")] = 50,
     chunk_blocks: Annotated[int, typer.Option(min=1, help="Blocks per look-up; progress is saved after each.")] = 5000,
     from_block: Annotated[int | None, typer.Option(min=0, help="Where an address never scanned starts (default: "
                                                                "the network's scan_start_block, else 0).")] = None,
