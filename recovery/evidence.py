@@ -294,11 +294,17 @@ class EvidenceService:
     def ownership(self, reference: str, *, for_user: str | None = None, issue_challenge: bool = False) -> Ownership:
         """The case's ownership evidence. ``for_user`` hides other users' cases (NotFound);
         ``issue_challenge`` gives the current challenge, making one when none is open (the API)."""
-        if issue_challenge:
-            with self.db.write() as session:
-                return self._ownership(session, reference, for_user, issue=True)
         with self.db.read() as session:
-            return self._ownership(session, reference, for_user, issue=False)
+            found = self._ownership(session, reference, for_user, issue=False)
+        if not issue_challenge or found.challenge is not None or not self._may_challenge(found):
+            return found
+        with self.db.write() as session:  # only when a challenge must be made: a plain read otherwise
+            return self._ownership(session, reference, for_user, issue=True)
+
+    @staticmethod
+    def _may_challenge(found: Ownership) -> bool:
+        return (found.requirement is not None and SIGNED_MESSAGE in found.requirement.kinds
+                and found.status != ACCEPTED)
 
     def _ownership(self, session: Session, reference: str, for_user: str | None, *, issue: bool) -> Ownership:
         case = session.exec(select(Case).where(Case.reference == reference)).first()

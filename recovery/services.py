@@ -862,9 +862,6 @@ class CaseService:
 
         def check(session: Session, case: Case) -> dict[str, Any]:
             plan = payouts.plan_payout(case, self.config)
-            # a credit that does not follow from our books needs accepted ownership evidence, and
-            # whoever accepted a withdrawal record does not approve (recovery.evidence)
-            proof = evidence.approval_check(session, case, self.config, actor.name, actor.role)
             if actor.name in payouts.payout_changers(session, case):
                 raise Forbidden(
                     f"{reference}: four-eyes rule: {actor.name} changed the payout and cannot also approve it"
@@ -886,6 +883,9 @@ class CaseService:
                         f"{reference} is above the {self.config.policy.four_eyes_above_usd} USD threshold: "
                         "the specialist who prepared it must send it for approval first"
                     )
+            # a credit that does not follow from our books needs accepted ownership evidence, and
+            # whoever accepted a withdrawal record does not approve it (recovery.evidence)
+            proof = evidence.approval_check(session, case, self.config, actor.name, actor.role)
             row = payouts.approve_payout(session, case, plan, actor.name, self.clock())
             case.approval_requested_at = None  # the request is answered; approving again needs a new one
             return {
