@@ -45,6 +45,10 @@ def _usdt(world: ChainWorld, network: str, sender: str, to: str, amount: Decimal
     return token_transfer(network, sender, world.tokens[network]["USDT"], to, _usdt_units(network, amount))
 
 
+#: an exchange wallet (hot, cold, withdrawal) of the demo's books: held by no user (kind wallet)
+EXCHANGE_WALLET = "0xEceCecECEcecEceceCECEcEcECeCeCeCeCECECEc"
+
+
 def _wallet(rng: random.Random) -> str:
     return rng.choice(USER_WALLETS[2:])
 
@@ -154,6 +158,15 @@ def suspended(world: ChainWorld, rng: random.Random, user: UserAccount, day: int
                       user.address, amount, plan="request_info")
 
 
+def exchange_wallet(world: ChainWorld, rng: random.Random, user: UserAccount, day: int) -> DemoAppeal:
+    """USDT sent to one of the exchange's own wallets (copied from a withdrawal): no account's deposit,
+    credited only once the sender proves they sent it."""
+    amount = _amount(rng, 50, 900)
+    tx = _usdt(world, "ethereum", _wallet(rng), EXCHANGE_WALLET, amount)
+    return DemoAppeal("sent to an exchange wallet", user, "ethereum", "USDT", day, tx, EXCHANGE_WALLET, amount,
+                      plan="request_info")
+
+
 #: (story, weight, needs): needs = which users qualify
 STORIES: tuple[tuple[Story, int, str], ...] = (
     (valid_usdt, 26, "full"),
@@ -171,6 +184,7 @@ STORIES: tuple[tuple[Story, int, str], ...] = (
     (below_minimum, 4, "full"),
     (internal, 4, "full"),
     (suspended, 3, "full"),
+    (exchange_wallet, 2, "full"),
 )
 
 

@@ -209,6 +209,7 @@ def write_imports(world: ChainWorld, folder: Path, memo_rows: list[memos.MemoRow
                 writer.writerow([user.user_id, network, user.address, "", user.kind])
         for row in memo_rows:
             writer.writerow([row.user_id, row.network, row.address, row.memo, "eoa"])
+        writer.writerow(["", "ethereum", plan.EXCHANGE_WALLET, "", "wallet"])  # an exchange wallet: no user
     credits = folder / "credited_deposits.csv"
     with credits.open("w", newline="") as out:
         writer = csv.writer(out)

@@ -197,6 +197,13 @@ class Scenario:
 
 
 SCENARIOS: list[Scenario] = [
+    # ------------------------------------------------------------------ unattributed_deposit
+    Scenario(
+        "unattributed_deposit-to-an-exchange-wallet", usdt("ethereum", "hot", 100 * 10**6),
+        C.UNATTRIBUTED_DEPOSIT, R.CONDITIONAL, S.CREDIT,
+        credited="alice", amount="100", fee="0", net="100",  # no fee rule names the category
+        reasons=frozenset({"unattributed_deposit", "ownership_proof"}),
+    ),
     # ------------------------------------------------------------------ uncredited_valid
     Scenario(
         "uncredited_valid-usdt-ethereum", usdt("ethereum", "alice", 100 * USDT6),
@@ -467,7 +474,8 @@ class Built:
 
 
 def _deploy_world(testbed: EvmTestbed) -> World:
-    address = {"alice": fresh_address(), "bob": fresh_address(), "dave": fresh_address()}
+    # "hot" is an exchange wallet: held by no user (imported with kind wallet and an empty user_id)
+    address = {"alice": fresh_address(), "bob": fresh_address(), "dave": fresh_address(), "hot": fresh_address()}
     # carol's deposit address is a contract (a sweeping wallet) that exists on ethereum only
     address["carol"] = testbed.deploy("ethereum", "Forwarder", FUNDER)
     empty = fresh_address()
@@ -495,6 +503,7 @@ def _books(world: World, hashes: Mapping[str, str]) -> tuple[list[DepositAddress
         DepositAddress("carol", "ethereum", a["carol"], None, "contract"),
         DepositAddress("dave", "ethereum", a["dave"], None, "eoa"),
         DepositAddress("dave", "bsc", a["dave"], None, "eoa"),
+        DepositAddress("", "ethereum", a["hot"], None, "eoa"),
     ]
     credits = []
     for s in SCENARIOS:
@@ -580,7 +589,11 @@ def test_scenario(s: Scenario, built: Built) -> None:
     if d.resolution is S.REFUND:
         assert d.refund_address == FUNDER  # back to whoever sent it
     if d.resolution is S.CREDIT:
-        assert {t.owner_user_id for t in d.transfers} == {d.credited_user_id}
+        # a credit goes to the owner by our books, or (no owner: an exchange wallet) needs proof of ownership
+        owners = {t.owner_user_id for t in d.transfers}
+        assert owners == {d.credited_user_id} or (owners == {None} and d.ownership_proof is not None)
+    if d.ownership_proof is not None:
+        assert d.resolution is S.CREDIT and d.credited_user_id == s.user
 
 
 @pytest.mark.parametrize("s", SCENARIOS, ids=[s.id for s in SCENARIOS])
