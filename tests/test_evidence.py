@@ -372,3 +372,17 @@ def test_the_owner_of_a_memo_needs_no_proof_even_when_contested(
     # zoe's appeal credits bob (the memo's owner), not her: no proof asked of anyone
     assert service.get(zoe).case.credited_user_id == "bob"
     assert evidence.ownership(zoe, for_user="zoe").required is False
+
+
+def test_the_evidence_migration_goes_down_and_up_again(database: Database) -> None:
+    from sqlalchemy import inspect
+
+    from recovery import migrate
+
+    tables = {"ownership_challenges", "ownership_evidence", "evidence_documents"}
+    assert tables <= set(inspect(database.engine).get_table_names())
+    migrate.downgrade(database, "0007_sign_in")
+    assert not tables & set(inspect(database.engine).get_table_names())
+    migrate.upgrade(database)
+    assert tables <= set(inspect(database.engine).get_table_names())
+    assert migrate.current_revision(database) == migrate.head_revision()
