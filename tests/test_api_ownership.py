@@ -171,7 +171,7 @@ def test_bad_requests_name_the_field(client: TestClient) -> None:
     assert {e["field"] for e in no_file.json()["errors"]} == {"other", "file"}
 
 
-def test_evidence_attempts_and_claims_count_toward_the_rate_limit(
+def test_evidence_attempts_count_toward_the_rate_limit(
     database: Database, xrpl_service: CaseService
 ) -> None:
     client = make_client(xrpl_service, ApiSettings(jwt_secret=SECRET, rate_limit=2))
