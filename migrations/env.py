@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
+import recovery.evidence_records  # registers the evidence tables
 import recovery.models  # noqa: F401  (registers the tables)
 from recovery.settings import get_settings
 

@@ -69,6 +69,7 @@ from recovery.db import Database
 from recovery.dbtypes import utcnow
 from recovery.errors import Conflict, InvalidTransition
 from recovery.fees import units_to_amount
+from recovery.imports import WALLET_KIND
 from recovery.intake import AppealDraft
 from recovery.leases import Leases, new_owner, owner_key
 from recovery.models import Case, CreditedDeposit, DepositAddress, ScanCursor, ScanFinding
@@ -251,7 +252,11 @@ def sync_cursors(db: Database, config: Config, options: ScanOptions) -> Counter[
     pairs per network."""
     with db.read() as session:
         rows = [(str(n), str(a), str(k)) for n, a, k in session.exec(
+            # exchange wallets (hot, cold, withdrawal: kind wallet, no user) are not scanned: what reaches
+            # them is the exchange's own traffic, and a stray there is nobody's until someone proves it
+            # (an appeal, unattributed_deposit)
             select(DepositAddress.network, DepositAddress.address, DepositAddress.kind).distinct()
+            .where(col(DepositAddress.kind) != WALLET_KIND)
         ).all()]
         units, unsupported = plan_units(config, rows, options.network)
         networks = sorted({n for n, _ in units})
@@ -1105,6 +1110,7 @@ def _memo_form(memo_format: str, memo: str) -> str:
 def _owner(network: Network, rows: Sequence[DepositAddress], recipient: str, memo: str | None) -> str:
     """Whose deposit this is: the one user of the address, or the user of the matching memo on a
     shared address; else the shared address itself (an unmatched or missing memo)."""
+    rows = [r for r in rows if r.kind != WALLET_KIND and r.user_id]  # an exchange wallet is nobody's deposit address
     here = [r for r in rows if r.network == network.name and address_key(r.address) == address_key(recipient)]
     if any(r.memo for r in here) or (network.memo_required and here):
         if memo:

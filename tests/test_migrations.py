@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
+import recovery.evidence_records  # the evidence tables
 import recovery.models  # noqa: F401  (the tables, registered on SQLModel.metadata)
 from recovery import migrate
 from recovery.db import Database

@@ -668,3 +668,18 @@ def test_the_system_never_claims_and_a_finished_shared_case_is_not_claimed(
     ada, created = service.submit(other, Actor("ada", Role.USER))
     assert created and ada.reference != shared.reference
     assert service.get(shared.reference or "").case.user_id == shared.user_id
+
+
+def test_an_exchange_wallet_is_not_scanned_and_owns_nothing(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+    """A hot wallet (kind wallet, no user) gets no cursor and no detected case: a stray there waits for an
+    appeal with ownership proof (unattributed_deposit)."""
+    alice = hold(cases, "alice")
+    wallet = hold(cases, "", kind="wallet")
+    to_wallet = evm_testbed.send_token("ethereum", "USDT", wallet, 40 * 10**6)
+    to_alice = evm_testbed.send_token("ethereum", "USDT", alice, 40 * 10**6)
+    settle(evm_testbed)
+    summary = run_scan(cases)
+    assert {c.address for c in cursors(cases.db)} == {alice}
+    found = cases_by_tx(cases.db)
+    assert to_wallet not in found and [c.user_id for c in found[to_alice]] == ["alice"]
+    assert summary.opened == 1 and all(f.tx_hash != to_wallet for f in findings(cases.db))
