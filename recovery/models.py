@@ -28,6 +28,7 @@ class Case(SQLModel, table=True):
         UniqueConstraint("user_id", "network", "tx_hash", name="uq_cases_user_network_tx"),
         Index("ix_cases_network_tx", "network", "tx_hash"),
         Index("ix_cases_status_created", "status", "created_at"),
+        Index("ix_cases_origin", "origin"),  # the queue's origin filter (see migration 0009)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -218,6 +219,8 @@ class ChainObservation(SQLModel, table=True):
     confirmations: int = Field(default=0)
     evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     observed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    #: the block's time (``Observation.timestamp``; also in ``evidence["timestamp"]``), None when not in a block
+    block_time: datetime | None = _when()
 
 
 class ObservedTransfer(SQLModel, table=True):

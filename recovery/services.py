@@ -304,6 +304,7 @@ def record_observations_many(
         values: dict[str, Any] = {
             "status": obs.status.value, "block_number": obs.block_number, "block_hash": obs.block_hash,
             "confirmations": obs.confirmations, "evidence": obs.to_json(), "observed_at": now,
+            "block_time": obs.timestamp,
         }
         if row is None:  # new rows go in one multi-row INSERT, without ORM objects
             fresh.append({"network": obs.network, "tx_hash": obs.tx_hash, **values})

@@ -42,3 +42,15 @@ def test_the_lighter_case_writes_migration_goes_down_and_up_again(database: Data
         with database.engine.connect() as connection:
             options = connection.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'cases'")).scalar()
         assert options == ["fillfactor=85"]
+
+
+def test_the_dashboard_times_migration_goes_down_and_up_again(database: Database) -> None:
+    def observation_columns() -> set[str]:
+        return {str(c["name"]) for c in inspect(database.engine).get_columns("chain_observations")}
+
+    assert "block_time" in observation_columns() and "ix_cases_origin" in case_indexes(database)
+    migrate.downgrade(database, "0008_ownership_evidence")
+    assert "block_time" not in observation_columns() and "ix_cases_origin" not in case_indexes(database)
+    migrate.upgrade(database)
+    assert "block_time" in observation_columns() and "ix_cases_origin" in case_indexes(database)
+    assert differences(database) == []
