@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Float, String, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Date, Float, String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
@@ -540,33 +540,26 @@ def _epoch(db: Database, column: Any) -> Any:
     return cast(func.extract("epoch", column), Float)
 
 
-def _iso_epoch(db: Database, text: Any) -> Any:
-    """An ISO 8601 text with its UTC offset (as ``Observation.to_json`` writes it) as epoch seconds."""
-    if db.is_sqlite:
-        return (func.julianday(text) - 2440587.5) * 86400.0  # SQLite reads the "+00:00" offset itself
-    return cast(func.extract("epoch", cast(text, DateTime(timezone=True))), Float)
-
-
 def _deposit_epochs(db: Database) -> tuple[Any, Any]:
     """When the case's deposit reached the chain (epoch seconds; NULL when unknown), two ways:
 
     - the block time ``recovery scan`` recorded with the transfer (``scan_findings``: detected
       cases, and appeals the scan found already open);
     - the block time of the chain check's stored observation of the transaction on the network
-      where it landed (``chain_observations.evidence.timestamp``), for every case the re-check saw.
+      where it landed (``chain_observations.block_time``), for every case the re-check saw.
 
     Both are correlated look-ups through an index (``scan_findings.case_id``, the observation's
-    unique (network, tx_hash)): one probe per case of the window, and the second (which reads the
-    observation's JSON) only where the first found nothing (COALESCE stops at the first value).
+    unique (network, tx_hash)): one probe per case of the window, and the second only where the
+    first found nothing (COALESCE stops at the first value). Neither reads JSON: the observation's
+    block time is a column of its own (migration 0009 filled it from ``evidence.timestamp``).
     """
     found = (
         select(func.min(_epoch(db, col(ScanFinding.block_time))))
         .where(col(ScanFinding.case_id) == col(Case.id))
         .scalar_subquery()
     )
-    stamp = ChainObservation.evidence["timestamp"].as_string()
     observed = (
-        select(_iso_epoch(db, stamp))
+        select(_epoch(db, col(ChainObservation.block_time)))
         .where(col(ChainObservation.network) == func.coalesce(col(Case.deposit_network), col(Case.network)),
                col(ChainObservation.tx_hash) == col(Case.tx_hash))
         .limit(1)
