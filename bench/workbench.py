@@ -6,8 +6,10 @@
 Per database (an SQLite file; a throwaway PostgreSQL cluster): migrate, then bulk-insert N cases
 with their audit events (a valid hash chain) in the shapes the service layer writes: statuses by
 age, categories, networks and assets of the shipped configuration, engine decisions with fee
-breakdowns, flags, assignees, SLA due times, first decisions and resolutions. This is a bench seed
-(one INSERT per batch), not a replay of the service layer.
+breakdowns, flags, assignees, SLA due times, first decisions and resolutions; origins (appeals,
+intakes, detected cases with the scan's finding) and the chain check's stored observation of every
+checked case's transaction (its evidence JSON and its block time). This is a bench seed (one
+INSERT per batch), not a replay of the service layer.
 
 Then it times, with the median of several runs each:
 
@@ -15,7 +17,8 @@ Then it times, with the median of several runs each:
   builds them, a search, a deep page, one case with its events and evidence, the dashboard's
   aggregates, a CSV export of a filtered set), as ratios to ``SELECT count(*) FROM cases``;
 - the whole page (Streamlit's script run through ``AppTest``: queries, pandas, charts, widgets)
-  for the Queue, the Case and the Dashboard. Goal: every page under 1 s of server time.
+  for the Queue, the Case and the Dashboard. Goal: every page under 1 s of server time, and the
+  dashboard's queries (``queues.dashboard``) under 150 ms.
 - the audit chain verification (an on-demand button on the Audit page), for scale.
 """
 
@@ -38,11 +41,12 @@ from typing import Any, cast
 
 from sqlalchemy import insert, text
 
+from chains.base import AssetKind, Observation, Transfer, TxStatus
 from recovery import audit, migrate, queues
 from recovery.config import Config, load_config
 from recovery.db import Database, connect
 from recovery.fees import compute_fee, match_rule
-from recovery.models import AuditHead, Case, CaseEvent, Operator
+from recovery.models import AuditHead, Case, CaseEvent, ChainObservation, Operator, ScanFinding
 from recovery.queues import QueueFilter
 from recovery.rules import Decision, Reason, TransferRef, rules_version
 from recovery.services import CaseService, reference_for
@@ -50,9 +54,20 @@ from recovery.settings import REPO_ROOT
 from recovery.vocabulary import CaseStatus, Category, Flag, Recoverable, Resolution
 
 GOAL_SECONDS = 1.0
+#: the dashboard's queries (``queues.dashboard``: every figure of the page) at 100,000 cases
+DASHBOARD_GOAL_SECONDS = 0.150
+DASHBOARD_LABEL = "dashboard: all aggregates"
 BASELINE_LABEL = "baseline: count(*) of the cases table"
 OPERATORS = ("maria", "sam", "omar", "ada", "lee", "kim")
 BATCH = 5000
+#: how often each category is seeded (by name: a new category must be given its share here)
+CATEGORY_WEIGHTS: dict[Category, int] = {Category(name): weight for name, weight in {
+    "tx_not_found": 3, "awaiting_confirmations": 2, "tx_failed": 2, "not_our_address": 3, "already_credited": 3,
+    "counterfeit_token": 2, "wrong_network": 12, "unlisted_token": 6, "missing_memo": 4, "wrong_memo": 2,
+    "unattributed_deposit": 1, "deposit_suspended": 2, "below_minimum": 3, "internal_transfer": 2,
+    "uncredited_valid": 14,
+}.items()}
+assert set(CATEGORY_WEIGHTS) == set(Category), "give every category a share of the seed"
 #: the seeded cases arrive evenly over this many days (100,000 cases: about 270 a day)
 HISTORY_DAYS = 365
 
@@ -113,8 +128,9 @@ class Seeder:
     def case(self, case_id: int, age: timedelta) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         rng = self.rng
         created = self.now - age
+        origin = rng.choices(["appeal", "intake", "detected"], weights=[80, 5, 15])[0]
         network, symbol, asset = rng.choice(self.pairs)
-        category = rng.choices(list(Category), weights=[3, 2, 2, 3, 3, 2, 12, 6, 4, 2, 2, 3, 2, 14])[0]
+        category = rng.choices(list(CATEGORY_WEIGHTS), weights=list(CATEGORY_WEIGHTS.values()))[0]
         decision = self.decisions[category]
         days = age / timedelta(days=1)
         finished_share = 0.1 if days < 1 else 0.35 if days < 3 else 0.75 if days < 10 else 0.97 if days < 30 else 0.995
@@ -143,7 +159,7 @@ class Seeder:
         resolution = decision["resolution"] if decided else None
         row = {
             "id": case_id, "reference": reference_for(case_id), "user_id": f"user-{rng.randint(1, 40000):05d}",
-            "origin": "appeal", "network": network, "deposit_network": network if decided else None,
+            "origin": origin, "network": network, "deposit_network": network if decided else None,
             "asset": symbol, "tx_hash": "0x" + rng.randbytes(32).hex(),
             "deposit_address": "0x" + rng.randbytes(20).hex(),
             "memo": None, "claimed_amount": amount, "status": status.value,
@@ -173,6 +189,8 @@ class Seeder:
             events.append(("omar", "approver", action, "in_review", "rejected" if action == "reject" else "approved",
                            resolved))
         row["version"] = len(events)
+        # the deposit reached the chain minutes to days before the case was opened
+        row["block_time"] = created - timedelta(minutes=rng.expovariate(1 / 600))
         return row, [
             {"case_id": case_id, "actor": actor, "actor_role": role, "action": action, "from_status": source,
              "to_status": target, "details": {"bench": True}, "created_at": when}
@@ -182,7 +200,7 @@ class Seeder:
 
 def seed(db: Database, config: Config, cases: int, now: datetime) -> tuple[float, int]:
     """Bulk-insert the cases (ids in filing order) and then their events (ids in time order, hash-chained
-    like the service layer's); returns (seconds, events)."""
+    and signed with the current audit key like the service layer's); returns (seconds, events)."""
     began = time.perf_counter()
     seeder = Seeder(config, now)
     # a steady flow over a year; case ids follow the filing order, as the service layer assigns them
@@ -197,21 +215,28 @@ def seed(db: Database, config: Config, cases: int, now: datetime) -> tuple[float
             row, case_events = seeder.case(index + 1, ages[index])
             case_rows.append(row)
             events += case_events
+        observations, findings = chain_rows(case_rows)
         with db.write() as session:
             connection = session.connection()
             if db.is_sqlite:
                 connection.exec_driver_sql("PRAGMA cache_size = -262144")  # 256 MiB: the indexes stay in memory
             # Core executemany: one statement per batch, through the model's column types
             connection.execute(insert(cast(Any, Case).__table__), case_rows)
+            if observations:
+                connection.execute(insert(cast(Any, ChainObservation).__table__), observations)
+            if findings:
+                connection.execute(insert(cast(Any, ScanFinding).__table__), findings)
     events.sort(key=lambda e: (e["created_at"], e["case_id"]))
     prev_hash = audit.GENESIS_HASH
+    key = audit.current_keyring().current  # the chain is keyed from its first event (an empty database)
     for start in range(0, len(events), BATCH * 4):
         batch = events[start:start + BATCH * 4]
         for offset, event in enumerate(batch):
             event["id"] = start + offset + 1
             event["prev_hash"] = prev_hash
             event["created_at"] = event["created_at"].astimezone(UTC)
-            event["hash"] = audit.event_hash(cast(CaseEvent, SimpleNamespace(**event)))
+            event["key_id"] = key.id
+            event["hash"] = audit.event_hash(cast(CaseEvent, SimpleNamespace(**event)), key)
             prev_hash = event["hash"]
         with db.write() as session:
             session.connection().execute(insert(cast(Any, CaseEvent).__table__), batch)
@@ -230,6 +255,44 @@ def seed(db: Database, config: Config, cases: int, now: datetime) -> tuple[float
         with db.engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
     return time.perf_counter() - began, event_id
+
+
+def chain_rows(case_rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What the chain check and the scan store about the cases (pops each row's ``block_time``):
+    the observation of every checked case's transaction (``Observation.to_json`` evidence, as
+    ``record_observations_many`` writes it, with the block time in its own column), and the scan's
+    finding of every detected case (the case is opened from it, so it is checked too)."""
+    observations: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    for row in case_rows:
+        block_time: datetime = row.pop("block_time")
+        network = row["deposit_network"] or row["network"]
+        detected = row["origin"] == "detected"
+        if row["last_checked_at"] is None and not detected:
+            continue
+        block_number = int(block_time.timestamp()) // 12
+        block_hash = "0x" + f"{block_number:064x}"
+        sender = "0x" + f"{row['id']:040x}"
+        transfer = Transfer(AssetKind.TOKEN, sender, row["deposit_address"], 250 * 10**6, 0,
+                            contract="0x" + "d" * 40, symbol=row["asset"], decimals=6)
+        observation = Observation(network, row["tx_hash"], TxStatus.SUCCESS, block_number, block_hash, 12,
+                                  block_time, sender, (transfer,), fee=21000 * 10**9, details={"gas_used": 52000})
+        observations.append({
+            "network": network, "tx_hash": row["tx_hash"], "status": observation.status.value,
+            "block_number": block_number, "block_hash": block_hash, "confirmations": 12,
+            "evidence": observation.to_json(), "observed_at": row["last_checked_at"] or row["created_at"],
+            "block_time": block_time,
+        })
+        if detected:
+            findings.append({
+                "network": network, "tx_hash": row["tx_hash"], "kind": "token", "transfer_index": 0,
+                "sender": sender, "recipient": row["deposit_address"], "memo": None, "contract": transfer.contract,
+                "asset": row["asset"], "amount_base_units": Decimal(transfer.amount), "amount": row["amount"],
+                "value_usd": row["value_usd"], "block_number": block_number, "block_hash": block_hash,
+                "block_time": block_time, "category": row["category"], "outcome": "opened",
+                "user_id": row["user_id"], "case_id": row["id"], "detected_at": row["created_at"],
+            })
+    return observations, findings
 
 
 # ------------------------------------------------------------------------------------ timing
@@ -276,6 +339,8 @@ def measure_queries(db: Database, service: CaseService, now: datetime, repeat: i
                                       descending=True), repeat),
         "queue: SLA breached + contested flag": timed(
             lambda: queues.queue_page(db, QueueFilter(sla_breached=True, flags=("contested",)), now), repeat),
+        "queue: detected cases (origin filter), by SLA due": timed(
+            lambda: queues.queue_page(db, QueueFilter(origins=("detected",)), now), repeat),
         "queue: search, a whole transaction hash": timed(
             lambda: queues.queue_page(db, QueueFilter(text=sample.tx_hash), now, networks=networks), repeat),
         "queue: search, part of a hash (scans)": timed(
@@ -285,7 +350,7 @@ def measure_queries(db: Database, service: CaseService, now: datetime, repeat: i
         "case: case + events + evidence + four-eyes check": timed(
             lambda: (service.get(reference), queues.evidence_for(db, [sample.tx_hash]),
                      queues.prepared_by(db, [case_id], "omar")), repeat),
-        "dashboard: all aggregates": timed(lambda: queues.dashboard(db, now), repeat),
+        DASHBOARD_LABEL: timed(lambda: queues.dashboard(db, now), repeat),
         "export: CSV of in_review cases": timed(
             lambda: queues.export_csv(db, QueueFilter(statuses=("in_review",)), now), max(1, repeat // 3)),
     }
@@ -377,7 +442,12 @@ def report(all_figures: Sequence[Figures]) -> bool:
         print(f"{BASELINE_LABEL:<72}{f.baseline * 1000:9.2f} ms")
         for label, seconds in f.queries.items():
             ratio = seconds / f.baseline if f.baseline else float("inf")
-            print(f"{label:<72}{seconds * 1000:9.2f} ms  {ratio:8.1f}x count(*)")
+            verdict = ""
+            if label == DASHBOARD_LABEL:
+                met = seconds < DASHBOARD_GOAL_SECONDS
+                ok &= met
+                verdict = f"  {'ok' if met else 'OVER THE'} {DASHBOARD_GOAL_SECONDS * 1000:g} ms goal"
+            print(f"{label:<72}{seconds * 1000:9.2f} ms  {ratio:8.1f}x count(*){verdict}")
         for label, seconds in f.pages.items():
             verdict = "ok" if seconds < GOAL_SECONDS else "OVER THE 1 s GOAL"
             ok &= seconds < GOAL_SECONDS
@@ -402,7 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for backend in args.backends.split(","):
             figures.append(run(backend.strip(), args.cases, args.repeat, Path(folder), not args.no_pages))
     ok = report(figures)
-    print(f"\ngoal (every page under {GOAL_SECONDS:g} s of server time): {'met' if ok else 'NOT met'}")
+    print(f"\ngoal (every page under {GOAL_SECONDS:g} s of server time, the dashboard's queries under "
+          f"{DASHBOARD_GOAL_SECONDS * 1000:g} ms): {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 
 
