@@ -34,6 +34,7 @@ so ``audit verify`` replays it).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +77,9 @@ __all__ = [
     "Ownership",
     "Requirement",
     "approval_check",
+    "credit_check",
     "detect_media_type",
+    "proven_acceptances",
     "requirement",
 ]
 
@@ -228,7 +231,14 @@ def approval_check(session: Session, case: Case, config: Config, approver: str, 
     if need is None:
         return {}
     rows = evidence_rows(session, case.id)
-    accepted = [r for r in rows if r.status == ACCEPTED]
+    marked = [r for r in rows if r.status == ACCEPTED]
+    accepted = proven_acceptances(session, case, marked)
+    if marked and not accepted:
+        raise InvalidTransition(
+            f"{case.reference}: ownership not proven: evidence {', '.join(str(r.id) for r in marked)} is marked "
+            "accepted, but no signed audit event shows its acceptance (changed in the database?); approval needs "
+            f"{need.describe()}"
+        )
     if not accepted:
         waiting = [r.id for r in rows if r.status == SUBMITTED]
         state = (f"evidence {', '.join(str(i) for i in waiting)} is waiting for review" if waiting
@@ -237,6 +247,7 @@ def approval_check(session: Session, case: Case, config: Config, approver: str, 
             f"{case.reference}: ownership not proven: approval needs {need.describe()}; {state}"
         )
     reviewers = {r.reviewer for r in accepted if r.kind == WITHDRAWAL_RECORD and r.reviewer}
+    reviewers |= {r.submitted_by for r in accepted if r.kind == WITHDRAWAL_RECORD}
     if approver in reviewers:
         raise Forbidden(
             f"{case.reference}: four-eyes rule: {approver} accepted the ownership evidence and cannot also approve it"
@@ -258,6 +269,49 @@ def approval_check(session: Session, case: Case, config: Config, approver: str, 
         )
     return {"ownership_evidence": [r.id for r in accepted],
             **({"competing_proofs": sorted(competing)} if competing else {})}
+
+
+def proven_acceptances(session: Session, case: Case, rows: Sequence[OwnershipEvidence]) -> list[OwnershipEvidence]:
+    """The accepted rows whose acceptance is in the keyed audit chain: an ``accept_evidence`` event
+    of this case that names the row, by the row's reviewer (and, for a document, its SHA-256), whose
+    HMAC verifies with a known audit key. A row inserted or edited in the database by someone
+    without the key (an ``accepted`` status, another reviewer, another document) has none."""
+    if not rows:
+        return []
+    from recovery.models import CaseEvent
+
+    ring = audit.current_keyring()
+    events = session.exec(
+        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == "accept_evidence")
+    ).all()
+    proven: list[OwnershipEvidence] = []
+    for row in rows:
+        for event in events:
+            details = event.details or {}
+            if details.get("evidence_id") != row.id or event.actor != row.reviewer:
+                continue
+            if row.kind == WITHDRAWAL_RECORD and details.get("sha256") != row.document_sha256:
+                continue
+            key = ring.get(event.key_id or "")
+            if key is None or not hmac.compare_digest(audit.event_hash(event, key), event.hash):
+                continue
+            proven.append(row)
+            break
+    return proven
+
+
+def credit_check(session: Session, case: Case, config: Config) -> None:
+    """Before a credit is booked: the evidence its credit needs is still accepted and proven by the
+    audit chain (a payout approved before this rule existed, or a row changed since, is refused)."""
+    need = requirement(case, config)
+    if need is None:
+        return
+    marked = [r for r in evidence_rows(session, case.id) if r.status == ACCEPTED]
+    if not proven_acceptances(session, case, marked):
+        raise InvalidTransition(
+            f"{case.reference}: ownership not proven: booking this credit needs {need.describe()}; "
+            "reopen the case and ask the appellant for it"
+        )
 
 
 # ------------------------------------------------------------------------------------------ writes
@@ -531,6 +585,8 @@ class EvidenceService:
                 raise NotFound(f"{reference} has no evidence {evidence_id}")
             if row.status != SUBMITTED:
                 raise InvalidTransition(f"evidence {evidence_id} of {reference} is already {row.status}")
+            if row.submitted_by == actor_name:
+                raise Forbidden(f"four-eyes rule: {actor_name} gave evidence {evidence_id} and cannot also review it")
             now = self.clock()
             row.status = outcome
             row.reviewer = actor_name

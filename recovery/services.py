@@ -1022,6 +1022,7 @@ class CaseService:
         def book(session: Session, case: Case) -> dict[str, Any]:
             if case.resolution != Resolution.CREDIT.value:
                 raise InvalidTransition(f"{reference} is resolved by {case.resolution}, not a credit")
+            evidence.credit_check(session, case, self.config)
             row = payouts.execute_credit(session, case, actor.name, self.clock(), ledger_reference)
             return {"credited_user_id": row.to_user_id, "net_amount": row.amount, "asset": row.asset,
                     "amount_units": str(int(row.amount_units)), "payout_id": row.id, "approved_by": row.approved_by}

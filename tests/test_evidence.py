@@ -8,6 +8,7 @@ under a tag nobody holds (the replay server). Keys are made in the tests with ea
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -426,3 +427,86 @@ def test_two_appellants_who_prove_different_parts_of_one_transaction_each_get_th
         [approval] = events(service, reference, "approve")
         assert "competing_proofs" not in approval.details
         assert approval.details["payout"]["amount_units"] == str(amount * USDT)
+
+
+# ------------------------------------------------------------------------------------------ the database insider
+
+
+def test_evidence_written_into_the_database_does_not_open_the_approval(
+    xrpl: tuple[CaseService, EvidenceService], database: Database
+) -> None:
+    """Someone with write access to the database (no audit key) inserts an accepted signature for
+    zoe's memo-less credit, then forges the accept event with a plain hash: approval is refused."""
+    service, _ = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    recheck(service)
+    with database.write() as session:
+        case = session.exec(select(Case).where(Case.reference == zoe)).one()
+        row = OwnershipEvidence(case_id=case.id or 0, kind="signed_message", status="accepted", submitted_by="zoe",
+                                submitted_at=service.clock(), sender=XRPL_SENDER, signature="00",
+                                reviewer="system", reviewed_at=service.clock())
+        session.add(row)
+        session.flush()
+        forged_id = row.id
+    with pytest.raises(InvalidTransition, match="no signed audit event shows its acceptance"):
+        service.approve(zoe, MARIA, expected_version=version(service, zoe))
+    # an accept event appended with a hash made without the key does not help either
+    with database.write() as session:
+        case = session.exec(select(Case).where(Case.reference == zoe)).one()
+        last = session.exec(select(CaseEvent).order_by(col(CaseEvent.id).desc())).first()
+        assert last is not None
+        forged = CaseEvent(id=(last.id or 0) + 1, case_id=case.id or 0, actor="system", actor_role="system",
+                           action="accept_evidence",
+                           from_status=case.status, to_status=case.status,
+                           details={"evidence_id": forged_id, "kind": "signed_message"},
+                           created_at=service.clock(), prev_hash=last.hash, hash="0" * 64, key_id=last.key_id)
+        session.add(forged)
+    with pytest.raises(InvalidTransition, match="no signed audit event shows its acceptance"):
+        service.approve(zoe, OMAR, expected_version=version(service, zoe))
+    assert events(service, zoe, "approve") == []
+
+
+def test_a_rejected_record_turned_accepted_in_the_database_is_not_evidence(
+    xrpl: tuple[CaseService, EvidenceService], database: Database
+) -> None:
+    service, evidence = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    recheck(service)
+    record = evidence.submit_document(zoe, "zoe", Role.USER, content=PDF)
+    evidence.reject(zoe, record.id or 0, "maria", Role.SPECIALIST, reason="names another transaction")
+    with database.write() as session:
+        row = session.get(OwnershipEvidence, record.id)
+        assert row is not None
+        row.status, row.reviewer = "accepted", "sam"
+        session.add(row)
+    with pytest.raises(InvalidTransition, match="no signed audit event shows its acceptance"):
+        service.approve(zoe, OMAR, expected_version=version(service, zoe))
+
+
+def test_a_record_accepted_then_swapped_in_the_database_stops_the_credit(
+    xrpl: tuple[CaseService, EvidenceService], database: Database
+) -> None:
+    """Approved on a genuine acceptance; the row then changed (another document): the credit is not
+    booked. Nor may whoever gave a record review it."""
+    service, evidence = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    recheck(service)
+    mine = evidence.submit_document(zoe, "maria", Role.SPECIALIST, content=PDF)
+    with pytest.raises(Forbidden, match="cannot also review it"):
+        evidence.accept(zoe, mine.id or 0, "maria", Role.SPECIALIST)
+    evidence.accept(zoe, mine.id or 0, "sam", Role.SPECIALIST)
+    with pytest.raises(Forbidden, match="four-eyes"):  # the one who gave it does not approve it either
+        service.approve(zoe, Actor("maria", Role.APPROVER), expected_version=version(service, zoe))
+    service.approve(zoe, OMAR, expected_version=version(service, zoe))
+    other = hashlib.sha256(PNG).hexdigest()
+    with database.write() as session:  # another document, and the accepted row pointed at it
+        session.add(EvidenceDocument(sha256=other, media_type="image/png", size=len(PNG), content=PNG,
+                                     created_at=service.clock()))
+        session.flush()
+        row = session.get(OwnershipEvidence, mine.id)
+        assert row is not None
+        row.document_sha256 = other
+        session.add(row)
+    with pytest.raises(InvalidTransition, match="booking this credit needs"):
+        service.mark_credited(zoe, MARIA, expected_version=version(service, zoe), ledger_reference="L-1")
+    assert service.get(zoe).case.status == "approved"
