@@ -118,3 +118,22 @@ def test_a_record_is_rejected_with_a_reason_and_the_queue_filters_evidence_waiti
     [row] = evidence.evidence(reference)[2]
     assert (row.status, row.reviewer, row.reason) == ("rejected", "tom", "the record names another transaction")
     assert evidence.waiting_references() == []
+
+
+def huge_png() -> bytes:
+    """A real PNG that declares 20,000 x 20,000 pixels (400 megapixels) in a few hundred kilobytes."""
+    buffer = BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_an_image_bomb_is_never_drawn_and_the_page_stays_whole(wb: Workbench, evm_testbed: EvmTestbed) -> None:
+    reference = unattributed(wb, evm_testbed)
+    evidence = EvidenceService(wb.db, wb.config, wb.cases.clock)
+    content = huge_png()
+    assert len(content) < 1024 * 1024
+    record = evidence.submit_document(reference, "ursula", Role.USER, content=content, declared_type="image/png")
+    at = open_case("tom", reference)
+    assert at.get("image") == []
+    assert any("too large to show" in str(w.value) for w in at.warning)
+    assert f"ev_accept_{record.id}" in [b.key for b in at.button]  # the review still works

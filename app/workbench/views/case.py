@@ -250,16 +250,29 @@ def _ownership(wb: Workbench, case: Case, role: Role) -> None:
         _evidence_row(service, row, shown, may_review)
 
 
+#: an uploaded image larger than this is never drawn (a few hundred kilobytes of PNG can declare
+#: billions of pixels: decoding it would take the reviewer's page down)
+MAX_DRAWN_PIXELS = 40_000_000
+
+
 def _decodes(content: bytes) -> bool:
-    """Whether an uploaded PNG or JPEG is an image Pillow can read (checked before it is drawn)."""
+    """Whether an uploaded PNG or JPEG is an image Pillow can read and of a size fit to draw
+    (checked from its header before anything is decoded)."""
+    import warnings
     from io import BytesIO
 
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(BytesIO(content)) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(BytesIO(content)) as image:
+                width, height = image.size
+                if width * height > MAX_DRAWN_PIXELS:
+                    return False
+                image.verify()
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
+            ValueError, SyntaxError):
         return False
     return True
 
@@ -286,8 +299,9 @@ def _evidence_row(service: EvidenceService, row: OwnershipEvidence, shown: Shown
             if document.media_type in ("image/png", "image/jpeg"):
                 if _decodes(document.content):
                     st.image(document.content, caption=f"Evidence {row.id}")
-                else:  # the right magic bytes, but not an image any decoder reads: never drawn
-                    st.warning("This file starts like an image but cannot be decoded; open it with care.")
+                else:  # the right magic bytes, but no image any decoder reads, or one too large: never drawn
+                    st.warning("This file starts like an image but cannot be decoded, or is too large to show; "
+                               "open it with care.")
             st.download_button("Open the document", data=document.content, mime=document.media_type,
                                file_name=f"evidence-{row.id}.{document.media_type.rsplit('/', 1)[-1]}",
                                key=f"ev_open_{row.id}")
