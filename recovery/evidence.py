@@ -159,7 +159,7 @@ def requirement(case: Case, config: Config) -> Requirement | None:
         kinds = tuple(str(k) for k in asked["kinds"])
     else:
         kinds = tuple(evidence_kinds(family, sender)) if family else (WITHDRAWAL_RECORD,)
-    not_offered = None
+    not_offered = str(asked["not_offered"]) if isinstance(asked, Mapping) and asked.get("not_offered") else None
     if len(senders) != 1 and SIGNED_MESSAGE in kinds:  # one signature cannot prove several senders
         kinds = tuple(k for k in kinds if k != SIGNED_MESSAGE)
         not_offered = "the transfers come from several senders: one signature cannot prove them all"

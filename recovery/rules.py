@@ -1264,10 +1264,26 @@ def evidence_kinds(family: str, sender: str | None) -> list[str]:
     return [*kinds, WITHDRAWAL_RECORD]
 
 
+def _input_addresses(obs: Observation) -> set[str]:
+    """The distinct addresses that paid into a UTXO transaction (Bitcoin: its inputs)."""
+    inputs = obs.details.get("inputs") if isinstance(obs.details, Mapping) else None
+    if not isinstance(inputs, list):
+        return set()
+    return {str(i.get("address") or "") for i in inputs if isinstance(i, Mapping)}
+
+
 def _ask_for_proof(work: _Work, obs: Observation, head: _View, refs: list[TransferRef]) -> dict[str, Any]:
     landing = work.config.network(obs.network)
     sender = head.transfer.sender
     kinds = evidence_kinds(landing.family, sender)
+    if landing.family == "bitcoin" and len(_input_addresses(obs)) != 1:
+        # several inputs from several addresses (a CoinJoin, a PayJoin, a batched send), or one not
+        # read: the key of one input (the "sender" is the first) proves nothing about who paid
+        kinds = [k for k in kinds if k != "signed_message"]
+        not_offered: str | None = ("the deposit was paid from several addresses: a signature by one of them "
+                                   "does not prove who sent it")
+    else:
+        not_offered = None
     if "signed_message" in kinds:
         how = (f"sign the challenge we give you with the key of the sending address {sender}, "
                "or send the withdrawal record of the platform you sent it from")
@@ -1276,7 +1292,7 @@ def _ask_for_proof(work: _Work, obs: Observation, head: _View, refs: list[Transf
     work.say("ownership_proof", f"Prove that you sent this deposit: {how}.", kinds=kinds, sender=sender)
     return {
         "kinds": kinds, "sender": sender, "network": obs.network, "tx_hash": obs.tx_hash,
-        "transfer_indexes": [r.index for r in refs],
+        "transfer_indexes": [r.index for r in refs], **({"not_offered": not_offered} if not_offered else {}),
     }
 
 
