@@ -877,10 +877,14 @@ def _owner_and_memo(work: _Work, landing: Network, view: _View) -> str | None:
         return None
     key = _memo_key(fmt, memo)
     matches = [r for r in view.rows_here if r.memo is not None and _memo_key(fmt, r.memo) == key]
+    # the user is never told whether a memo is someone else's (issue 18): a memo that names nobody
+    # and one that names another account read the same to the appellant (code and sentence); the
+    # difference is for the appeal team only
     if not matches:
         work.apply(Category.WRONG_MEMO)
-        work.say(
-            "wrong_memo",
+        work.say("wrong_memo", _not_your_memo(memo), memo=memo)
+        work.say_internal(
+            "memo_unmatched",
             f"The memo {memo!r} belongs to no account; it can be credited once the sender proves ownership.",
             memo=memo,
         )
@@ -889,15 +893,18 @@ def _owner_and_memo(work: _Work, landing: Network, view: _View) -> str | None:
     if owner != appeal.user_id:
         work.apply(Category.WRONG_MEMO)
         work.flags.add(Flag.CREDITED_TO_OTHER_USER)
-        # the user is never told whether a memo is someone else's (issue 18): the sentence says only
-        # that it is not theirs
-        work.say(
+        work.say("wrong_memo", _not_your_memo(memo), memo=memo)
+        work.say_internal(
             "memo_other_user",
-            f"The memo {memo!r} does not identify your account; nothing can be credited to you for it.",
+            f"The memo {memo!r} is another account's; nothing can be credited to the appellant for it.",
             memo=memo,
         )
         work.say_internal("memo_owner", f"Memo {memo!r} is user {owner}'s.", memo_owner_user_id=owner)
     return owner
+
+
+def _not_your_memo(memo: str) -> str:
+    return f"The memo {memo!r} does not identify your account."
 
 
 def _other_users_address(work: _Work, owner: str | None, recipient: str) -> None:

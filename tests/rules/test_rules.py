@@ -361,7 +361,7 @@ SCENARIOS = [
         "wrong_memo_unknown",
         {"xrpl": seen("xrpl", native(SHARED_XRP, 100 * USDT6), memo="99999")},
         C.WRONG_MEMO, R.CONDITIONAL, S.CREDIT, appeal=xrp_appeal(), fee="20", credited_user="alice",
-        reasons=frozenset({"wrong_memo"}),
+        reasons=frozenset({"wrong_memo", "memo_unmatched"}),
     ),
     Scenario(
         "wrong_memo_with_space",
@@ -377,7 +377,7 @@ SCENARIOS = [
         "wrong_memo_of_another_user",
         {"xrpl": seen("xrpl", native(SHARED_XRP, 100 * USDT6), memo="2002")},
         C.WRONG_MEMO, R.CONDITIONAL, S.CREDIT, frozenset({F.CREDITED_TO_OTHER_USER}),
-        appeal=xrp_appeal(), credited_user="bob", reasons=frozenset({"memo_other_user", "memo_owner"}),
+        appeal=xrp_appeal(), credited_user="bob", reasons=frozenset({"wrong_memo", "memo_other_user", "memo_owner"}),
     ),
     # ------------------------------------------------------------------ unattributed_deposit
     Scenario(
@@ -747,3 +747,14 @@ def test_sentences_name_the_asset_and_whom_a_credit_is_for() -> None:
     other = run(next(s for s in SCENARIOS if s.id == "other_users_address"))
     valid = next(r.text for r in other.reasons if r.code == "uncredited_valid")
     assert "account that owns the receiving address" in valid
+
+
+def test_a_memo_of_nobody_and_a_memo_of_another_user_read_the_same_to_the_appellant() -> None:
+    """Issue 18: the user-facing memo sentence never tells whether the memo is another account's."""
+    def memo_reasons(scenario_id: str) -> list[dict[str, object]]:
+        decision = run(next(s for s in SCENARIOS if s.id == scenario_id))
+        return [r for r in user_reasons(decision) if r["code"] in ("wrong_memo", "memo_other_user", "memo_unmatched")]
+
+    nobody, another = memo_reasons("wrong_memo_unknown"), memo_reasons("wrong_memo_of_another_user")
+    assert [r["code"] for r in nobody] == [r["code"] for r in another] == ["wrong_memo"]
+    assert str(nobody[0]["text"]).replace("99999", "M") == str(another[0]["text"]).replace("2002", "M")
