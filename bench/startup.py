@@ -77,7 +77,10 @@ def prepare(workdir: Path, cases: int) -> dict[str, str]:
         # compiled bytecode is cached (an installed package has it), in the temporary folder:
         # nothing is written into the checkout, and PYTHONDONTWRITEBYTECODE does not apply
         "PYTHONPYCACHEPREFIX": str(workdir / "pycache"),
+        # one audit key for the commands and for this process, which files the appeals
+        "RECOVERY_AUDIT_KEY": "bench-startup-" + secrets.token_hex(32),
     }
+    os.environ["RECOVERY_AUDIT_KEY"] = env["RECOVERY_AUDIT_KEY"]
     env.pop("RECOVERY_CONFIG_DIR", None)  # the shipped configuration
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([*recovery_argv(), "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
