@@ -31,6 +31,7 @@ from chains.ownership import (
     accepted,
     base64_bytes,
     refused,
+    sized,
 )
 
 FAMILY: Final = "bitcoin"
@@ -76,8 +77,7 @@ def signature_b64(signature: str) -> str:
             f"decodes to {len(raw)} bytes: this looks like a BIP-322 signature, which is not verified "
             'here; sign with the wallet\'s legacy "Sign message" (BIP-137) instead',
         )
-    if len(raw) != 65:
-        raise Malformed(FIELD_SIGNATURE, f"decodes to {len(raw)} bytes; expected {SIGNATURE_WHAT}")
+    sized(raw, 65, FIELD_SIGNATURE, SIGNATURE_WHAT)
     if not 27 <= raw[0] <= 42:
         raise Malformed(FIELD_SIGNATURE, f"starts with header byte {raw[0]}; a BIP-137 signature's is 27 to 42")
     r, s = int.from_bytes(raw[1:33], "big"), int.from_bytes(raw[33:], "big")

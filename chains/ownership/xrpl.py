@@ -29,6 +29,7 @@ from chains.ownership import (
     accepted,
     hex_bytes,
     refused,
+    sized,
 )
 
 FAMILY: Final = "xrpl"
@@ -61,9 +62,7 @@ def public_key_hex(public_key: str | None) -> str:
             "is required on the XRP Ledger: give the public key of the key that signed (the account's "
             "master key, or the regular key that signed the deposit)",
         )
-    raw = hex_bytes(public_key, FIELD_PUBLIC_KEY, KEY_WHAT, allow_0x=False)
-    if len(raw) != 33:
-        raise Malformed(FIELD_PUBLIC_KEY, f"decodes to {len(raw)} bytes; expected {KEY_WHAT}")
+    raw = sized(hex_bytes(public_key, FIELD_PUBLIC_KEY, KEY_WHAT, allow_0x=False), 33, FIELD_PUBLIC_KEY, KEY_WHAT)
     if raw[0] == 0xED:
         return raw.hex().upper()
     if raw[0] not in (0x02, 0x03):
@@ -83,9 +82,7 @@ def signature_bytes(signature: str, key: str) -> bytes:
     """The signature bytes in the encoding ``key``'s algorithm uses, or Malformed(signature)."""
     if key.startswith("ED"):
         raw = hex_bytes(signature, FIELD_SIGNATURE, ED25519_SIGNATURE_WHAT, allow_0x=False)
-        if len(raw) != 64:
-            raise Malformed(FIELD_SIGNATURE, f"decodes to {len(raw)} bytes; expected {ED25519_SIGNATURE_WHAT}")
-        return raw
+        return sized(raw, 64, FIELD_SIGNATURE, ED25519_SIGNATURE_WHAT)
     raw = hex_bytes(signature, FIELD_SIGNATURE, SECP256K1_SIGNATURE_WHAT, allow_0x=False)
     # DER: 0x30, total length, then two INTEGERs (r and s) of 1 to 33 bytes each
     if not 8 <= len(raw) <= 72 or raw[0] != 0x30 or raw[1] != len(raw) - 2:
