@@ -58,7 +58,7 @@ from recovery.errors import (
 )
 from recovery.evidence_records import EvidenceDocument, OwnershipChallenge, OwnershipEvidence
 from recovery.lifecycle import ACTIONS
-from recovery.models import Case
+from recovery.models import Case, CaseEvent
 from recovery.registry import address_key, tx_key
 from recovery.rules import WITHDRAWAL_RECORD, evidence_kinds, ownership_proof_needed
 from recovery.vocabulary import CaseStatus, Role
@@ -278,8 +278,6 @@ def proven_acceptances(session: Session, case: Case, rows: Sequence[OwnershipEvi
     without the key (an ``accepted`` status, another reviewer, another document) has none."""
     if not rows:
         return []
-    from recovery.models import CaseEvent
-
     ring = audit.current_keyring()
     events = session.exec(
         select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == "accept_evidence")

@@ -1273,7 +1273,7 @@ def evidence_kinds(family: str, sender: str | None) -> list[str]:
 
 def _input_addresses(obs: Observation) -> set[str]:
     """The distinct addresses that paid into a UTXO transaction (Bitcoin: its inputs)."""
-    inputs = obs.details.get("inputs") if isinstance(obs.details, Mapping) else None
+    inputs = obs.details.get("inputs")
     if not isinstance(inputs, list):
         return set()
     return {str(i.get("address") or "") for i in inputs if isinstance(i, Mapping)}
