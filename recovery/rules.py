@@ -481,6 +481,8 @@ class _Work:
     applies: list[Category] = field(default_factory=list)
     #: the wrong_network sentence without its verdict (see _wrong_network)
     wrong_network_fact: str | None = None
+    #: the owner of the memo the deposit carries, when that is not the appellant (see _owner_and_memo)
+    memo_owner: str | None = None
 
     def say(self, code: str, text: str, **evidence: Any) -> None:
         """A reason anyone (the user included) may read."""
@@ -681,27 +683,68 @@ def _decide_found(work: _Work, obs: Observation, claimed: Network, family: list[
     if not ours:
         if obs.status is TxStatus.PENDING and not obs.transfers:
             return _finish(work, claimed, obs, None, [], None)
-        work.apply(Category.NOT_OUR_ADDRESS)
-        recipients = sorted({v.transfer.recipient for v in views})
-        if not views:
-            text = "The transaction moved no value that the node reports (no transfer in it)."
-        else:
-            text = (
-                f"No transfer in it goes to a deposit address of ours; it paid {', '.join(recipients)}."
-            )
-        work.say("not_our_address", text, recipients=recipients, **where)
-        if appeal.deposit_address and address_key(appeal.deposit_address) not in {
-            address_key(r) for r in recipients
-        }:
-            work.say(
-                "address_claim_differs",
-                f"The appeal names {appeal.deposit_address}, which this transaction did not pay.",
-                claimed_address=appeal.deposit_address,
-            )
-        return _finish(work, claimed, obs, None, [], None)
+        return _none_of_yours(work, claimed, obs, views, where)
 
-    group = _select(work, ours)
+    mine = [v for v in ours if appeal.user_id in _owner_hint(v)]
+    group = _select(work, mine or ours)
+    others = _other_users_plain_address(work, landing, group[0])
+    if others and not mine:
+        # Another customer's deposit address: the appellant is told exactly what an address that
+        # is not ours gets (issue 18: whether an address is another customer's is never revealed);
+        # the owner is credited through their own case, never through this one.
+        work.flags.add(Flag.OTHER_USERS_ADDRESS)
+        work.say_internal(
+            "other_users_address",
+            f"The receiving address {group[0].transfer.recipient} is the deposit address of "
+            f"{', '.join(others)}, not the appellant's: this appeal gets nothing and reads to the appellant "
+            "like an address that is not ours. The owner is credited through their own case (their appeal, "
+            "or the case `recovery scan` opens).",
+            recipient=group[0].transfer.recipient,
+            owner_user_ids=others,
+        )
+        return _none_of_yours(work, claimed, obs, views, where)
     return _judge(work, claimed, landing, obs, group, ours)
+
+
+def _none_of_yours(
+    work: _Work, claimed: Network, obs: Observation, views: list[_View], where: Mapping[str, Any]
+) -> Decision:
+    """No transfer of the transaction reached a deposit address of the appellant's: the same words
+    whether the addresses are nobody's at this exchange or another customer's."""
+    appeal = work.appeal
+    work.apply(Category.NOT_OUR_ADDRESS)
+    recipients = sorted({v.transfer.recipient for v in views})
+    if not views:
+        text = "The transaction moved no value that the node reports (no transfer in it)."
+    else:
+        text = f"No transfer in it went to a deposit address of your account; it paid {', '.join(recipients)}."
+    work.say("not_our_address", text, recipients=recipients, **where)
+    if appeal.deposit_address and address_key(appeal.deposit_address) not in {
+        address_key(r) for r in recipients
+    }:
+        work.say(
+            "address_claim_differs",
+            f"The appeal names {appeal.deposit_address}, which this transaction did not pay.",
+            claimed_address=appeal.deposit_address,
+        )
+    return _finish(work, claimed, obs, None, [], None)
+
+
+def _other_users_plain_address(work: _Work, landing: Network, view: _View) -> list[str]:
+    """The customers whose own (memo-less, not shared) deposit address ``view`` paid, when the
+    appellant (a real user, not the placeholder of a held case) is not one of them; else []."""
+    appellant = work.appeal.user_id
+    if _placeholder(appellant):
+        return []
+    if view.rows_here:
+        if all(not r.user_id for r in view.rows_here):
+            return []  # an exchange wallet: unattributed_deposit
+        if work.registry.is_shared(landing.name, view.transfer.recipient) or any(r.memo for r in view.rows_here):
+            return []  # a shared address: the memo rules decide
+        users = {r.user_id for r in view.rows_here if r.user_id}
+    else:
+        users = {r.user_id for r in view.rows_elsewhere if r.user_id}
+    return [] if not users or appellant in users else sorted(users)
 
 
 def _unrecognised(work: _Work, obs: Observation) -> None:
@@ -890,16 +933,23 @@ def _owner_and_memo(work: _Work, landing: Network, view: _View) -> str | None:
         )
         return None
     owner = matches[0].user_id
-    if owner != appeal.user_id:
+    if owner != appeal.user_id and not _placeholder(appeal.user_id):
+        # Another account's memo reads to the appellant exactly as a memo that names nobody: the
+        # same category, sentences, fee and proof request (issue 18). By the books the deposit is
+        # the memo owner's (their own appeal is credited without proof); the appellant is credited
+        # only once they prove they sent it, and, where it was credited to the owner, once that
+        # amount is frozen on the owner's account (a person's step: domain.md, wrong memo).
         work.apply(Category.WRONG_MEMO)
-        work.flags.add(Flag.CREDITED_TO_OTHER_USER)
+        work.memo_owner = owner
         work.say("wrong_memo", _not_your_memo(memo), memo=memo)
         work.say_internal(
             "memo_other_user",
-            f"The memo {memo!r} is another account's; nothing can be credited to the appellant for it.",
+            f"The memo {memo!r} is another account's: the appellant is credited only once they prove they "
+            "sent it (and once any credit to the memo's owner is frozen); the owner's own appeal needs no proof.",
             memo=memo,
         )
         work.say_internal("memo_owner", f"Memo {memo!r} is user {owner}'s.", memo_owner_user_id=owner)
+        return None
     return owner
 
 
@@ -908,12 +958,13 @@ def _not_your_memo(memo: str) -> str:
 
 
 def _other_users_address(work: _Work, owner: str | None, recipient: str) -> None:
+    """The owner is not the case's holder: only a held case's placeholder gets here (a real
+    appellant at another customer's address is answered as at an address that is not ours)."""
     if owner is not None and owner != work.appeal.user_id:
         work.flags.add(Flag.OTHER_USERS_ADDRESS)
-        work.say(
+        work.say_internal(
             "other_users_address",
-            f"The receiving address {recipient} is not a deposit address of your account; "
-            "nothing can be credited to you for it.",
+            f"The receiving address {recipient} is not a deposit address of the case's holder.",
             recipient=recipient,
         )
         work.say_internal(
@@ -937,8 +988,19 @@ def _already_credited(
     if not mine and len(same_asset_groups) > 1:
         return
     chosen: list[CreditedDeposit] = mine or credits
-    work.apply(Category.ALREADY_CREDITED)
     total = sum((c.amount for c in chosen), Decimal(0))
+    if work.memo_owner is not None and any(c.user_id != work.appeal.user_id for c in chosen):
+        # credited to the memo's owner: to the appellant this stays a wrong memo that needs proof
+        work.flags.add(Flag.CREDITED_TO_OTHER_USER)
+        work.say_internal(
+            "credited_to_other_user",
+            f"It was credited ({_fmt(total)} {group[0].label()}) to {', '.join(sorted({c.user_id for c in chosen}))}, "
+            "whose memo it carries: freeze that amount on their account before crediting the appellant.",
+            credited_amount=_money(total),
+            credited_user_ids=sorted({c.user_id for c in chosen}),
+        )
+        return
+    work.apply(Category.ALREADY_CREDITED)
     work.say(
         "already_credited",
         f"This deposit was already credited ({_fmt(total)} {group[0].label()}); "

@@ -75,7 +75,7 @@ from recovery.leases import Leases, new_owner, owner_key
 from recovery.models import Case, CreditedDeposit, DepositAddress, ScanCursor, ScanFinding
 from recovery.registry import address_key, tx_key
 from recovery.rules import Appeal, Decision, PriceMap, classify
-from recovery.services import SYSTEM, CaseService, shared_owner
+from recovery.services import SYSTEM, CaseService, is_shared_owner, shared_owner
 from recovery.sql_registry import SqlRegistry
 from recovery.vocabulary import Category, Origin
 
@@ -905,7 +905,11 @@ class Scanner:
         memo = head.memo if head.memo is not None else group.obs.memo
         owner = _owner(network, rows, head.recipient, memo)
         for case_row in cases:
-            if case_row.user_id == owner or address_key(case_row.deposit_address) == address_key(head.recipient):
+            # The owner's own case covers the deposit. Another user's appeal at the owner's address or
+            # memo does not (it is answered "not yours" and credits nobody: issue 18), so the owner
+            # still gets a case; at a shared address held for nobody, any appeal for it does.
+            held = is_shared_owner(owner) and address_key(case_row.deposit_address) == address_key(head.recipient)
+            if case_row.user_id == owner or held:
                 return self._existing(network, group, asset, decimals, price, case_row, summary)
         now = self.service.clock()
         others = frozenset(c.user_id for c in cases if c.network == network.name and c.user_id != owner)

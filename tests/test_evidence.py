@@ -370,9 +370,12 @@ def test_the_owner_of_a_memo_needs_no_proof_even_when_contested(
     assert (case.category, case.credited_user_id, "contested" in case.flags) == ("uncredited_valid", "bob", True)
     assert evidence.ownership(bob, for_user="bob").status == "not_required"
     assert service.approve(bob, MARIA, expected_version=version(service, bob)).status == "approved"
-    # zoe's appeal credits bob (the memo's owner), not her: no proof asked of anyone
-    assert service.get(zoe).case.credited_user_id == "bob"
-    assert evidence.ownership(zoe, for_user="zoe").required is False
+    # zoe's appeal of bob's tag reads to her like a tag of nobody's (issue 18): she is credited only
+    # with accepted proof, which never holds up bob's own credit
+    assert service.get(zoe).case.credited_user_id == "zoe"
+    assert evidence.ownership(zoe, for_user="zoe").required is True
+    with pytest.raises(InvalidTransition, match="ownership not proven"):
+        service.approve(zoe, MARIA, expected_version=version(service, zoe))
 
 
 def test_the_evidence_migration_goes_down_and_up_again(database: Database) -> None:

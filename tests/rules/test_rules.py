@@ -72,22 +72,20 @@ USDT6 = 10**6
 WEI = 10**18
 
 
-def books(*credits: CreditedDeposit) -> InMemoryRegistry:
-    """The exchange's deposit addresses (and any credits)."""
-    return InMemoryRegistry(
-        addresses=[
-            # alice's EVM address was issued for ethereum only; stored lower-case on purpose
-            DepositAddress("alice", "ethereum", ALICE.lower(), None, "eoa"),
-            DepositAddress("bob", "ethereum", BOB, None, "eoa"),
-            DepositAddress("carol", "ethereum", CAROL_CONTRACT, None, "contract"),
-            DepositAddress("alice", "xrpl", SHARED_XRP, "1001", "eoa"),
-            DepositAddress("bob", "xrpl", SHARED_XRP, "2002", "eoa"),
-            DepositAddress("alice", "stellar", SHARED_XLM, "7", "eoa"),
-            # an exchange wallet: imported with kind wallet and no user
-            DepositAddress("", "ethereum", HOT_WALLET, None, "eoa"),
-        ],
-        credited=credits,
-    )
+def books(*credits: CreditedDeposit, without_user: str | None = None) -> InMemoryRegistry:
+    """The exchange's deposit addresses (and any credits); ``without_user``: as if that user held none."""
+    rows = [
+        # alice's EVM address was issued for ethereum only; stored lower-case on purpose
+        DepositAddress("alice", "ethereum", ALICE.lower(), None, "eoa"),
+        DepositAddress("bob", "ethereum", BOB, None, "eoa"),
+        DepositAddress("carol", "ethereum", CAROL_CONTRACT, None, "contract"),
+        DepositAddress("alice", "xrpl", SHARED_XRP, "1001", "eoa"),
+        DepositAddress("bob", "xrpl", SHARED_XRP, "2002", "eoa"),
+        DepositAddress("alice", "stellar", SHARED_XLM, "7", "eoa"),
+        # an exchange wallet: imported with kind wallet and no user
+        DepositAddress("", "ethereum", HOT_WALLET, None, "eoa"),
+    ]
+    return InMemoryRegistry(addresses=[r for r in rows if r.user_id != without_user], credited=credits)
 
 
 def appeal(**changes: object) -> Appeal:
@@ -286,8 +284,9 @@ SCENARIOS = [
     Scenario(
         "wrong_network_contract_address",
         evm_lookups(seen("bsc", token(BSC_USDT, CAROL_CONTRACT, 200 * WEI))),
-        C.WRONG_NETWORK, R.NO, S.NONE, frozenset({F.OTHER_USERS_ADDRESS}),
-        credited_user=None,
+        # carol's address: to alice it reads like an address that is not ours (issue 18)
+        C.NOT_OUR_ADDRESS, R.NO, S.NONE, frozenset({F.OTHER_USERS_ADDRESS}),
+        credited_user=None, reasons=frozenset({"not_our_address", "other_users_address"}),
     ),
     Scenario(
         "wrong_network_contract_address_own",
@@ -376,8 +375,19 @@ SCENARIOS = [
     Scenario(
         "wrong_memo_of_another_user",
         {"xrpl": seen("xrpl", native(SHARED_XRP, 100 * USDT6), memo="2002")},
+        # bob's memo: alice is credited only once she proves she sent it (bob's own appeal needs no proof)
+        C.WRONG_MEMO, R.CONDITIONAL, S.CREDIT,
+        appeal=xrp_appeal(), credited_user="alice",
+        reasons=frozenset({"wrong_memo", "memo_other_user", "memo_owner", "ownership_proof"}),
+    ),
+    Scenario(
+        "wrong_memo_of_another_user_credited_to_them",
+        {"xrpl": seen("xrpl", native(SHARED_XRP, 100 * USDT6), memo="2002")},
+        # already credited to bob: still a wrong memo that needs alice's proof (and a freeze on bob)
         C.WRONG_MEMO, R.CONDITIONAL, S.CREDIT, frozenset({F.CREDITED_TO_OTHER_USER}),
-        appeal=xrp_appeal(), credited_user="bob", reasons=frozenset({"wrong_memo", "memo_other_user", "memo_owner"}),
+        registry=books(CreditedDeposit("xrpl", TX, "bob", "XRP", D(100))),
+        appeal=xrp_appeal(), credited_user="alice",
+        reasons=frozenset({"wrong_memo", "memo_other_user", "credited_to_other_user", "ownership_proof"}),
     ),
     # ------------------------------------------------------------------ unattributed_deposit
     Scenario(
@@ -483,8 +493,10 @@ SCENARIOS = [
     Scenario(
         "other_users_address",
         usdt_to(BOB),
-        C.UNCREDITED_VALID, R.YES, S.CREDIT, frozenset({F.OTHER_USERS_ADDRESS}),
-        credited_user="bob", reasons=frozenset({"other_users_address", "address_owner"}),
+        # bob's own deposit address: to alice it reads like an address that is not ours; bob is
+        # credited through his own case
+        C.NOT_OUR_ADDRESS, R.NO, S.NONE, frozenset({F.OTHER_USERS_ADDRESS}),
+        credited_user=None, reasons=frozenset({"not_our_address", "other_users_address"}),
     ),
     # ------------------------------------------------------------------ several transfers in one transaction
     Scenario(
@@ -598,14 +610,29 @@ def test_user_view_hides_other_users(s: Scenario) -> None:
     assert all("internal" not in r for r in user_reasons(d))
 
 
-def test_other_users_address_credits_the_owner_not_the_appellant() -> None:
+def test_another_customers_address_reads_to_the_appellant_like_an_address_not_ours() -> None:
+    """Issue 18: an appeal by anyone who copied a hash must not learn that the receiving address is
+    another customer's: the user view is the same as when the address is nobody's here."""
     s = next(s for s in SCENARIOS if s.id == "other_users_address")
-    d = run(s)
-    assert d.credited_user_id == "bob"
-    public = " ".join(r["text"] for r in user_reasons(d))
-    assert "not a deposit address of your account" in public
-    internal = [r for r in d.reasons if r.internal]
-    assert any(r.evidence.get("owner_user_id") == "bob" for r in internal)
+    at_bob = run(s)
+    not_ours = classify(s.appeal, s.observations, books(without_user="bob"), s.config, NOW)
+    assert not_ours.category is C.NOT_OUR_ADDRESS
+    assert user_view(at_bob) == user_view(not_ours)
+    assert "your account" in " ".join(r["text"] for r in user_reasons(at_bob))
+    assert at_bob.credited_user_id is None and at_bob.ownership_proof is None
+    internal = [r for r in at_bob.reasons if r.internal]
+    assert any(r.evidence.get("owner_user_ids") == ["bob"] for r in internal)
+    # bob's own appeal of the same transfer is credited to him, with no proof asked
+    own = classify(appeal(user_id="bob", deposit_address=BOB), s.observations, s.registry, s.config, NOW)
+    assert (own.category, own.credited_user_id, own.ownership_proof) == (C.UNCREDITED_VALID, "bob", None)
+
+
+def test_a_transfer_to_the_appellant_is_chosen_over_one_to_another_customer() -> None:
+    """An appeal that names another customer's address, for a transaction that also pays the
+    appellant's own, is about the appellant's transfer."""
+    obs = evm_lookups(seen("ethereum", token(ETH_USDT, BOB, 50 * USDT6), token(ETH_USDT, ALICE, 70 * USDT6)))
+    d = classify(appeal(deposit_address=BOB), obs, books(), CONFIG, NOW)
+    assert (d.category, d.credited_user_id, d.amount) == (C.UNCREDITED_VALID, "alice", D(70))
 
 
 def test_counterfeit_reason_warns_of_the_scam() -> None:
@@ -744,9 +771,6 @@ def test_sentences_name_the_asset_and_whom_a_credit_is_for() -> None:
     mismatch = run(next(s for s in SCENARIOS if s.id == "amount_mismatch"))
     text = next(r.text for r in mismatch.reasons if r.code == "amount_mismatch")
     assert "claims 150 USDT, but 100 USDT arrived" in text
-    other = run(next(s for s in SCENARIOS if s.id == "other_users_address"))
-    valid = next(r.text for r in other.reasons if r.code == "uncredited_valid")
-    assert "account that owns the receiving address" in valid
 
 
 def test_a_memo_of_nobody_and_a_memo_of_another_user_read_the_same_to_the_appellant() -> None:
@@ -758,3 +782,24 @@ def test_a_memo_of_nobody_and_a_memo_of_another_user_read_the_same_to_the_appell
     nobody, another = memo_reasons("wrong_memo_unknown"), memo_reasons("wrong_memo_of_another_user")
     assert [r["code"] for r in nobody] == [r["code"] for r in another] == ["wrong_memo"]
     assert str(nobody[0]["text"]).replace("99999", "M") == str(another[0]["text"]).replace("2002", "M")
+
+
+def test_a_memo_of_another_user_reads_like_a_memo_of_nobody_with_the_same_proof_request() -> None:
+    """Issue 18: one transfer with memo 2002, decided for alice against books where 2002 is bob's
+    (credited to him or not) and where it is nobody's: the appellant sees the same view and gets the
+    same proof request; only the team's internal reasons differ."""
+    obs = {"xrpl": seen("xrpl", native(SHARED_XRP, 100 * USDT6), memo="2002")}
+    nobody = classify(xrp_appeal(), obs, books(without_user="bob"), CONFIG, NOW)
+    bobs = classify(xrp_appeal(), obs, books(), CONFIG, NOW)
+    credited = classify(xrp_appeal(), obs, books(CreditedDeposit("xrpl", TX, "bob", "XRP", D(100))), CONFIG, NOW)
+    assert "memo_unmatched" in {r.code for r in nobody.reasons}
+    for decision in (bobs, credited):
+        assert user_view(decision) == user_view(nobody)
+        assert decision.ownership_proof == nobody.ownership_proof is not None
+        assert decision.credited_user_id == "alice"
+    assert F.CREDITED_TO_OTHER_USER in credited.flags
+    freeze = next(r for r in credited.reasons if r.code == "credited_to_other_user")
+    assert freeze.internal and "freeze" in freeze.text and freeze.evidence["credited_user_ids"] == ["bob"]
+    # bob's own appeal of his memo is credited to him without proof
+    own = classify(xrp_appeal(user_id="bob"), obs, books(), CONFIG, NOW)
+    assert (own.category, own.credited_user_id, own.ownership_proof) == (C.UNCREDITED_VALID, "bob", None)

@@ -407,9 +407,9 @@ SCENARIOS: list[Scenario] = [
         fee="0", claimed_amount=D(150), credited="alice", amount="100", reasons=frozenset({"amount_mismatch"}),
     ),
     Scenario(
-        "other_users_address-credits-the-owner", usdt("ethereum", "bob", 100 * USDT6),
-        C.UNCREDITED_VALID, R.YES, S.CREDIT, frozenset({F.OTHER_USERS_ADDRESS}),
-        amount="100", fee="0", credited="bob", reasons=frozenset({"other_users_address", "address_owner"}),
+        "other_users_address-reads-like-not-ours", usdt("ethereum", "bob", 100 * USDT6),
+        C.NOT_OUR_ADDRESS, R.NO, S.NONE, frozenset({F.OTHER_USERS_ADDRESS}),
+        amount=None, fee=None, credited=None, reasons=frozenset({"not_our_address", "other_users_address"}),
     ),
     Scenario(
         "multi_transfer-picks-the-appellants", multi_transfer,
@@ -708,11 +708,13 @@ def test_unlisted_token_refund_values_it_at_the_given_price(built: Built) -> Non
     assert d.asset == built.world.pepe["ethereum"] and d.transfers[0].symbol == "PEPE"
 
 
-def test_other_users_address_credits_the_owner_and_tells_the_appellant(built: Built) -> None:
-    d = built.decide(by_id("other_users_address-credits-the-owner"))
+def test_another_customers_address_reads_like_not_ours_and_only_the_team_sees_the_owner(built: Built) -> None:
+    d = built.decide(by_id("other_users_address-reads-like-not-ours"))
     public = [r for r in d.reasons if not r.internal]
-    assert any("not a deposit address of your account" in r.text for r in public)
+    assert any(r.code == "not_our_address" and "deposit address of your account" in r.text for r in public)
     assert all("bob" not in json.dumps(r.evidence) for r in public)
+    [internal] = [r for r in d.reasons if r.code == "other_users_address"]
+    assert internal.internal and internal.evidence["owner_user_ids"] == ["bob"]
 
 
 def test_expiry_counts_from_the_appeal_not_the_decision(built: Built) -> None:

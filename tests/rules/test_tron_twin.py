@@ -69,11 +69,16 @@ def test_a_transfer_to_the_twin_of_our_evm_key_is_a_wrong_network_deposit_of_its
 
 def test_the_detected_case_and_another_users_appeal_name_the_key_owner() -> None:
     twin = evm_to_tron(ALICE)
-    # `recovery scan` classifies as if the owner appealed; another user's appeal is told it is not theirs
+    # `recovery scan` classifies as if the owner appealed; another user's appeal reads like an
+    # address that is not ours (issue 18), and only the team's internal reason names the owner
     mallory = decide(twin, books(), user="mallory")
-    assert mallory.category is Category.WRONG_NETWORK and mallory.credited_user_id == "alice"
+    assert mallory.category is Category.NOT_OUR_ADDRESS and mallory.credited_user_id is None
     assert Flag.OTHER_USERS_ADDRESS in mallory.flags
-    assert "other_users_address" in {r.code for r in mallory.reasons}
+    [internal] = [r for r in mallory.reasons if r.code == "other_users_address"]
+    assert internal.internal and internal.evidence["owner_user_ids"] == ["alice"]
+    assert [r["code"] for r in user_reasons(mallory)] == ["found", "not_our_address"]
+    alice = decide(twin, books())
+    assert alice.category is Category.WRONG_NETWORK and alice.credited_user_id == "alice"
 
 
 def test_the_twin_of_a_contract_is_nobodys() -> None:
