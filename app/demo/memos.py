@@ -4,7 +4,8 @@ server (``chains.replay``): nothing here is invented chain data.
 The recordings are read through the real adapters; the demo then *declares* the receiving
 addresses to be shared deposit addresses of the exchange, with per-user memos chosen so that:
 - an XRP payment whose destination tag is a user's memo, appealed by that user: ``uncredited_valid``;
-- the same payment appealed by another user of that address: ``wrong_memo`` (it belongs to the first);
+- the same payment appealed by another user of that address: ``wrong_memo``, read like a tag of nobody's
+  (credited to them only with accepted proof that they sent it; the first user's own appeal needs none);
 - an XRP payment without a destination tag to a shared address: ``missing_memo``;
 - an ATOM transfer whose memo maps to no user of the address: ``wrong_memo``.
 Where the recordings lack such a transaction the case is left out (and the summary shows it).
