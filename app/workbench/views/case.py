@@ -46,8 +46,12 @@ FLAG_BANNERS: dict[str, tuple[str, str]] = {
     "counterfeit": ("error", "**Counterfeit token**: it imitates a listed asset. Never credit it."),
     "amount_mismatch": ("warning", "**Amount mismatch**: the amount on chain differs from the claimed amount."),
     "credited_to_other_user": ("error", "**Credited to another user**: this deposit is already on another "
-                                        "user's account."),
-    "other_users_address": ("error", "**Another user's address**: the deposit address belongs to another user."),
+                                        "user's account. Credit this appellant only with accepted proof, and "
+                                        "freeze the amount on that account first."),
+    "other_users_address": ("error", "**Another user's address**: the deposit address belongs to another user. "
+                                     "The appellant was told only that it is not an address of their account: "
+                                     "reject it as not_our_address; the owner is credited through their own "
+                                     "case."),
     "partial_payment": ("warning", "**Partial payment**: only part of the claimed amount arrived."),
     "expired": ("warning", "**Expired**: older than the recovery window of its fee rule."),
     "not_economical": ("warning", "**Not economical**: the fee would take the whole amount, or the value is "
