@@ -25,6 +25,7 @@ import orjson
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
+from sqlmodel import select
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +41,7 @@ from app.api_models import (
     NetworksOut,
     OwnershipOut,
     OwnershipSignedIn,
+    ReplyIn,
     request_schema,
 )
 from app.api_settings import ApiSettings
@@ -48,11 +50,12 @@ from chains.addresses import FORMAT_HINTS
 from recovery.audit_anchors import AnchorSettings, anchor_settings, maybe_publish
 from recovery.checking import CaseChecker, ChainGateway
 from recovery.config import Config
-from recovery.errors import FieldError, NotFound, ValidationFailed
+from recovery.errors import FieldError, InvalidTransition, NotFound, ValidationFailed
 from recovery.evidence import MAX_DOCUMENT_BYTES, EvidenceService, Ownership
 from recovery.intake import AppealDraft, validate_appeal
 from recovery.models import Case
 from recovery.public import AppealReader, appeal_view, find_existing, list_own, own_events
+from recovery.replies import MAX_ATTACHMENTS, MAX_MESSAGE_CHARS, Attachment
 from recovery.services import SYSTEM, Actor, CaseService, is_shared_owner
 from recovery.vocabulary import Origin, Role
 
@@ -66,6 +69,9 @@ _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
 _OWNERSHIP_PATH = re.compile(r"/v1/appeals/[A-Za-z0-9-]{1,20}/ownership")
 #: the ownership endpoint takes a document: its body limit is the file limit plus the multipart framing
 OWNERSHIP_BODY_BYTES = MAX_DOCUMENT_BYTES + 64 * 1024
+_REPLIES_PATH = re.compile(r"/v1/appeals/[A-Za-z0-9-]{1,20}/replies")
+#: an answer takes up to MAX_ATTACHMENTS documents: its body limit is theirs plus the framing and the text
+REPLIES_BODY_BYTES = MAX_ATTACHMENTS * MAX_DOCUMENT_BYTES + 64 * 1024
 
 MEMO_HINTS = {
     "none": "this network does not use a memo: leave it empty",
@@ -85,6 +91,7 @@ def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "malformed JSON",
         401: "missing, expired or invalid token",
         404: "no such appeal (also another user's)",
+        409: "the appeal is not in a state that takes this (e.g. no question is waiting for an answer)",
         413: "request body over the size limit",
         415: "the body is not JSON",
         422: "invalid fields, each named",
@@ -306,7 +313,8 @@ def create_app(
     )
     api_errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       overrides=((_OWNERSHIP_PATH, max(settings.max_body_bytes, OWNERSHIP_BODY_BYTES)),))
+                       overrides=((_OWNERSHIP_PATH, max(settings.max_body_bytes, OWNERSHIP_BODY_BYTES)),
+                                  (_REPLIES_PATH, max(settings.max_body_bytes, REPLIES_BODY_BYTES))))
     app.add_middleware(_Headers)
     if settings.cors_origins:
         app.add_middleware(
@@ -573,6 +581,91 @@ def create_app(
             limiter.check_evidence(user_id)
             evidence.submit_document(reference, user_id, Role.USER, content=content, declared_type=declared,
                                      file_name=name)
+
+    @app.post(
+        "/v1/appeals/{reference}/replies",
+        status_code=201,
+        response_model=AppealOut,
+        tags=["appeals"],
+        summary="Answer the appeal team's question: text (JSON), or text and up to 5 files (multipart)",
+        responses=_error_responses(400, 401, 404, 409, 413, 415, 422, 429, 500, 503),
+        openapi_extra={**_ownership_doc, "requestBody": {"required": True, "content": {
+            "application/json": {"schema": ReplyIn.model_json_schema()},
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["message"],
+                "properties": {"message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
+                               "files": {"type": "array", "maxItems": MAX_ATTACHMENTS,
+                                         "items": {"type": "string", "format": "binary"},
+                                         "description": "PDF, PNG or JPEG (by content), at most 5 MiB each"}}}},
+        }}},
+    )
+    async def post_reply(request: Request) -> dict[str, Any]:
+        user_id = authenticate(request)
+        reference = own_reference(request)
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        files: list[Attachment] = []
+        if _JSON_TYPES.match(content_type):
+            body = await request.body()
+            try:
+                raw = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:100]}") from None
+            if not isinstance(raw, dict):
+                raise validation_error([FieldError("body", "must be a JSON object")])
+            unknown = [FieldError(str(key)[:40], "unknown field; the field is message (files need multipart)")
+                       for key in raw if key != "message"]
+            if unknown:
+                raise validation_error(unknown)
+            message = raw.get("message")
+        elif content_type == "multipart/form-data":
+            message, files = await reply_body(request)
+        else:
+            raise ApiError(415, "unsupported_media_type",
+                           "send the answer as JSON, or as multipart/form-data with files")
+        return await run_in_threadpool(answer, user_id, reference, message, files)
+
+    async def reply_body(request: Request) -> tuple[Any, list[Attachment]]:
+        from starlette.datastructures import UploadFile
+        from starlette.formparsers import MultiPartException
+
+        try:
+            form = await request.form(max_files=MAX_ATTACHMENTS, max_fields=8, max_part_size=64 * 1024)
+        except MultiPartException as exc:
+            raise ApiError(400, "bad_request", f"the multipart body could not be read: {exc.message}") from None
+        try:
+            errors = [FieldError(str(key)[:40], "unknown field; the fields are message, files")
+                      for key in form if key not in ("message", "files")]
+            message = form.get("message")
+            if not isinstance(message, str):
+                errors.append(FieldError("message", "is required (text)"))
+            uploads = form.getlist("files")
+            if any(not isinstance(upload, UploadFile) for upload in uploads):
+                errors.append(FieldError("files", "must be files"))
+            if errors:
+                raise validation_error(errors)
+            files = []
+            for upload in uploads:
+                assert isinstance(upload, UploadFile)
+                content = await upload.read(MAX_DOCUMENT_BYTES + 1)
+                files.append(Attachment(content, upload.content_type, upload.filename))
+            return message, files
+        finally:
+            await form.close()
+
+    def answer(user_id: str, reference: str, message: Any, files: list[Attachment]) -> dict[str, Any]:
+        with limiter.lock(user_id):
+            with service.db.read() as session:
+                case = session.exec(select(Case).where(Case.reference == reference, Case.user_id == user_id)).first()
+            if case is None:
+                raise NotFound(f"no appeal {reference!r}")
+            limiter.check_replies(user_id)
+            try:
+                answered = service.provide_info(reference, message, Actor(user_id, Role.USER),
+                                                expected_version=case.version, attachments=files)
+            except InvalidTransition as exc:
+                raise ApiError(409, "not_waiting_for_an_answer",
+                               f"{reference} is not waiting for an answer: {exc}") from None
+        return load_view(answered)
 
     def openapi() -> dict[str, Any]:
         """The generated schema plus the bearer scheme on the operations that need a token."""

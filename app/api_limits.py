@@ -138,6 +138,13 @@ class AppealRateLimit:
             times = _user_event_times(session, user_id, "submit_evidence", now - self.window)
         self._refuse_over(times, now, "ownership evidence attempts")
 
+    def check_replies(self, user_id: str) -> None:
+        """The same limit on answers to the appeal team's questions (each one taken)."""
+        now = self.clock()
+        with self.db.read() as session:
+            times = _user_event_times(session, user_id, "provide_info", now - self.window)
+        self._refuse_over(times, now, "answers")
+
     def _refuse_over(self, times: list[datetime], now: datetime, what: str) -> None:
         if len(times) < self.limit:
             return

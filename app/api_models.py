@@ -88,13 +88,43 @@ class TimelineEntry(_Out):
     event: Literal[
         "submitted", "detected", "checked", "awaiting_chain", "information_requested", "information_provided",
         "approved", "rejected", "refund_sent", "refunded", "refund_failed", "credited", "closed", "withdrawn",
-        "reopened",
+        "reopened", "information_reminder",
     ] = Field(description="`detected`: the exchange found the deposit and opened the case (origin `detected`)")
     status: CaseStatus | None
     message: str | None
     category: Category | None
     reason_code: str | None
     refund_tx_hash: str | None
+
+
+class AttachmentOut(_Out):
+    file_name: str | None
+    media_type: Literal["application/pdf", "image/png", "image/jpeg"]
+    size: int
+    sha256: str
+
+
+class OpenQuestionOut(_Out):
+    message: str = Field(description="the appeal team's question, as they wrote it")
+    asked_at: DateTimeText
+    reminder_at: DateTimeText | None = Field(description="when we remind you if there is no answer yet")
+    closes_at: DateTimeText | None = Field(
+        description="when the appeal is closed if there is no answer; an answer within the grace period reopens it")
+
+
+class ConversationEntryOut(_Out):
+    at: DateTimeText
+    by: Literal["team", "you"]
+    kind: Literal["question", "reminder", "answer", "closed_unanswered"]
+    message: str
+    attachments: list[AttachmentOut]
+
+
+class ReplyIn(BaseModel):
+    """An answer as JSON (attachments need multipart/form-data: a ``message`` field and ``files``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=4000)
 
 
 class AppealOut(_Out):
@@ -123,6 +153,11 @@ class AppealOut(_Out):
     refund_network: str | None
     explorer_url: str | None
     timeline: list[TimelineEntry]
+    open_question: OpenQuestionOut | None = Field(
+        description="the question the appeal team is waiting for you to answer (POST …/replies), or, for an "
+                    "appeal closed unanswered, the question an answer to which reopens it until `closes_at`")
+    conversation: list[ConversationEntryOut] = Field(
+        description="the team's questions and reminders and your answers, oldest first")
     created_at: DateTimeText
     updated_at: DateTimeText
 

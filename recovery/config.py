@@ -13,6 +13,7 @@ once. Extra keys are kept (``model_extra``) so operators can annotate entries fr
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -141,6 +142,32 @@ class Policy(_Entry):
     payout_sla_hours: int = Field(default=24, gt=0)
     #: a recorded refund still not proven on chain after this many hours gets flag refund_overdue
     refund_overdue_hours: int = Field(default=6, gt=0)
+    #: a question to the user (needs_info) unanswered this long gets one reminder
+    info_reminder_hours: int = Field(default=72, gt=0)
+    #: ... and this long closes the case (the SLA clock is paused meanwhile)
+    info_close_after_hours: int = Field(default=14 * 24, gt=0)
+    #: the user's answer reopens a case closed unanswered up to this long after it closed
+    info_reopen_grace_hours: int = Field(default=30 * 24, gt=0)
+
+    @model_validator(mode="after")
+    def _reminder_before_close(self) -> Policy:
+        if self.info_reminder_hours >= self.info_close_after_hours:
+            raise ValueError("info_reminder_hours must be less than info_close_after_hours")
+        return self
+
+
+class InfoTemplate(BaseModel):
+    """A question the appeal team often asks (``templates.toml``), offered for the categories it names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=80)
+    message: str = Field(min_length=1, max_length=4000)
+    #: the categories it is offered for (empty: every category)
+    categories: tuple[Category, ...] = ()
+
+    def fits(self, category: str | None) -> bool:
+        return not self.categories or category in {c.value for c in self.categories}
 
 
 class ConfigError(Exception):
@@ -158,6 +185,12 @@ class Config:
     fees: tuple[FeeRule, ...]
     policy: Policy
     digest: str = field(default="")
+    #: information-request templates by name (``templates.toml``; optional)
+    templates: Mapping[str, InfoTemplate] = field(default_factory=dict)
+
+    def templates_for(self, category: str | None) -> dict[str, InfoTemplate]:
+        """The templates offered for a case of this category, by name."""
+        return {name: t for name, t in self.templates.items() if t.fits(category)}
 
     def network(self, name: str) -> Network:
         try:
@@ -244,11 +277,12 @@ def _digest(paths: Iterable[Path]) -> str:
 def load_config(config_dir: Path) -> Config:
     """Read every file, collect every problem, and raise ConfigError if there is any."""
     problems: list[str] = []
-    files = {name: config_dir / f"{name}.toml" for name in ("networks", "assets", "fees", "policy")}
+    files = {name: config_dir / f"{name}.toml" for name in ("networks", "assets", "fees", "policy", "templates")}
     raw_networks = _read_toml(files["networks"], problems)
     raw_assets = _read_toml(files["assets"], problems)
     raw_fees = _read_toml(files["fees"], problems)
     raw_policy = _read_toml(files["policy"], problems, required=False)
+    raw_templates = _read_toml(files["templates"], problems, required=False)
 
     networks: dict[str, Network] = {}
     tables = raw_networks.get("networks", {})
@@ -327,6 +361,21 @@ def load_config(config_dir: Path) -> Config:
     except ValidationError as exc:
         problems.extend(_errors("policy.toml", "[policy]", exc))
 
+    templates: dict[str, InfoTemplate] = {}
+    table = raw_templates.get("templates", {})
+    if not isinstance(table, dict):
+        problems.append("templates.toml: expected [templates.<name>] tables")
+        table = {}
+    for name, item in table.items():
+        entry = f"[templates.{name}]"
+        if not re.fullmatch(r"[a-z0-9_]{1,40}", name):
+            problems.append(f"templates.toml: {entry}: the name must be 1-40 lower-case letters, digits or _")
+            continue
+        try:
+            templates[name] = InfoTemplate.model_validate(item)
+        except ValidationError as exc:
+            problems.extend(_errors("templates.toml", entry, exc))
+
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -334,7 +383,9 @@ def load_config(config_dir: Path) -> Config:
         assets=tuple(assets),
         fees=tuple(fees),
         policy=policy,
-        digest=_digest(files.values()),
+        # what the rules read: the templates are no part of a decision (rules_version)
+        digest=_digest(files[name] for name in ("networks", "assets", "fees", "policy")),
+        templates=templates,
     )
 
 

@@ -77,9 +77,22 @@ ACTIONS: dict[str, ActionRule] = {
     ),
     "provide_info": ActionRule(
         roles=frozenset({R.USER, R.SPECIALIST, R.ADMIN}),
-        moves={S.NEEDS_INFO: S.IN_REVIEW},
+        # from closed only for a case closed unanswered, within the grace period (the service checks)
+        moves={S.NEEDS_INFO: S.IN_REVIEW, S.CLOSED: S.IN_REVIEW},
         requires=("message",),
-        description="The user's answer (or a specialist recording it from chat).",
+        description="The user's answer (or a specialist recording it from chat); it also reopens a case "
+                    "closed for want of an answer, within the grace period.",
+    ),
+    "remind_info": ActionRule(
+        roles=frozenset({R.SYSTEM}),
+        moves=_same(frozenset({S.NEEDS_INFO})),
+        description="Remind the user of the open question (policy info_reminder_hours).",
+    ),
+    "close_unanswered": ActionRule(
+        roles=frozenset({R.SYSTEM}),
+        moves={S.NEEDS_INFO: S.CLOSED},
+        description="Close a case whose question went unanswered (policy info_close_after_hours); the "
+                    "user's answer reopens it within info_reopen_grace_hours.",
     ),
     "override_category": ActionRule(
         roles=OPERATORS,

@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from types import SimpleNamespace
@@ -72,6 +72,8 @@ TIMELINE_EVENTS: Mapping[str, str] = {
     "close": "closed",
     "withdraw": "withdrawn",
     "reopen": "reopened",
+    "remind_info": "information_reminder",
+    "close_unanswered": "closed",
 }
 
 _MESSAGES: Mapping[str, str] = {
@@ -263,7 +265,7 @@ def timeline(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
             if details.get("outcome") != "decided" and event.from_status == event.to_status:
                 continue
             entry.update(_checked_entry(details))
-        elif event.action in ("request_info", "provide_info"):
+        elif event.action in ("request_info", "provide_info", "remind_info", "close_unanswered"):
             message = details.get("message")
             entry["message"] = message if isinstance(message, str) else None
         elif event.action == "reject":
@@ -277,6 +279,65 @@ def timeline(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
             entry["refund_tx_hash"] = refund if isinstance(refund, str) else None
         entries.append(entry)
     return entries
+
+
+#: the conversation's audit actions: (who, what)
+_CONVERSATION: Mapping[str, tuple[str, str]] = {
+    "request_info": ("team", "question"),
+    "remind_info": ("team", "reminder"),
+    "provide_info": ("you", "answer"),
+    "close_unanswered": ("team", "closed_unanswered"),
+}
+_ATTACHMENT_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg"})
+
+
+def _attachments(details: Mapping[str, Any]) -> list[dict[str, Any]]:
+    shown = []
+    for item in details.get("attachments") or []:
+        if isinstance(item, Mapping) and item.get("media_type") in _ATTACHMENT_TYPES and isinstance(
+                item.get("sha256"), str) and isinstance(item.get("size"), int):
+            name = item.get("file_name")
+            shown.append({"file_name": name if isinstance(name, str) else None, "media_type": item["media_type"],
+                          "size": item["size"], "sha256": item["sha256"]})
+    return shown
+
+
+def conversation(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
+    """The team's questions and reminders and the user's answers, oldest first (never who wrote them)."""
+    entries = []
+    for event in events:
+        kind = _CONVERSATION.get(event.action)
+        details = event.details or {}
+        message = details.get("message")
+        if kind is None or not isinstance(message, str):
+            continue
+        entries.append({"at": _when(event.created_at), "by": kind[0], "kind": kind[1], "message": message,
+                        "attachments": _attachments(details)})
+    return entries
+
+
+def open_question(case: CaseRecord, events: Sequence[EventRecord], config: Config | None) -> dict[str, Any] | None:
+    """The question waiting for an answer (``needs_info``), or the one whose answer would reopen a
+    case closed unanswered; with the dates of the reminder and of the closing (or of the end of the
+    grace period) where the policy is known."""
+    asked = next((e for e in reversed(events) if e.action == "request_info"), None)
+    if asked is None or not isinstance((asked.details or {}).get("message"), str):
+        return None
+    last = events[-1] if events else None
+    closed_unanswered = case.status == "closed" and last is not None and last.action == "close_unanswered"
+    if case.status != "needs_info" and not closed_unanswered:
+        return None
+    policy = config.policy if config is not None else None
+    reminder_at = closes_at = None
+    if policy is not None and closed_unanswered and last is not None:
+        closes_at = _when(last.created_at + timedelta(hours=policy.info_reopen_grace_hours))
+    elif policy is not None:
+        reminded = any(e.action == "remind_info" for e in events if e.created_at >= asked.created_at)
+        if not reminded:
+            reminder_at = _when(asked.created_at + timedelta(hours=policy.info_reminder_hours))
+        closes_at = _when(asked.created_at + timedelta(hours=policy.info_close_after_hours))
+    return {"message": asked.details["message"], "asked_at": _when(asked.created_at), "reminder_at": reminder_at,
+            "closes_at": closes_at}
 
 
 def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config | None = None) -> dict[str, Any]:
@@ -309,6 +370,8 @@ def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config 
         "refund_network": case.refund_network if case.refund_tx_hash else None,
         "explorer_url": network.explorer_link(case.tx_hash) if network is not None else None,
         "timeline": timeline(events),
+        "open_question": open_question(case, events, config),
+        "conversation": conversation(events),
         "created_at": _when(case.created_at),
         "updated_at": _when(case.updated_at),
     }

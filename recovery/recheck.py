@@ -56,6 +56,9 @@ class RecheckOptions:
     #: forked processes that look batches up and decide them (0: the runner's own process);
     #: the writes stay in the runner's process either way
     processes: int = 0
+    #: remind users of unanswered questions and close the cases left unanswered too long (policy
+    #: ``info_*_hours``) at the end of a real, unlimited run, for every network
+    sweep_questions: bool = True
     #: publish an audit anchor at the end of a real run, at most every ``RECOVERY_AUDIT_ANCHOR_MINUTES``
     #: (``recovery recheck`` does; library callers such as the tests and the demo opt in)
     anchor: bool = False
@@ -88,6 +91,9 @@ class RecheckSummary:
     anchor: dict[str, Any] | None = None
     #: why the anchor could not be published (the run itself is not a failure for it)
     anchor_error: str | None = None
+    #: questions to users: reminders sent and cases closed unanswered (``CaseService.sweep_questions``)
+    questions_reminded: int = 0
+    questions_closed: int = 0
     _lock: Lock = field(default_factory=Lock, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -117,6 +123,8 @@ class RecheckSummary:
             "elapsed_seconds": round(self.elapsed, 3),
             "anchor": self.anchor,
             "anchor_error": self.anchor_error,
+            "questions_reminded": self.questions_reminded,
+            "questions_closed": self.questions_closed,
         }
 
 
@@ -190,6 +198,9 @@ class Recheck:
             with Leases(self.service.db, owner, lease_seconds=self.options.lease_seconds,
                         clock=self.service.clock) as leases:
                 self._run_leased(leases, summary, total, progress, decider)
+            if self.options.sweep_questions and self.options.limit is None and self.options.network is None:
+                swept = self.service.sweep_questions()
+                summary.questions_reminded, summary.questions_closed = len(swept["reminded"]), len(swept["closed"])
             if self.options.anchor:
                 self._publish_anchor(summary)
         summary.elapsed = time.monotonic() - began

@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from chains.base import Observation
-from recovery import audit, evidence, payouts
+from recovery import audit, evidence, payouts, replies
 from recovery.config import Config
 from recovery.db import Database, execute_rows
 from recovery.dbtypes import utcnow
@@ -815,15 +815,87 @@ class CaseService:
     def note(self, reference: str, text: str, actor: Actor, *, expected_version: int) -> Case:
         return self.act(reference, "note", actor, expected_version=expected_version, details={"text": text})
 
-    def request_info(self, reference: str, message: str, actor: Actor, *, expected_version: int) -> Case:
+    def request_info(self, reference: str, message: str, actor: Actor, *, expected_version: int,
+                     template: str | None = None) -> Case:
+        """Ask the user a question (shown to them as it is written); the SLA clock stops until
+        the answer (``recovery.replies``)."""
+        text = replies.checked_message(message)
+
+        def pause(_session: Session, case: Case) -> dict[str, Any]:
+            return replies.pause_sla(case, self.clock())
+
         return self.act(
-            reference, "request_info", actor, expected_version=expected_version, details={"message": message}
+            reference, "request_info", actor, expected_version=expected_version,
+            details={"message": text, **({"template": template} if template else {})}, mutate=pause,
         )
 
-    def provide_info(self, reference: str, message: str, actor: Actor, *, expected_version: int) -> Case:
+    def provide_info(self, reference: str, message: str, actor: Actor, *, expected_version: int,
+                     attachments: Sequence[replies.Attachment] = ()) -> Case:
+        """The answer to the open question, with optional attachments (checked by their content and
+        stored with the answer, in one transaction): back to review, the SLA clock running again
+        with the time it had left. It also reopens a case closed for want of an answer, within
+        ``policy.info_reopen_grace_hours``."""
+        text = replies.checked_message(message)
+        files = replies.checked_attachments(attachments)
+
+        def answer(session: Session, case: Case) -> dict[str, Any]:
+            now = self.clock()
+            extra: dict[str, Any] = {}
+            if case.status == CaseStatus.CLOSED.value:
+                refused = replies.reopen_check(replies.last_event(session, case.id), now, self.config.policy)
+                if refused is not None:
+                    raise InvalidTransition(f"{reference}: {refused}")
+                extra["reopened"] = True
+            asked = replies.last_event(session, case.id, [replies.ASKED])
+            extra.update(replies.resume_sla(case, asked.details if asked is not None else None, now,
+                                            self.config.policy))
+            if files:
+                extra["attachments"] = replies.store_documents(session, files, now)
+            return extra
+
         return self.act(
-            reference, "provide_info", actor, expected_version=expected_version, details={"message": message}
+            reference, "provide_info", actor, expected_version=expected_version, details={"message": text},
+            mutate=answer,
         )
+
+    def sweep_questions(self) -> dict[str, list[str]]:
+        """Remind the users of questions ``info_reminder_hours`` old (once) and close the cases whose
+        question is ``info_close_after_hours`` old, as the system; returns the references by what
+        was done. A case someone changed meanwhile is left for the next sweep."""
+        now = self.clock()
+        policy = self.config.policy
+        done: dict[str, list[str]] = {"reminded": [], "closed": []}
+        with self.db.read() as session:
+            waiting = session.exec(
+                select(Case.reference, Case.version, Case.id).where(Case.status == CaseStatus.NEEDS_INFO.value)
+            ).all()
+            plans: list[tuple[str, int, str, datetime]] = []
+            for reference, version, case_id in waiting:
+                asked = replies.last_event(session, case_id, [replies.ASKED, replies.REMINDED])
+                if asked is None:
+                    continue
+                if asked.action == replies.REMINDED:
+                    question = replies.last_event(session, case_id, [replies.ASKED])
+                    asked_at, reminded = (question or asked).created_at, True
+                else:
+                    asked_at, reminded = asked.created_at, False
+                due = replies.due_for(asked_at, reminded, now, policy)
+                if due is not None and reference is not None:
+                    plans.append((reference, version, due, asked_at))
+        for reference, version, due, asked_at in plans:
+            try:
+                if due == "remind":
+                    self.act(reference, replies.REMINDED, SYSTEM, expected_version=version,
+                             details={"message": replies.reminder_text(asked_at, policy)})
+                    done["reminded"].append(reference)
+                else:
+                    self.act(reference, replies.CLOSED_UNANSWERED, SYSTEM, expected_version=version,
+                             details={"message": replies.closing_text(now, policy),
+                                      "reason_code": "no_answer"})
+                    done["closed"].append(reference)
+            except (Conflict, InvalidTransition):
+                continue  # someone acted on it meanwhile: the next sweep looks again
+        return done
 
     def override_category(
         self, reference: str, category: str, reason: str, actor: Actor, *, expected_version: int

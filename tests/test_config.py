@@ -129,3 +129,28 @@ def test_extra_keys_are_kept_for_operators(config_dir: Path) -> None:
     _edit(config_dir / "networks.toml", "[networks.ethereum]\n", '[networks.ethereum]\nowner_team = "eth-ops"\n')
     config = load_config(config_dir)
     assert config.network("ethereum").model_extra == {"owner_team": "eth-ops"}
+
+
+def test_information_request_templates_are_checked_and_offered_by_category(config_dir: Path) -> None:
+    config = load_config(config_dir)
+    assert "ownership_proof" in config.templates_for("missing_memo")
+    assert "ownership_proof" not in config.templates_for("wrong_network")
+    assert "screenshot" in config.templates_for("wrong_network")  # no categories: offered everywhere
+    # the templates are no part of a decision: editing them leaves the rules version alone
+    (config_dir / "templates.toml").write_text('[templates.short]\ntitle = "T"\nmessage = "M"\n')
+    assert load_config(config_dir).digest == config.digest
+    (config_dir / "templates.toml").write_text(
+        '[templates.Bad-Name]\ntitle = "T"\nmessage = "M"\n'
+        '[templates.odd]\ntitle = "T"\nmessage = "M"\ncategories = ["not_a_category"]\n'
+        '[templates.empty]\ntitle = "T"\nmessage = ""\nsurprise = 1\n')
+    problems = _problems(config_dir)
+    assert any("templates.toml: [templates.Bad-Name]: the name" in p for p in problems)
+    assert any(p.startswith("templates.toml: [templates.odd]: categories") for p in problems)
+    assert any(p.startswith("templates.toml: [templates.empty]: message") for p in problems)
+    assert any(p.startswith("templates.toml: [templates.empty]: surprise") for p in problems)
+
+
+def test_a_reminder_must_come_before_the_close(config_dir: Path) -> None:
+    _edit(config_dir / "policy.toml", "info_reminder_hours = 72", "info_reminder_hours = 400")
+    assert any("policy.toml: [policy]" in p and "info_reminder_hours must be less" in p
+               for p in _problems(config_dir))

@@ -308,7 +308,7 @@ def test_a_network_down_dry_runs_and_progress_output(
     reader.join(timeout=30)
     os.close(controller)
     shown = b"".join(received).decode(errors="replace")
-    assert dry.returncode == 0
+    assert dry.returncode == 0, shown[-3000:]
     assert "━" in shown and "5/5" in shown  # Rich's bar and its count
     assert "dry run: nothing written" in dry.stdout and "in_review" in dry.stdout
     assert "network bsc did not answer: 2 case(s)" in dry.stdout

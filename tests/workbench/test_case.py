@@ -159,6 +159,36 @@ def test_request_info_then_record_the_answer(wb: Workbench, world: World) -> Non
     assert last_event(wb, world.small).details["message"] == "MetaMask"
 
 
+def test_a_template_question_and_the_answer_with_its_image_shown_inline(wb: Workbench, world: World) -> None:
+    """Issue 21: the question from a template, the user's answer and attachment on the case page."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from recovery.replies import Attachment
+
+    at = open_case("sara", world.small)
+    offered = at.selectbox(key="act_request_info_template").options
+    assert offered[0] == "(my own words)" and "A screenshot of the withdrawal" in offered
+    at = submit(at, "request_info", template="screenshot", message="")
+    asked = last_event(wb, world.small)
+    assert (asked.action, asked.details["template"]) == ("request_info", "screenshot")
+    assert asked.details["message"] == wb.config.templates["screenshot"].message
+    assert wb.cases.get(world.small).case.sla_due_at is None  # the clock waits for the user
+    image = BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(image, format="PNG")
+    case = wb.cases.get(world.small).case
+    wb.cases.provide_info(world.small, HOSTILE, Actor(case.user_id, Role.USER), expected_version=case.version,
+                          attachments=[Attachment(image.getvalue(), "image/png", "wallet.png")])
+    at = open_case("sara", world.small)
+    assert "Conversation with the user" in [h.value for h in at.subheader]
+    texts = plain_texts(at)
+    assert wb.config.templates["screenshot"].message in texts and HOSTILE in texts
+    assert not any("pwned" in text for text in markdown_texts(at))
+    assert any(t.startswith("wallet.png: image/png") for t in texts)
+    assert len(at.get("image")) == 1  # drawn inline (it decodes and is small)
+
+
 def test_override_category_needs_a_reason(wb: Workbench, world: World) -> None:
     version = wb.cases.get(world.unlisted).case.version
     at = submit(open_case("sara", world.unlisted), "override_category", category="wrong_network", reason="")

@@ -36,6 +36,7 @@ from recovery.evidence import ACCEPTED, SUBMITTED, EvidenceService
 from recovery.evidence_records import OwnershipEvidence
 from recovery.lifecycle import ACTIONS, allowed_actions
 from recovery.models import Case, Payout
+from recovery.public import conversation, open_question
 from recovery.rules import Decision
 from recovery.services import REJECTION_REASONS, Actor
 from recovery.vocabulary import CaseStatus, Category, Resolution, Role
@@ -101,6 +102,10 @@ def _value(key: str) -> str:
     return str(st.session_state.get(key) or "").strip()
 
 
+#: the template choice meaning "no template: my own words"
+OWN_WORDS = "(my own words)"
+
+
 @dataclass(frozen=True)
 class Shown:
     """What the page showed when the form was drawn."""
@@ -138,7 +143,11 @@ def _submit(shown: Shown, action: str) -> None:
     elif action == "note":
         _run(shown, action, lambda a, v: svc.note(ref, _value(key + "text"), a, expected_version=v), (key + "text",))
     elif action == "request_info":
-        _run(shown, action, lambda a, v: svc.request_info(ref, _value(key + "message"), a, expected_version=v),
+        chosen = _value(key + "template")
+        template = wb.config.templates.get(chosen) if chosen not in ("", OWN_WORDS) else None
+        message = _value(key + "message") or (template.message if template is not None else "")
+        used = chosen if template is not None and message == template.message else None
+        _run(shown, action, lambda a, v: svc.request_info(ref, message, a, expected_version=v, template=used),
              (key + "message",))
     elif action == "provide_info":
         _run(shown, action, lambda a, v: svc.provide_info(ref, _value(key + "message"), a, expected_version=v),
@@ -432,6 +441,40 @@ def _evidence(wb: Workbench, case: Case) -> None:
             )
 
 
+def _conversation(wb: Workbench, case: Case, events: list[Any]) -> None:
+    """The questions to the user, the reminders and the answers with their attachments, inline."""
+    entries = conversation(events)
+    if not entries:
+        return
+    st.subheader("Conversation with the user")
+    question = open_question(case, events, wb.config)
+    if question is not None and case.status == CaseStatus.NEEDS_INFO.value:
+        st.info(f"Waiting for the user's answer (asked {question['asked_at'][:16].replace('T', ' ')} UTC; "
+                f"closes {str(question['closes_at'])[:10]} without one). The SLA clock is stopped meanwhile.")
+    store = EvidenceService(wb.db, wb.config, wb.cases.clock)
+    for n, entry in enumerate(entries):
+        with st.container(border=True):
+            who = "The team" if entry["by"] == "team" else "The user"
+            st.markdown(f"**{who}: {entry['kind'].replace('_', ' ')}**, {entry['at'][:16].replace('T', ' ')} UTC")
+            st.text(entry["message"])  # the user's words as plain text, never markdown
+            for m, item in enumerate(entry["attachments"]):
+                st.text(f"{item['file_name'] or '(no name)'}: {item['media_type']}, {item['size']} bytes, "
+                        f"SHA-256 {item['sha256']}")
+                document = store.document(item["sha256"])
+                if document is None:
+                    st.warning("The attachment is missing from the document store.")
+                    continue
+                if document.media_type in ("image/png", "image/jpeg"):
+                    if _decodes(document.content):
+                        st.image(document.content)
+                    else:
+                        st.warning("This file starts like an image but cannot be decoded, or is too large to "
+                                   "show; open it with care.")
+                st.download_button("Open the attachment", data=document.content, mime=document.media_type,
+                                   file_name=f"answer-{n}-{m}.{document.media_type.rsplit('/', 1)[-1]}",
+                                   key=f"conv_open_{n}_{m}")
+
+
 def _timeline(wb: Workbench, events: list[Any]) -> None:
     st.subheader("Audit timeline")
     ui.table(
@@ -715,9 +758,17 @@ def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, op
             st.selectbox("Assignee", options, index=current_index, key=key + "assignee")
         elif action == "note":
             st.text_area("Note (the team only)", key=key + "text")
-        elif action in ("request_info", "provide_info"):
-            label = "Message to the user" if action == "request_info" else "The user's answer"
-            st.text_area(label, key=key + "message")
+        elif action == "request_info":
+            offered = wb.config.templates_for(case.category)
+            st.selectbox("Template", [OWN_WORDS, *offered], key=key + "template",
+                         format_func=lambda name: name if name == OWN_WORDS else offered[name].title,
+                         help="With the message left empty, the template's text is sent as it is.")
+            st.text_area("Message to the user (empty: the template's text)", key=key + "message")
+            st.caption("The SLA clock stops until the user answers; they are reminded after "
+                       f"{wb.config.policy.info_reminder_hours} h and the case closes after "
+                       f"{wb.config.policy.info_close_after_hours} h without an answer.")
+        elif action == "provide_info":
+            st.text_area("The user's answer", key=key + "message")
         elif action == "override_category":
             st.selectbox("Category", [c.value for c in Category], key=key + "category")
             st.text_area("Reason (mandatory)", key=key + "reason")
@@ -767,6 +818,8 @@ def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, op
 
 def _applies(action: str, case: Case) -> bool:
     """Whether an action the transition table allows makes sense for this case's resolution."""
+    if action == "provide_info" and case.status == CaseStatus.CLOSED.value:
+        return False  # only the user's own answer reopens a case closed unanswered
     if action == "send_for_approval":
         return case.resolution in PAYING
     if action in ("change_payout", "record_refund"):
@@ -844,6 +897,7 @@ def render() -> None:
         _actions(wb, case, role, info.username, facts)
     _payout(wb, case, facts)
     _ownership(wb, case, role)
+    _conversation(wb, case, view.events)
     if decision is not None:
         _reasons(decision)
     fee, evidence = st.columns(2)
