@@ -343,8 +343,9 @@ def open_question(case: CaseRecord, events: Sequence[EventRecord], config: Confi
 def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config | None = None) -> dict[str, Any]:
     """The appeal as its owner sees it. Decimal amounts are strings; times are UTC ISO 8601."""
     decision = _user_decision(case)
-    network = config.networks.get(case.network) if config is not None else None
     found = case.deposit_network or (decision.network if decision is not None else None)
+    # the explorer of the network where the funds are (a wrong-network deposit is not on the claimed one)
+    network = config.networks.get(found or case.network) if config is not None else None
     flags = decision.flags if decision is not None else []
     flags = sorted({*flags, *(f for f in case.flags if f in {v.value for v in USER_VISIBLE_FLAGS})})
     return {

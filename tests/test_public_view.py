@@ -134,3 +134,15 @@ def test_a_claimed_shared_address_case_tells_the_appellant_it_was_linked() -> No
     assert submitted["event"] == "submitted" and "linked to the case we opened" in submitted["message"]
     assert "shared:" not in str(view) and "zoe" not in str(view)  # no user id (placeholder or not) shown
     AppealOut.model_validate(view)
+
+
+def test_the_explorer_link_is_of_the_network_where_the_funds_are(default_config) -> None:  # type: ignore[no-untyped-def]
+    """Issue 21: funds found on BSC for an appeal that claims Ethereum link to the BSC explorer."""
+    tx = "0x" + "ab" * 32
+    found_elsewhere = case_row(None, network="ethereum", deposit_network="bsc", tx_hash=tx)
+    view = appeal_view(found_elsewhere, [], default_config)
+    assert view["explorer_url"] == default_config.network("bsc").explorer_link(tx)
+    assert view["explorer_url"] != default_config.network("ethereum").explorer_link(tx)
+    not_found_yet = case_row(None, network="ethereum", deposit_network=None, tx_hash=tx)
+    assert appeal_view(not_found_yet, [], default_config)["explorer_url"] == (
+        default_config.network("ethereum").explorer_link(tx))
