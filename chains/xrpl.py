@@ -37,6 +37,12 @@ Decoding rules (result classes from xrpl.org "Transaction Results" and "Finality
   ``Amount`` (such a payment delivers exactly its amount or fails). A partial payment whose
   delivered amount cannot be known yields no transfer and says so in ``details``.
 - ``DestinationTag`` is the memo (decimal string). ``Memos`` (hex) are decoded into ``details``.
+- ``SigningPubKey``, the key that signed the transaction (the account's master key or its regular
+  key), is kept as ``details["signing_pub_key"]`` (66 hex characters, uppercase) when the fields
+  hash to the transaction's id and it is a key of a documented form (``ED`` + 32 bytes, or
+  ``02``/``03`` + 32 bytes); an ownership proof may name it (``chains.ownership.xrpl``). A
+  multi-signed transaction has an empty ``SigningPubKey`` (its signers are in ``Signers``):
+  ``details["multi_signed"]`` is True and no key is kept; nor is a key of any other form.
 - XRP amounts are drops (1 XRP = 10**6 drops). Issued currencies are named ``CURRENCY.ISSUER``
   (the currency exactly as the ledger spells it: a 3-character code or 40 hex characters) and
   their decimal ``value`` is scaled to integer base units of :data:`ISSUED_CURRENCY_DECIMALS`
@@ -60,6 +66,7 @@ Decoding rules (result classes from xrpl.org "Transaction Results" and "Finality
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -116,6 +123,8 @@ RIPPLE_EPOCH: Final = 946_684_800
 _VALUE_TYPES: Final = frozenset({"Payment", "AccountDelete"})
 #: result-code prefixes rippled documents (xrpl.org, Transaction Results)
 RESULT_CLASSES: Final = frozenset({"tes", "tec", "tef", "tel", "tem", "ter"})
+#: a public key: ``ED`` + 32 bytes (ed25519) or ``02``/``03`` + 32 bytes (compressed secp256k1), in hex
+_PUBLIC_KEY: Final = re.compile(r"(?:[Ee][Dd]|0[23])[0-9A-Fa-f]{64}")
 #: prefix of the bytes hashed into a transaction id (``TXN\0``)
 _TXN_PREFIX: Final = bytes.fromhex("54584E00")
 
@@ -463,6 +472,21 @@ def _memos(tx: Mapping[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def _signing_key(entry: XrplEntry) -> dict[str, Any]:
+    """``signing_pub_key`` (the transaction's ``SigningPubKey``, uppercase) when the fields hash to
+    the transaction's id and it is a key of a documented form; ``multi_signed`` when it is empty and
+    ``Signers`` lists the signers. Nothing else: a key that was not checked is never kept."""
+    if entry.unverified:
+        return {}
+    key = entry.tx.get("SigningPubKey")
+    if key == "":
+        signers = entry.tx.get("Signers")
+        return {"multi_signed": True} if isinstance(signers, list) and signers else {}
+    if isinstance(key, str) and _PUBLIC_KEY.fullmatch(key):
+        return {"signing_pub_key": key.upper()}
+    return {}
+
+
 def result_class(code: object, validated: bool) -> tuple[TxStatus, str | None]:
     """The status a ``meta.TransactionResult`` gives, and a reason when it cannot be read.
 
@@ -535,6 +559,7 @@ def decode_entry(network: str, entry: XrplEntry, head: int | None, account: str 
     memos = _memos(tx)
     if memos:
         details["memos"] = memos
+    details.update(_signing_key(entry))
     fee = _drops(tx["Fee"], "Fee") if "Fee" in tx else None
     reasons: list[str] = []
     if entry.unverified:

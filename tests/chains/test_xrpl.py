@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from xrpl.core import keypairs
 from xrpl.core.addresscodec import classic_address_to_xaddress
 
-from chains.base import AssetKind, ChainAdapter, ChainUnavailable, InvalidChainInput, TxStatus
+from chains.base import AssetKind, ChainAdapter, ChainUnavailable, InvalidChainInput, Observation, TxStatus
 from chains.registry import adapter_for
 from chains.replay import ReplayServer
 from chains.transport import UnusableAnswer
@@ -221,6 +222,81 @@ def test_lookup_every_recorded_transaction(adapter: XrplAdapter, fixtures_dir: P
     assert observed[PARTIAL_IOU].transfers[0].amount == 9_980039920159681
     assert observed[CHECK_CREATE].transfers == () and observed[FAILED_NFT].status is TxStatus.FAILED
     assert observed[LEDGER_TAGGED].block_number == 98408898 and observed[LEDGER_TAGGED].memo == "1288227521"
+
+
+def recorded_tx(fixtures_dir: Path, name: str, tx_hash: str) -> dict[str, Any]:
+    """The transaction fields of ``tx_hash`` as the recording ``name`` holds them (any layout)."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            tx = node.get("tx_json") or node.get("tx") or node
+            if isinstance(tx, dict) and node.get("hash", tx.get("hash")) == tx_hash and "Account" in tx:
+                yield tx
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+
+    return dict(next(walk(load(fixtures_dir, name))))
+
+
+def test_the_key_that_signed_is_kept_master_or_regular(adapter: XrplAdapter, fixtures_dir: Path) -> None:
+    """``SigningPubKey`` over HTTP, as recorded: the tagged payment was signed by its account's master
+    key; the recorded CheckCreate by a regular key (its key derives another account)."""
+    payment = recorded_tx(fixtures_dir, "ledger_expanded_txs_with_destination_tags.json", LEDGER_TAGGED)
+    check = recorded_tx(fixtures_dir, "account_tx_checkcreate_with_destination_tag.json", CHECK_CREATE)
+    observed = adapter.lookup_many([LEDGER_TAGGED, CHECK_CREATE])
+    master = observed[LEDGER_TAGGED]
+    assert master.details["signing_pub_key"] == payment["SigningPubKey"].upper()
+    assert keypairs.derive_classic_address(master.details["signing_pub_key"]) == master.sender == payment["Account"]
+    regular = observed[CHECK_CREATE]
+    assert regular.details["signing_pub_key"] == check["SigningPubKey"].upper()
+    assert keypairs.derive_classic_address(regular.details["signing_pub_key"]) != regular.sender
+    assert "multi_signed" not in master.details and "multi_signed" not in regular.details
+    # kept through the stored observation's JSON (what the evidence service reads)
+    assert Observation.from_json(master.to_json()).details["signing_pub_key"] == payment["SigningPubKey"].upper()
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "0x{k}", "{k}00", "{k_short}", "05{k_tail}", "zz{k_tail}", "{k} ", 12345, None],
+    ids=["empty", "0x", "long", "short", "prefix", "not-hex", "space", "number", "removed"],
+)
+def test_a_signing_key_edited_under_the_hash_is_never_kept(fixtures_dir: Path, key: Any) -> None:
+    """The recorded tagged payment with its SigningPubKey edited: the fields no longer hash to the id,
+    so nothing is kept (and the payment is unclear); read without the hash check, no form but a
+    public key is kept either."""
+    raw = dict(ledger_entries(fixtures_dir)[LEDGER_TAGGED].raw or {})
+    recorded = str(raw["SigningPubKey"])
+    edited = dict(raw)
+    if key is None:
+        del edited["SigningPubKey"]
+    else:
+        edited["SigningPubKey"] = (key.format(k=recorded, k_short=recorded[:-2], k_tail=recorded[2:])
+                                   if isinstance(key, str) else key)
+    checked = decode_entry("xrpl", split_entry(edited, validated=True), HEAD)
+    assert "signing_pub_key" not in checked.details
+    # xrpl-py's codec reads hex with a trailing space as the same bytes, so that edit still hashes to
+    # the id: the payment stays clear, and its key is still not kept (only the exact form is)
+    assert checked.status is (TxStatus.SUCCESS if key == "{k} " else TxStatus.UNCLEAR)
+    unchecked = decode_entry("xrpl", split_entry(edited, validated=True, check_hash=False), HEAD)
+    assert "signing_pub_key" not in unchecked.details and "multi_signed" not in unchecked.details
+
+
+def test_a_multi_signed_form_keeps_no_key(fixtures_dir: Path) -> None:
+    """The recorded tagged payment turned into the multi-signed form (an empty SigningPubKey, its own
+    signature moved into ``Signers``): flagged ``multi_signed``, no key kept; under the hash check it
+    is unclear and nothing is kept."""
+    raw = dict(ledger_entries(fixtures_dir)[LEDGER_TAGGED].raw or {})
+    signer = {"Account": raw["Account"], "SigningPubKey": raw["SigningPubKey"], "TxnSignature": raw["TxnSignature"]}
+    multi = {**{k: v for k, v in raw.items() if k != "TxnSignature"}, "SigningPubKey": "",
+             "Signers": [{"Signer": signer}]}
+    unchecked = decode_entry("xrpl", split_entry(multi, validated=True, check_hash=False), HEAD)
+    assert unchecked.details["multi_signed"] is True and "signing_pub_key" not in unchecked.details
+    checked = decode_entry("xrpl", split_entry(multi, validated=True), HEAD)
+    assert checked.status is TxStatus.UNCLEAR
+    assert "multi_signed" not in checked.details and "signing_pub_key" not in checked.details
 
 
 @pytest.mark.parametrize("tx_hash", [TAGGED, IOU_PATHS])
