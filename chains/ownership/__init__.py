@@ -237,8 +237,10 @@ def verify_ownership(
     - ``public_key``: required for xrpl (hex, ``ED…`` or ``02``/``03…``); optional for stellar and
       solana, where it must then be the account's own key; not used for evm, tron and bitcoin,
       whose signatures carry it.
-    - ``tx_signing_key``: xrpl only: the deposit transaction's ``SigningPubKey``; a public key equal
-      to it proves control of the account even when it is a regular key.
+    - ``tx_signing_key``: xrpl only: the deposit transaction's ``SigningPubKey`` as the chain
+      adapter recorded it; a public key equal to it proves control of the account even when it is a
+      regular key. Absent, empty (a multi-signed transaction) or not a public key, it counts for
+      nothing: only a key deriving the account proves it then (never a refusal for that alone).
 
     Never raises for bad input (see the module docstring); ValueError for an unknown family.
     """
@@ -249,7 +251,7 @@ def verify_ownership(
         reason = spec.not_offered or f"signed messages are not offered for {family}"
         return OwnershipResult(False, family, shown, None, None, reason)
     try:
-        _check_common(address, message, signature, public_key, tx_signing_key)
+        _check_common(address, message, signature, public_key)
         module = importlib.import_module(spec.module)
         verify = cast("_Verify", module.verify)
         return verify(
@@ -257,7 +259,7 @@ def verify_ownership(
             message=message,
             signature=signature.strip(),
             public_key=public_key.strip() if public_key is not None else None,
-            tx_signing_key=tx_signing_key.strip() if tx_signing_key else None,
+            tx_signing_key=_chain_key(tx_signing_key),
         )
     except Malformed as exc:
         return OwnershipResult(False, family, shown, method, None, f"{exc.field}: {exc.message}", exc.field)
@@ -274,9 +276,15 @@ def verify_ownership(
         )
 
 
-def _check_common(
-    address: object, message: object, signature: object, public_key: object, tx_signing_key: object
-) -> None:
+def _chain_key(tx_signing_key: object) -> str | None:
+    """``tx_signing_key`` stripped, or None when it is not text of a plausible length: it comes from
+    the chain, so a bad one is no key (it neither refuses nor proves anything)."""
+    if not isinstance(tx_signing_key, str) or len(tx_signing_key) > MAX_KEY_CHARS:
+        return None
+    return tx_signing_key.strip() or None
+
+
+def _check_common(address: object, message: object, signature: object, public_key: object) -> None:
     if not isinstance(address, str) or not address:
         raise Malformed(FIELD_ADDRESS, "is missing; the sending address is needed")
     if not isinstance(message, str):
@@ -291,7 +299,6 @@ def _check_common(
         raise Malformed(FIELD_MESSAGE, "is not valid Unicode text (it cannot be written as UTF-8)") from None
     _check_text(signature, FIELD_SIGNATURE, required=True)
     _check_text(public_key, FIELD_PUBLIC_KEY, required=False)
-    _check_text(tx_signing_key, FIELD_TX_SIGNING_KEY, required=False)
 
 
 def _check_text(value: object, field: str, *, required: bool) -> None:

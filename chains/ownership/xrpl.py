@@ -9,7 +9,9 @@ An XRPL signature does not carry its key, so the user gives the public key (33 b
    signature hex (DER for secp256k1, 64 bytes for ed25519); and
 2. the key is the account's: it derives the sending account
    (``keypairs.derive_classic_address``), or it is the ``SigningPubKey`` of the deposit transaction
-   (``tx_signing_key``), which is how an account signing with a regular key proves itself.
+   (``tx_signing_key``), which is how an account signing with a regular key proves itself. A
+   ``tx_signing_key`` that is absent, empty (a multi-signed transaction) or not a public key
+   counts for nothing: then only a key deriving the account proves it.
 
 xrpl-py is imported on the first verification.
 """
@@ -23,6 +25,7 @@ from chains.ownership import (
     FIELD_ADDRESS,
     FIELD_PUBLIC_KEY,
     FIELD_SIGNATURE,
+    FIELD_TX_SIGNING_KEY,
     SIGNED_BY_ANOTHER_KEY,
     Malformed,
     OwnershipResult,
@@ -78,6 +81,23 @@ def public_key_hex(public_key: str | None) -> str:
     return raw.hex().upper()
 
 
+def transaction_key(tx_signing_key: str | None) -> str | None:
+    """The deposit transaction's ``SigningPubKey`` in canonical uppercase hex, or None when there
+    is none to compare with: absent, empty (a multi-signed transaction: its signers are listed
+    apart, and only a key deriving the account proves it) or of any other form than a public key.
+    Comes from the chain, not from the user: a bad one never refuses a proof by the master key,
+    and never proves anything itself."""
+    if not tx_signing_key:
+        return None
+    try:
+        raw = hex_bytes(tx_signing_key, FIELD_TX_SIGNING_KEY, KEY_WHAT, allow_0x=False)
+    except Malformed:
+        return None
+    if len(raw) != 33 or raw[0] not in (0xED, 0x02, 0x03):
+        return None
+    return raw.hex().upper()
+
+
 def signature_bytes(signature: str, key: str) -> bytes:
     """The signature bytes in the encoding ``key``'s algorithm uses, or Malformed(signature)."""
     if key.startswith("ED"):
@@ -115,7 +135,7 @@ def verify(
     derived = str(keypairs.derive_classic_address(key))
     if derived == account:
         return accepted(FAMILY, address, METHOD, key, f"signature verified: signed by the master key of {account}")
-    if tx_signing_key and key == tx_signing_key.upper():
+    if key == transaction_key(tx_signing_key):
         return accepted(
             FAMILY,
             address,

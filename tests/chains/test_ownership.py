@@ -359,6 +359,58 @@ def test_xrpl_a_key_that_does_not_derive_the_account_is_refused(algorithm: Crypt
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.value)
+def test_xrpl_a_regular_key_counts_only_as_the_transactions_own_signing_key(algorithm: CryptoAlgorithm) -> None:
+    """An account that signs with a regular key: the key derives another account, so it proves the
+    sender only when it is the deposit's SigningPubKey, given as the adapter records it (uppercase)
+    or in any case and with a pasted line break."""
+    _, _, account = xrpl_keys(algorithm)
+    regular, regular_private, regular_account = xrpl_keys(algorithm)
+    assert regular_account != account
+    signature = xrpl_sign(regular_private)
+
+    def check(tx_signing_key: Any, public_key: str = regular) -> OwnershipResult:
+        return verify_ownership("xrpl", address=account, message=CHALLENGE, signature=signature,
+                                public_key=public_key, tx_signing_key=tx_signing_key)
+
+    for same in (regular.upper(), regular.lower(), f" {regular}\n"):
+        result = check(same)
+        assert result.verified, result.reason
+        assert result.recovered == regular.upper() and "SigningPubKey" in result.reason
+    assert check(regular, public_key=regular.lower()).verified
+    # the signature must still verify with the key: the transaction's key alone proves nothing
+    _, stranger_private, _ = xrpl_keys(algorithm)
+    refused(verify_ownership("xrpl", address=account, message=CHALLENGE, signature=xrpl_sign(stranger_private),
+                             public_key=regular, tx_signing_key=regular), says="signed by another key")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.value)
+def test_xrpl_a_missing_empty_or_malformed_transaction_key_never_widens_acceptance(algorithm: CryptoAlgorithm) -> None:
+    """A multi-signed transaction has an empty SigningPubKey: only a key deriving the account counts.
+    No form of a transaction key other than the key itself accepts a key that does not derive the
+    account, and none of them refuses the account's own master key."""
+    master, master_private, account = xrpl_keys(algorithm)
+    regular, regular_private, _ = xrpl_keys(algorithm)
+    other, _, _ = xrpl_keys(algorithm)
+    bad: list[Any] = [
+        None, "", "   ", other,  # absent, empty (multi-signed), blank, another key
+        "0x" + regular, regular[:-2], regular + "00", regular[2:],  # prefixed, short, long, headless
+        "05" + regular[2:], "zz" + regular[2:], regular[:-1] + "g",  # unknown prefix, not hex
+        regular + " " + other, regular * 16, "x" * 5000,  # two keys, too long
+        12345, b"\x02" * 33, [regular], {"key": regular},  # not text
+    ]
+    for tx_signing_key in bad:
+        result = verify_ownership("xrpl", address=account, message=CHALLENGE, signature=xrpl_sign(regular_private),
+                                  public_key=regular, tx_signing_key=tx_signing_key)
+        refused(result, says="signed by another key")
+        assert "not the key that signed the deposit transaction" in result.reason
+        master_proof = verify_ownership("xrpl", address=account, message=CHALLENGE,
+                                        signature=xrpl_sign(master_private), public_key=master,
+                                        tx_signing_key=tx_signing_key)
+        assert master_proof.verified, (tx_signing_key, master_proof.reason)
+        assert "master key" in master_proof.reason
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=lambda a: a.value)
 def test_xrpl_a_signature_by_another_key_or_over_another_message_is_refused(algorithm: CryptoAlgorithm) -> None:
     public, private, account = xrpl_keys(algorithm)
     _, other_private, _ = xrpl_keys(algorithm)
