@@ -10,9 +10,12 @@ without proof, whoever else appealed.
 
 **Kinds.**
 
-- ``signed_message``: the user signs a challenge (:meth:`EvidenceService.challenge`: the case
-  reference, the transaction, the sender, a nonce and an expiry; single use) with the key of the
-  address that sent the deposit. :func:`chains.ownership.verify_ownership` checks it; a verified
+- ``signed_message``: the user signs a challenge (:meth:`EvidenceService.ownership`: the exchange's
+  name, setting ``RECOVERY_EXCHANGE_NAME``, the account to be credited, the case reference, the
+  network, the transaction, the sender, a nonce and an expiry; single use; void once any of them
+  changes) with the key of the address that sent the deposit.
+  :func:`chains.ownership.verify_ownership` checks it (on the XRP Ledger also against the deposit's
+  ``SigningPubKey`` from the stored chain observation, so a regular key proves it); a verified
   signature is accepted by the system (``submit_evidence`` by the user, ``accept_evidence`` by
   the system with the verification result); a refused one leaves only its attempt (a
   ``submit_evidence`` event with the result) and a clear error naming the field.
@@ -23,7 +26,13 @@ without proof, whoever else appealed.
   it never approves the case.
 
 **Approval** (:func:`approval_check`, called by ``CaseService.approve``, so every front end) is
-refused without accepted evidence, naming what is missing. When two appellants both proved the
+refused without accepted evidence, naming what is missing. Evidence counts for the requirement it
+answered: every ``submit_evidence``, ``accept_evidence`` and ``reject_evidence`` event records it
+(``requirement``: network, transaction, sender, transfer indexes), and an accepted row counts only
+when the keyed event of its acceptance records the case's current :func:`requirement` (after a
+re-decision that asks for another transfer, sender or network, the appellant proves again; a row
+accepted before requirements were recorded counts no more). Booking (:func:`credit_check`) checks
+the same. When two appellants both proved the
 same transfer, the approval is an approver's (or an admin's), with both proofs listed in the
 approve event.
 
@@ -36,13 +45,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlmodel import Session, col, select
 
+from chains.base import TxStatus
 from recovery import audit
 from recovery.config import Config
 from recovery.db import Database
@@ -58,7 +68,7 @@ from recovery.errors import (
 )
 from recovery.evidence_records import EvidenceDocument, OwnershipChallenge, OwnershipEvidence
 from recovery.lifecycle import ACTIONS
-from recovery.models import Case, CaseEvent
+from recovery.models import Case, CaseEvent, ChainObservation
 from recovery.registry import address_key, tx_key
 from recovery.rules import WITHDRAWAL_RECORD, evidence_kinds, ownership_proof_needed
 from recovery.vocabulary import CaseStatus, Role
@@ -78,6 +88,7 @@ __all__ = [
     "Requirement",
     "approval_check",
     "credit_check",
+    "current_evidence",
     "detect_media_type",
     "proven_acceptances",
     "requirement",
@@ -138,6 +149,34 @@ class Requirement:
         return (f"accepted ownership evidence ({' or '.join(self.kinds)}) that the appellant sent "
                 f"{self.tx_hash} from {self.sender}")
 
+    def facts(self) -> dict[str, Any]:
+        """What a proof of this requirement proves, as the keyed audit events record it (the
+        ``requirement`` of ``submit_evidence``, ``accept_evidence`` and ``reject_evidence``)."""
+        return {"network": self.network, "tx_hash": self.tx_hash, "sender": self.sender,
+                "transfer_indexes": sorted(self.transfer_indexes)}
+
+    def answered_by(self, recorded: object) -> bool:
+        """Whether ``recorded`` (an audit event's ``requirement``) is this requirement: the same
+        network, transaction (:func:`tx_key`), sender (:func:`address_key`) and transfers."""
+        if not isinstance(recorded, Mapping):
+            return False
+        network, tx_hash, sender = recorded.get("network"), recorded.get("tx_hash"), recorded.get("sender")
+        indexes = recorded.get("transfer_indexes")
+        if not (isinstance(tx_hash, str) and isinstance(sender, str) and isinstance(indexes, list)):
+            return False
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in indexes):
+            return False
+        return (network == self.network and tx_key(tx_hash) == tx_key(self.tx_hash)
+                and address_key(sender) == address_key(self.sender)
+                and sorted(indexes) == sorted(self.transfer_indexes))
+
+
+def _described(recorded: Mapping[str, Any]) -> str:
+    """A recorded requirement in words (for refusals)."""
+    indexes = ", ".join(str(i) for i in recorded.get("transfer_indexes") or ())
+    return (f"{recorded.get('tx_hash')} from {recorded.get('sender')} on {recorded.get('network')} "
+            f"(transfer {indexes})")
+
 
 def requirement(case: Case, config: Config) -> Requirement | None:
     """The ownership evidence the case's credit needs, or None (see the module docstring)."""
@@ -195,16 +234,24 @@ class Ownership:
     requirement: Requirement | None
     challenge: Challenge | None
     evidence: tuple[OwnershipEvidence, ...] = field(default_factory=tuple)
+    #: the ids of the evidence given for the current requirement: accepted (and proven by the keyed
+    #: audit chain) or waiting for review. The others are listed but count for nothing any more
+    #: (they proved what a former decision asked, or were rejected).
+    current: frozenset[int] = field(default_factory=frozenset)
 
 
-def status_of(required: bool, rows: Sequence[OwnershipEvidence]) -> str:
-    if any(r.status == ACCEPTED for r in rows):
+def status_of(required: bool, rows: Sequence[OwnershipEvidence], current: Collection[int] | None = None) -> str:
+    """The ownership status. With ``current`` (:attr:`Ownership.current`), only those rows count as
+    accepted or submitted: evidence for a former requirement leaves the status ``missing`` (or
+    ``rejected`` when something was rejected)."""
+    live = rows if current is None else [r for r in rows if r.id in current]
+    if any(r.status == ACCEPTED for r in live):
         return ACCEPTED
     if not required:
         return "not_required"
-    if any(r.status == SUBMITTED for r in rows):
+    if any(r.status == SUBMITTED for r in live):
         return SUBMITTED
-    if rows:
+    if any(r.status == REJECTED for r in rows):
         return REJECTED
     return "missing"
 
@@ -226,23 +273,31 @@ def _transfers(case: Case) -> set[tuple[str, str, int]]:
 
 def approval_check(session: Session, case: Case, config: Config, approver: str, role: Role) -> dict[str, Any]:
     """Refuse the approval of a case whose credit needs ownership evidence it does not have (inside
-    the approval's transaction); returns what the approve event records about the evidence."""
+    the approval's transaction); returns what the approve event records about the evidence.
+
+    An accepted row counts only when the keyed ``accept_evidence`` event that proves it
+    (:func:`proven_acceptances`) records the requirement it answered and that is the case's current
+    :func:`requirement` (network, transaction, sender, transfers), and its kind is still offered.
+    """
     need = requirement(case, config)
     if need is None:
         return {}
     rows = evidence_rows(session, case.id)
     marked = [r for r in rows if r.status == ACCEPTED]
-    accepted = proven_acceptances(session, case, marked)
-    if marked and not accepted:
+    proofs = _acceptances(session, case, marked)
+    if marked and not proofs:
         raise InvalidTransition(
             f"{case.reference}: ownership not proven: evidence {', '.join(str(r.id) for r in marked)} is marked "
             "accepted, but no signed audit event shows its acceptance (changed in the database?); approval needs "
             f"{need.describe()}"
         )
+    accepted = [r for r in marked if r.id in proofs and _counts(need, r, proofs[r.id])]
     if not accepted:
-        waiting = [r.id for r in rows if r.status == SUBMITTED]
-        state = (f"evidence {', '.join(str(i) for i in waiting)} is waiting for review" if waiting
-                 else "none was accepted" if rows else "none was given")
+        waiting = sorted(_waiting(session, case, need, rows))
+        state = "; ".join([
+            *_stale(need, marked, proofs),
+            *([f"evidence {', '.join(str(i) for i in waiting)} is waiting for review"] if waiting else []),
+        ]) or ("none was accepted" if rows else "none was given")
         raise InvalidTransition(
             f"{case.reference}: ownership not proven: approval needs {need.describe()}; {state}"
         )
@@ -267,48 +322,141 @@ def approval_check(session: Session, case: Case, config: Config, approver: str, 
             f"{case.reference}: {', '.join(competing)} also proved ownership of this transfer: an approver "
             "decides, with both proofs side by side"
         )
-    return {"ownership_evidence": [r.id for r in accepted],
+    return {"ownership_evidence": [r.id for r in accepted], "ownership_requirement": need.facts(),
             **({"competing_proofs": sorted(competing)} if competing else {})}
+
+
+def _counts(need: Requirement, row: OwnershipEvidence, acceptance: Mapping[str, Any]) -> bool:
+    """Whether a proven acceptance proves what the case needs now: its event's ``requirement`` is
+    the current one and the row's kind is still offered."""
+    return row.kind in need.kinds and need.answered_by(acceptance.get("requirement"))
+
+
+def _stale(need: Requirement, marked: Sequence[OwnershipEvidence],
+           proofs: Mapping[int, Mapping[str, Any]]) -> list[str]:
+    """Why each proven acceptance that does not count no longer counts (one clause each)."""
+    clauses: list[str] = []
+    for row in marked:
+        acceptance = proofs.get(row.id or 0)
+        if acceptance is None or _counts(need, row, acceptance):
+            continue
+        recorded = acceptance.get("requirement")
+        if not isinstance(recorded, Mapping):
+            clauses.append(
+                f"evidence {row.id} was accepted before evidence was tied to what it proves (its acceptance "
+                "records no requirement), so it no longer counts: the appellant proves ownership again")
+        elif not need.answered_by(recorded):
+            clauses.append(
+                f"evidence {row.id} proved {_described(recorded)}, not what the case needs now (a later decision "
+                "changed it), so it no longer counts: the appellant proves ownership again")
+        else:
+            clauses.append(f"evidence {row.id} is a {row.kind}, which is no longer offered for this deposit"
+                           f"{f' ({need.not_offered})' if need.not_offered else ''}: the appellant proves ownership "
+                           "again")
+    return clauses
+
+
+def _keyed_events(session: Session, case: Case, actions: Sequence[str]) -> list[CaseEvent]:
+    """The case's events of ``actions``, oldest first, whose HMAC verifies with a known audit key
+    (an event written or changed without the key is not among them)."""
+    ring = audit.current_keyring()
+    found = session.exec(
+        select(CaseEvent).where(CaseEvent.case_id == case.id, col(CaseEvent.action).in_(actions))
+        .order_by(col(CaseEvent.id))
+    ).all()
+    keyed: list[CaseEvent] = []
+    for event in found:
+        key = ring.get(event.key_id or "")
+        if key is not None and hmac.compare_digest(audit.event_hash(event, key), event.hash):
+            keyed.append(event)
+    return keyed
+
+
+def _acceptances(session: Session, case: Case, rows: Sequence[OwnershipEvidence]) -> dict[int, Mapping[str, Any]]:
+    """For each row whose acceptance is in the keyed audit chain, the details of the
+    ``accept_evidence`` event that proves it (see :func:`proven_acceptances`)."""
+    if not rows:
+        return {}
+    events = _keyed_events(session, case, ("accept_evidence",))
+    proven: dict[int, Mapping[str, Any]] = {}
+    for row in rows:
+        for event in events:
+            details = event.details or {}
+            if row.id is None or details.get("evidence_id") != row.id or event.actor != row.reviewer:
+                continue
+            if row.kind == WITHDRAWAL_RECORD and details.get("sha256") != row.document_sha256:
+                continue
+            proven[row.id] = details
+            break
+    return proven
+
+
+def _submissions(session: Session, case: Case) -> dict[int, Mapping[str, Any]]:
+    """The details of the keyed ``submit_evidence`` event that gave each row (by evidence id)."""
+    given: dict[int, Mapping[str, Any]] = {}
+    for event in _keyed_events(session, case, ("submit_evidence",)):
+        details = event.details or {}
+        evidence_id = details.get("evidence_id")
+        if isinstance(evidence_id, int) and evidence_id not in given:
+            given[evidence_id] = details
+    return given
+
+
+def _waiting(session: Session, case: Case, need: Requirement, rows: Sequence[OwnershipEvidence]) -> set[int]:
+    """The submitted rows that may still prove the current requirement: all but those whose keyed
+    submission recorded another requirement (a document given before that was recorded is judged
+    by its reviewer against the case as it is)."""
+    submitted = [r for r in rows if r.status == SUBMITTED and r.id is not None]
+    if not submitted:
+        return set()
+    given = _submissions(session, case)
+    waiting: set[int] = set()
+    for row in submitted:
+        assert row.id is not None
+        recorded = given.get(row.id, {}).get("requirement")
+        if row.kind in need.kinds and (recorded is None or need.answered_by(recorded)):
+            waiting.add(row.id)
+    return waiting
+
+
+def current_evidence(session: Session, case: Case, need: Requirement | None,
+                     rows: Sequence[OwnershipEvidence]) -> frozenset[int]:
+    """The ids of the rows given for the case's current requirement (:attr:`Ownership.current`):
+    accepted ones whose keyed acceptance records that requirement, and those waiting for review.
+    With no requirement, every accepted or submitted row."""
+    if need is None:
+        return frozenset(r.id for r in rows if r.id is not None and r.status in (ACCEPTED, SUBMITTED))
+    marked = [r for r in rows if r.status == ACCEPTED]
+    proofs = _acceptances(session, case, marked)
+    accepted = {r.id for r in marked if r.id in proofs and _counts(need, r, proofs[r.id])}
+    return frozenset({i for i in accepted if i is not None} | _waiting(session, case, need, rows))
 
 
 def proven_acceptances(session: Session, case: Case, rows: Sequence[OwnershipEvidence]) -> list[OwnershipEvidence]:
     """The accepted rows whose acceptance is in the keyed audit chain: an ``accept_evidence`` event
     of this case that names the row, by the row's reviewer (and, for a document, its SHA-256), whose
     HMAC verifies with a known audit key. A row inserted or edited in the database by someone
-    without the key (an ``accepted`` status, another reviewer, another document) has none."""
-    if not rows:
-        return []
-    ring = audit.current_keyring()
-    events = session.exec(
-        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == "accept_evidence")
-    ).all()
-    proven: list[OwnershipEvidence] = []
-    for row in rows:
-        for event in events:
-            details = event.details or {}
-            if details.get("evidence_id") != row.id or event.actor != row.reviewer:
-                continue
-            if row.kind == WITHDRAWAL_RECORD and details.get("sha256") != row.document_sha256:
-                continue
-            key = ring.get(event.key_id or "")
-            if key is None or not hmac.compare_digest(audit.event_hash(event, key), event.hash):
-                continue
-            proven.append(row)
-            break
-    return proven
+    without the key (an ``accepted`` status, another reviewer, another document) has none. Whether
+    it proves the current requirement is :func:`approval_check`'s question (the event's
+    ``requirement``)."""
+    proofs = _acceptances(session, case, rows)
+    return [r for r in rows if r.id in proofs]
 
 
 def credit_check(session: Session, case: Case, config: Config) -> None:
-    """Before a credit is booked: the evidence its credit needs is still accepted and proven by the
-    audit chain (a payout approved before this rule existed, or a row changed since, is refused)."""
+    """Before a credit is booked: the evidence its credit needs is still accepted, proven by the
+    audit chain, and for the requirement of the moment (a payout approved before this rule existed,
+    a row changed since, or a proof of what a former decision asked, is refused)."""
     need = requirement(case, config)
     if need is None:
         return
     marked = [r for r in evidence_rows(session, case.id) if r.status == ACCEPTED]
-    if not proven_acceptances(session, case, marked):
+    proofs = _acceptances(session, case, marked)
+    if not any(r.id in proofs and _counts(need, r, proofs[r.id]) for r in marked):
+        stale = _stale(need, marked, proofs)
         raise InvalidTransition(
-            f"{case.reference}: ownership not proven: booking this credit needs {need.describe()}; "
-            "reopen the case and ask the appellant for it"
+            f"{case.reference}: ownership not proven: booking this credit needs {need.describe()}"
+            f"{'; ' + '; '.join(stale) if stale else ''}; reopen the case and ask the appellant for it"
         )
 
 
@@ -322,25 +470,44 @@ class EvidenceRefused(ValidationFailed):
     code = "evidence_refused"
 
 
-def _challenge_text(case: Case, need: Requirement, nonce: str, expires_at: datetime) -> str:
+def _line(text: str) -> str:
+    """``text`` as one printable line: anything else is escaped, so no value adds a line of its own."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _challenge_text(case: Case, need: Requirement, nonce: str, expires_at: datetime, exchange: str) -> str:
+    """The message to sign. It names the exchange and the account to be credited (the case's user),
+    so that whoever is asked to sign it sees whom a signature would pay; then the case, the deposit,
+    a nonce and an expiry."""
+    exchange, account = _line(exchange), _line(case.user_id)
     return (
-        "Deposit recovery: I sent this deposit and ask for it to be credited to my account.\n"
+        f"Deposit recovery at {exchange}: I sent this deposit and ask {exchange} to credit it to account "
+        f"{account}. Sign this only if that account is yours.\n"
+        f"Exchange: {exchange}\n"
+        f"Account: {account}\n"
         f"Case: {case.reference}\n"
         f"Network: {need.network}\n"
         f"Transaction: {need.tx_hash}\n"
         f"Sender: {need.sender}\n"
         f"Nonce: {nonce}\n"
-        f"Expires: {expires_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        f"Expires: {_aware(expires_at).astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
     )
 
 
 class EvidenceService:
     """Challenges, evidence and their review, over one database (see the module docstring)."""
 
-    def __init__(self, db: Database, config: Config, clock: Clock = utcnow) -> None:
+    def __init__(self, db: Database, config: Config, clock: Clock = utcnow, *,
+                 exchange_name: str | None = None) -> None:
+        """``exchange_name``: what the challenges call the exchange (default: the setting
+        ``RECOVERY_EXCHANGE_NAME``, itself "this exchange" when unset); one printable line."""
+        from recovery.settings import check_exchange_name, get_settings
+
         self.db = db
         self.config = config
         self.clock = clock
+        self.exchange_name = (check_exchange_name(exchange_name) if exchange_name is not None
+                              else get_settings().exchange_name)
 
     # ---------------------------------------------------------------- reads
     def ownership(self, reference: str, *, for_user: str | None = None, issue_challenge: bool = False) -> Ownership:
@@ -364,7 +531,8 @@ class EvidenceService:
             raise NotFound(f"no case {reference}")
         need = requirement(case, self.config)
         rows = evidence_rows(session, case.id)
-        status = status_of(need is not None, rows)
+        live = current_evidence(session, case, need, rows)
+        status = status_of(need is not None, rows, live)
         challenge = None
         if (need is not None and SIGNED_MESSAGE in need.kinds and status != ACCEPTED
                 and CaseStatus(case.status) in ACTIONS["submit_evidence"].moves):
@@ -374,7 +542,7 @@ class EvidenceService:
             if current is not None:
                 challenge = Challenge(current.message, current.expires_at, current.nonce)
         return Ownership(str(case.reference), need is not None, status, need.kinds if need else (), need, challenge,
-                         tuple(rows))
+                         tuple(rows), live)
 
     def _current_challenge(self, session: Session, case: Case, need: Requirement) -> OwnershipChallenge | None:
         latest = session.exec(
@@ -383,16 +551,28 @@ class EvidenceService:
         ).first()
         if latest is None or latest.used_at is not None or _aware(latest.expires_at) <= self.clock():
             return None
-        if address_key(latest.sender) != address_key(need.sender) or tx_key(latest.tx_hash) != tx_key(need.tx_hash):
+        if not self._challenges(latest, case, need):
             return None
         return latest
+
+    def _challenges(self, challenge: OwnershipChallenge, case: Case, need: Requirement) -> bool:
+        """Whether ``challenge`` is the text this case would be asked to sign now: the same exchange,
+        account, case, network, transaction and sender (a challenge issued before any of them
+        changed asks for something else)."""
+        if address_key(challenge.sender) != address_key(need.sender):
+            return False
+        if tx_key(challenge.tx_hash) != tx_key(need.tx_hash):
+            return False
+        return challenge.message == _challenge_text(case, need, challenge.nonce, challenge.expires_at,
+                                                    self.exchange_name)
 
     def _issue(self, session: Session, case: Case, need: Requirement) -> OwnershipChallenge:
         now = self.clock()
         nonce = secrets.token_hex(16)
         expires = (now + timedelta(minutes=CHALLENGE_MINUTES)).replace(microsecond=0)
         row = OwnershipChallenge(case_id=case.id or 0, nonce=nonce, network=need.network, tx_hash=need.tx_hash,
-                                 sender=need.sender, message=_challenge_text(case, need, nonce, expires),
+                                 sender=need.sender,
+                                 message=_challenge_text(case, need, nonce, expires, self.exchange_name),
                                  created_at=now, expires_at=expires)
         session.add(row)
         session.flush()
@@ -411,13 +591,17 @@ class EvidenceService:
             return session.get(EvidenceDocument, sha256)
 
     def waiting_references(self) -> list[str]:
-        """References of cases with a withdrawal record waiting for review (the workbench filter)."""
+        """References of cases with a withdrawal record waiting for review (the workbench filter): a
+        record given for what a former decision asked is not waiting for anything."""
         with self.db.read() as session:
-            rows = session.exec(
-                select(Case.reference).join(OwnershipEvidence, col(OwnershipEvidence.case_id) == Case.id)
-                .where(OwnershipEvidence.status == SUBMITTED).distinct()
-            ).all()
-            return sorted(str(r) for r in rows)
+            submitted = select(OwnershipEvidence.case_id).where(OwnershipEvidence.status == SUBMITTED)
+            cases = session.exec(select(Case).where(col(Case.id).in_(submitted))).all()
+            waiting: list[str] = []
+            for case in cases:
+                need = requirement(case, self.config)
+                if need is None or _waiting(session, case, need, evidence_rows(session, case.id)):
+                    waiting.append(str(case.reference))
+            return sorted(waiting)
 
     # ---------------------------------------------------------------- the user gives evidence
     def submit_signature(self, reference: str, actor_name: str, actor_role: Role, *, signature: Any,
@@ -445,13 +629,15 @@ class EvidenceService:
             if _aware(latest.expires_at) <= now:
                 expired = f"the challenge expired at {_aware(latest.expires_at).isoformat()}; get a new one"
                 return {"outcome": "refused", "field": "challenge", "challenge_id": latest.id, "reason": expired}, None
-            if address_key(latest.sender) != address_key(need.sender) or tx_key(latest.tx_hash) != tx_key(need.tx_hash):
+            if not self._challenges(latest, case, need):
                 return {"outcome": "refused", "field": "challenge", "challenge_id": latest.id,
-                        "reason": "the challenge was issued for another deposit; get a new one"}, None
+                        "reason": "the challenge was issued for another deposit or account; get a new one"}, None
+            signing_key = _transaction_signing_key(session, need) if need.family == "xrpl" else None
             result = verify_ownership(need.family, address=latest.sender, message=latest.message,
-                                      signature=signature, public_key=public_key)
+                                      signature=signature, public_key=public_key, tx_signing_key=signing_key)
             verification = {"verified": result.verified, "family": result.family, "address": result.address,
-                            "method": result.method, "recovered": result.recovered, "reason": result.reason}
+                            "method": result.method, "recovered": result.recovered, "reason": result.reason,
+                            **({"tx_signing_key": signing_key} if signing_key else {})}
             if not result.verified:
                 return {"outcome": "refused", "field": result.field or "signature", "reason": result.reason,
                         "challenge_id": latest.id, "verification": verification}, None
@@ -536,13 +722,16 @@ class EvidenceService:
                 raise InvalidTransition(f"{reference} needs no ownership evidence")
             details, row = attempt(session, case, need)
             now = self.clock()
-            _event(session, case, actor_name, actor_role.value, "submit_evidence", {"kind": kind, **details}, now)
+            answered = need.facts()  # what this evidence proves: kept in the keyed events (approval_check)
+            _event(session, case, actor_name, actor_role.value, "submit_evidence",
+                   {"kind": kind, **details, "requirement": answered}, now)
             if row is None:
                 refusal = EvidenceRefused([FieldError(str(details.get("field") or "signature"),
                                                       str(details.get("reason")))])
             elif row.status == ACCEPTED:
                 _event(session, case, SYSTEM_NAME, Role.SYSTEM.value, "accept_evidence",
-                       {"evidence_id": row.id, "kind": kind, "verification": details.get("verification")}, now)
+                       {"evidence_id": row.id, "kind": kind, "verification": details.get("verification"),
+                        "requirement": answered}, now)
         if refusal is not None:
             raise refusal  # after the commit: the attempt is kept, nothing else
         assert row is not None
@@ -585,19 +774,49 @@ class EvidenceService:
                 raise InvalidTransition(f"evidence {evidence_id} of {reference} is already {row.status}")
             if row.submitted_by == actor_name:
                 raise Forbidden(f"four-eyes rule: {actor_name} gave evidence {evidence_id} and cannot also review it")
+            need = requirement(case, self.config)
+            given = _submissions(session, case).get(evidence_id, {}).get("requirement")
+            if outcome == ACCEPTED and need is not None and given is not None and not need.answered_by(given):
+                raise InvalidTransition(
+                    f"evidence {evidence_id} of {reference} was given for {_described(given)}; the case now needs "
+                    f"{need.describe()}: reject it and ask the appellant for evidence of that")
             now = self.clock()
             row.status = outcome
             row.reviewer = actor_name
             row.reviewed_at = now
             row.reason = text or None
             session.add(row)
-            details: dict[str, Any] = {"evidence_id": row.id, "kind": row.kind, "sha256": row.document_sha256}
+            details: dict[str, Any] = {"evidence_id": row.id, "kind": row.kind, "sha256": row.document_sha256,
+                                       "requirement": need.facts() if need is not None else None}
             if outcome == REJECTED:
                 details["reason"] = text
             elif text:
                 details["comment"] = text
             _event(session, case, actor_name, actor_role.value, action, details, now)
             return row
+
+
+def _transaction_signing_key(session: Session, need: Requirement) -> str | None:
+    """The XRP Ledger deposit's ``SigningPubKey`` as the adapter recorded it (``details
+    ["signing_pub_key"]`` of the stored chain observation, ``chains.xrpl``), when that observation
+    is of this transaction, a success, and sent from the required sender; else None (then only a key
+    deriving the sender proves it: a missing key never widens what is accepted)."""
+    stored = session.exec(
+        select(ChainObservation).where(
+            ChainObservation.network == need.network,
+            col(ChainObservation.tx_hash).in_(sorted({need.tx_hash, need.tx_hash.upper(), tx_key(need.tx_hash)})),
+        )
+    ).all()
+    for row in stored:
+        evidence = row.evidence or {}
+        sender = evidence.get("sender")
+        if (tx_key(row.tx_hash) != tx_key(need.tx_hash) or row.status != TxStatus.SUCCESS.value
+                or not isinstance(sender, str) or address_key(sender) != address_key(need.sender)):
+            continue
+        details = evidence.get("details")
+        key = details.get("signing_pub_key") if isinstance(details, Mapping) else None
+        return key if isinstance(key, str) and key else None
+    return None
 
 
 def _aware(moment: datetime) -> datetime:

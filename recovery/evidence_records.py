@@ -5,7 +5,8 @@ module, so the tables are registered on ``SQLModel.metadata`` wherever the servi
 0008 creates them.
 
 - ``ownership_challenges``: a message the user signs with the key of the sending address. It names
-  the case, the transaction, the sender, a nonce and an expiry, and is used once (``used_at``).
+  the exchange, the account to be credited, the case, the network, the transaction, the sender, a
+  nonce and an expiry, and is used once (``used_at``).
 - ``ownership_evidence``: one proof given for a case: a verified signed message (accepted by the
   system) or a withdrawal record (a document a specialist accepts or rejects with a reason).
   Refused signatures are not stored here: only their attempt, as an audit event.

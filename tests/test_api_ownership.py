@@ -90,6 +90,51 @@ def test_the_ownership_of_an_appeal_that_needs_proof(client: TestClient) -> None
     assert any(t.startswith("Prove that you sent this deposit: ") for t in texts)
 
 
+def test_the_challenge_names_the_exchange_and_the_account(client: TestClient) -> None:
+    reference = zoes_appeal(client)
+    from recovery.settings import get_settings
+
+    name = get_settings().exchange_name  # RECOVERY_EXCHANGE_NAME, "this exchange" when unset
+    message = ownership(client, reference, "zoe").json()["challenge"]["message"]
+    assert f"\nExchange: {name}\nAccount: zoe\n" in message
+    assert message.splitlines()[0].startswith(f"Deposit recovery at {name}: ")
+
+
+def test_the_status_counts_only_evidence_for_the_current_requirement(
+    client: TestClient, xrpl_service: CaseService, database: Database
+) -> None:
+    """A record accepted the way it was before evidence was tied to its requirement (its keyed
+    accept event names none) is still listed, as accepted, but the status is missing again and a new
+    challenge is offered; the record accepted now counts."""
+    from sqlmodel import select
+
+    from recovery.evidence import EvidenceService, _event
+    from recovery.evidence_records import OwnershipEvidence
+    from recovery.models import Case
+
+    reference = zoes_appeal(client)
+    taken = upload(client, reference, "zoe", PDF, "application/pdf").json()
+    [given] = taken["evidence"]
+    with database.write() as session:  # maria's acceptance as the former code wrote it
+        case = session.exec(select(Case).where(Case.reference == reference)).one()
+        row = session.get(OwnershipEvidence, given["id"])
+        assert row is not None
+        row.status, row.reviewer, row.reviewed_at = "accepted", "maria", xrpl_service.clock()
+        session.add(row)
+        _event(session, case, "maria", "specialist", "accept_evidence",
+               {"evidence_id": row.id, "kind": row.kind, "sha256": row.document_sha256}, xrpl_service.clock())
+    body = ownership(client, reference, "zoe").json()
+    assert body["status"] == "missing" and body["challenge"] is not None
+    assert [(e["id"], e["status"]) for e in body["evidence"]] == [(given["id"], "accepted")]
+    again = upload(client, reference, "zoe", PNG, "image/png").json()
+    assert again["status"] == "submitted"
+    newest = max(e["id"] for e in again["evidence"])
+    EvidenceService(database, xrpl_service.config, xrpl_service.clock).accept(reference, newest, "maria",
+                                                                                Role.SPECIALIST)
+    body = ownership(client, reference, "zoe").json()
+    assert body["status"] == "accepted" and body["challenge"] is None
+
+
 def test_other_users_and_no_token_get_nothing(client: TestClient) -> None:
     reference = zoes_appeal(client)
     assert ownership(client, reference, "mallory").status_code == 404

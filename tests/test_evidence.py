@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -28,7 +29,7 @@ from recovery.errors import Forbidden, InvalidTransition
 from recovery.evidence import EvidenceRefused, EvidenceService, detect_media_type
 from recovery.evidence_records import EvidenceDocument, OwnershipEvidence
 from recovery.intake import validate_appeal
-from recovery.models import Case, CaseEvent, DepositAddress
+from recovery.models import Case, CaseEvent, ChainObservation, DepositAddress
 from recovery.recheck import Recheck, RecheckOptions
 from recovery.services import Actor, CaseService
 from recovery.vocabulary import Role
@@ -513,3 +514,293 @@ def test_a_record_accepted_then_swapped_in_the_database_stops_the_credit(
     with pytest.raises(InvalidTransition, match="booking this credit needs"):
         service.mark_credited(zoe, MARIA, expected_version=version(service, zoe), ledger_reference="L-1")
     assert service.get(zoe).case.status == "approved"
+
+
+# ------------------------------------------------------------------------------------------ the XRP Ledger signing key
+
+
+def test_the_deposits_signing_key_reaches_the_verifier(
+    xrpl: tuple[CaseService, EvidenceService], database: Database, fixtures_dir: Path
+) -> None:
+    """The recorded payment's SigningPubKey goes from the adapter, through the stored chain
+    observation, to the verifier (and into the audited verification): a key of zoe's own, which is
+    not that key and does not derive the sender, is still refused."""
+    from tests.chains.test_xrpl import recorded_tx
+
+    recorded = recorded_tx(fixtures_dir, "ledger_expanded_txs_with_destination_tags.json", XRPL_TX)["SigningPubKey"]
+    service, evidence = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    recheck(service)
+    with database.read() as session:
+        stored = session.exec(select(ChainObservation).where(ChainObservation.tx_hash == XRPL_TX)).one()
+        assert stored.evidence["details"]["signing_pub_key"] == recorded.upper()
+    own = evidence.ownership(zoe, for_user="zoe", issue_challenge=True)
+    assert own.challenge is not None
+    public_key, private_key = keypairs.derive_keypair(keypairs.generate_seed())
+    signature = keypairs.sign(own.challenge.message.encode().hex(), private_key)
+    with pytest.raises(EvidenceRefused, match="not the key that signed the deposit transaction"):
+        evidence.submit_signature(zoe, "zoe", Role.USER, signature=signature, public_key=public_key)
+    [attempt] = events(service, zoe, "submit_evidence")
+    assert attempt.details["verification"]["tx_signing_key"] == recorded.upper()
+    assert attempt.details["requirement"]["sender"] == XRPL_SENDER
+
+
+# ------------------------------------------------------------------------------ the challenge names whom it pays
+
+
+def test_the_challenge_names_the_exchange_and_the_account_to_credit(
+    wallet: Wallet, database: Database, clock: Clock
+) -> None:
+    """A support scammer (bob) appeals alice's deposit and asks its sender to sign his challenge: the
+    message says which exchange and which account it pays. A signature over another case's (another
+    account's) challenge is refused, and so is a challenge issued under another exchange name."""
+    service = wallet.service
+    named = EvidenceService(database, service.config, clock, exchange_name="  Example Exchange ")
+    hot = service.get(wallet.reference).case.deposit_address
+    bob = appeal(service, "bob", "ethereum", "USDT", wallet.tx_hash, hot)
+    recheck(service)
+    assert service.get(bob).case.credited_user_id == "bob"
+    mine = named.ownership(wallet.reference, for_user="alice", issue_challenge=True).challenge
+    theirs = named.ownership(bob, for_user="bob", issue_challenge=True).challenge
+    assert mine is not None and theirs is not None
+    first = mine.message.splitlines()[0]
+    assert "Example Exchange" in first and "account alice" in first
+    assert "Exchange: Example Exchange\nAccount: alice\n" in mine.message
+    assert "Exchange: Example Exchange\nAccount: bob\n" in theirs.message and bob in theirs.message
+    # the sender's signature over alice's challenge proves nothing for bob's case, nor the reverse
+    with pytest.raises(EvidenceRefused, match="signed by another key"):
+        named.submit_signature(bob, "bob", Role.USER, signature=eth_sign(wallet.key, mine.message))
+    with pytest.raises(EvidenceRefused, match="signed by another key"):
+        named.submit_signature(wallet.reference, "alice", Role.USER, signature=eth_sign(wallet.key, theirs.message))
+    # a service that calls the exchange something else does not take a challenge issued under the old name
+    renamed = EvidenceService(database, service.config, clock, exchange_name="Other Exchange")
+    with pytest.raises(EvidenceRefused, match="issued for another deposit or account") as refused:
+        renamed.submit_signature(wallet.reference, "alice", Role.USER, signature=eth_sign(wallet.key, mine.message))
+    assert refused.value.errors[0].field == "challenge"
+    fresh = renamed.ownership(wallet.reference, for_user="alice", issue_challenge=True).challenge
+    assert fresh is not None and "Exchange: Other Exchange\nAccount: alice\n" in fresh.message
+    accepted = renamed.submit_signature(wallet.reference, "alice", Role.USER,
+                                        signature=eth_sign(wallet.key, fresh.message))
+    assert accepted.status == "accepted"
+    audit_is_whole(database)
+
+
+def test_the_exchange_name_is_one_printable_line(monkeypatch: pytest.MonkeyPatch, database: Database,
+                                                default_config: Config) -> None:
+    from pydantic import ValidationError
+
+    from recovery.settings import Settings
+
+    monkeypatch.delenv("RECOVERY_EXCHANGE_NAME", raising=False)
+    assert Settings().exchange_name == "this exchange"
+    monkeypatch.setenv("RECOVERY_EXCHANGE_NAME", "  Example Exchange\t")
+    assert Settings().exchange_name == "Example Exchange"
+    for bad in ("", "   ", "Example\nCase: RC-1", "Example\x1b[2J", "x" * 65):
+        monkeypatch.setenv("RECOVERY_EXCHANGE_NAME", bad)
+        with pytest.raises(ValidationError, match="RECOVERY_EXCHANGE_NAME"):
+            Settings()
+    with pytest.raises(ValueError, match="printable"):
+        EvidenceService(database, default_config, exchange_name="Example\nAccount: mallory")
+
+
+# ------------------------------------------------------------------------------ evidence of the current requirement
+
+
+@dataclasses.dataclass
+class TwoParts:
+    """One MultiTransfer call paying two exchange wallets; alice appealed the first part, bob the second."""
+
+    service: CaseService
+    evidence: EvidenceService
+    mine: str
+    theirs: str
+
+
+@pytest.fixture
+def two_parts(database: Database, evm_testbed: EvmTestbed, clock: Clock) -> TwoParts:
+    from app.demo.chainworld import TxSpec, send_all
+    from tests.fixtures_anvil import FUNDER
+    from tests.rules.test_scenarios_anvil import _call
+
+    service = CaseService(database, evm_testbed.config, clock)
+    hot, cold = fresh_address(), fresh_address()
+    with database.write() as session:
+        for address in (hot, cold):
+            session.add(DepositAddress(user_id="", network="ethereum", address=address, kind="wallet"))
+    usdt = evm_testbed.tokens["ethereum"]["USDT"]
+    multi = evm_testbed.deploy("ethereum", "MultiTransfer")
+    approve = TxSpec("ethereum", FUNDER, usdt, gas=100_000,
+                     data=_call("approve(address,uint256)", ["address", "uint256"], [multi, 2**256 - 1]))
+    pay = TxSpec("ethereum", FUNDER, multi, gas=300_000, data=_call(
+        "multiTransfer(address[],address[],uint256[])", ["address[]", "address[]", "uint256[]"],
+        [[usdt, usdt], [hot, cold], [10 * USDT, 20 * USDT]]))
+    _approved, tx = send_all(evm_testbed.url("ethereum"), [approve, pay])
+    evm_testbed.mine("ethereum", 12)
+    mine = appeal(service, "alice", "ethereum", "USDT", tx, hot)
+    theirs = appeal(service, "bob", "ethereum", "USDT", tx, cold)
+    recheck(service)
+    return TwoParts(service, EvidenceService(database, evm_testbed.config, clock), mine, theirs)
+
+
+def redecide_to_the_other_part(parts: TwoParts) -> None:
+    """A re-decision of alice's case (through the re-check's path, ``apply_decision``) that names the
+    other part of the transaction: the rules engine's decision for bob's part, credited to alice."""
+    from recovery.rules import Decision
+    from recovery.services import SYSTEM
+
+    mine, theirs = (parts.service.get(r).case.decision for r in (parts.mine, parts.theirs))
+    assert mine is not None and theirs is not None
+    decision, other = Decision.from_json(mine), Decision.from_json(theirs)
+    assert decision.ownership_proof is not None and other.ownership_proof is not None
+    redecided = dataclasses.replace(decision, transfers=other.transfers, ownership_proof={
+        **decision.ownership_proof, "transfer_indexes": list(other.ownership_proof["transfer_indexes"])})
+    _case, changed = parts.service.apply_decision(parts.mine, redecided, SYSTEM,
+                                                  expected_version=version(parts.service, parts.mine))
+    assert changed
+
+
+def test_after_a_re_decision_the_proof_of_the_former_requirement_no_longer_counts(
+    two_parts: TwoParts, database: Database
+) -> None:
+    service, evidence, mine = two_parts.service, two_parts.evidence, two_parts.mine
+    before = evidence.evidence(mine)[1]
+    assert before is not None
+    record = evidence.submit_document(mine, "alice", Role.USER, content=PDF)
+    evidence.accept(mine, record.id or 0, "maria", Role.SPECIALIST)
+    waiting = evidence.submit_document(mine, "alice", Role.USER, content=PNG, declared_type="image/png")
+    [given, _second] = [e for e in events(service, mine, "submit_evidence")]
+    [accepted] = events(service, mine, "accept_evidence")
+    assert given.details["requirement"] == accepted.details["requirement"] == before.facts()
+    own = evidence.ownership(mine, for_user="alice")
+    assert (own.status, own.current) == ("accepted", frozenset({record.id, waiting.id}))
+    assert evidence.waiting_references() == [mine]
+
+    redecide_to_the_other_part(two_parts)
+    need = evidence.evidence(mine)[1]
+    assert need is not None and need.transfer_indexes != before.transfer_indexes
+    assert (need.network, need.sender) == (before.network, before.sender)
+    with pytest.raises(InvalidTransition, match="ownership not proven") as refused:
+        service.approve(mine, SAM, expected_version=version(service, mine))
+    assert f"evidence {record.id} proved {before.tx_hash}" in str(refused.value)
+    assert "not what the case needs now" in str(refused.value) and "proves ownership again" in str(refused.value)
+    assert "waiting for review" not in str(refused.value)  # the record given for the former part waits for nothing
+    own = evidence.ownership(mine, for_user="alice", issue_challenge=True)
+    assert (own.status, own.current, len(own.evidence)) == ("missing", frozenset(), 2)  # listed, not counted
+    assert evidence.waiting_references() == []  # the workbench's "Evidence waiting" no longer lists it
+    # the record given for the former part is not accepted for the new one; it may be rejected
+    with pytest.raises(InvalidTransition, match=r"was given for .* the case now needs"):
+        evidence.accept(mine, waiting.id or 0, "maria", Role.SPECIALIST)
+    evidence.reject(mine, waiting.id or 0, "maria", Role.SPECIALIST, reason="about the former part")
+    assert evidence.ownership(mine, for_user="alice").status == "rejected"
+
+    # alice proves the part now asked for: it counts (bob proved that part too: an approver decides)
+    again = evidence.submit_document(mine, "alice", Role.USER, content=PDF)
+    evidence.accept(mine, again.id or 0, "maria", Role.SPECIALIST)
+    assert evidence.ownership(mine, for_user="alice").current == frozenset({again.id})
+    case = service.approve(mine, OMAR, expected_version=version(service, mine))
+    assert case.status == "approved"
+    [approval] = events(service, mine, "approve")
+    assert approval.details["ownership_evidence"] == [again.id]
+    assert approval.details["ownership_requirement"] == need.facts()
+    audit_is_whole(database)
+
+
+def test_a_proof_re_pointed_at_the_new_requirement_in_the_database_breaks_its_seal(
+    two_parts: TwoParts, database: Database
+) -> None:
+    """After the re-decision an insider rewrites the acceptance event's requirement to the new one:
+    its HMAC no longer verifies, so the proof counts for nothing, and audit verify says so."""
+    service, evidence, mine = two_parts.service, two_parts.evidence, two_parts.mine
+    record = evidence.submit_document(mine, "alice", Role.USER, content=PDF)
+    evidence.accept(mine, record.id or 0, "maria", Role.SPECIALIST)
+    redecide_to_the_other_part(two_parts)
+    need = evidence.evidence(mine)[1]
+    assert need is not None
+    from tests.support.tamper import guard_off
+
+    with guard_off(database), database.write() as session:  # a database administrator's edit
+        event = session.exec(select(CaseEvent).where(CaseEvent.action == "accept_evidence")).one()
+        event.details = {**(event.details or {}), "requirement": need.facts()}
+        session.add(event)
+    with pytest.raises(InvalidTransition, match="no signed audit event shows its acceptance"):
+        service.approve(mine, OMAR, expected_version=version(service, mine))
+    assert evidence.ownership(mine, for_user="alice").status == "missing"
+    with database.read() as session:
+        assert not verify_chain(session).ok
+
+
+def test_a_proof_accepted_before_requirements_were_recorded_no_longer_counts(
+    xrpl: tuple[CaseService, EvidenceService], database: Database
+) -> None:
+    """A record accepted the way it was before this rule (its keyed accept event names no
+    requirement) does not open the approval: the refusal says the appellant proves again, the
+    ownership status is missing again and a new challenge is offered."""
+    from recovery.evidence import _event
+
+    service, evidence = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    recheck(service)
+    record = evidence.submit_document(zoe, "zoe", Role.USER, content=PDF)
+    with database.write() as session:  # maria's acceptance, written as the former code wrote it
+        case = session.exec(select(Case).where(Case.reference == zoe)).one()
+        row = session.get(OwnershipEvidence, record.id)
+        assert row is not None
+        row.status, row.reviewer, row.reviewed_at = "accepted", "maria", service.clock()
+        session.add(row)
+        _event(session, case, "maria", "specialist", "accept_evidence",
+               {"evidence_id": row.id, "kind": row.kind, "sha256": row.document_sha256}, service.clock())
+    with pytest.raises(InvalidTransition, match="records no requirement") as refused:
+        service.approve(zoe, SAM, expected_version=version(service, zoe))
+    assert "the appellant proves ownership again" in str(refused.value)
+    own = evidence.ownership(zoe, for_user="zoe", issue_challenge=True)
+    assert own.status == "missing" and own.challenge is not None and own.current == frozenset()
+    again = evidence.submit_document(zoe, "zoe", Role.USER, content=PNG)
+    evidence.accept(zoe, again.id or 0, "maria", Role.SPECIALIST)
+    assert service.approve(zoe, SAM, expected_version=version(service, zoe)).status == "approved"
+    audit_is_whole(database)
+
+
+def test_booking_needs_the_proof_of_the_requirement_of_the_moment(
+    xrpl: tuple[CaseService, EvidenceService], database: Database
+) -> None:
+    """Approved on a genuine proof; an insider then points the approved decision at another transfer
+    (the credit no longer matches what was proven): the credit is not booked."""
+    service, evidence = xrpl
+    zoe = appeal(service, "zoe", "xrpl", "XRP", XRPL_TX, SHARED_XRPL, memo="7")
+    recheck(service)
+    record = evidence.submit_document(zoe, "zoe", Role.USER, content=PDF)
+    evidence.accept(zoe, record.id or 0, "maria", Role.SPECIALIST)
+    service.approve(zoe, SAM, expected_version=version(service, zoe))
+    with database.write() as session:
+        case = session.exec(select(Case).where(Case.reference == zoe)).one()
+        decision = dict(case.decision or {})
+        decision["transfers"] = [{**t, "index": int(t["index"]) + 1} for t in decision["transfers"]]
+        case.decision = decision
+        session.add(case)
+    with pytest.raises(InvalidTransition, match="booking this credit needs") as refused:
+        service.mark_credited(zoe, MARIA, expected_version=version(service, zoe), ledger_reference="L-1")
+    assert "not what the case needs now" in str(refused.value)
+    assert service.get(zoe).case.status == "approved"
+
+
+def test_a_requirement_is_answered_only_by_the_same_network_transaction_sender_and_transfers() -> None:
+    """Hex hashes and EVM addresses compare whatever their case; nothing else is forgiven."""
+    import secrets
+
+    from recovery.evidence import Requirement
+
+    sender = Account.create().address
+    tx_hash = "0x" + secrets.token_hex(32)
+    need = Requirement(network="ethereum", family="evm", tx_hash=tx_hash, sender=sender,
+                       kinds=("signed_message", "withdrawal_record"), transfer_indexes=(2, 0))
+    facts = need.facts()
+    assert facts == {"network": "ethereum", "tx_hash": tx_hash, "sender": sender, "transfer_indexes": [0, 2]}
+    assert need.answered_by(facts)
+    assert need.answered_by({**facts, "tx_hash": tx_hash.upper().replace("0X", "0x"), "sender": sender.lower(),
+                             "transfer_indexes": [2, 0]})
+    for changed in ({"network": "bsc"}, {"tx_hash": "0x" + secrets.token_hex(32)},
+                    {"sender": Account.create().address}, {"transfer_indexes": [0]}, {"transfer_indexes": [0, 1]},
+                    {"transfer_indexes": ["0", "2"]}, {"transfer_indexes": [False, 2]}, {"sender": None},
+                    {"transfer_indexes": None}):
+        assert not need.answered_by({**facts, **changed}), changed
+    assert not need.answered_by(None) and not need.answered_by({}) and not need.answered_by([facts])
