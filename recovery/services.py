@@ -49,15 +49,42 @@ _PAYOUT_FLAG_VALUES = frozenset(f.value for f in PAYOUT_FLAGS)
 #: reason codes a rejection must carry; shown to the user in plain words
 REJECTION_REASONS: dict[str, str] = {
     "not_recoverable": "The funds cannot be recovered from where they landed.",
-    "not_our_address": "The transaction did not reach an address of this exchange.",
+    # the same words whether the address is nobody's here or another customer's (issue 18)
+    "not_our_address": "The transaction did not reach a deposit address of your account.",
     "ownership_not_proven": "We could not confirm that you own the sending address.",
     "not_economical": "The recovery would cost more than the amount.",
     "expired": "The deposit is older than the recovery window.",
     "duplicate": "This deposit is already handled in another appeal.",
     "counterfeit_token": "The token is a counterfeit imitating a listed asset.",
     "user_withdrew": "You withdrew the appeal.",
+    "tx_not_found": "We could not find this transaction on the network you named or on the related networks.",
+    "tx_failed": "The transaction failed on the network: nothing was sent, only the network fee was paid.",
+    "already_credited": "This deposit was already credited; nothing more is due for it.",
     "other": "See the message from the appeal team.",
 }
+
+#: the rejection reason that follows from a case's finding (category first, then its flags)
+_REJECTION_BY_CATEGORY: Mapping[str, str] = {
+    Category.TX_NOT_FOUND.value: "tx_not_found",
+    Category.TX_FAILED.value: "tx_failed",
+    Category.NOT_OUR_ADDRESS.value: "not_our_address",
+    Category.ALREADY_CREDITED.value: "already_credited",
+    Category.COUNTERFEIT_TOKEN.value: "counterfeit_token",
+    Category.MISSING_MEMO.value: "ownership_not_proven",
+    Category.WRONG_MEMO.value: "ownership_not_proven",
+    Category.UNATTRIBUTED_DEPOSIT.value: "ownership_not_proven",
+}
+
+
+def rejection_reason_for(case: Case) -> str:
+    """The reason code a rejection of this case carries unless the operator chooses another: the
+    one that matches the finding (a failed transaction is ``tx_failed``, never ``other``)."""
+    flags = set(case.flags or [])
+    if Flag.EXPIRED.value in flags:
+        return "expired"
+    if Flag.NOT_ECONOMICAL.value in flags:
+        return "not_economical"
+    return _REJECTION_BY_CATEGORY.get(case.category or "", "not_recoverable")
 
 
 @dataclass(frozen=True)
@@ -1018,12 +1045,22 @@ class CaseService:
         )
 
     def reject(
-        self, reference: str, reason_code: str, actor: Actor, *, expected_version: int, message: str = ""
+        self, reference: str, reason_code: str | None, actor: Actor, *, expected_version: int, message: str = ""
     ) -> Case:
-        if reason_code not in REJECTION_REASONS:
+        """Reject with ``reason_code`` (None: the code that follows from the finding,
+        :func:`rejection_reason_for`); the user reads its plain words, or ``message`` when given."""
+        if reason_code is not None and reason_code not in REJECTION_REASONS:
             raise ValidationFailed(
                 [FieldError("reason_code", f"must be one of {', '.join(REJECTION_REASONS)}")]
             )
+
+        if reason_code is None:
+            # read at the version the caller saw: if the case changed since, the act below is a conflict
+            with self.db.read() as session:
+                seen = session.exec(select(Case).where(Case.reference == reference)).first()
+            if seen is None:
+                raise NotFound(f"no case {reference}")
+            reason_code = rejection_reason_for(seen)
 
         def cancel(session: Session, case: Case) -> dict[str, Any]:
             cancelled = payouts.cancel_payouts(session, case)

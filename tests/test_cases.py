@@ -242,3 +242,22 @@ def test_intake_normalizes_for_the_network(default_config) -> None:  # type: ign
         user_id="user-9",
     )
     assert unlisted.asset == address  # an unlisted token by its contract, checksummed
+
+
+@pytest.mark.parametrize(("category", "flags", "code"), [
+    ("tx_failed", [], "tx_failed"),
+    ("tx_not_found", [], "tx_not_found"),
+    ("already_credited", [], "already_credited"),
+    ("not_our_address", ["other_users_address"], "not_our_address"),
+    ("missing_memo", [], "ownership_not_proven"),
+    ("wrong_network", ["expired"], "expired"),
+    ("unlisted_token", ["not_economical"], "not_economical"),
+    ("wrong_network", [], "not_recoverable"),
+])
+def test_a_rejection_carries_the_reason_that_matches_the_finding(category: str, flags: list[str], code: str) -> None:
+    """Issue 21: a failed transaction is rejected as tx_failed, never as other; an already credited
+    deposit as already_credited, never as duplicate."""
+    from recovery.services import REJECTION_REASONS, rejection_reason_for
+
+    assert rejection_reason_for(Case(category=category, flags=flags)) == code
+    assert code in REJECTION_REASONS

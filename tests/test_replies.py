@@ -241,3 +241,13 @@ def test_the_service_checks_the_same_on_every_path(waiting: Waiting) -> None:
     assert refused.value.errors[0].field == "files[0]"
     with pytest.raises(ValidationFailed):
         waiting.service.request_info(waiting.reference, "x" * 4001, MARIA, expected_version=waiting.case().version)
+
+
+def test_a_rejection_without_a_code_carries_the_one_of_the_finding(waiting: Waiting) -> None:
+    case = waiting.case()
+    rejected = waiting.service.reject(waiting.reference, None, MARIA, expected_version=case.version)
+    [event] = waiting.events("reject")
+    assert event.details["reason_code"] == "not_recoverable" and rejected.status == "rejected"
+    entry = waiting.view()["timeline"][-1]
+    assert (entry["event"], entry["reason_code"]) == ("rejected", "not_recoverable")
+    assert entry["message"] == "The funds cannot be recovered from where they landed."

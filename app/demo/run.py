@@ -49,8 +49,8 @@ from recovery.intake import validate_appeal
 from recovery.models import Case
 from recovery.operators import add_operator
 from recovery.recheck import Recheck, RecheckOptions
-from recovery.services import SYSTEM, Actor, CaseService
-from recovery.vocabulary import CaseStatus, Category, Origin, Recoverable, Resolution, Role
+from recovery.services import SYSTEM, Actor, CaseService, rejection_reason_for
+from recovery.vocabulary import CaseStatus, Origin, Recoverable, Resolution, Role
 
 MARKER = ".recovery-demo"
 
@@ -65,14 +65,6 @@ OPERATORS: dict[str, tuple[Role, str]] = {
 SPECIALIST = Actor("maria", Role.SPECIALIST)
 SECOND_SPECIALIST = Actor("sam", Role.SPECIALIST)
 APPROVER = Actor("omar", Role.APPROVER)
-
-REJECT_CODES: dict[str, str] = {
-    Category.TX_FAILED: "other",
-    Category.NOT_OUR_ADDRESS: "not_our_address",
-    Category.ALREADY_CREDITED: "duplicate",
-    Category.COUNTERFEIT_TOKEN: "counterfeit_token",
-    Category.WRONG_NETWORK: "not_recoverable",
-}
 
 
 @dataclass
@@ -245,7 +237,7 @@ class Team:
             self.service.request_info(reference, "Please send a screenshot of the withdrawal in your wallet.",
                                       SPECIALIST, expected_version=case.version)
         elif case.recoverable == Recoverable.NO:
-            self._reject(case, REJECT_CODES.get(case.category or "", "not_recoverable"))
+            self._reject(case, rejection_reason_for(case))
         elif case.recoverable == Recoverable.YES and case.resolution == Resolution.CREDIT:
             case = self.approve(case)
             if self.rng.random() < 0.8:

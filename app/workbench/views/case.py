@@ -38,7 +38,7 @@ from recovery.lifecycle import ACTIONS, allowed_actions
 from recovery.models import Case, Payout
 from recovery.public import conversation, open_question
 from recovery.rules import Decision
-from recovery.services import REJECTION_REASONS, Actor
+from recovery.services import REJECTION_REASONS, Actor, rejection_reason_for
 from recovery.vocabulary import CaseStatus, Category, Resolution, Role
 
 #: flags and how loudly to show them
@@ -793,7 +793,9 @@ def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, op
             st.caption("An approved payout is cancelled and the case goes back to review: it must be sent for "
                        "approval again and approved by someone other than you.")
         elif action == "reject":
-            st.selectbox("Reason code", list(REJECTION_REASONS), key=key + "reason_code",
+            codes = list(REJECTION_REASONS)
+            st.selectbox("Reason code (preselected: the one that matches the finding)", codes,
+                         index=codes.index(rejection_reason_for(case)), key=key + "reason_code",
                          format_func=lambda code: f"{code}: {REJECTION_REASONS[code]}")
             st.text_area("Message to the user (optional)", key=key + "message")
         elif action == "record_refund":
