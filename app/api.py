@@ -463,7 +463,8 @@ def create_app(
                           if own.challenge is not None else None),
             "evidence": [{"id": row.id, "kind": row.kind, "status": row.status,
                           "submitted_at": row.submitted_at.isoformat().replace("+00:00", "Z"),
-                          "reason": row.reason if row.status == "rejected" else None}
+                          "reason": row.reason if row.status == "rejected" else None,
+                          "counts": row.id in own.current}
                          for row in own.evidence],
         }
         OwnershipOut.model_validate(view)

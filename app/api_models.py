@@ -180,6 +180,8 @@ class EvidenceOut(_Out):
     status: Literal["submitted", "accepted", "rejected"]
     submitted_at: DateTimeText
     reason: str | None = Field(description="why a withdrawal record was rejected")
+    counts: bool = Field(description="given for what the appeal needs now: false for proof of a former decision "
+                                     "(listed, but it no longer counts: prove again)")
 
 
 class OwnershipOut(_Out):

@@ -125,7 +125,7 @@ def test_the_status_counts_only_evidence_for_the_current_requirement(
                {"evidence_id": row.id, "kind": row.kind, "sha256": row.document_sha256}, xrpl_service.clock())
     body = ownership(client, reference, "zoe").json()
     assert body["status"] == "missing" and body["challenge"] is not None
-    assert [(e["id"], e["status"]) for e in body["evidence"]] == [(given["id"], "accepted")]
+    assert [(e["id"], e["status"], e["counts"]) for e in body["evidence"]] == [(given["id"], "accepted", False)]
     again = upload(client, reference, "zoe", PNG, "image/png").json()
     assert again["status"] == "submitted"
     newest = max(e["id"] for e in again["evidence"])
@@ -133,6 +133,7 @@ def test_the_status_counts_only_evidence_for_the_current_requirement(
                                                                                 Role.SPECIALIST)
     body = ownership(client, reference, "zoe").json()
     assert body["status"] == "accepted" and body["challenge"] is None
+    assert {e["id"]: e["counts"] for e in body["evidence"]} == {given["id"]: False, newest: True}
 
 
 def test_other_users_and_no_token_get_nothing(client: TestClient) -> None:

@@ -246,8 +246,9 @@ def _ownership(wb: Workbench, case: Case, role: Role) -> None:
     if need is None and not rows:
         return
     st.subheader("Ownership evidence")
+    own = service.ownership(case.reference or "")
     if need is not None:
-        accepted = any(r.status == ACCEPTED for r in rows)
+        accepted = own.status == ACCEPTED  # only proof of the current requirement counts
         text = (f"The credit does not follow from our books: approval needs accepted proof that the appellant "
                 f"sent {need.tx_hash} from {need.sender} ({' or '.join(need.kinds)}).")
         if accepted:
@@ -260,7 +261,9 @@ def _ownership(wb: Workbench, case: Case, role: Role) -> None:
     may_review = role in (Role.SPECIALIST, Role.APPROVER, Role.ADMIN) and CaseStatus(case.status) in ACTIONS[
         "accept_evidence"].moves
     for row in rows:
-        _evidence_row(service, row, shown, may_review)
+        if row.id not in own.current:
+            st.caption(f"Evidence {row.id} was given for a former decision: it no longer counts.")
+        _evidence_row(service, row, shown, may_review and row.id in own.current)
 
 
 #: an uploaded image larger than this is never drawn (a few hundred kilobytes of PNG can declare
