@@ -66,10 +66,11 @@ MAX_LENGTHS = {"network": 40, "asset": 128, "tx_hash": 128, "deposit_address": 1
 _AMOUNT = re.compile(AMOUNT_PATTERN.removeprefix("^").removesuffix("$"))
 _REFERENCE = re.compile(r"[A-Za-z0-9-]{1,20}")
 _JSON_TYPES = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
-_OWNERSHIP_PATH = re.compile(r"/v1/appeals/[A-Za-z0-9-]{1,20}/ownership")
+#: any one path segment as the reference: a malformed one gets its 404 from the route, not a 413
+_OWNERSHIP_PATH = re.compile(r"/v1/appeals/[^/]{1,64}/ownership")
 #: the ownership endpoint takes a document: its body limit is the file limit plus the multipart framing
 OWNERSHIP_BODY_BYTES = MAX_DOCUMENT_BYTES + 64 * 1024
-_REPLIES_PATH = re.compile(r"/v1/appeals/[A-Za-z0-9-]{1,20}/replies")
+_REPLIES_PATH = re.compile(r"/v1/appeals/[^/]{1,64}/replies")
 #: an answer takes up to MAX_ATTACHMENTS documents: its body limit is theirs plus the framing and the text
 REPLIES_BODY_BYTES = MAX_ATTACHMENTS * MAX_DOCUMENT_BYTES + 64 * 1024
 

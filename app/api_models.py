@@ -130,6 +130,8 @@ class ReplyIn(BaseModel):
 class AppealOut(_Out):
     reference: str = Field(examples=["RC-000042"])
     status: CaseStatus
+    status_label: str = Field(description="the status in a few words for the user", examples=["Being reviewed"])
+    next_step: str = Field(description="what happens next, in one sentence, with a date where there is one")
     origin: Literal["appeal", "detected"] = Field(
         description="`appeal`: filed by the user; `detected`: the exchange found the stray deposit on chain "
                     "and opened the case itself (an appeal for the same transfer returns this case)"

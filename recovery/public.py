@@ -122,6 +122,7 @@ class CaseRecord(Protocol):
     net_amount: Decimal | None
     refund_network: str | None
     refund_tx_hash: str | None
+    sla_due_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -340,6 +341,65 @@ def open_question(case: CaseRecord, events: Sequence[EventRecord], config: Confi
             "closes_at": closes_at}
 
 
+#: each status in a few words a worried user understands (the raw ``status`` stays for machines)
+STATUS_LABELS: Mapping[str, str] = {
+    "submitted": "Received",
+    "awaiting_chain": "Waiting for the network",
+    "in_review": "Being reviewed",
+    "needs_info": "Waiting for your answer",
+    "approved": "Approved",
+    "refund_pending": "Refund on its way",
+    "refunded": "Refunded",
+    "credited": "Credited",
+    "rejected": "Not recoverable",
+    "closed": "Closed",
+}
+
+
+def _day(value: datetime | str | None) -> str | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC).strftime("%d %B %Y")
+
+
+def next_step(case: CaseRecord, question: Mapping[str, Any] | None, config: Config | None) -> str:
+    """What happens next, in one sentence, with a date where there is one."""
+    status = case.status
+    policy = config.policy if config is not None else None
+    if status == "submitted":
+        return "We are looking the transaction up on its network; this usually takes a few minutes."
+    if status == "awaiting_chain":
+        return ("We will check again when the network confirms it, usually within 30 minutes; you do not "
+                "need to do anything.")
+    if status == "in_review":
+        by = f" by {_day(case.sla_due_at)}" if case.sla_due_at is not None else " shortly"
+        if case.recoverable in ("yes", "conditional"):
+            return f"An approver reviews recoverable deposits: expect a decision{by}."
+        return f"A specialist reviews your appeal: expect an answer{by}."
+    if status == "needs_info":
+        closes = _day(question.get("closes_at")) if question else None
+        until = f" by {closes}" if closes else ""
+        return f"Please answer our question below{until}; without an answer we close the appeal."
+    if status == "approved":
+        within = f" within {policy.payout_sla_hours} hours" if policy is not None else " soon"
+        if case.resolution == "refund":
+            return f"The refund will be sent to the sending address{within}."
+        return f"The amount will be credited to your account{within}."
+    if status == "refund_pending":
+        return "The refund was sent; it completes once the network confirms it."
+    if status == "refunded":
+        return "Nothing more to do: the refund is confirmed on the network."
+    if status == "credited":
+        return "Nothing more to do: the amount is in your account."
+    if status == "rejected":
+        return "Nothing more can be done for this deposit; the reason is below."
+    if question is not None:  # closed unanswered: the answer reopens it
+        reopen_by = _day(question.get("closes_at"))
+        return f"Answer our question below{f' by {reopen_by}' if reopen_by else ''} and we will reopen your appeal."
+    return "This appeal is closed."
+
+
 def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config | None = None) -> dict[str, Any]:
     """The appeal as its owner sees it. Decimal amounts are strings; times are UTC ISO 8601."""
     decision = _user_decision(case)
@@ -348,9 +408,12 @@ def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config 
     network = config.networks.get(found or case.network) if config is not None else None
     flags = decision.flags if decision is not None else []
     flags = sorted({*flags, *(f for f in case.flags if f in {v.value for v in USER_VISIBLE_FLAGS})})
+    question = open_question(case, events, config)
     return {
         "reference": case.reference or "",
         "status": case.status,
+        "status_label": STATUS_LABELS.get(case.status, case.status),
+        "next_step": next_step(case, question, config),
         "origin": case.origin if case.origin == Origin.DETECTED.value else Origin.APPEAL.value,
         "network": case.network,
         "asset": case.asset,
@@ -371,7 +434,7 @@ def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config 
         "refund_network": case.refund_network if case.refund_tx_hash else None,
         "explorer_url": network.explorer_link(case.tx_hash) if network is not None else None,
         "timeline": timeline(events),
-        "open_question": open_question(case, events, config),
+        "open_question": question,
         "conversation": conversation(events),
         "created_at": _when(case.created_at),
         "updated_at": _when(case.updated_at),

@@ -25,7 +25,8 @@ def case_row(decision: dict[str, Any] | None, **columns: Any) -> SimpleNamespace
         "asset": "USDT", "tx_hash": "0x" + "ab" * 32, "deposit_address": "0x" + "11" * 20, "memo": None,
         "claimed_amount": None, "category": None, "recoverable": None, "resolution": None, "flags": [],
         "decision": decision, "amount": None, "fee_amount": None, "fee_asset": None, "fee_usd": None,
-        "net_amount": None, "refund_network": None, "refund_tx_hash": None, "created_at": WHEN, "updated_at": WHEN,
+        "net_amount": None, "refund_network": None, "refund_tx_hash": None, "sla_due_at": None, "created_at": WHEN,
+        "updated_at": WHEN,
     }
     row.update(columns)
     return SimpleNamespace(**row)
@@ -146,3 +147,25 @@ def test_the_explorer_link_is_of_the_network_where_the_funds_are(default_config)
     not_found_yet = case_row(None, network="ethereum", deposit_network=None, tx_hash=tx)
     assert appeal_view(not_found_yet, [], default_config)["explorer_url"] == (
         default_config.network("ethereum").explorer_link(tx))
+
+
+@pytest.mark.parametrize(("status", "columns", "label", "says"), [
+    ("submitted", {}, "Received", "looking the transaction up"),
+    ("awaiting_chain", {}, "Waiting for the network", "usually within 30 minutes"),
+    ("in_review", {"recoverable": "yes", "sla_due_at": datetime(2026, 11, 5, 9, 0, tzinfo=UTC)}, "Being reviewed",
+     "An approver reviews recoverable deposits: expect a decision by 05 November 2026."),
+    ("in_review", {"recoverable": "no"}, "Being reviewed", "A specialist reviews your appeal"),
+    ("approved", {"resolution": "credit"}, "Approved", "credited to your account within 24 hours"),
+    ("approved", {"resolution": "refund"}, "Approved", "refund will be sent to the sending address within 24 hours"),
+    ("refund_pending", {}, "Refund on its way", "once the network confirms it"),
+    ("credited", {}, "Credited", "the amount is in your account"),
+    ("rejected", {}, "Not recoverable", "the reason is below"),
+    ("closed", {}, "Closed", "This appeal is closed."),
+])
+def test_every_status_has_a_label_and_a_next_step(default_config, status: str, columns: dict[str, Any],  # type: ignore[no-untyped-def]
+                                                  label: str, says: str) -> None:
+    """Issue 21: beside the raw status (for machines), a label and one sentence with a date where there is one."""
+    view = appeal_view(case_row(None, status=status, **columns), [], default_config)
+    assert (view["status"], view["status_label"]) == (status, label)
+    assert says in view["next_step"]
+    AppealOut.model_validate(view)

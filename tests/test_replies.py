@@ -101,6 +101,8 @@ def test_the_question_pauses_the_sla_and_the_answer_resumes_it_with_the_time_lef
     assert view["open_question"]["message"] == QUESTION
     assert view["open_question"]["reminder_at"] is not None and view["open_question"]["closes_at"] is not None
     assert [(e["by"], e["kind"]) for e in view["conversation"]] == [("team", "question")]
+    assert view["status_label"] == "Waiting for your answer"
+    assert view["next_step"].startswith("Please answer our question below by ")
 
     waiting.clock.advance(hours=40)  # the user takes 40 hours: none of it counts against the team
     reply = waiting.client.post(f"/v1/appeals/{waiting.reference}/replies",
@@ -198,6 +200,7 @@ def test_a_reminder_then_the_close_then_the_answer_reopens_within_the_grace_peri
     assert closed["status"] == "closed" and closed["timeline"][-1]["event"] == "closed"
     assert "not answered" in closed["timeline"][-1]["message"]
     assert closed["open_question"]["message"] == QUESTION  # an answer still reopens it
+    assert closed["next_step"].startswith("Answer our question below by ") and "reopen" in closed["next_step"]
     assert [e["kind"] for e in closed["conversation"]] == ["question", "reminder", "closed_unanswered"]
 
     waiting.clock.advance(hours=24)
