@@ -1,10 +1,11 @@
 """The ``recovery`` command: operators' read-outs, imports, database and audit tools.
 
 Start-up is kept light: this module and the modules that register commands on it import only
-typer, rich and the small vocabulary modules at import time. Every command imports what it uses
-in its own body (the database layer, the service layer, alembic, the chain adapters, the demo), so
-``recovery --help`` and the read-only operator commands never load web3, xrpl-py, stellar-sdk,
-Streamlit, pandas or FastAPI (``tests/test_startup.py`` checks it; ``python -m bench.startup``
+typer and the small vocabulary modules at import time (Rich is imported when a command first
+prints; help and usage errors are formatted by click: see ``app.cli_console``). Every command
+imports what it uses in its own body (the database layer, the service layer, alembic, the chain
+adapters, the demo), so ``recovery --help`` and the read-only operator commands never load web3,
+xrpl-py, stellar-sdk, Streamlit, pandas or FastAPI (``tests/test_startup.py`` checks it; ``python -m bench.startup``
 times it). New commands follow the same rule: imports inside the command, annotations of helpers
 under ``TYPE_CHECKING``.
 """
@@ -17,12 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 from app.cli_api import register as register_api
 from app.cli_cases import register as register_case_actions
+from app.cli_console import group, lazy_console
 from app.cli_demo import register as register_demo
 from app.cli_devchain import devchain_app
 from app.cli_operator import AsOption, refused, service_refusal, sign_in, usage
@@ -84,15 +84,14 @@ class _ReportingGroup(TyperGroup):
             raise
 
 
-app = typer.Typer(help="Deposit-recovery workbench.", no_args_is_help=True, pretty_exceptions_enable=False,
-                  cls=_ReportingGroup)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
-addresses_app = typer.Typer(help="Deposit addresses we hold.", no_args_is_help=True)
-credits_app = typer.Typer(help="Deposits already credited.", no_args_is_help=True)
-operators_app = typer.Typer(help="Workbench accounts.", no_args_is_help=True)
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
-cases_app = typer.Typer(help="Read cases, and act on them as an operator (--as NAME).", no_args_is_help=True)
+app = group("Deposit-recovery workbench.", pretty_exceptions_enable=False, cls=_ReportingGroup)
+db_app = group("Database schema.")
+config_app = group("Configuration files.")
+addresses_app = group("Deposit addresses we hold.")
+credits_app = group("Deposits already credited.")
+operators_app = group("Workbench accounts.")
+audit_app = group("The tamper-evident audit log.")
+cases_app = group("Read cases, and act on them as an operator (--as NAME).")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(addresses_app, name="addresses")
@@ -110,8 +109,8 @@ register_recheck(app)
 register_scan(app)
 register_workbench(app)
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+console = lazy_console()
+err = lazy_console(stderr=True, soft_wrap=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -185,6 +184,8 @@ def db_current() -> None:
 @config_app.command("check")
 def config_check(as_json: JsonOption = False) -> None:
     """Load and validate networks.toml, assets.toml, fees.toml and policy.toml."""
+    from rich.table import Table
+
     from recovery.config import ConfigError
 
     settings = _ctx().settings
@@ -326,6 +327,8 @@ def operators_add(
 @operators_app.command("list")
 def operators_list(as_json: JsonOption = False) -> None:
     """List workbench accounts (never their hashes)."""
+    from rich.table import Table
+
     from recovery.operators import list_operators
 
     operators = list_operators(_ctx().db)
@@ -581,6 +584,8 @@ def cases_list(
     as_json: JsonOption = False,
 ) -> None:
     """List cases, oldest first."""
+    from rich.table import Table
+
     from recovery.services import CaseFilter
     from recovery.views import case_json
 
@@ -604,6 +609,8 @@ def cases_list(
 @cases_app.command("show")
 def cases_show(reference: str, as_json: JsonOption = False) -> None:
     """One case with its decision and its full audit timeline."""
+    from rich.table import Table
+
     from recovery.views import case_json, event_json
 
     view = _ctx().cases.get(reference)

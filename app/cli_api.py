@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-err = Console(stderr=True, soft_wrap=True)
+from app.cli_console import lazy_console
+
+err = lazy_console(stderr=True, soft_wrap=True)
 
 
 def preflight() -> None:

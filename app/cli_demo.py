@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from app.cli_console import lazy_console
 
 if TYPE_CHECKING:
     from app.demo.run import DemoResult
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+console = lazy_console()
+err = lazy_console(stderr=True, soft_wrap=True)
 
 
 def demo_env(result: DemoResult, jwt_secret: str) -> dict[str, str]:
@@ -34,6 +34,8 @@ def demo_env(result: DemoResult, jwt_secret: str) -> dict[str, str]:
 
 
 def _print_summary(result: DemoResult) -> None:
+    from rich.table import Table
+
     table = Table("status", "cases")
     for status, count in result.statuses.items():
         table.add_row(status, str(count))
@@ -63,6 +65,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fresh database under var/demo/, local chains, realistic cases; then serve API and workbench."""
         import jwt
+        from rich.table import Table
 
         from app.context import app_context
         from app.demo.run import OPERATORS, DemoError, DemoOptions, run_demo

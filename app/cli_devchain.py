@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from app.cli_console import group, lazy_console
 
 if TYPE_CHECKING:
     from chains.devchain import ChainStatus, Devchain
 
-devchain_app = typer.Typer(help="Local anvil chains for development and tests.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+devchain_app = group("Local anvil chains for development and tests.")
+console = lazy_console()
+err = lazy_console(stderr=True, soft_wrap=True)
 
 _HEALTHY = {"running", "started", "stopped"}
 
@@ -27,6 +27,8 @@ def _devchain() -> Devchain:
 
 
 def _show(rows: list[ChainStatus]) -> None:
+    from rich.table import Table
+
     table = Table("network", "chain id", "url", "state", "pid", "block", "detail")
     for row in rows:
         table.add_row(

@@ -4,8 +4,8 @@ asked for or read from ``RECOVERY_OPERATOR_TOTP``), the actor taken from the ope
 exit codes: 0 done; 1 refused by a rule, a wrong password or an unknown or disabled operator (the
 message names the rule; nothing changed); 2 bad usage.
 
-Imports only typer and rich at start-up: the database and service layers are imported by the
-commands when they run (``tests/test_startup.py``).
+Imports only typer at start-up (Rich when a command first prints): the database and service layers
+are imported by the commands when they run (``tests/test_startup.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+
+from app.cli_console import lazy_console
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -34,8 +35,8 @@ TOTP_VARIABLE = "RECOVERY_OPERATOR_TOTP"
 #: the client address of every CLI sign-in (counted together for the backoff)
 CLI_CLIENT = "cli"
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+out = lazy_console(soft_wrap=True, highlight=False)
+err = lazy_console(stderr=True, soft_wrap=True, highlight=False)
 
 AsOption = Annotated[str, typer.Option(
     "--as", metavar="NAME",

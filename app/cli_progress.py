@@ -10,7 +10,8 @@ from threading import Lock
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
+
+from app.cli_console import lazy_console
 
 if TYPE_CHECKING:
     from app.context import AppContext
@@ -20,8 +21,8 @@ EXIT_USAGE = 2
 EXIT_BUSY = 3
 EXIT_INTERRUPTED = 130
 
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-out = Console(soft_wrap=True, highlight=False)
+err = lazy_console(stderr=True, soft_wrap=True, highlight=False)
+out = lazy_console(soft_wrap=True, highlight=False)
 
 
 def fail(message: str, code: int) -> typer.Exit:

@@ -15,8 +15,8 @@ import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
+from app.cli_console import real_console
 from app.cli_progress import (
     EXIT_BUSY,
     EXIT_COULD_NOT_RUN,
@@ -103,7 +103,7 @@ def _run(runner: Recheck, decider: BatchDecider, *, show_bar: bool) -> RecheckSu
         return runner.run(PlainProgress(lambda line: err.print(line, markup=False), "recheck", "cases"),
                           decider=decider)
     columns = (TextColumn("recheck"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=False) as bar:
+    with Progress(*columns, console=real_console(err), transient=False) as bar:
         task = bar.add_task("recheck", total=None)
 
         def show(done: int, total: int) -> None:
@@ -124,6 +124,8 @@ def summary_json(summary: RecheckSummary, options: RecheckOptions) -> dict[str, 
 
 
 def print_summary(summary: RecheckSummary) -> None:
+    from rich.table import Table
+
     data = summary.to_json()
     mode = " (dry run: nothing written)" if summary.dry_run else ""
     out.print(

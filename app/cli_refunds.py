@@ -23,8 +23,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
+from app.cli_console import group
 from app.cli_operator import (
     AsOption,
     JsonOption,
@@ -38,13 +38,13 @@ from app.cli_operator import (
 )
 
 if TYPE_CHECKING:
+    from rich.table import Table
     from web3 import Web3
 
     from recovery.config import Config, Network
     from recovery.models import Case, Payout
 
-refunds_app = typer.Typer(help="The refund hand-off: approved refunds to pay, and the transactions that paid them.",
-                          no_args_is_help=True)
+refunds_app = group("The refund hand-off: approved refunds to pay, and the transactions that paid them.")
 
 #: ERC-20 ``transfer(address,uint256)``
 ERC20_TRANSFER_ABI: list[dict[str, Any]] = [{
@@ -256,6 +256,8 @@ def _decimal_text(value: Decimal) -> str:
 
 
 def _table(entries: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{len(entries)} approved refund(s) waiting to be paid (--json: the transactions)")
     table.add_column("reference", no_wrap=True)
     for column in ("network", "amount", "from", "to", "memo", "nonce", "needs first"):

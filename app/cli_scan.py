@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
+from app.cli_console import real_console
 from app.cli_progress import (
     EXIT_BUSY,
     EXIT_COULD_NOT_RUN,
@@ -130,7 +130,7 @@ def _run(scanner: Scanner, *, show_bar: bool) -> ScanSummary:
     if not show_bar:
         return scanner.run(PlainProgress(lambda line: err.print(line, markup=False), "scan", "addresses"))
     columns = (TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("addresses"), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=False) as bar:
+    with Progress(*columns, console=real_console(err), transient=False) as bar:
         task = bar.add_task("scan", total=None)
 
         def show(done: int, total: int) -> None:
@@ -161,6 +161,8 @@ def print_summary(summary: ScanSummary) -> None:
         markup=False,
     )
     if summary.categories:
+        from rich.table import Table
+
         table = Table(title="opened")
         table.add_column("category")
         table.add_column("cases", justify="right")

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
                                                "exposes the workbench to the network.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8501,
         secrets: Annotated[Path | None, typer.Option(
-            exists=True, dir_okay=False, help="A secrets.toml with an \\[auth] section for OIDC sign-in (st.login).",
+            exists=True, dir_okay=False, help="A secrets.toml with an [auth] section for OIDC sign-in (st.login).",
         )] = None,
     ) -> None:
         """Serve the appeal team's workbench (Streamlit) on the configured database."""
