@@ -584,20 +584,23 @@ def cases_list(
     as_json: JsonOption = False,
 ) -> None:
     """List cases, oldest first."""
-    from rich.table import Table
-
-    from recovery.services import CaseFilter
-    from recovery.views import case_json
-
     _check_choice(status, {s.value for s in CaseStatus}, "status")
     _check_choice(category, {c.value for c in Category}, "category")
-    ctx = _ctx()
+    from rich.table import Table
+
+    from recovery.case_reads import CaseFilter, count_cases, read_cases
+    from recovery.views import case_json
+
+    db = _ctx().db
     filters = CaseFilter(status=status, category=category, network=network, user_id=user)
-    cases = ctx.cases.list_cases(filters, limit=limit, offset=offset)
+    with db.read() as session:
+        cases = read_cases(session, filters, limit=limit, offset=offset)
+        total = None if as_json else count_cases(session, filters)
+    db.dispose()
     if as_json:
         _print_json([case_json(c) for c in cases])
         return
-    table = Table(title=f"{len(cases)} of {ctx.cases.count(filters)} cases")
+    table = Table(title=f"{len(cases)} of {total} cases")
     for column in ("reference", "status", "category", "network", "asset", "user", "flags", "created"):
         table.add_column(column)
     for c in cases:
@@ -611,9 +614,14 @@ def cases_show(reference: str, as_json: JsonOption = False) -> None:
     """One case with its decision and its full audit timeline."""
     from rich.table import Table
 
+    from recovery.case_reads import get_case
     from recovery.views import case_json, event_json
 
-    view = _ctx().cases.get(reference)
+    db = _ctx().db
+    try:
+        view = get_case(db, reference)
+    finally:
+        db.dispose()
     data = case_json(view.case)
     data["events"] = [event_json(e) for e in view.events]
     if as_json:

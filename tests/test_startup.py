@@ -147,15 +147,19 @@ RICH_HELP = ("typer.rich_utils", "rich.markdown", "markdown_it", "rich.traceback
 #: prints), pydantic, the settings and the database layer. (A subcommand's ``--help`` loads pydantic:
 #: typer coerces the group's own ``--install-completion`` and ``--show-completion`` through it.)
 NOT_FOR_HELP = (*RICH_HELP, "rich", "pydantic", "pydantic_settings", "sqlalchemy", "recovery.settings")
+#: what reading cases needs none of (``recovery.case_reads``: the models and the database): the
+#: service layer and what it brings, the configuration, Alembic
+NOT_FOR_READS = (*RICH_HELP, "recovery.services", "recovery.rules", "recovery.evidence", "recovery.config",
+                 "recovery.checking", "recovery.queues", "alembic")
 
 COMMANDS = [
     (["--help"], ["cases", "audit", "recheck"], NOT_FOR_HELP),
-    (["cases", "list"], ["{reference}", "2 of 2 cases"], RICH_HELP),
-    (["cases", "list", "--json"], ['"reference": "{reference}"'], RICH_HELP),
-    (["cases", "show", "{reference}"], ["{reference}", "timeline", "submit"], RICH_HELP),
-    (["cases", "show", "{reference}", "--json"], ['"reference": "{reference}"', '"events"'], RICH_HELP),
-    (["audit", "verify"], ["audit chain verified", "2 events"], RICH_HELP),
-    (["audit", "verify", "--json"], ['"ok": true', '"events_checked": 2'], RICH_HELP),
+    (["cases", "list"], ["{reference}", "2 of 2 cases"], NOT_FOR_READS),
+    (["cases", "list", "--json"], ['"reference": "{reference}"'], NOT_FOR_READS),
+    (["cases", "show", "{reference}"], ["{reference}", "timeline", "submit"], NOT_FOR_READS),
+    (["cases", "show", "{reference}", "--json"], ['"reference": "{reference}"', '"events"'], NOT_FOR_READS),
+    (["audit", "verify"], ["audit chain verified", "2 events"], NOT_FOR_READS),
+    (["audit", "verify", "--json"], ['"ok": true', '"events_checked": 2'], NOT_FOR_READS),
 ]
 
 
@@ -219,3 +223,26 @@ def test_the_registry_is_a_read_only_mapping_of_the_adapter_classes() -> None:
     network = load_config(REPO_ROOT / "config").network("ethereum").model_copy(update={"family": "dogecoin"})
     with pytest.raises(UnsupportedFamily, match="available families: bitcoin, cosmos, evm, solana, stellar"):
         adapter_for(network)
+
+
+USAGE_ERRORS = [
+    (["cases", "list", "--category", "nonsense"], "category: 'nonsense' is not one of"),
+    (["cases", "list", "--limit", "0"], "Invalid value for '--limit'"),
+    (["cases", "list", "--bogus"], "No such option: --bogus"),
+    (["cases", "lst"], "No such command 'lst'"),
+    (["audit", "verify", "extra"], "unexpected extra argument(s) (extra)"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS])
+def test_a_usage_error_names_the_option_and_loads_nothing_else(
+    world: World, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Exit 2, the offending option or value named in plain text on stderr, before the database
+    layer or Rich's help formatter is imported."""
+    report = tmp_path / "report.json"
+    done = fresh_python(_RUN, str(report), *args, env=world.env)
+    data = json.loads(report.read_text())
+    assert data["code"] == 2, done.stderr
+    assert message in done.stderr and "╭" not in done.stderr, done.stderr
+    assert sorted({"sqlalchemy", *RICH_HELP} & set(data["modules"])) == []
