@@ -97,11 +97,11 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def _run(runner: Recheck, decider: BatchDecider, *, show_bar: bool) -> RecheckSummary:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     if not show_bar:
         return runner.run(PlainProgress(lambda line: err.print(line, markup=False), "recheck", "cases"),
                           decider=decider)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("recheck"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"), TimeElapsedColumn())
     with Progress(*columns, console=real_console(err), transient=False) as bar:
         task = bar.add_task("recheck", total=None)

@@ -125,10 +125,10 @@ def read_prices(path: Path, config: Config) -> dict[tuple[str, str], Decimal]:
 
 
 def _run(scanner: Scanner, *, show_bar: bool) -> ScanSummary:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     if not show_bar:
         return scanner.run(PlainProgress(lambda line: err.print(line, markup=False), "scan", "addresses"))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("addresses"), TimeElapsedColumn())
     with Progress(*columns, console=real_console(err), transient=False) as bar:
         task = bar.add_task("scan", total=None)

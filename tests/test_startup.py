@@ -9,6 +9,7 @@ itself has long imported everything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -246,3 +247,16 @@ def test_a_usage_error_names_the_option_and_loads_nothing_else(
     assert data["code"] == 2, done.stderr
     assert message in done.stderr and "╭" not in done.stderr, done.stderr
     assert sorted({"sqlalchemy", *RICH_HELP} & set(data["modules"])) == []
+
+
+def test_the_batch_recheck_checks_the_schema_without_alembic(world: World, tmp_path: Path) -> None:
+    """``recovery recheck`` (here with nothing to do: no case on the network) loads neither Alembic
+    (the schema check reads the version table and the migrations' source) nor Rich's progress bar
+    when stderr is not a terminal."""
+    env = {**world.env, "RECOVERY_AUDIT_ANCHOR_FILE": str(tmp_path / "anchors.jsonl")}
+    code, modules, stdout = run_command(dataclasses.replace(world, env=env), tmp_path,
+                                        ["recheck", "--network", "xrpl", "--processes", "0", "--json"])
+    assert code in (0, None), stdout
+    assert json.loads(stdout)["processed"] == 0
+    assert sorted({"alembic", "rich.progress", *RICH_HELP} & set(modules)) == []
+    assert heavy(modules) == []
