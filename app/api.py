@@ -57,7 +57,7 @@ from recovery.models import Case
 from recovery.public import AppealReader, appeal_view, find_existing, list_own, own_events
 from recovery.replies import MAX_ATTACHMENTS, MAX_MESSAGE_CHARS, Attachment
 from recovery.services import SYSTEM, Actor, CaseService, is_shared_owner
-from recovery.vocabulary import Origin, Role
+from recovery.vocabulary import CaseStatus, Origin, Role
 
 log = logging.getLogger("recovery.api")
 
@@ -604,6 +604,8 @@ def create_app(
     async def post_reply(request: Request) -> dict[str, Any]:
         user_id = authenticate(request)
         reference = own_reference(request)
+        # before any file is read: another user's case is a 404, one that waits for no answer a 409
+        await run_in_threadpool(waiting_for_answer, user_id, reference)
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         files: list[Attachment] = []
         if _JSON_TYPES.match(content_type):
@@ -653,6 +655,15 @@ def create_app(
             return message, files
         finally:
             await form.close()
+
+    def waiting_for_answer(user_id: str, reference: str) -> None:
+        with service.db.read() as session:
+            case = session.exec(select(Case).where(Case.reference == reference, Case.user_id == user_id)).first()
+        if case is None:
+            raise NotFound(f"no appeal {reference!r}")
+        if case.status not in (CaseStatus.NEEDS_INFO.value, CaseStatus.CLOSED.value):
+            raise ApiError(409, "not_waiting_for_an_answer",
+                           f"{reference} is not waiting for an answer: it is {case.status}")
 
     def answer(user_id: str, reference: str, message: Any, files: list[Attachment]) -> dict[str, Any]:
         with limiter.lock(user_id):

@@ -158,10 +158,14 @@ def test_a_bad_file_is_refused_naming_it_and_nothing_is_stored(waiting: Waiting,
     assert (len(waiting.service.get(waiting.reference).events), documents(database)) == before
 
 
-def test_an_answer_to_a_case_not_waiting_or_not_yours_is_refused(waiting: Waiting) -> None:
+def test_an_answer_to_a_case_not_waiting_or_not_yours_is_refused(waiting: Waiting, database: Database) -> None:
     url = f"/v1/appeals/{waiting.reference}/replies"
     not_waiting = waiting.client.post(url, json={"message": "hello"}, headers=bearer("alice"))
     assert not_waiting.status_code == 409 and not_waiting.json()["code"] == "not_waiting_for_an_answer"
+    # files sent to a case that waits for nothing are refused before they are read, and nothing is kept
+    pdf = [("files", ("w.pdf", PDF, "application/pdf"))]
+    with_files = waiting.client.post(url, data={"message": "hello"}, files=pdf, headers=bearer("alice"))
+    assert with_files.status_code == 409 and documents(database) == 0
     waiting.ask()
     assert waiting.client.post(url, json={"message": "it's mine"}, headers=bearer("bob")).status_code == 404
     assert waiting.client.post(url, json={"message": "hi"}).status_code == 401
