@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from recovery.dbtypes import ExactDecimal, UTCDateTime, utcnow
@@ -46,6 +46,10 @@ class Case(SQLModel, table=True):
         Index("ix_cases_network_tx", "network", "tx_hash"),
         Index("ix_cases_status_created", "status", "created_at"),
         Index("ix_cases_origin", "origin"),  # the queue's origin filter (see migration 0009)
+        # every column the dashboard reads from the cases of its window, led by the one that selects
+        # them: the window is answered from the index alone (see migration 0010)
+        Index("ix_cases_dashboard_window", "created_at", "status", "origin", "resolution", "category", "network",
+              "deposit_network", "tx_hash", "sla_due_at", "resolved_at", "value_usd", "fee_usd", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -105,6 +109,12 @@ class CaseEvent(SQLModel, table=True):
     model_config = DEFERRED
 
     __tablename__ = "case_events"
+    __table_args__ = (
+        # the dashboard's first decisions (see migration 0010 and recovery.queues.DECIDING_CONDITION)
+        Index("ix_case_events_decisions", "case_id", "created_at", "action",
+              sqlite_where=text("action IN ('approve', 'reject')"),
+              postgresql_where=text("action IN ('approve', 'reject')")),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
     #: None for events about no case (operators, imports)
@@ -239,7 +249,11 @@ class ChainObservation(SQLModel, table=True):
     model_config = DEFERRED
 
     __tablename__ = "chain_observations"
-    __table_args__ = (UniqueConstraint("network", "tx_hash", name="uq_observation"),)
+    __table_args__ = (
+        UniqueConstraint("network", "tx_hash", name="uq_observation"),
+        # the dashboard's deposit times, from the index alone (see migration 0010)
+        Index("ix_chain_observations_block_time", "tx_hash", "network", "block_time"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     network: str = Field(max_length=40)

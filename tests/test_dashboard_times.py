@@ -117,3 +117,28 @@ def test_a_stored_observation_gets_the_block_time_of_its_new_block(database: Dat
     with database.read() as session:
         [stored] = session.exec(select(ChainObservation)).all()
     assert (stored.block_number, stored.block_time) == (10, second)
+
+
+def test_the_dashboard_indexes_go_down_and_up_again_and_change_no_figure(database: Database) -> None:
+    """Migration 0010's indexes only make the dashboard's reads cheaper: its figures are the same without them."""
+    created = NOW - timedelta(hours=3)
+    with database.write() as session:
+        for n in range(3):
+            session.add(_case("0x" + str(n) * 64, created + timedelta(minutes=n)))
+    with database.engine.begin() as connection:
+        connection.execute(sa.insert(OBSERVATIONS_0008), [
+            _observation_row("0x" + str(n) * 64, {}) for n in range(2)])
+        connection.execute(sa.update(ChainObservation).values(block_time=created - timedelta(hours=1)))
+    figures = queues.dashboard(database, NOW)
+    assert figures.origin("appeal").deposit_to_case == Percentiles(2, 1.0, 1.02)
+    added = {"cases": "ix_cases_dashboard_window", "case_events": "ix_case_events_decisions",
+             "chain_observations": "ix_chain_observations_block_time"}
+    assert all(index in _indexes(database, table) for table, index in added.items())
+
+    migrate.downgrade(database, "0009_dashboard_times")
+    assert not any(index in _indexes(database, table) for table, index in added.items())
+    assert queues.dashboard(database, NOW) == figures
+
+    migrate.upgrade(database)
+    assert all(index in _indexes(database, table) for table, index in added.items())
+    assert queues.dashboard(database, NOW) == figures
