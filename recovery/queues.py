@@ -19,10 +19,28 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, Float, String, and_, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    Date,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Select
+from sqlalchemy.sql.selectable import CompoundSelect, Select
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlmodel import Session, col
 
@@ -534,38 +552,15 @@ def percentiles(seconds: Sequence[float]) -> Percentiles:
 
 
 def _epoch(db: Database, column: Any) -> Any:
-    """A timestamp as seconds since 1970 (a float: for durations, never for money)."""
+    """A timestamp as seconds since 1970 (a float: for durations, never for money).
+
+    On PostgreSQL ``date_part`` (double precision: the microseconds divided by a million, correctly
+    rounded), not ``extract`` (NUMERIC since PostgreSQL 14, then cast): the same value, several
+    times cheaper per row.
+    """
     if db.is_sqlite:
         return (func.julianday(column) - 2440587.5) * 86400.0
-    return cast(func.extract("epoch", column), Float)
-
-
-def _deposit_epochs(db: Database) -> tuple[Any, Any]:
-    """When the case's deposit reached the chain (epoch seconds; NULL when unknown), two ways:
-
-    - the block time ``recovery scan`` recorded with the transfer (``scan_findings``: detected
-      cases, and appeals the scan found already open);
-    - the block time of the chain check's stored observation of the transaction on the network
-      where it landed (``chain_observations.block_time``), for every case the re-check saw.
-
-    Both are correlated look-ups through an index (``scan_findings.case_id``, the observation's
-    unique (network, tx_hash)): one probe per case of the window, and the second only where the
-    first found nothing (COALESCE stops at the first value). Neither reads JSON: the observation's
-    block time is a column of its own (migration 0009 filled it from ``evidence.timestamp``).
-    """
-    found = (
-        select(func.min(_epoch(db, col(ScanFinding.block_time))))
-        .where(col(ScanFinding.case_id) == col(Case.id))
-        .scalar_subquery()
-    )
-    observed = (
-        select(_epoch(db, col(ChainObservation.block_time)))
-        .where(col(ChainObservation.network) == func.coalesce(col(Case.deposit_network), col(Case.network)),
-               col(ChainObservation.tx_hash) == col(Case.tx_hash))
-        .limit(1)
-        .scalar_subquery()
-    )
-    return found, observed
+    return func.date_part("epoch", column, type_=Float)
 
 
 #: the origins that are appeals (the user's own, or filed by an operator for the user), against ``detected``
@@ -573,61 +568,300 @@ APPEALED_ORIGINS: tuple[str, ...] = (Origin.APPEAL.value, Origin.INTAKE.value)
 #: the name of the row that adds up the appealed origins
 APPEALED = "appealed"
 
-
-def _origin_row(name: str, members: Sequence[str], cases: Sequence[tuple[str, str, float | None]]) -> OriginRow:
-    mine = [(status, wait) for origin, status, wait in cases if origin in members]
-    still_open = sum(1 for status, _ in mine if status in ACTIVE_STATUSES)
-    # a case opened before its transaction was in a block (an appeal of a pending transfer): nobody waited
-    waits = [max(0.0, wait) for _, wait in mine if wait is not None]
-    share = round(100 * len(mine) / len(cases), 1) if cases else 0.0
-    return OriginRow(name, len(mine), still_open, len(mine) - still_open, share, percentiles(waits),
-                     len(mine) - len(waits))
-
-
-def _origin_rows(cases: Sequence[tuple[str, str, float | None]]) -> tuple[list[OriginRow], OriginRow]:
-    """``(origin, status, seconds from the deposit's block to the case, or None)`` per case -> one
-    row per origin (every ``Origin``, then any other stored value) and the appealed origins together."""
-    names = [o.value for o in Origin]
-    names += sorted({origin for origin, _, _ in cases} - set(names))
-    return [_origin_row(name, (name,), cases) for name in names], _origin_row(APPEALED, APPEALED_ORIGINS, cases)
-
-
 #: the first time a person decided a case: its first approval or rejection
 DECIDING_ACTIONS = ("approve", "reject")
+#: the same condition as SQL text with the codes written out: the partial index
+#: ``ix_case_events_decisions`` (migration 0010) is chosen only for a query that repeats its
+#: condition, and SQLite cannot match a bound parameter against it
+DECIDING_CONDITION = "action IN (" + ", ".join(f"'{action}'" for action in DECIDING_ACTIONS) + ")"
+assert all(action.isidentifier() for action in DECIDING_ACTIONS)  # codes, safe to write into SQL
+
+#: a case whose money actually moved back to the user
+_RECOVERED = (CaseStatus.CREDITED.value, CaseStatus.REFUNDED.value, CaseStatus.CLOSED.value)
+_RECOVERED_RESOLUTIONS = (Resolution.CREDIT.value, Resolution.REFUND.value)
 
 
 def _day(db: Database, column: Any) -> Any:
+    """The UTC day of a timestamp (SQLite: ``YYYY-MM-DD`` text; PostgreSQL: a date, see ``_day_text``)."""
     if db.is_sqlite:
         return func.date(column)
     return cast(func.timezone("UTC", column), Date)
 
 
-def _first_decisions(db: Database, session: Session, first_case_id: int | None) -> dict[int, float]:
-    """case id -> its first approval or rejection (epoch seconds), for cases from ``first_case_id`` on.
+def _day_text(db: Database, day: Any) -> Any:
+    """A ``_day`` as ``YYYY-MM-DD`` text (PostgreSQL formats the grouped days, not every row)."""
+    if db.is_sqlite:
+        return day
+    return func.to_char(day, "YYYY-MM-DD")
 
-    Reads only the tail of the audit log: events are numbered in the order they are appended, a
-    case's submission is appended with the case (ids in submission order), and its decisions come
-    after it; so every decision of those cases follows the first event of ``first_case_id``.
+
+def _money_total(db: Database, column: Any) -> Any:
+    """A group's amounts, exactly, as text: PostgreSQL sums its NUMERIC; SQLite, whose arithmetic
+    would turn the stored decimal text into floats, lists the texts for Python to add as Decimals."""
+    if db.is_sqlite:
+        return func.group_concat(column, ",")
+    return cast(func.sum(column), String)
+
+
+def _exact_sum(db: Database, total: str | None) -> Decimal:
+    if total is None:
+        return Decimal(0)
+    if db.is_sqlite:
+        return sum((Decimal(value) for value in total.split(",") if value), Decimal(0))
+    return Decimal(total)
+
+
+#: ``_window_statement`` per database dialect (built once: it only takes parameters)
+_WINDOW_STATEMENTS: dict[str, CompoundSelect[Any]] = {}
+
+
+def _window_statement(db: Database) -> CompoundSelect[Any]:
+    """One statement for the window's figures (the cases filed since the parameter ``since``, whose
+    ids start at the parameter ``first_case_id``): the window's cases are read once (a materialized
+    CTE, ``w``); counts and exact sums are aggregated in SQL; the durations the percentiles need
+    come back as one narrow row per case.
+
+    Per case of the window (``w``):
+
+    - its first approval or rejection from the audit log, through the partial index of deciding
+      events (``ix_case_events_decisions``: a range of case ids, not the log's tail);
+    - when its deposit reached the chain: the earliest block time ``recovery scan`` recorded for it
+      (``scan_findings``, a range of case ids), else the block time of the chain check's stored
+      observation of the transaction on the network where it landed (one probe of the covering
+      index ``ix_chain_observations_block_time`` per case the scan did not record; COALESCE stops
+      at the first value).
+
+    The rows that come back, ``(part, key, key2, n, seconds_a, seconds_b, seconds_c, total_a, total_b)``:
+
+    - on SQLite, ``case``: one per case: its origin (key), 1 if still open (n), seconds from the
+      deposit's block to the case, from the case to its first decision and to its resolution (a,
+      b, c; NULL when unknown). SQLite has no percentile function, and its window functions cost
+      more than sorting these values in Python;
+    - on PostgreSQL, the percentiles' values themselves (see ``_ranked_durations``): turning a row
+      per case into Python values costs more there than ranking them in SQL;
+    - ``late``: cases decided after their SLA due time (n);
+    - ``money``: per (network, category) of the recovered cases: cases (n), value and fees (exact
+      totals, see ``_money_total``);
+    - ``day``: cases filed per day (key).
     """
-    if first_case_id is None:
-        return {}
-    floor = session.execute(
-        select(func.min(col(CaseEvent.id))).where(col(CaseEvent.case_id) == first_case_id)
-    ).scalar_one()
-    if floor is None:
-        return {}
-    rows = session.execute(
-        select(col(CaseEvent.case_id), func.min(_epoch(db, col(CaseEvent.created_at))))
-        # the id range is the tail of the table; keep SQLite off the case_id index (see ``Unindexed``)
-        .where(col(CaseEvent.id) >= floor, Unindexed(col(CaseEvent.case_id)) >= first_case_id,
-               col(CaseEvent.action).in_(DECIDING_ACTIONS))
+    statement = _WINDOW_STATEMENTS.get(db.engine.dialect.name)
+    if statement is not None:
+        return statement
+    since: Any = bindparam("since")
+    first_case_id: Any = bindparam("first_case_id")
+    network = func.coalesce(col(Case.deposit_network), col(Case.network))
+    found = (
+        select(col(ScanFinding.case_id).label("case_id"),
+               _epoch(db, func.min(col(ScanFinding.block_time))).label("found"))
+        .where(col(ScanFinding.case_id) >= first_case_id)
+        .group_by(col(ScanFinding.case_id))
+        .subquery("found")
+    )
+    decided = (
+        select(col(CaseEvent.case_id).label("case_id"),
+               _epoch(db, func.min(col(CaseEvent.created_at))).label("decided"))
+        .where(text(DECIDING_CONDITION), col(CaseEvent.case_id) >= first_case_id)
         .group_by(col(CaseEvent.case_id))
+        .subquery("decided")
+    )
+    # The unique (network, tx_hash) index would need a read of the observation's row (its evidence
+    # JSON among it) for the block time; SQLite picks it over the covering index led by the hash
+    # unless the network is kept off the index (``Unindexed``).
+    observed = (
+        select(_epoch(db, col(ChainObservation.block_time)))
+        .where(col(ChainObservation.tx_hash) == col(Case.tx_hash), Unindexed(col(ChainObservation.network)) == network)
+        .limit(1)
+        .scalar_subquery()
+    )
+    w = (
+        select(
+            col(Case.status).label("status"), col(Case.resolution).label("resolution"),
+            col(Case.origin).label("origin"), network.label("network"), col(Case.category).label("category"),
+            type_coerce(col(Case.value_usd), String).label("value_usd"),
+            type_coerce(col(Case.fee_usd), String).label("fee_usd"),
+            _epoch(db, col(Case.created_at)).label("filed"), _epoch(db, col(Case.sla_due_at)).label("due"),
+            _epoch(db, col(Case.resolved_at)).label("resolved"),
+            func.coalesce(found.c.found, observed).label("deposited"),
+            decided.c.decided.label("decided"),
+            _day(db, col(Case.created_at)).label("day"),
+        )
+        .select_from(Case)
+        .outerjoin(found, found.c.case_id == col(Case.id))
+        .outerjoin(decided, decided.c.case_id == col(Case.id))
+        .where(col(Case.created_at) >= since)
+        .cte("w")
+        .prefix_with("MATERIALIZED")
+    )
+    c = w.c
+
+    def row(part: str, key: Any = None, key2: Any = None, n: Any = None, seconds: Sequence[Any] = (None,) * 3,
+            totals: Sequence[Any] = (None, None)) -> list[Any]:
+        def typed(value: Any, kind: Any) -> Any:
+            # a NULL is cast: PostgreSQL would give a column that is NULL in every branch the type text
+            return cast(null(), kind) if value is None else type_coerce(value, kind)
+
+        return [literal_column(f"'{part}'", String).label("part"), typed(key, String).label("key"),
+                typed(key2, String).label("key2"), typed(n, Integer).label("n"),
+                *(typed(value, Float).label(f"seconds_{name}") for value, name in zip(seconds, "abc", strict=True)),
+                *(typed(value, String).label(f"total_{name}") for value, name in zip(totals, "ab", strict=True))]
+
+    recovered = and_(c.resolved.is_not(None), c.status.in_(_RECOVERED), c.resolution.in_(_RECOVERED_RESOLUTIONS))
+    still_open = case((c.status.in_(ACTIVE_STATUSES), 1), else_=0)
+    if db.is_sqlite:
+        durations = [select(*row("case", c.origin, None, still_open,
+                                 (c.filed - c.deposited, c.decided - c.filed, c.resolved - c.filed)))]
+    else:
+        durations = _ranked_durations(c, row, still_open)
+    statement = _WINDOW_STATEMENTS[db.engine.dialect.name] = union_all(
+        *durations,
+        select(*row("late", None, None, func.count())).where(c.decided > c.due),
+        select(*row("money", c.network, c.category, func.count(),
+                    totals=(_money_total(db, c.value_usd), _money_total(db, c.fee_usd))))
+        .where(recovered).group_by(c.network, c.category),
+        select(*row("day", _day_text(db, c.day), None, func.count())).group_by(c.day),
+    )
+    return statement
+
+
+def _ranked_durations(c: Any, row: Any, still_open: Any) -> list[Select[Any]]:
+    """PostgreSQL's rows for the percentiles: ``origin`` per origin (key), its cases (n) and those
+    still open (seconds_a); ``ranked``: per series (key: ``wait`` per origin in key2,
+    ``wait_appealed``, ``decision``, ``resolution``), its count (n) and its median and 90th
+    percentile (seconds_a, seconds_b).
+
+    ``percentile_disc(q)`` is the value at rank ceil(q * n) (PostgreSQL multiplies the same two
+    doubles as ``percentiles``): the nearest rank. The waits are ranked before they are rounded to
+    the millisecond and floored at zero (``_wait``): both are monotonic, so the value at a rank,
+    adjusted, is the adjusted values' value at that rank.
+    """
+    empty = literal_column("''", String)
+    series = union_all(
+        select(literal_column("'wait'", String).label("series"), c.origin.label("grp"),
+               (c.filed - c.deposited).label("v")).where(c.deposited.is_not(None)),
+        select(literal_column("'wait_appealed'", String), empty, c.filed - c.deposited)
+        .where(c.deposited.is_not(None), c.origin.in_(APPEALED_ORIGINS)),
+        select(literal_column("'decision'", String), empty, c.decided - c.filed).where(c.decided.is_not(None)),
+        select(literal_column("'resolution'", String), empty, c.resolved - c.filed).where(c.resolved.is_not(None)),
+    ).subquery("series")
+    s = series.c
+    median, p90 = (func.percentile_disc(literal_column(q)).within_group(s.v) for q in ("0.5", "0.9"))
+    return [
+        select(*row("origin", c.origin, None, func.count(), (func.sum(still_open), None, None))).group_by(c.origin),
+        select(*row("ranked", s.series, s.grp, func.count(), (median, p90, None))).group_by(s.series, s.grp),
+    ]
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A series of durations PostgreSQL ranked: how many, its median and its 90th percentile."""
+
+    count: int = 0
+    median: float = 0.0
+    p90: float = 0.0
+
+    def percentiles(self, adjust: Any = None) -> Percentiles:
+        if not self.count:
+            return Percentiles(0, None, None)
+        median, p90 = (adjust(v) for v in (self.median, self.p90)) if adjust else (self.median, self.p90)
+        return Percentiles(self.count, round(median / 3600, 2), round(p90 / 3600, 2))
+
+
+def _wait(seconds: float) -> float:
+    """From the deposit's block to the case, to the millisecond (SQLite keeps times to the millisecond,
+    and the float arithmetic adds noise); a case opened before its transaction was in a block (an
+    appeal of a pending transfer): nobody waited."""
+    return max(0.0, round(seconds, 3))
+
+
+@dataclass
+class _OriginCases:
+    cases: int = 0
+    open: int = 0
+    #: seconds from the deposit's block to the case, for the cases whose block time is known
+    waits: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Window:
+    """The window's figures, read from ``_window_statement``'s rows."""
+
+    origins: dict[str, _OriginCases] = field(default_factory=lambda: defaultdict(_OriginCases))
+    decision_times: list[float] = field(default_factory=list)
+    resolution_times: list[float] = field(default_factory=list)
+    #: PostgreSQL: (series, group) -> the series ranked in SQL (``_ranked_durations``)
+    ranked: dict[tuple[str, str], _Ranked] | None = None
+    decided_late: int = 0
+    money: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    per_day: dict[str, int] = field(default_factory=dict)
+
+    def durations(self, series: str) -> Percentiles:
+        """``decision`` or ``resolution`` times."""
+        if self.ranked is not None:
+            return self.ranked.get((series, ""), _Ranked()).percentiles()
+        return percentiles(self.decision_times if series == "decision" else self.resolution_times)
+
+    def waits(self, name: str, members: Sequence[str]) -> Percentiles:
+        if self.ranked is not None:
+            key = ("wait", name) if name != APPEALED else ("wait_appealed", "")
+            return self.ranked.get(key, _Ranked()).percentiles(_wait)
+        return percentiles([wait for m in members if m in self.origins for wait in self.origins[m].waits])
+
+    def origin_row(self, name: str, members: Sequence[str]) -> OriginRow:
+        total = sum(o.cases for o in self.origins.values())
+        mine = [self.origins[m] for m in members if m in self.origins]
+        cases, still_open = sum(o.cases for o in mine), sum(o.open for o in mine)
+        waits = self.waits(name, members)
+        share = round(100 * cases / total, 1) if total else 0.0
+        return OriginRow(name, cases, still_open, cases - still_open, share, waits, cases - waits.count)
+
+    def origin_rows(self) -> tuple[list[OriginRow], OriginRow]:
+        """One row per origin (every ``Origin``, then any other stored value) and the appealed origins together."""
+        names = [o.value for o in Origin]
+        names += sorted(set(self.origins) - set(names))
+        return [self.origin_row(name, (name,)) for name in names], self.origin_row(APPEALED, APPEALED_ORIGINS)
+
+
+def _window(db: Database, session: Session, since: datetime) -> _Window:
+    found = _Window()
+    # case ids follow the filing order: the window's cases are the ids from its first case on. ``id + 0``:
+    # PostgreSQL would otherwise walk the primary key from the oldest case until one is in the window.
+    first_case_id = session.execute(
+        select(func.min(col(Case.id) + 0)).where(col(Case.created_at) >= since)
+    ).scalar_one()
+    if first_case_id is None:
+        return found
+    # a Core execution: the ORM's handling of a statement that loads no entities only costs time here
+    rows = session.connection().execute(
+        _window_statement(db), {"since": since, "first_case_id": int(first_case_id)}
     ).all()
-    return {int(case_id): float(decided) for case_id, decided in rows}
-
-
-#: a case whose money actually moved back to the user
-_RECOVERED = (CaseStatus.CREDITED.value, CaseStatus.REFUNDED.value, CaseStatus.CLOSED.value)
+    if not db.is_sqlite:
+        found.ranked = {}
+    origins, decisions, resolutions = found.origins, found.decision_times, found.resolution_times
+    for part, key, key2, n, seconds_a, seconds_b, seconds_c, total_a, total_b in rows:
+        if part == "case":  # SQLite: one row per case of the window (a few thousand)
+            origin = origins[key]
+            origin.cases += 1
+            origin.open += n
+            if seconds_a is not None:
+                origin.waits.append(max(0.0, round(seconds_a, 3)))  # ``_wait``, inlined
+            if seconds_b is not None:
+                decisions.append(seconds_b)
+            if seconds_c is not None:
+                resolutions.append(seconds_c)
+        elif part == "origin":
+            origins[str(key)] = _OriginCases(int(n), int(seconds_a))
+        elif part == "ranked" and found.ranked is not None:
+            found.ranked[(str(key), str(key2 or ""))] = _Ranked(int(n), float(seconds_a), float(seconds_b))
+        elif part == "late":
+            found.decided_late = int(n)
+        elif part == "money":
+            entry = found.money.setdefault((str(key), str(key2 or "unclassified")), [0, Decimal(0), Decimal(0)])
+            entry[0] += int(n)
+            entry[1] += _exact_sum(db, total_a)
+            entry[2] += _exact_sum(db, total_b)
+        elif part == "day":
+            found.per_day[str(key)] = int(n)
+    return found
 
 
 def dashboard(db: Database, now: datetime, *, days: int = 30) -> Dashboard:
@@ -639,14 +873,9 @@ def dashboard(db: Database, now: datetime, *, days: int = 30) -> Dashboard:
             str(s): int(n)
             for s, n in session.execute(select(col(Case.status), func.count()).group_by(col(Case.status))).all()
         }
-        # the backlog is read through the status index (see ``Unindexed``)
+        # The backlog in one pass over the open cases, read through the status index (see ``Unindexed``):
+        # by category, and the ages and SLA of those awaiting a decision (a subset of the open ones).
         category = Unindexed(col(Case.category))
-        backlog_by_category = {
-            str(c or "unclassified"): int(n)
-            for c, n in session.execute(
-                select(category, func.count()).where(col(Case.status).in_(ACTIVE_STATUSES)).group_by(category)
-            ).all()
-        }
         created, due = Unindexed(col(Case.created_at)), Unindexed(col(Case.sla_due_at))
         bucket_expr = case(
             *[(created <= now - timedelta(hours=lower), literal(label)) for label, lower in reversed(AGE_BUCKETS[1:])],
@@ -654,76 +883,33 @@ def dashboard(db: Database, now: datetime, *, days: int = 30) -> Dashboard:
         )
         is_breached = case((due < now, 1), else_=0)
         is_soon = case((and_(due >= now, due < now + DUE_SOON), 1), else_=0)
+        backlog_by_category: dict[str, int] = defaultdict(int)
         raw_buckets: dict[str, list[int]] = {label: [0, 0] for label, _ in AGE_BUCKETS}
         awaiting = breached = due_soon = 0
-        for label, late, soon, n in session.execute(
-            select(bucket_expr, is_breached, is_soon, func.count())
-            .where(col(Case.status).in_(AWAITING_DECISION))
-            .group_by(bucket_expr, is_breached, is_soon)
+        for status, category_name, label, late, soon, n in session.execute(
+            select(col(Case.status), category, bucket_expr, is_breached, is_soon, func.count())
+            .where(col(Case.status).in_(ACTIVE_STATUSES))
+            .group_by(col(Case.status), category, bucket_expr, is_breached, is_soon)
         ).all():
+            backlog_by_category[str(category_name or "unclassified")] += int(n)
+            if status not in AWAITING_DECISION:
+                continue
             raw_buckets[str(label)][1 if int(late) else 0] += int(n)
             awaiting += int(n)
             breached += int(n) if int(late) else 0
             due_soon += int(n) if int(soon) else 0
         age_buckets = [(label, ok, late) for label, (ok, late) in raw_buckets.items()]
-
-        # The window's figures: one pass over its cases and one over the tail of the audit log.
-        # Percentiles and exact money sums are computed here (SQLite has neither a percentile
-        # function nor exact decimal arithmetic), so both databases share one path.
-        # Times come back as epoch seconds and money as decimal text: no per-row conversion to
-        # datetime or canonical Decimal for rows that only feed a sum or a percentile.
-        found_at, observed_at = _deposit_epochs(db)
-        window = session.execute(
-            select(col(Case.id), _epoch(db, col(Case.created_at)), _epoch(db, col(Case.sla_due_at)),
-                   _epoch(db, col(Case.resolved_at)), col(Case.status), col(Case.resolution),
-                   func.coalesce(col(Case.deposit_network), col(Case.network)), col(Case.category),
-                   cast(col(Case.value_usd), String), cast(col(Case.fee_usd), String), col(Case.origin),
-                   func.coalesce(found_at, observed_at))
-            .where(col(Case.created_at) >= since)
-        ).all()
-        first_decided = _first_decisions(db, session, min((row[0] for row in window), default=None))
-        decision_times: list[float] = []
-        decided_late = 0
-        totals: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
-        resolution_times: list[float] = []
-        recovered_resolutions = (Resolution.CREDIT.value, Resolution.REFUND.value)
-        by_origin: list[tuple[str, str, float | None]] = []
-        for (case_id, filed, due_at, resolved, status, resolution, network, category_name, value, fee, origin,
-             deposited) in window:
-            # to the millisecond: SQLite keeps times to the millisecond (and the float arithmetic adds noise)
-            waited = round(filed - deposited, 3) if deposited is not None else None
-            by_origin.append((str(origin), str(status), waited))
-            decided = first_decided.get(case_id)
-            if decided is not None:
-                decision_times.append(decided - filed)
-                decided_late += 1 if due_at is not None and decided > due_at else 0
-            if resolved is None:
-                continue
-            resolution_times.append(resolved - filed)
-            if status in _RECOVERED and resolution in recovered_resolutions:
-                entry = totals[(str(network), str(category_name or "unclassified"))]
-                entry[0] += 1
-                entry[1] += Decimal(value) if value else 0
-                entry[2] += Decimal(fee) if fee else 0
-        sla = SlaSummary(awaiting, breached, due_soon, len(decision_times), decided_late)
-        first_decision = percentiles(decision_times)
-        resolution = percentiles(resolution_times)
-        money = sorted((MoneyRow(n, c, k, canonical_decimal(v), canonical_decimal(f))
-                        for (n, c), (k, v, f) in totals.items()), key=lambda r: (r.network, r.category))
-
-        day = _day(db, col(Case.created_at))
-        counts = {
-            str(d): int(n)
-            for d, n in session.execute(
-                select(day, func.count()).where(col(Case.created_at) >= since).group_by(day)
-            ).all()
-        }
-        per_day = []
-        for offset in range(days):
-            label = (since + timedelta(days=offset)).date().isoformat()
-            per_day.append((label, counts.get(label, 0)))
-    return Dashboard(days, by_status, backlog_by_category, age_buckets, sla, first_decision, resolution, money,
-                     per_day, *_origin_rows(by_origin))
+        window = _window(db, session, since)
+    decision = window.durations("decision")
+    sla = SlaSummary(awaiting, breached, due_soon, decision.count, window.decided_late)
+    money = sorted((MoneyRow(n, c, k, canonical_decimal(v), canonical_decimal(f))
+                    for (n, c), (k, v, f) in window.money.items()), key=lambda r: (r.network, r.category))
+    per_day = []
+    for offset in range(days):
+        label = (since + timedelta(days=offset)).date().isoformat()
+        per_day.append((label, window.per_day.get(label, 0)))
+    return Dashboard(days, by_status, dict(backlog_by_category), age_buckets, sla, decision,
+                     window.durations("resolution"), money, per_day, *window.origin_rows())
 
 
 # ------------------------------------------------------------------------------------ audit export

@@ -2,8 +2,10 @@
 decision and resolution times, detected vs appealed cases and the time from the deposit to the case,
 recovered value and fees, intake.
 
-Every figure is one aggregate query (``recovery/queues.py``); the charts get a few dozen rows.
-Money is summed exactly; it becomes a float only as a bar height.
+The figures come from ``recovery/queues.py::dashboard``: counts by status, one pass over the open
+cases, and one statement for the window's cases (aggregated in SQL, with one narrow row per case for
+the percentiles); the charts get a few dozen rows. Money is summed exactly; it becomes a float only
+as a bar height.
 """
 
 from __future__ import annotations
