@@ -30,7 +30,7 @@ from app.cli_recheck import register as register_recheck
 from app.cli_refunds import register as register_refunds
 from app.cli_scan import register as register_scan
 from app.cli_workbench import register as register_workbench
-from app.collector import freeze_startup
+from app.collector import freeze_startup, process_ends_with_command
 from recovery.errors import ServiceError, ValidationFailed
 from recovery.vocabulary import OPERATOR_ROLES, CaseStatus, Category
 
@@ -647,6 +647,7 @@ def cases_show(reference: str, as_json: JsonOption = False) -> None:
 
 
 def main() -> None:
+    process_ends_with_command()
     try:
         app()
     finally:
