@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Date,
     Float,
     Integer,
@@ -39,7 +40,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Grouping
 from sqlalchemy.sql.selectable import CompoundSelect, Select
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlmodel import Session, col
@@ -744,7 +745,10 @@ def _ranked_durations(c: Any, row: Any, still_open: Any) -> list[Select[Any]]:
         select(literal_column("'resolution'", String), empty, c.resolved - c.filed).where(c.resolved.is_not(None)),
     ).subquery("series")
     s = series.c
-    median, p90 = (func.percentile_disc(literal_column(q)).within_group(s.v) for q in ("0.5", "0.9"))
+    # both quantiles from one sort per series (PostgreSQL computes the repeated aggregate once)
+    both = type_coerce(Grouping(func.percentile_disc(literal_column("ARRAY[0.5, 0.9]")).within_group(s.v)),
+                       ARRAY(Float))
+    median, p90 = both[1], both[2]
     return [
         select(*row("origin", c.origin, None, func.count(), (func.sum(still_open), None, None))).group_by(c.origin),
         select(*row("ranked", s.series, s.grp, func.count(), (median, p90, None))).group_by(s.series, s.grp),
