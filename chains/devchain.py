@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -157,6 +158,9 @@ class AnvilNode:
     pid: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+    #: the private home anvil keeps its state spill-over in (``~/.foundry/anvil/tmp``, gigabytes for
+    #: a long run), removed by :meth:`stop`; None for a detached node (it keeps the user's home)
+    home: Path | None = field(default=None, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -168,6 +172,8 @@ class AnvilNode:
         if self.process is not None:
             with suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=timeout)
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -209,6 +215,10 @@ def start_anvil(
         str(len(DEV_ACCOUNTS)),
         *extra_args,
     ]
+    # anvil spills old states to ~/.foundry/anvil/tmp and leaves them behind when it is stopped: an
+    # attached node gets a home of its own, removed when it stops
+    home = None if detach else Path(tempfile.mkdtemp(prefix="anvil-home-"))
+    env = dict(os.environ, HOME=str(home)) if home is not None else None
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             command,
@@ -216,16 +226,19 @@ def start_anvil(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=detach,
+            env=env,
             preexec_fn=None if detach or platform.system() != "Linux" else _die_with_parent,
         )
     try:
         bound_host, bound_port = _wait_for_banner(process, log_path, timeout)
-        node = AnvilNode(chain_id, host, bound_port if port == 0 else port, process.pid, log_path, process)
+        node = AnvilNode(chain_id, host, bound_port if port == 0 else port, process.pid, log_path, process, home)
         wait_ready(node.url, chain_id, timeout=timeout, process=process)
     except BaseException:
         stop_pid(process.pid)
         with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=5)
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
         raise
     del bound_host
     return node

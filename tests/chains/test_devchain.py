@@ -208,3 +208,17 @@ def test_contract_artifacts_are_compiled_from_the_current_sources() -> None:
         assert any(entry.get("name") for entry in art.abi)
     with pytest.raises(DevchainError, match="no contract source"):
         devchain.artifact("NoSuchContract")
+
+
+def test_an_attached_node_keeps_its_spilled_state_in_a_home_removed_when_it_stops(tmp_path: Path) -> None:
+    """anvil writes old states under ~/.foundry/anvil/tmp and leaves them when stopped (tens of
+    gigabytes after a few bench runs): an attached node gets a home of its own, gone after stop()."""
+    node = devchain.start_anvil(31337, log_path=tmp_path / "home.log")
+    try:
+        assert node.home is not None and node.home.is_dir()
+        assert node.home != Path.home()
+        with open(f"/proc/{node.pid}/environ", "rb") as environ:
+            assert f"HOME={node.home}".encode() in environ.read().split(b"\0")
+    finally:
+        node.stop()
+    assert not node.home.exists()
