@@ -56,6 +56,7 @@ from recovery.vocabulary import CaseStatus, Category, Flag, Recoverable, Resolut
 GOAL_SECONDS = 1.0
 #: the dashboard's queries (``queues.dashboard``: every figure of the page) at 100,000 cases
 DASHBOARD_GOAL_SECONDS = 0.150
+#: the dashboard as the page opens it (the last 30 days)
 DASHBOARD_LABEL = "dashboard: all aggregates"
 BASELINE_LABEL = "baseline: count(*) of the cases table"
 OPERATORS = ("maria", "sam", "omar", "ada", "lee", "kim")
@@ -351,6 +352,8 @@ def measure_queries(db: Database, service: CaseService, now: datetime, repeat: i
             lambda: (service.get(reference), queues.evidence_for(db, [sample.tx_hash]),
                      queues.prepared_by(db, [case_id], "omar")), repeat),
         DASHBOARD_LABEL: timed(lambda: queues.dashboard(db, now), repeat),
+        # the page's widest window (three times the cases of the default 30 days); not part of the goal
+        "dashboard: all aggregates, 90-day window": timed(lambda: queues.dashboard(db, now, days=90), repeat),
         "export: CSV of in_review cases": timed(
             lambda: queues.export_csv(db, QueueFilter(statuses=("in_review",)), now), max(1, repeat // 3)),
     }
@@ -422,6 +425,13 @@ def run(backend: str, cases: int, repeat: int, folder: Path, pages: bool) -> Fig
         seconds, events = seed(db, config, cases, now)
         service = CaseService(db, config, lambda: now)
         baseline, results = measure_queries(db, service, now, repeat)
+        if db.is_postgresql:
+            # Measured above right after the bulk load: no page is all-visible yet, so an index-only
+            # scan still visits the rows (as on a busy database for the pages changed since the last
+            # vacuum). Once (auto)vacuum has run, for comparison; the goal is judged on the first figure.
+            with db.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+            results[DASHBOARD_LABEL + ", after VACUUM"] = timed(lambda: queues.dashboard(db, now), repeat)
         figures = Figures(backend, cases, events, seconds, baseline, results)
         if pages:
             figures.pages = measure_pages(db, config, service, repeat)
