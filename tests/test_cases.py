@@ -259,5 +259,7 @@ def test_a_rejection_carries_the_reason_that_matches_the_finding(category: str, 
     deposit as already_credited, never as duplicate."""
     from recovery.services import REJECTION_REASONS, rejection_reason_for
 
-    assert rejection_reason_for(Case(category=category, flags=flags)) == code
+    case = Case(user_id="u", network="ethereum", asset="USDT", tx_hash="0x" + "ab" * 32,
+                deposit_address="0x" + "11" * 20, status="in_review", category=category, flags=flags)
+    assert rejection_reason_for(case) == code
     assert code in REJECTION_REASONS
