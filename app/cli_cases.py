@@ -65,20 +65,21 @@ Review = Callable[["EvidenceService", "Actor", int], "OwnershipEvidence"]
 
 def evidence_json(context: AppContext, reference: str) -> dict[str, Any]:
     """``cases evidence --json``: what the case needs and every piece of evidence given."""
-    from recovery.evidence import EvidenceService, status_of
+    from recovery.evidence import EvidenceService
 
     service = EvidenceService(context.db, context.config)
     case, need, rows = service.evidence(reference)
+    own = service.ownership(reference)  # only evidence for the current requirement counts
     return {
         "reference": reference,
         "version": case.version,
         "required": need is not None,
-        "status": status_of(need is not None, rows),
+        "status": own.status,
         "kinds": list(need.kinds) if need else [],
         "requirement": None if need is None else {
             "network": need.network, "tx_hash": need.tx_hash, "sender": need.sender,
             "transfer_indexes": list(need.transfer_indexes), "not_offered": need.not_offered},
-        "evidence": [evidence_row_json(row) for row in rows],
+        "evidence": [{**evidence_row_json(row), "counts": row.id in own.current} for row in rows],
     }
 
 
@@ -170,17 +171,40 @@ def register(cases_app: typer.Typer) -> None:
     def reject(
         reference: ReferenceArgument,
         as_name: AsOption,
-        reason_code: Annotated[str, typer.Option(help="A rejection reason code (shown to the user in plain words).")],
+        reason_code: Annotated[str | None, typer.Option(
+            help="A rejection reason code (shown to the user in plain words); default: the one that matches the "
+                 "case's finding.")] = None,
         message: Annotated[str, typer.Option(help="A message for the user.")] = "",
         as_json: JsonOption = False,
     ) -> None:
         """Refuse the appeal with a reason code; an approved payout not yet paid is cancelled."""
         from recovery.services import REJECTION_REASONS
 
-        if reason_code not in REJECTION_REASONS:
+        if reason_code is not None and reason_code not in REJECTION_REASONS:
             raise usage(f"--reason-code: {reason_code!r} is not one of {', '.join(REJECTION_REASONS)}")
         act(reference, as_name, as_json, "rejected",
             lambda s, a, v: s.reject(reference, reason_code, a, expected_version=v, message=message))
+
+    @cases_app.command("request-info")
+    def request_info(
+        reference: ReferenceArgument,
+        as_name: AsOption,
+        message: Annotated[str | None, typer.Option(help="The question, as the user will read it.")] = None,
+        template: Annotated[str | None, typer.Option(
+            help="A template of config/templates.toml instead of --message (its text is sent as it is).")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Ask the user a question (the case waits in needs_info, its SLA clock stopped, until they answer)."""
+        if (message is None) == (template is None):
+            raise usage("give the question with --message TEXT or --template NAME (one of them)")
+        with operator_context() as context:
+            chosen = context.config.templates.get(template) if template is not None else None
+        if template is not None and chosen is None:
+            names = ", ".join(sorted(context.config.templates)) or "none configured"
+            raise usage(f"--template: {template!r} is not a template of templates.toml ({names})")
+        text = chosen.message if chosen is not None else message or ""
+        act(reference, as_name, as_json, "asked for information",
+            lambda s, a, v: s.request_info(reference, text, a, expected_version=v, template=template))
 
     @cases_app.command("evidence")
     def evidence(reference: ReferenceArgument, as_json: JsonOption = False) -> None:

@@ -18,7 +18,8 @@ from recovery.settings import REPO_ROOT
 
 def write_config_for(target: Path, networks: Mapping[str, Mapping[str, Any]]) -> Path:
     """The shipped configuration with only ``networks`` (name -> entry), their assets and fee rules,
-    and the shipped policy, written to ``target`` and checked (an invalid one is refused)."""
+    and the shipped policy and information-request templates, written to ``target`` and checked
+    (an invalid one is refused)."""
     source = REPO_ROOT / "config"
     assets = [a for a in tomllib.loads((source / "assets.toml").read_text())["assets"] if a["network"] in networks]
     fees = [f for f in tomllib.loads((source / "fees.toml").read_text())["fees"]
@@ -27,8 +28,9 @@ def write_config_for(target: Path, networks: Mapping[str, Mapping[str, Any]]) ->
     (target / "networks.toml").write_text(tomli_w.dumps({"networks": dict(networks)}))
     (target / "assets.toml").write_text(tomli_w.dumps({"assets": assets}))
     (target / "fees.toml").write_text(tomli_w.dumps({"fees": fees}))
-    if (source / "policy.toml").exists():
-        (target / "policy.toml").write_text((source / "policy.toml").read_text())
+    for optional in ("policy.toml", "templates.toml"):
+        if (source / optional).exists():
+            (target / optional).write_text((source / optional).read_text())
     load_config(target)  # refuse to benchmark an invalid configuration
     return target
 

@@ -25,8 +25,9 @@ from chains import devchain
 from recovery.db import Database
 from recovery.models import DepositAddress
 from recovery.operators import add_operator
-from recovery.services import CaseService
+from recovery.services import Actor, CaseService
 from recovery.settings import get_settings
+from recovery.vocabulary import Role
 from tests.conftest import Clock
 from tests.fixtures_anvil import FUNDER, EvmTestbed, dead_url
 from tests.test_batch_recheck import appeal
@@ -253,3 +254,33 @@ def test_a_node_that_cannot_answer_leaves_the_error_in_the_entry(
     code, out, err = run("refunds", "list")  # the table lists it, and says what went wrong
     assert code == 1 and reference in out and f"error: {reference}: no node of ethereum answered" in err
     assert cases.get(reference).case.status == "approved"
+
+
+def test_request_info_from_a_template_or_in_words_and_a_rejection_with_the_finding_s_code(
+    cases: CaseService, evm_testbed: EvmTestbed
+) -> None:
+    """Issue 21: `recovery cases request-info REF --as NAME --message TEXT | --template NAME`; a
+    rejection without --reason-code carries the code that matches the finding."""
+    reference, _tx, _address = decided(cases, evm_testbed, "ola", "USDT", 30 * 10**6)
+    before = snapshot(cases, reference)
+    assert run("cases", "request-info", reference, "--as", "maria")[0] == 2  # neither --message nor --template
+    code, _, err = run("cases", "request-info", reference, "--as", "maria", "--template", "nope")
+    assert code == 2 and "--template: 'nope' is not a template" in err and "screenshot" in err
+    assert snapshot(cases, reference) == before
+    code, out, err = run("cases", "request-info", reference, "--as", "maria", "--template", "screenshot", "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "needs_info"
+    asked = cases.get(reference).events[-1]
+    assert (asked.action, asked.details["template"]) == ("request_info", "screenshot")
+    assert asked.details["message"] == cases.config.templates["screenshot"].message
+    assert cases.get(reference).case.sla_due_at is None
+    code, _, err = run("cases", "request-info", reference, "--as", "maria", "--message", "Which wallet?")
+    assert code == 1 and "cannot request_info a case that is needs_info" in err
+    waiting = cases.get(reference).case.version
+    cases.provide_info(reference, "MetaMask", Actor("ola", Role.USER), expected_version=waiting)
+    code, out, err = run("cases", "request-info", reference, "--as", "maria", "--message", "And the date?")
+    assert code == 0 and "now needs_info" in out, err
+    assert cases.get(reference).events[-1].details["message"] == "And the date?"
+    code, out, err = run("cases", "reject", reference, "--as", "maria")
+    assert code == 0, err
+    assert cases.get(reference).events[-1].details["reason_code"] == "not_recoverable"
