@@ -16,7 +16,6 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, or_, update
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
@@ -252,8 +251,12 @@ def upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]], 
     dialect = session.get_bind().dialect.name
     statement: Any
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # imported when first used (start-up)
+
         statement = postgresql.insert(table)
     elif dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         statement = sqlite.insert(table)
     else:  # pragma: no cover - only the two supported databases
         session.connection().execute(insert(table), rows)
