@@ -14,14 +14,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, update
+from sqlalchemy import Table, bindparam, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from chains.base import Observation
-from recovery import audit, evidence, payouts, replies
+from recovery import audit, case_reads, evidence, payouts, replies
+from recovery.case_reads import CaseFilter as CaseFilter  # re-exported: the service layer's public names
+from recovery.case_reads import CaseView as CaseView
 from recovery.config import Config
 from recovery.db import Database, execute_rows
 from recovery.dbtypes import utcnow
@@ -99,24 +101,6 @@ class Actor:
 
 
 SYSTEM = Actor("system", Role.SYSTEM)
-
-
-@dataclass(frozen=True)
-class CaseView:
-    """A case with its events, detached from the session."""
-
-    case: Case
-    events: list[CaseEvent] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class CaseFilter:
-    status: str | None = None
-    category: str | None = None
-    network: str | None = None
-    user_id: str | None = None
-    assignee: str | None = None
-    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -579,24 +563,13 @@ class CaseService:
                 query = query.where(Payout.network == network)
             return [(case, row) for case, row in session.exec(query).all()]
 
-    def list_cases(self, filters: CaseFilter = CaseFilter(), *, limit: int = 100, offset: int = 0) -> list[Case]:
+    def list_cases(self, filters: CaseFilter | None = None, *, limit: int = 100, offset: int = 0) -> list[Case]:
         with self.db.read() as session:
-            query = select(Case)
-            for name in ("status", "category", "network", "user_id", "assignee", "origin"):
-                value = getattr(filters, name)
-                if value is not None:
-                    query = query.where(getattr(Case, name) == value)
-            query = query.order_by(col(Case.id)).offset(offset).limit(limit)
-            return list(session.exec(query).all())
+            return case_reads.read_cases(session, filters or CaseFilter(), limit=limit, offset=offset)
 
-    def count(self, filters: CaseFilter = CaseFilter()) -> int:
+    def count(self, filters: CaseFilter | None = None) -> int:
         with self.db.read() as session:
-            query = select(func.count()).select_from(Case)
-            for name in ("status", "category", "network", "user_id", "assignee", "origin"):
-                value = getattr(filters, name)
-                if value is not None:
-                    query = query.where(getattr(Case, name) == value)
-            return int(session.exec(query).one())
+            return case_reads.count_cases(session, filters or CaseFilter())
 
     # ------------------------------------------------------------------ creation
     def submit(self, draft: AppealDraft, actor: Actor, *, origin: Origin = Origin.APPEAL) -> tuple[Case, bool]:
