@@ -730,21 +730,27 @@ def _none_of_yours(
     return _finish(work, claimed, obs, None, [], None)
 
 
+def _plain_address_users(work: _Work, landing: Network, view: _View) -> list[str] | None:
+    """The users of the plain (memo-less, not shared) deposit address ``view`` paid, sorted (that
+    address on another network when it is not ours on this one); None where another rule decides:
+    an exchange wallet (``unattributed_deposit``) or a shared address (the memo rules)."""
+    if not view.rows_here:
+        return sorted({r.user_id for r in view.rows_elsewhere if r.user_id})
+    if all(not r.user_id for r in view.rows_here):
+        return None
+    if work.registry.is_shared(landing.name, view.transfer.recipient) or any(r.memo for r in view.rows_here):
+        return None
+    return sorted({r.user_id for r in view.rows_here})
+
+
 def _other_users_plain_address(work: _Work, landing: Network, view: _View) -> list[str]:
     """The customers whose own (memo-less, not shared) deposit address ``view`` paid, when the
     appellant (a real user, not the placeholder of a held case) is not one of them; else []."""
     appellant = work.appeal.user_id
     if _placeholder(appellant):
         return []
-    if view.rows_here:
-        if all(not r.user_id for r in view.rows_here):
-            return []  # an exchange wallet: unattributed_deposit
-        if work.registry.is_shared(landing.name, view.transfer.recipient) or any(r.memo for r in view.rows_here):
-            return []  # a shared address: the memo rules decide
-        users = {r.user_id for r in view.rows_here if r.user_id}
-    else:
-        users = {r.user_id for r in view.rows_elsewhere if r.user_id}
-    return [] if not users or appellant in users else sorted(users)
+    users = [u for u in _plain_address_users(work, landing, view) or [] if u]
+    return [] if not users or appellant in users else users
 
 
 def _unrecognised(work: _Work, obs: Observation) -> None:
@@ -869,9 +875,15 @@ def _owner_and_memo(work: _Work, landing: Network, view: _View) -> str | None:
     """Who owns the receiving address (or memo); applies the memo categories on shared addresses."""
     appeal = work.appeal
     t = view.transfer
-    if not view.rows_here:
-        users = sorted({r.user_id for r in view.rows_elsewhere if r.user_id})
+    users = _plain_address_users(work, landing, view)
+    if users is not None:
         owner = users[0] if len(users) == 1 else None
+        if view.rows_here and len(users) > 1:
+            work.say_internal(
+                "owner_ambiguous",
+                f"The address {t.recipient} is recorded for {len(users)} users without memos; check the books.",
+                owner_user_ids=users,
+            )
         _other_users_address(work, owner, t.recipient)
         return owner
     if all(not r.user_id for r in view.rows_here):
@@ -885,19 +897,6 @@ def _owner_and_memo(work: _Work, landing: Network, view: _View) -> str | None:
                     "it can be credited once the sender proves ownership, otherwise it is returned to the sender.")
         work.say("unattributed_deposit", text, recipient=t.recipient)
         return None
-    shared = work.registry.is_shared(landing.name, t.recipient) or any(r.memo for r in view.rows_here)
-    if not shared:
-        users = sorted({r.user_id for r in view.rows_here})
-        owner = users[0] if len(users) == 1 else None
-        if len(users) > 1:
-            work.say_internal(
-                "owner_ambiguous",
-                f"The address {t.recipient} is recorded for {len(users)} users without memos; check the books.",
-                owner_user_ids=users,
-            )
-        _other_users_address(work, owner, t.recipient)
-        return owner
-
     memo = view.memo
     fmt = landing.memo_format
     if memo is None:
