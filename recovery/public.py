@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from types import SimpleNamespace
@@ -25,9 +25,11 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from recovery import replies
 from recovery.config import Config
 from recovery.db import Database
 from recovery.dbtypes import decimal_text
+from recovery.evidence import MEDIA_TYPES
 from recovery.intake import AppealDraft
 from recovery.models import Case, CaseEvent
 from recovery.rules import public_evidence
@@ -289,13 +291,12 @@ _CONVERSATION: Mapping[str, tuple[str, str]] = {
     "provide_info": ("you", "answer"),
     "close_unanswered": ("team", "closed_unanswered"),
 }
-_ATTACHMENT_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg"})
 
 
 def _attachments(details: Mapping[str, Any]) -> list[dict[str, Any]]:
     shown = []
     for item in details.get("attachments") or []:
-        if isinstance(item, Mapping) and item.get("media_type") in _ATTACHMENT_TYPES and isinstance(
+        if isinstance(item, Mapping) and item.get("media_type") in MEDIA_TYPES and isinstance(
                 item.get("sha256"), str) and isinstance(item.get("size"), int):
             name = item.get("file_name")
             shown.append({"file_name": name if isinstance(name, str) else None, "media_type": item["media_type"],
@@ -331,12 +332,12 @@ def open_question(case: CaseRecord, events: Sequence[EventRecord], config: Confi
     policy = config.policy if config is not None else None
     reminder_at = closes_at = None
     if policy is not None and closed_unanswered and last is not None:
-        closes_at = _when(last.created_at + timedelta(hours=policy.info_reopen_grace_hours))
+        closes_at = _when(replies.reopen_until(last.created_at, policy))
     elif policy is not None:
-        reminded = any(e.action == "remind_info" for e in events if e.created_at >= asked.created_at)
+        reminded = any(e.action == replies.REMINDED for e in events if e.created_at >= asked.created_at)
         if not reminded:
-            reminder_at = _when(asked.created_at + timedelta(hours=policy.info_reminder_hours))
-        closes_at = _when(asked.created_at + timedelta(hours=policy.info_close_after_hours))
+            reminder_at = _when(replies.reminder_due(asked.created_at, policy))
+        closes_at = _when(replies.close_due(asked.created_at, policy))
     return {"message": asked.details["message"], "asked_at": _when(asked.created_at), "reminder_at": reminder_at,
             "closes_at": closes_at}
 

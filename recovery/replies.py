@@ -142,45 +142,49 @@ def resume_sla(case: Case, asked: Mapping[str, Any] | None, now: datetime, polic
     return {"sla_resumed_seconds": seconds}
 
 
+def reminder_due(asked_at: datetime, policy: Policy) -> datetime:
+    """When an unanswered question gets its reminder."""
+    return asked_at + timedelta(hours=policy.info_reminder_hours)
+
+
+def close_due(asked_at: datetime, policy: Policy) -> datetime:
+    """When a case whose question is still unanswered is closed."""
+    return asked_at + timedelta(hours=policy.info_close_after_hours)
+
+
+def reopen_until(closed_at: datetime, policy: Policy) -> datetime:
+    """Until when the user's answer reopens a case closed unanswered."""
+    return closed_at + timedelta(hours=policy.info_reopen_grace_hours)
+
+
 def reopen_check(closed: CaseEvent | None, now: datetime, policy: Policy) -> str | None:
     """Why an answer may not reopen this closed case, or None when it may."""
     if closed is None or closed.action != CLOSED_UNANSWERED:
         return "the case is closed; only a case closed for want of an answer is reopened by one"
-    limit = closed.created_at + timedelta(hours=policy.info_reopen_grace_hours)
+    limit = reopen_until(closed.created_at, policy)
     if now > limit:
         return (f"the case was closed unanswered on {closed.created_at:%Y-%m-%d}; an answer reopens it only "
                 f"until {limit:%Y-%m-%d}")
     return None
 
 
-@dataclass(frozen=True)
-class Waiting:
-    """What is due for one case waiting for the user."""
-
-    reference: str
-    version: int
-    asked_at: datetime
-    #: "remind", "close" or None (nothing due yet)
-    due: str | None
-
-
 def due_for(asked_at: datetime, reminded: bool, now: datetime, policy: Policy) -> str | None:
     """``close`` once the question is ``info_close_after_hours`` old, ``remind`` once it is
     ``info_reminder_hours`` old and no reminder was sent since, else None."""
-    if now >= asked_at + timedelta(hours=policy.info_close_after_hours):
+    if now >= close_due(asked_at, policy):
         return "close"
-    if not reminded and now >= asked_at + timedelta(hours=policy.info_reminder_hours):
+    if not reminded and now >= reminder_due(asked_at, policy):
         return "remind"
     return None
 
 
 def reminder_text(asked_at: datetime, policy: Policy) -> str:
-    closes = asked_at + timedelta(hours=policy.info_close_after_hours)
+    closes = close_due(asked_at, policy)
     return (f"We are still waiting for your answer to our question of {asked_at:%Y-%m-%d}. If we do not hear "
             f"from you by {closes:%Y-%m-%d}, we will close your appeal; you can still answer afterwards to reopen it.")
 
 
 def closing_text(closed_at: datetime, policy: Policy) -> str:
-    until = closed_at + timedelta(hours=policy.info_reopen_grace_hours)
+    until = reopen_until(closed_at, policy)
     return (f"We closed your appeal because our question was not answered. Answer it by {until:%Y-%m-%d} and "
             "we will reopen your appeal.")
