@@ -185,6 +185,20 @@ def validate_body(config: Config, raw: Any, user_id: str) -> AppealDraft:
     return draft
 
 
+def _content_type(request: Request) -> str:
+    """The request's media type, without its parameters, in lower case."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def _json_body(request: Request) -> Any:
+    """The body parsed as JSON; ``400 invalid_json`` when it is not."""
+    body = await request.body()
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:100]}") from None
+
+
 def check_query(request: Request, *allowed: str) -> None:
     """Refuse query parameters the operation does not define (422 naming each)."""
     unknown = [key for key in request.query_params if key not in allowed]
@@ -394,14 +408,10 @@ def create_app(
     )
     async def post_appeal(request: Request, response: Response) -> dict[str, Any]:
         user_id = authenticate(request)
-        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        content_type = _content_type(request)
         if not _JSON_TYPES.match(content_type):
             raise ApiError(415, "unsupported_media_type", "send the appeal as JSON (Content-Type: application/json)")
-        body = await request.body()
-        try:
-            raw = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:100]}") from None
+        raw = await _json_body(request)
         view, created = await run_in_threadpool(create, raw, user_id)
         response.status_code = 201 if created else 200
         response.headers["Location"] = f"/v1/appeals/{view['reference']}"
@@ -507,13 +517,9 @@ def create_app(
     async def post_ownership(request: Request) -> dict[str, Any]:
         user_id = authenticate(request)
         reference = own_reference(request)
-        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        content_type = _content_type(request)
         if _JSON_TYPES.match(content_type):
-            body = await request.body()
-            try:
-                raw = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:100]}") from None
+            raw = await _json_body(request)
             signed = signed_body(raw)
             await run_in_threadpool(give_signature, user_id, reference, signed)
         elif content_type == "multipart/form-data":
@@ -606,14 +612,10 @@ def create_app(
         reference = own_reference(request)
         # before any file is read: another user's case is a 404, one that waits for no answer a 409
         await run_in_threadpool(waiting_for_answer, user_id, reference)
-        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        content_type = _content_type(request)
         files: list[Attachment] = []
         if _JSON_TYPES.match(content_type):
-            body = await request.body()
-            try:
-                raw = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:100]}") from None
+            raw = await _json_body(request)
             if not isinstance(raw, dict):
                 raise validation_error([FieldError("body", "must be a JSON object")])
             unknown = [FieldError(str(key)[:40], "unknown field; the field is message (files need multipart)")
@@ -656,21 +658,23 @@ def create_app(
         finally:
             await form.close()
 
-    def waiting_for_answer(user_id: str, reference: str) -> None:
+    def users_case(user_id: str, reference: str) -> Case:
+        """The user's case ``reference``; another user's is a 404, exactly like a missing one."""
         with service.db.read() as session:
             case = session.exec(select(Case).where(Case.reference == reference, Case.user_id == user_id)).first()
         if case is None:
             raise NotFound(f"no appeal {reference!r}")
+        return case
+
+    def waiting_for_answer(user_id: str, reference: str) -> None:
+        case = users_case(user_id, reference)
         if case.status not in (CaseStatus.NEEDS_INFO.value, CaseStatus.CLOSED.value):
             raise ApiError(409, "not_waiting_for_an_answer",
                            f"{reference} is not waiting for an answer: it is {case.status}")
 
     def answer(user_id: str, reference: str, message: Any, files: list[Attachment]) -> dict[str, Any]:
         with limiter.lock(user_id):
-            with service.db.read() as session:
-                case = session.exec(select(Case).where(Case.reference == reference, Case.user_id == user_id)).first()
-            if case is None:
-                raise NotFound(f"no appeal {reference!r}")
+            case = users_case(user_id, reference)  # read again under the lock: the version to act on
             limiter.check_replies(user_id)
             try:
                 answered = service.provide_info(reference, message, Actor(user_id, Role.USER),
