@@ -33,7 +33,7 @@ from app.workbench.payout_reads import CasePayouts, PayoutClock, case_payouts
 from recovery import payouts, queues
 from recovery.errors import NotFound, ServiceError
 from recovery.evidence import ACCEPTED, SUBMITTED, EvidenceService
-from recovery.evidence_records import OwnershipEvidence
+from recovery.evidence_records import EvidenceDocument, OwnershipEvidence
 from recovery.lifecycle import ACTIONS, allowed_actions
 from recovery.models import Case, Payout
 from recovery.public import conversation, open_question
@@ -293,6 +293,19 @@ def _decodes(content: bytes) -> bool:
     return True
 
 
+def _show_document(document: EvidenceDocument, *, label: str, name: str, key: str, caption: str | None = None) -> None:
+    """A stored document: an image drawn inline when it decodes and is small enough, and any
+    document to open (its file name ``name`` plus the extension of its checked media type)."""
+    if document.media_type in ("image/png", "image/jpeg"):
+        if _decodes(document.content):
+            st.image(document.content, caption=caption)
+        else:  # the right magic bytes, but no image any decoder reads, or one too large: never drawn
+            st.warning("This file starts like an image but cannot be decoded, or is too large to show; "
+                       "open it with care.")
+    st.download_button(label, data=document.content, mime=document.media_type,
+                       file_name=f"{name}.{document.media_type.rsplit('/', 1)[-1]}", key=key)
+
+
 def _evidence_row(service: EvidenceService, row: OwnershipEvidence, shown: Shown, may_review: bool) -> None:
     with st.container(border=True):
         st.markdown(f"**Evidence {row.id}: {row.kind.replace('_', ' ')}**, {row.status}")
@@ -312,15 +325,8 @@ def _evidence_row(service: EvidenceService, row: OwnershipEvidence, shown: Shown
                 + (f", file name {row.file_name!r}" if row.file_name else ""))
         document = service.document(row.document_sha256 or "")
         if document is not None:
-            if document.media_type in ("image/png", "image/jpeg"):
-                if _decodes(document.content):
-                    st.image(document.content, caption=f"Evidence {row.id}")
-                else:  # the right magic bytes, but no image any decoder reads, or one too large: never drawn
-                    st.warning("This file starts like an image but cannot be decoded, or is too large to show; "
-                               "open it with care.")
-            st.download_button("Open the document", data=document.content, mime=document.media_type,
-                               file_name=f"evidence-{row.id}.{document.media_type.rsplit('/', 1)[-1]}",
-                               key=f"ev_open_{row.id}")
+            _show_document(document, label="Open the document", name=f"evidence-{row.id}", key=f"ev_open_{row.id}",
+                           caption=f"Evidence {row.id}")
         if may_review and row.status == SUBMITTED:
             st.text_input("Comment (accept) or reason (reject, required)", key=f"ev_reason_{row.id}")
             buttons = st.columns(2)
@@ -467,15 +473,7 @@ def _conversation(wb: Workbench, case: Case, events: list[Any]) -> None:
                 if document is None:
                     st.warning("The attachment is missing from the document store.")
                     continue
-                if document.media_type in ("image/png", "image/jpeg"):
-                    if _decodes(document.content):
-                        st.image(document.content)
-                    else:
-                        st.warning("This file starts like an image but cannot be decoded, or is too large to "
-                                   "show; open it with care.")
-                st.download_button("Open the attachment", data=document.content, mime=document.media_type,
-                                   file_name=f"answer-{n}-{m}.{document.media_type.rsplit('/', 1)[-1]}",
-                                   key=f"conv_open_{n}_{m}")
+                _show_document(document, label="Open the attachment", name=f"answer-{n}-{m}", key=f"conv_open_{n}_{m}")
 
 
 def _timeline(wb: Workbench, events: list[Any]) -> None:
