@@ -393,32 +393,9 @@ def test_the_evidence_migration_goes_down_and_up_again(database: Database) -> No
     assert migrate.current_revision(database) == migrate.head_revision()
 
 
-def test_two_appellants_who_prove_different_parts_of_one_transaction_each_get_theirs(
-    database: Database, evm_testbed: EvmTestbed, clock: Clock
-) -> None:
+def test_two_appellants_who_prove_different_parts_of_one_transaction_each_get_theirs(two_parts: TwoParts) -> None:
     """One MultiTransfer call pays two exchange wallets; each appellant proves their own part."""
-    from app.demo.chainworld import TxSpec, send_all
-    from tests.fixtures_anvil import FUNDER
-    from tests.rules.test_scenarios_anvil import _call
-
-    service = CaseService(database, evm_testbed.config, clock)
-    evidence = EvidenceService(database, evm_testbed.config, clock)
-    hot, cold = fresh_address(), fresh_address()
-    with database.write() as session:
-        for address in (hot, cold):
-            session.add(DepositAddress(user_id="", network="ethereum", address=address, kind="wallet"))
-    usdt = evm_testbed.tokens["ethereum"]["USDT"]
-    multi = evm_testbed.deploy("ethereum", "MultiTransfer")
-    approve = TxSpec("ethereum", FUNDER, usdt, gas=100_000,
-                     data=_call("approve(address,uint256)", ["address", "uint256"], [multi, 2**256 - 1]))
-    pay = TxSpec("ethereum", FUNDER, multi, gas=300_000, data=_call(
-        "multiTransfer(address[],address[],uint256[])", ["address[]", "address[]", "uint256[]"],
-        [[usdt, usdt], [hot, cold], [10 * USDT, 20 * USDT]]))
-    _approved, tx = send_all(evm_testbed.url("ethereum"), [approve, pay])
-    evm_testbed.mine("ethereum", 12)
-    mine = appeal(service, "alice", "ethereum", "USDT", tx, hot)
-    theirs = appeal(service, "bob", "ethereum", "USDT", tx, cold)
-    recheck(service)
+    service, evidence, mine, theirs = two_parts.service, two_parts.evidence, two_parts.mine, two_parts.theirs
     for reference, user in ((mine, "alice"), (theirs, "bob")):
         case = service.get(reference).case
         assert (case.category, case.credited_user_id) == ("unattributed_deposit", user)
