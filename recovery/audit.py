@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from recovery import webhook_outbox
 from recovery.audit_keys import AuditKey, KeyRing, load_keyring
 from recovery.dbtypes import decimal_text
 from recovery.models import AuditHead, CaseEvent
@@ -152,6 +153,8 @@ def append_event(
     head.last_hash = event.hash
     session.add(head)
     session.flush()
+    if case_id is not None:
+        webhook_outbox.enqueue(session, [event])  # the user's webhooks, in this transaction (none: no cost)
     return event
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from recovery.dbtypes import ExactDecimal, UTCDateTime, utcnow
@@ -413,3 +413,47 @@ class ScanFinding(SQLModel, table=True):
     user_id: str | None = Field(default=None, max_length=128)
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     detected_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+# --------------------------------------------------------------------------- status webhooks (recovery/webhooks.py)
+
+
+class WebhookOutbox(SQLModel, table=True):
+    """One user-visible event of a case, to deliver to one webhook URL (``recovery webhooks deliver``).
+
+    Written in the transaction of the change it reports (``recovery/webhook_outbox.py``): a change
+    that rolls back leaves no row, a committed one always has its rows. ``body`` is the exact JSON
+    sent, fixed when queued (a retry sends the same bytes, signed afresh); ``event_id`` is the same
+    for every URL of one event (receivers de-duplicate by it). ``state``: ``pending``,
+    ``delivered`` or ``dead`` (retried for 24 hours without a 2xx). The row of a (case, URL) with
+    the lowest id that is still pending is the only one of that pair that may be sent (order per
+    case); ``leased_by``/``leased_until`` hold it for one worker while it is sent.
+    """
+
+    model_config = DEFERRED
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (
+        UniqueConstraint("event_id", "url", name="uq_webhook_outbox_event_url"),
+        Index("ix_webhook_outbox_due", "state", "next_attempt_at"),
+        Index("ix_webhook_outbox_case", "case_id", "url", "state", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=40)
+    url: str = Field(max_length=2048)
+    case_id: int = Field(foreign_key="cases.id")
+    audit_event_id: int | None = Field(default=None)
+    event_type: str = Field(max_length=40)
+    reference: str = Field(max_length=20)
+    body: str = Field(sa_type=Text, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    leased_by: str | None = Field(default=None, max_length=120)
+    leased_until: datetime | None = _when()
+    last_attempt_at: datetime | None = _when()
+    last_status: int | None = Field(default=None)
+    last_error: str | None = Field(default=None, max_length=500)
+    delivered_at: datetime | None = _when()

@@ -8,7 +8,8 @@ audit event. The API, the CLI and the workbench all call these functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from chains.base import Observation
-from recovery import audit, case_reads, evidence, payouts, replies
+from recovery import audit, case_reads, evidence, payouts, replies, webhook_outbox
 from recovery.case_reads import CaseFilter as CaseFilter  # re-exported: the service layer's public names
 from recovery.case_reads import CaseView as CaseView
 from recovery.config import Config
@@ -388,6 +389,7 @@ def append_events(session: Session, items: Sequence[PendingEvent], now: datetime
     last_hash = head.last_hash
     key = audit.current_keyring().current
     rows: list[dict[str, Any]] = []
+    appended: list[_EventRow] = []
     for item in items:
         last_id += 1
         row = _EventRow(
@@ -398,7 +400,9 @@ def append_events(session: Session, items: Sequence[PendingEvent], now: datetime
         )
         row.hash = last_hash = audit.event_hash(cast(CaseEvent, row), key)
         rows.append(row.__dict__)
+        appended.append(row)
     execute_rows(session, insert(table_of(CaseEvent)), rows)
+    webhook_outbox.enqueue(session, appended)  # the users' webhooks, in this transaction (none: no cost)
     head.last_event_id = last_id
     head.last_hash = last_hash
     session.add(head)
@@ -527,6 +531,14 @@ class CaseService:
         self.config = config
         self.clock = clock
 
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A write transaction of this service: the webhook outbox builds the user's view with its
+        configuration (see :mod:`recovery.webhook_outbox`)."""
+        with self.db.write() as session:
+            session.info[webhook_outbox.CONFIG_KEY] = self.config
+            yield session
+
     # ------------------------------------------------------------------ reads
     def get(self, reference: str, *, for_user: str | None = None) -> CaseView:
         """One case with its events. ``for_user`` hides other users' cases (as if absent)."""
@@ -592,7 +604,7 @@ class CaseService:
             raise ValidationFailed([FieldError("user_id", f"{SHARED_OWNER_PREFIX}... is reserved for the system")])
         now = self.clock()
         try:
-            with self.db.write() as session:
+            with self._write() as session:
                 existing = self._find_existing(session, draft, actor)
                 if existing is not None:
                     if is_shared_owner(existing.user_id) and not is_shared_owner(draft.user_id):
@@ -749,7 +761,7 @@ class CaseService:
         if actor.role not in rule.roles:
             raise Forbidden(f"a {actor.role.value} may not {action}")
         now = self.clock()
-        with self.db.write() as session:
+        with self._write() as session:
             case = self._lock(session, reference)
             if actor.role is Role.USER and case.user_id != actor.name:
                 raise NotFound(f"no case {reference}")
@@ -1249,7 +1261,7 @@ class CaseService:
             return []
         now = self.clock()
         references = {u.reference for u in updates}
-        with self.db.write() as session:
+        with self._write() as session:
             cases: dict[str | None, Case | LockedCase]
             if full_cases:
                 cases = {

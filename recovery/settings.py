@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,10 +30,42 @@ def check_exchange_name(value: str) -> str:
     return name
 
 
+#: the shortest ``RECOVERY_WEBHOOK_SECRET`` accepted (receivers verify HMAC-SHA256 signatures with it)
+MIN_WEBHOOK_SECRET_CHARS = 16
+#: the longest webhook URL (the outbox's column)
+MAX_WEBHOOK_URL_CHARS = 2048
+
+
+def parse_webhook_urls(value: str) -> tuple[str, ...]:
+    """The URLs of ``RECOVERY_WEBHOOK_URLS`` (separated by commas and/or blanks), in order, each once;
+    ValueError naming the setting and the entry that is not an absolute http(s) URL."""
+    urls: list[str] = []
+    for position, entry in enumerate(value.replace(",", " ").split(), start=1):
+        try:
+            parts = urlsplit(entry)
+            parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"RECOVERY_WEBHOOK_URLS: entry {position} ({entry!r}) is not an http(s) URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"RECOVERY_WEBHOOK_URLS: entry {position} ({entry!r}) carries credentials; "
+                             "receivers authenticate the sender by the signature")
+        if len(entry) > MAX_WEBHOOK_URL_CHARS:
+            raise ValueError(f"RECOVERY_WEBHOOK_URLS: entry {position} is {len(entry)} characters; at most "
+                             f"{MAX_WEBHOOK_URL_CHARS}")
+        if parts.fragment:
+            raise ValueError(f"RECOVERY_WEBHOOK_URLS: entry {position} ({entry!r}) has a #fragment")
+        if entry not in urls:
+            urls.append(entry)
+    return tuple(urls)
+
+
 class Settings(BaseSettings):
     """Everything an operator sets per deployment; configuration *data* lives in TOML files."""
 
-    model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore")
+    # errors never echo what was given: a secret (RECOVERY_WEBHOOK_SECRET) would end up in a log
+    model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = Field(
         default="",
@@ -51,6 +84,15 @@ class Settings(BaseSettings):
     )
     api_jwt_secret: SecretStr | None = None
     log_level: str = "INFO"
+    webhook_urls: str = Field(
+        default="",
+        description="Where the appeal form's status webhooks go: http(s) URLs separated by commas or blanks; "
+        "empty: no webhooks (nothing is queued).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The HMAC-SHA256 key of the Recovery-Signature header (required with webhook URLs).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -65,12 +107,46 @@ class Settings(BaseSettings):
     def _check_exchange_name(cls, value: str) -> str:
         return check_exchange_name(value)
 
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_webhook_urls(cls, value: str) -> str:
+        return " ".join(parse_webhook_urls(value))
+
+    @model_validator(mode="after")
+    def _check_webhook_secret(self) -> Settings:
+        if not self.webhook_urls:
+            return self
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret is not None else ""
+        if not secret.strip():
+            raise ValueError("RECOVERY_WEBHOOK_SECRET must be set when RECOVERY_WEBHOOK_URLS is: every event is signed")
+        if len(secret) < MIN_WEBHOOK_SECRET_CHARS:
+            raise ValueError(f"RECOVERY_WEBHOOK_SECRET is {len(secret)} characters; at least "
+                             f"{MIN_WEBHOOK_SECRET_CHARS}")
+        return self
+
+    @cached_property
+    def webhook_targets(self) -> tuple[str, ...]:
+        """The webhook URLs (empty: webhooks are off)."""
+        return tuple(self.webhook_urls.split())
+
     def resolved_database_url(self) -> str:
         """The database URL, creating the var directory for the embedded SQLite default."""
         if self.database_url:
             return self.database_url
         self.var_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.var_dir / 'recovery.db').resolve()}"
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """The messages of a settings ValidationError, one per problem, each naming its setting."""
+    problems = []
+    for item in error.errors():
+        message = str(item.get("msg", ""))
+        message = message.removeprefix("Value error, ")
+        location = ".".join(str(part) for part in item.get("loc", ()))
+        named = location and f"RECOVERY_{location.upper()}" not in message
+        problems.append(f"RECOVERY_{location.upper()}: {message}" if named else message)
+    return problems
 
 
 @lru_cache(maxsize=1)
