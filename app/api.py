@@ -1,7 +1,8 @@
 """The JSON API behind the exchange's appeal form (FastAPI).
 
-``GET /v1/networks`` (public), ``POST /v1/appeals``, ``GET /v1/appeals``,
-``GET /v1/appeals/{reference}``, ``GET``/``POST /v1/appeals/{reference}/ownership`` (bearer JWT),
+``GET /v1/networks`` (public, with each network's live state), ``POST /v1/appeals``, ``GET /v1/appeals``,
+``GET /v1/appeals/{reference}``, ``GET``/``POST /v1/appeals/{reference}/ownership``,
+``POST /v1/appeals/{reference}/replies``, ``POST /v1/appeals/{reference}/feedback`` (bearer JWT),
 ``GET /healthz``, OpenAPI at ``/openapi.json``.
 The handlers hold no business rule: validation is ``recovery.intake``, creation and every change
 go through ``CaseService``, the chain check is ``CaseChecker``, and what a user may see is
@@ -15,7 +16,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -37,6 +38,8 @@ from app.api_models import (
     AMOUNT_PATTERN,
     AppealListOut,
     AppealOut,
+    FeedbackIn,
+    FeedbackOut,
     HealthOut,
     NetworksOut,
     OwnershipOut,
@@ -47,13 +50,16 @@ from app.api_models import (
 from app.api_settings import ApiSettings
 from app.collector import freeze_startup
 from chains.addresses import FORMAT_HINTS
+from recovery import feedback, network_state
 from recovery.audit_anchors import AnchorSettings, anchor_settings, maybe_publish
 from recovery.checking import CaseChecker, ChainGateway
 from recovery.config import Config
 from recovery.errors import FieldError, InvalidTransition, NotFound, ValidationFailed
 from recovery.evidence import MAX_DOCUMENT_BYTES, EvidenceService, Ownership
+from recovery.i18n import negotiate
 from recovery.intake import AppealDraft, validate_appeal
 from recovery.models import Case
+from recovery.network_state import NetworkState, NetworkStates
 from recovery.public import AppealReader, appeal_view, find_existing, list_own, own_events
 from recovery.replies import MAX_ATTACHMENTS, MAX_MESSAGE_CHARS, Attachment
 from recovery.services import SYSTEM, Actor, CaseService, is_shared_owner
@@ -111,11 +117,14 @@ def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
-def networks_info(config: Config) -> dict[str, Any]:
-    """What the form may offer: networks, their assets, memo rules and format hints."""
+def networks_info(config: Config, states: Mapping[str, NetworkState] | None = None) -> dict[str, Any]:
+    """What the form may offer: networks, their assets, memo rules and format hints, and each
+    network's live ``state`` and ``state_message`` (``recovery.network_state``; ``ok`` where
+    ``states`` says nothing)."""
     networks = []
     for network in config.networks.values():
         hints = FORMAT_HINTS[network.family]
+        live = (states or {}).get(network.name)
         networks.append({
             "name": network.name,
             "family": network.family,
@@ -141,6 +150,9 @@ def networks_info(config: Config) -> dict[str, Any]:
                 }
                 for asset in config.assets_on(network.name)
             ],
+            "state": live.state if live is not None else network_state.OK,
+            "state_message": live.message if live is not None else network_state.message(network.name,
+                                                                                         network_state.OK),
         })
     return {"networks": networks, "asset_hint": ASSET_HINT}
 
@@ -206,6 +218,11 @@ def check_query(request: Request, *allowed: str) -> None:
         expected = f"the parameters are {', '.join(allowed)}" if allowed else "it takes no query parameters"
         raise validation_error([FieldError(key[:40] if key.isprintable() else repr(key[:40]),
                                            f"unknown query parameter; {expected}") for key in unknown])
+
+
+def _spoken(language: str) -> dict[str, str]:
+    """The headers of an answer whose sentences are in ``language`` (caches keep one per language)."""
+    return {"Content-Language": language, "Vary": "Accept-Language"}
 
 
 class _Headers:
@@ -295,7 +312,9 @@ def create_app(
     checker = CaseChecker(service, gateway or ChainGateway(config))
     limiter = AppealRateLimit(service.db, settings.rate_limit, timedelta(seconds=settings.rate_window_seconds),
                               service.clock)
-    networks = NetworksOut.model_validate(networks_info(config))
+    network_states = NetworkStates(service.db, config, service.clock)
+    #: the networks answer and the states it was built from: rebuilt when they were recomputed (at most every 30 s)
+    networks_cache: list[tuple[Mapping[str, NetworkState], NetworksOut]] = []
     # The hot read (GET /v1/appeals/{reference}) is one indexed SELECT. On SQLite (embedded, WAL:
     # a reader never waits for the writer; busy wait bounded to 1 s) it runs on the event loop:
     # handing it to a thread cost more than the read itself. On PostgreSQL (a network round trip)
@@ -341,6 +360,12 @@ def create_app(
             max_age=600,
         )
 
+    def speak(request: Request, response: Response) -> str:
+        """The language of the answer's sentences, from ``Accept-Language``; said in its headers."""
+        language = negotiate(request.headers.get("accept-language"))
+        response.headers.update(_spoken(language))
+        return language
+
     def authenticate(request: Request, *allowed_query: str) -> str:
         """The caller's user id (401 otherwise), then the query parameters checked (422).
 
@@ -352,14 +377,14 @@ def create_app(
         check_query(request, *allowed_query)
         return user_id
 
-    def load_view(case: Case) -> dict[str, Any]:
+    def load_view(case: Case, language: str) -> dict[str, Any]:
         assert case.id is not None
         with service.db.read() as session:
             fresh = session.get(Case, case.id) or case
             events = own_events(session, [case.id])[case.id]
-        return appeal_view(fresh, events, config)
+        return appeal_view(fresh, events, config, language)
 
-    def create(raw: Any, user_id: str) -> tuple[dict[str, Any], bool]:
+    def create(raw: Any, user_id: str, language: str) -> tuple[dict[str, Any], bool]:
         draft = validate_body(config, raw, user_id)
         with limiter.lock(user_id):
             # The case this appeal joins (the user's own, or one `recovery scan` opened for this
@@ -367,7 +392,7 @@ def create_app(
             with service.db.read() as session:
                 existing = find_existing(session, config, draft)
             if existing is not None and existing.user_id == user_id:
-                return load_view(existing), False
+                return load_view(existing, language), False
             if existing is None or existing.user_id != user_id:
                 limiter.check(user_id)  # a new appeal, or a claim of a case the exchange detected
             case, created = service.submit(draft, Actor(user_id, Role.USER))
@@ -379,7 +404,7 @@ def create_app(
                 checker.check([case.reference or ""], actor=SYSTEM, timeout=settings.check_timeout_seconds)
             except Exception:  # the appeal is stored; the batch re-check will look again
                 log.exception("chain check of %s failed", case.reference)
-        return load_view(case), created
+        return load_view(case, language), created
 
     @app.get("/healthz", response_model=HealthOut, tags=["service"], summary="Liveness",
              responses=_error_responses(422))
@@ -391,7 +416,14 @@ def create_app(
              summary="Networks and assets the form may offer")
     async def get_networks(request: Request, response: Response) -> NetworksOut:
         check_query(request)
-        response.headers["Cache-Control"] = "public, max-age=300"
+        states = network_states.get() if service.db.is_sqlite else await run_in_threadpool(network_states.get)
+        if networks_cache and networks_cache[0][0] is states:
+            networks = networks_cache[0][1]
+        else:  # a new computation of the states: the answer is built and checked once for it
+            networks = NetworksOut.model_validate(networks_info(config, states))
+            networks_cache[:] = [(states, networks)]
+        # the states are live: a client or cache keeps the answer no longer than they are served here
+        response.headers["Cache-Control"] = f"public, max-age={network_states.max_age_seconds()}"
         return networks
 
     @app.post(
@@ -412,7 +444,8 @@ def create_app(
         if not _JSON_TYPES.match(content_type):
             raise ApiError(415, "unsupported_media_type", "send the appeal as JSON (Content-Type: application/json)")
         raw = await _json_body(request)
-        view, created = await run_in_threadpool(create, raw, user_id)
+        language = speak(request, response)
+        view, created = await run_in_threadpool(create, raw, user_id, language)
         response.status_code = 201 if created else 200
         response.headers["Location"] = f"/v1/appeals/{view['reference']}"
         return view
@@ -421,15 +454,17 @@ def create_app(
              responses=_error_responses(401, 422, 500, 503))
     def list_appeals(
         request: Request,
+        response: Response,
         limit: Annotated[int, Query(ge=1, le=settings.list_limit_max)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> dict[str, Any]:
         user_id = authenticate(request, "limit", "offset")
+        language = speak(request, response)
         with service.db.read() as session:
             cases, total = list_own(session, user_id, limit=limit, offset=offset)
             events = own_events(session, [c.id for c in cases if c.id is not None])
         return {
-            "appeals": [appeal_view(c, events.get(c.id or 0, []), config) for c in cases],
+            "appeals": [appeal_view(c, events.get(c.id or 0, []), config, language) for c in cases],
             "total": total,
             "limit": limit,
             "offset": offset,
@@ -455,9 +490,10 @@ def create_app(
         # Checked against the response model (extra fields forbidden, every enum and pattern: a
         # corrupt row is a 500, never sent), then the checked view itself is encoded; FastAPI's
         # generic path would also build a second dict from the model and encode that.
-        view = appeal_view(found[0], found[1], config)
+        language = negotiate(request.headers.get("accept-language"))
+        view = appeal_view(found[0], found[1], config, language)
         AppealOut.model_validate(view)
-        return Response(orjson.dumps(view), media_type="application/json")
+        return Response(orjson.dumps(view), media_type="application/json", headers=_spoken(language))
 
     evidence = EvidenceService(service.db, config, service.clock)
 
@@ -607,8 +643,9 @@ def create_app(
                                          "description": "PDF, PNG or JPEG (by content), at most 5 MiB each"}}}},
         }}},
     )
-    async def post_reply(request: Request) -> dict[str, Any]:
+    async def post_reply(request: Request, response: Response) -> dict[str, Any]:
         user_id = authenticate(request)
+        language = speak(request, response)
         reference = own_reference(request)
         # before any file is read: another user's case is a 404, one that waits for no answer a 409
         await run_in_threadpool(waiting_for_answer, user_id, reference)
@@ -628,7 +665,7 @@ def create_app(
         else:
             raise ApiError(415, "unsupported_media_type",
                            "send the answer as JSON, or as multipart/form-data with files")
-        return await run_in_threadpool(answer, user_id, reference, message, files)
+        return await run_in_threadpool(answer, user_id, reference, message, files, language)
 
     async def reply_body(request: Request) -> tuple[Any, list[Attachment]]:
         from starlette.datastructures import UploadFile
@@ -672,7 +709,7 @@ def create_app(
             raise ApiError(409, "not_waiting_for_an_answer",
                            f"{reference} is not waiting for an answer: it is {case.status}")
 
-    def answer(user_id: str, reference: str, message: Any, files: list[Attachment]) -> dict[str, Any]:
+    def answer(user_id: str, reference: str, message: Any, files: list[Attachment], language: str) -> dict[str, Any]:
         with limiter.lock(user_id):
             case = users_case(user_id, reference)  # read again under the lock: the version to act on
             limiter.check_replies(user_id)
@@ -682,7 +719,50 @@ def create_app(
             except InvalidTransition as exc:
                 raise ApiError(409, "not_waiting_for_an_answer",
                                f"{reference} is not waiting for an answer: {exc}") from None
-        return load_view(answered)
+        return load_view(answered, language)
+
+    @app.post(
+        "/v1/appeals/{reference}/feedback",
+        status_code=201,
+        response_model=FeedbackOut,
+        tags=["appeals"],
+        summary="Rate a finished appeal (a score 1-5 and an optional comment), once",
+        responses={409: {"model": ErrorBody, "description": "`not_finished`: the appeal is not finished yet "
+                                                            "(credited, refunded, rejected or closed); "
+                                                            "`feedback_already_given`: it was already rated"},
+                   **_error_responses(400, 401, 404, 413, 415, 422, 429, 500, 503)},
+        openapi_extra={**_ownership_doc, "requestBody": {"required": True, "content": {
+            "application/json": {"schema": FeedbackIn.model_json_schema()}}}},
+    )
+    async def post_feedback(request: Request) -> dict[str, Any]:
+        user_id = authenticate(request)
+        reference = own_reference(request)
+        if not _JSON_TYPES.match(_content_type(request)):
+            raise ApiError(415, "unsupported_media_type", "send the rating as JSON (Content-Type: application/json)")
+        raw = await _json_body(request)
+        if not isinstance(raw, dict):
+            raise validation_error([FieldError("body", "must be a JSON object")])
+        return await run_in_threadpool(rate, user_id, reference, raw)
+
+    def rate(user_id: str, reference: str, raw: dict[str, Any]) -> dict[str, Any]:
+        """The rating, in this order: another user's case is a 404 (like a missing one), a case not
+        finished or already rated a 409, then the fields (422), then the per-user limit (429)."""
+        with limiter.lock(user_id):
+            case = users_case(user_id, reference)
+            with service.db.read() as session:
+                problem = feedback.refusal(session, case)
+            if problem is not None:
+                raise ApiError(409, problem.code, str(problem))
+            feedback.checked(raw)
+            limiter.check_feedback(user_id)
+            try:
+                rated = feedback.give(service, reference, user_id, raw, expected_version=case.version)
+            except (feedback.NotFinished, feedback.FeedbackAlreadyGiven) as exc:  # changed meanwhile
+                raise ApiError(409, exc.code, str(exc)) from None
+        view = {"reference": rated.reference, "score": rated.score, "comment": rated.comment,
+                "given_at": rated.given_at.isoformat().replace("+00:00", "Z")}
+        FeedbackOut.model_validate(view)
+        return view
 
     def openapi() -> dict[str, Any]:
         """The generated schema plus the bearer scheme on the operations that need a token."""

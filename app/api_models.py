@@ -44,6 +44,14 @@ class NetworkInfo(_Out):
     tx_hash_pattern: str
     explorer_tx_url: str
     assets: list[AssetInfo]
+    state: Literal["ok", "delayed", "unavailable"] = Field(
+        description="the network as the system sees it now: `ok`; `delayed` (confirmations slower than usual, or "
+                    "a backlog of appeals waiting for the chain); `unavailable` (the last checks could not reach "
+                    "a node). Appeals may be filed in every state: they are checked as soon as the network answers. "
+                    "Recomputed at most every 30 s.")
+    state_message: str = Field(
+        description="one sentence for the user about `state`, to show on the form before they file",
+        examples=["BSC deposits are delayed, your appeal will be checked as soon as the network answers."])
 
 
 class NetworksOut(_Out):
@@ -73,13 +81,13 @@ class FeeBreakdownOut(_Out):
 class FeeOut(_Out):
     amount: DecimalText | None = Field(description="fee in the asset; null when it needs a manual valuation")
     asset: str | None
-    usd: DecimalText | None
+    usd: DecimalText | None = Field(description="the fee's value in US dollars, to the cent", examples=["20.00"])
     breakdown: FeeBreakdownOut
 
 
 class ReasonOut(_Out):
-    code: str
-    text: str
+    code: str = Field(description="the reason's stable code (for machines)")
+    text: str = Field(description="the reason in one sentence written for the user, in the answer's language")
     evidence: dict[str, Any]
 
 
@@ -120,6 +128,21 @@ class ConversationEntryOut(_Out):
     attachments: list[AttachmentOut]
 
 
+class FeedbackIn(BaseModel):
+    """The user's rating of a finished appeal (once per appeal)."""
+
+    model_config = ConfigDict(extra="forbid")
+    score: int = Field(ge=1, le=5, description="1 (very unhappy) to 5 (very happy)")
+    comment: str | None = Field(default=None, max_length=2000, description="optional, in the user's own words")
+
+
+class FeedbackOut(_Out):
+    reference: str = Field(examples=["RC-000042"])
+    score: int = Field(ge=1, le=5)
+    comment: str | None
+    given_at: DateTimeText
+
+
 class ReplyIn(BaseModel):
     """An answer as JSON (attachments need multipart/form-data: a ``message`` field and ``files``)."""
 
@@ -127,11 +150,24 @@ class ReplyIn(BaseModel):
     message: str = Field(min_length=1, max_length=4000)
 
 
+class AmountsDisplayOut(_Out):
+    """The appeal's amounts as the user reads them, formatted for the answer's language (the
+    machine fields beside them stay exact decimal strings)."""
+
+    claimed_amount: str | None = Field(examples=["2,275.09 USDT"])
+    amount: str | None = Field(examples=["2,275.09 USDT"])
+    fee: str | None = Field(examples=["108.75 USDT"])
+    fee_usd: str | None = Field(examples=["$108.75"])
+    net_amount: str | None = Field(examples=["2,166.34 USDT"])
+
+
 class AppealOut(_Out):
     reference: str = Field(examples=["RC-000042"])
     status: CaseStatus
     status_label: str = Field(description="the status in a few words for the user", examples=["Being reviewed"])
     next_step: str = Field(description="what happens next, in one sentence, with a date where there is one")
+    language: Literal["en", "es", "vi"] = Field(
+        description="the language of the sentences (chosen by `Accept-Language`; also `Content-Language`)")
     origin: Literal["appeal", "detected"] = Field(
         description="`appeal`: filed by the user; `detected`: the exchange found the stray deposit on chain "
                     "and opened the case itself (an appeal for the same transfer returns this case)"
@@ -150,6 +186,7 @@ class AppealOut(_Out):
     flags: list[UserFlag]
     fee: FeeOut | None = Field(description="the fee quote; null until the transaction is classified")
     net_amount: DecimalText | None
+    display: AmountsDisplayOut
     reasons: list[ReasonOut]
     refund_tx_hash: str | None
     refund_network: str | None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,14 +26,16 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from recovery import replies
-from recovery.config import Config
+from recovery.config import Config, Policy
 from recovery.db import Database
 from recovery.dbtypes import decimal_text
 from recovery.evidence import MEDIA_TYPES
+from recovery.i18n import DEFAULT_LANGUAGE, Translator, catalog, to_cents, to_decimals, translator
 from recovery.intake import AppealDraft
 from recovery.models import Case, CaseEvent
 from recovery.rules import public_evidence
 from recovery.services import CLAIM_ACTION, REJECTION_REASONS, case_for_appeal
+from recovery.user_text import NEXT_STEPS, REJECTIONS, STATUS_LABELS, TIMELINE, Facts, decimal_or_none, reason_text
 from recovery.vocabulary import USER_VISIBLE_FLAGS, Origin
 
 #: the user-facing fee breakdown: the terms of the quote (the rule's position in fees.toml is internal)
@@ -56,6 +58,8 @@ FEE_TERMS = (
     "below_min_value",
 )
 
+ENGLISH = translator(DEFAULT_LANGUAGE)
+
 #: audit action -> user-facing timeline event; actions not listed here are never shown. A case
 #: ``recovery scan`` opened starts with the system's ``submit`` (origin ``detected``), shown as
 #: ``detected``; an appeal that took over a case held for a shared address (``claim``) as ``submitted``.
@@ -77,27 +81,6 @@ TIMELINE_EVENTS: Mapping[str, str] = {
     "remind_info": "information_reminder",
     "close_unanswered": "closed",
 }
-
-_MESSAGES: Mapping[str, str] = {
-    "submitted": "Appeal received.",
-    "detected": ("We found this deposit on {network} and opened this case for you: you do not need to file an "
-                 "appeal. We check it on chain and the appeal team reviews it; each step and the decision "
-                 "appear here."),
-    "detected_shared": ("We found this deposit on {network}: it reached a shared deposit address without a memo "
-                        "that identifies an account, so we opened this case to hold it until its sender comes "
-                        "forward."),
-    "claimed": ("Appeal received and linked to the case we opened for this deposit; the appeal team will "
-                "confirm that you sent it before crediting it to your account."),
-    "approved": "Your appeal was approved.",
-    "refund_sent": "The refund was sent; it completes once the transaction is confirmed.",
-    "refunded": "The refund transaction is confirmed.",
-    "refund_failed": "The refund transaction failed on chain; it will be sent again.",
-    "credited": "The amount was credited to the account.",
-    "closed": "The appeal is closed.",
-    "withdrawn": "You withdrew the appeal.",
-    "reopened": "The appeal was reopened for review.",
-}
-
 
 class CaseRecord(Protocol):
     """The columns of a case the user-facing view reads (a ``Case`` or a plain row)."""
@@ -203,16 +186,22 @@ def _user_decision(case: CaseRecord) -> _UserDecision | None:
         return None
 
 
-def fee_quote(case: CaseRecord, decision: _UserDecision | None) -> dict[str, Any] | None:
-    """``{amount, asset, usd, breakdown}`` of the current decision, or None before one exists."""
+def fee_quote(case: CaseRecord, decision: _UserDecision | None, decimals: int | None = None) -> dict[str, Any] | None:
+    """``{amount, asset, usd, breakdown}`` of the current decision, or None before one exists: the
+    amount to the asset's decimals, ``usd`` to the cent (the breakdown keeps the rule's exact terms)."""
     if decision is None or decision.fee_terms is None:
         return None
     terms = decision.fee_terms
     breakdown = {key: _canonical(terms.get(key)) for key in FEE_TERMS}
+    asset = case.fee_asset or decision.asset
+    amount = case.fee_amount if case.fee_amount is not None else decimal_or_none(terms.get("fee"))
+    usd = case.fee_usd if case.fee_usd is not None else decimal_or_none(breakdown.get("fee_value_usd"))
+    same_unit = asset in (None, decision.asset)
     return {
-        "amount": _text(case.fee_amount) if case.fee_amount is not None else _canonical(terms.get("fee")),
-        "asset": case.fee_asset or decision.asset,
-        "usd": _text(case.fee_usd) if case.fee_usd is not None else breakdown.get("fee_value_usd"),
+        "amount": _figure(amount, decimals if same_unit else None) if amount is not None
+        else _canonical(terms.get("fee")),
+        "asset": asset,
+        "usd": format(to_cents(usd), "f") if usd is not None else None,
         "breakdown": breakdown,
     }
 
@@ -232,24 +221,47 @@ def _canonical_text(value: str) -> str:
         return value
 
 
-def _checked_entry(details: Mapping[str, Any]) -> dict[str, Any]:
+def _checked_entry(details: Mapping[str, Any], tr: Translator) -> dict[str, Any]:
     if details.get("outcome") == "decided":
         category = details.get("category")
         return {"event": "checked", "category": category if isinstance(category, str) else None,
-                "message": "The transaction was looked up on chain."}
-    return {"event": "awaiting_chain", "category": None,
-            "message": "The chain did not answer in time; it will be checked again automatically."}
+                "message": tr.text(TIMELINE["checked"])}
+    return {"event": "awaiting_chain", "category": None, "message": tr.text(TIMELINE["awaiting_chain"])}
 
 
-def _detected_entry(details: Mapping[str, Any]) -> dict[str, Any]:
+def _detected_entry(details: Mapping[str, Any], tr: Translator) -> dict[str, Any]:
     """The opening of a case ``recovery scan`` found: where the deposit landed and what comes next."""
     network = details.get("network")
     where = network if isinstance(network, str) and network else "chain"
     key = "detected_shared" if details.get("shared_address") is True else "detected"
-    return {"event": "detected", "message": _MESSAGES[key].format(network=where)}
+    return {"event": "detected", "message": tr.text(TIMELINE[key], network=where)}
 
 
-def timeline(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
+def _team_message(event: EventRecord, events: Sequence[EventRecord], tr: Translator,
+                  policy: Policy | None) -> str | None:
+    """What the team (or the system on its behalf) said in a conversation event, in the user's
+    language where the words are ours: a reminder and an unanswered close are written again from
+    their dates; a question whose text is a template's (or any catalogued sentence) is translated;
+    a specialist's own words are shown as written."""
+    details = event.details or {}
+    message = details.get("message")
+    if not isinstance(message, str):
+        return None
+    if policy is not None and event.action == replies.REMINDED:
+        asked = next((e for e in reversed(events) if e.action == replies.ASKED and e.created_at <= event.created_at),
+                     None)
+        if asked is not None:
+            return tr.text(TIMELINE["reminder"], asked=tr.day(asked.created_at),
+                           closes=tr.day(replies.close_due(asked.created_at, policy)))
+    if policy is not None and event.action == replies.CLOSED_UNANSWERED:
+        return tr.text(TIMELINE["closed_unanswered"], until=tr.day(replies.reopen_until(event.created_at, policy)))
+    if event.action == replies.ASKED:
+        return tr.text(message.strip()) if message.strip() in catalog(tr.language) else message
+    return message
+
+
+def timeline(events: Sequence[EventRecord], tr: Translator = ENGLISH,
+             policy: Policy | None = None) -> list[dict[str, Any]]:
     """The events that concern the user, oldest first; never who acted or any internal detail."""
     entries: list[dict[str, Any]] = []
     for event in events:
@@ -257,26 +269,29 @@ def timeline(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
         if name is None:
             continue
         details = event.details or {}
+        default = TIMELINE.get(name)
         entry: dict[str, Any] = {"at": _when(event.created_at), "event": name, "status": event.to_status,
-                                 "message": _MESSAGES.get(name), "category": None, "reason_code": None,
-                                 "refund_tx_hash": None}
+                                 "message": tr.text(default) if default is not None else None, "category": None,
+                                 "reason_code": None, "refund_tx_hash": None}
         if event.action == "submit" and details.get("origin") == Origin.DETECTED.value:
-            entry.update(_detected_entry(details))
+            entry.update(_detected_entry(details, tr))
         elif event.action == CLAIM_ACTION:
-            entry["message"] = _MESSAGES["claimed"]
+            entry["message"] = tr.text(TIMELINE["claimed"])
         elif event.action == "chain_result":
             if details.get("outcome") != "decided" and event.from_status == event.to_status:
                 continue
-            entry.update(_checked_entry(details))
-        elif event.action in ("request_info", "provide_info", "remind_info", "close_unanswered"):
+            entry.update(_checked_entry(details, tr))
+        elif event.action in ("request_info", "remind_info", "close_unanswered"):
+            entry["message"] = _team_message(event, events, tr, policy)
+        elif event.action == "provide_info":  # the user's own words, as they wrote them
             message = details.get("message")
-            entry["message"] = message if isinstance(message, str) else None
+            entry["message"] = message if isinstance(message, str) else tr.text(TIMELINE["information_provided"])
         elif event.action == "reject":
             code = details.get("reason_code")
             code = code if isinstance(code, str) and code in REJECTION_REASONS else "other"
             message = details.get("message")
             entry["reason_code"] = code
-            entry["message"] = message if isinstance(message, str) and message else REJECTION_REASONS[code]
+            entry["message"] = message if isinstance(message, str) and message else tr.text(REJECTIONS[code])
         elif event.action == "record_refund":
             refund = details.get("refund_tx_hash")
             entry["refund_tx_hash"] = refund if isinstance(refund, str) else None
@@ -304,7 +319,8 @@ def _attachments(details: Mapping[str, Any]) -> list[dict[str, Any]]:
     return shown
 
 
-def conversation(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
+def conversation(events: Sequence[EventRecord], tr: Translator = ENGLISH,
+                 policy: Policy | None = None) -> list[dict[str, Any]]:
     """The team's questions and reminders and the user's answers, oldest first (never who wrote them)."""
     entries = []
     for event in events:
@@ -313,12 +329,15 @@ def conversation(events: Iterable[EventRecord]) -> list[dict[str, Any]]:
         message = details.get("message")
         if kind is None or not isinstance(message, str):
             continue
+        if kind[0] == "team":
+            message = _team_message(event, events, tr, policy) or message
         entries.append({"at": _when(event.created_at), "by": kind[0], "kind": kind[1], "message": message,
                         "attachments": _attachments(details)})
     return entries
 
 
-def open_question(case: CaseRecord, events: Sequence[EventRecord], config: Config | None) -> dict[str, Any] | None:
+def open_question(case: CaseRecord, events: Sequence[EventRecord], config: Config | None,
+                  tr: Translator = ENGLISH) -> dict[str, Any] | None:
     """The question waiting for an answer (``needs_info``), or the one whose answer would reopen a
     case closed unanswered; with the dates of the reminder and of the closing (or of the end of the
     grace period) where the policy is known."""
@@ -332,89 +351,121 @@ def open_question(case: CaseRecord, events: Sequence[EventRecord], config: Confi
     policy = config.policy if config is not None else None
     reminder_at = closes_at = None
     if policy is not None and closed_unanswered and last is not None:
-        closes_at = _when(replies.reopen_until(last.created_at, policy))
+        closes_at = replies.reopen_until(last.created_at, policy)
     elif policy is not None:
         reminded = any(e.action == replies.REMINDED for e in events if e.created_at >= asked.created_at)
         if not reminded:
-            reminder_at = _when(replies.reminder_due(asked.created_at, policy))
-        closes_at = _when(replies.close_due(asked.created_at, policy))
-    return {"message": asked.details["message"], "asked_at": _when(asked.created_at), "reminder_at": reminder_at,
-            "closes_at": closes_at}
+            reminder_at = replies.reminder_due(asked.created_at, policy)
+        closes_at = replies.close_due(asked.created_at, policy)
+    return {"message": _team_message(asked, events, tr, policy), "asked_at": _when(asked.created_at),
+            "reminder_at": _when(reminder_at) if reminder_at is not None else None,
+            "closes_at": _when(closes_at) if closes_at is not None else None}
 
 
-#: each status in a few words a worried user understands (the raw ``status`` stays for machines)
-STATUS_LABELS: Mapping[str, str] = {
-    "submitted": "Received",
-    "awaiting_chain": "Waiting for the network",
-    "in_review": "Being reviewed",
-    "needs_info": "Waiting for your answer",
-    "approved": "Approved",
-    "refund_pending": "Refund on its way",
-    "refunded": "Refunded",
-    "credited": "Credited",
-    "rejected": "Not recoverable",
-    "closed": "Closed",
-}
-
-
-def _day(value: datetime | str | None) -> str | None:
+def _moment(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(UTC).strftime("%d %B %Y")
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def next_step(case: CaseRecord, question: Mapping[str, Any] | None, config: Config | None) -> str:
+def next_step(case: CaseRecord, question: Mapping[str, Any] | None, config: Config | None,
+              tr: Translator = ENGLISH) -> str:
     """What happens next, in one sentence, with a date where there is one."""
     status = case.status
     policy = config.policy if config is not None else None
-    if status == "submitted":
-        return "We are looking the transaction up on its network; this usually takes a few minutes."
-    if status == "awaiting_chain":
-        return ("We will check again when the network confirms it, usually within 30 minutes; you do not "
-                "need to do anything.")
+
+    def say(key: str, **params: Any) -> str:
+        return tr.text(NEXT_STEPS[key], **params)
+
+    if status in ("submitted", "awaiting_chain", "refund_pending", "refunded", "credited", "rejected"):
+        return say(status)
     if status == "in_review":
-        by = f" by {_day(case.sla_due_at)}" if case.sla_due_at is not None else " shortly"
-        if case.recoverable in ("yes", "conditional"):
-            return f"An approver reviews recoverable deposits: expect a decision{by}."
-        return f"A specialist reviews your appeal: expect an answer{by}."
+        recoverable = "_recoverable" if case.recoverable in ("yes", "conditional") else ""
+        if case.sla_due_at is not None:
+            return say(f"review{recoverable}_by", date=tr.day(case.sla_due_at))
+        return say(f"review{recoverable}")
     if status == "needs_info":
-        closes = _day(question.get("closes_at")) if question else None
-        until = f" by {closes}" if closes else ""
-        return f"Please answer our question below{until}; without an answer we close the appeal."
+        closes = _moment(question.get("closes_at")) if question else None
+        return say("answer_by", date=tr.day(closes)) if closes is not None else say("answer")
     if status == "approved":
-        within = f" within {policy.payout_sla_hours} hours" if policy is not None else " soon"
-        if case.resolution == "refund":
-            return f"The refund will be sent to the sending address{within}."
-        return f"The amount will be credited to your account{within}."
-    if status == "refund_pending":
-        return "The refund was sent; it completes once the network confirms it."
-    if status == "refunded":
-        return "Nothing more to do: the refund is confirmed on the network."
-    if status == "credited":
-        return "Nothing more to do: the amount is in your account."
-    if status == "rejected":
-        return "Nothing more can be done for this deposit; the reason is below."
+        hours = policy.payout_sla_hours if policy is not None else 24
+        return say("refund_within" if case.resolution == "refund" else "credit_within", hours=hours)
     if question is not None:  # closed unanswered: the answer reopens it
-        reopen_by = _day(question.get("closes_at"))
-        return f"Answer our question below{f' by {reopen_by}' if reopen_by else ''} and we will reopen your appeal."
-    return "This appeal is closed."
+        reopen_by = _moment(question.get("closes_at"))
+        return say("reopen_by", date=tr.day(reopen_by)) if reopen_by is not None else say("reopen")
+    return say("closed")
 
 
-def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config | None = None) -> dict[str, Any]:
-    """The appeal as its owner sees it. Decimal amounts are strings; times are UTC ISO 8601."""
+def _asset_decimals(config: Config | None, network: str | None, asset: str | None) -> int | None:
+    if config is None or network is None or asset is None or network not in config.networks:
+        return None
+    listed = config.asset_by_symbol(network, asset) or config.asset_by_contract(network, asset)
+    return listed.decimals if listed is not None else None
+
+
+def _facts(case: CaseRecord, decision: _UserDecision | None, config: Config | None, found: str | None) -> Facts:
+    unit = (decision.asset if decision is not None else None) or case.asset
+    return Facts(
+        network=found, claimed_network=case.network, unit=unit,
+        decimals=_asset_decimals(config, found or case.network, unit),
+        category=case.category, recoverable=case.recoverable,
+        fee_amount=case.fee_amount, fee_unit=case.fee_asset, fee_usd=case.fee_usd, net_amount=case.net_amount,
+    )
+
+
+def _figure(value: Decimal | None, decimals: int | None) -> str | None:
+    """A machine-readable amount: exact, to the asset's decimals where they are known, no trailing zeros."""
+    return decimal_text(to_decimals(value, decimals)) if value is not None else None
+
+
+def _display(case: CaseRecord, facts: Facts, fee: Mapping[str, Any] | None, claimed_decimals: int | None,
+             tr: Translator) -> dict[str, Any]:
+    """The amounts as the user reads them, in their locale (the machine fields stay exact)."""
+    def amount(value: Decimal | None, unit: str | None = facts.unit) -> str | None:
+        return tr.amount(value, facts.decimals, unit) if value is not None else None
+
+    fee_usd = decimal_or_none(fee.get("usd")) if fee is not None else None
+    fee_amount = decimal_or_none(fee.get("amount")) if fee is not None else None
+    fee_unit = (fee.get("asset") if fee is not None else None) or facts.unit
+    same_unit = fee_unit == facts.unit
+    return {
+        "claimed_amount": tr.amount(case.claimed_amount, claimed_decimals, case.asset)
+        if case.claimed_amount is not None else None,
+        "amount": amount(case.amount),
+        "fee": tr.amount(fee_amount, facts.decimals if same_unit else None, fee_unit) if fee_amount is not None
+        else None,
+        "fee_usd": tr.usd(fee_usd) if fee_usd is not None else None,
+        "net_amount": amount(case.net_amount),
+    }
+
+
+def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config | None = None,
+                language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+    """The appeal as its owner sees it, its sentences in ``language`` (``recovery.i18n.LANGUAGES``).
+    Decimal amounts are strings (to the asset's decimals; USD to the cent); times are UTC ISO 8601;
+    ``display`` has the amounts formatted for the language."""
+    tr = translator(language)
     decision = _user_decision(case)
     found = case.deposit_network or (decision.network if decision is not None else None)
     # the explorer of the network where the funds are (a wrong-network deposit is not on the claimed one)
     network = config.networks.get(found or case.network) if config is not None else None
     flags = decision.flags if decision is not None else []
     flags = sorted({*flags, *(f for f in case.flags if f in {v.value for v in USER_VISIBLE_FLAGS})})
-    question = open_question(case, events, config)
+    policy = config.policy if config is not None else None
+    question = open_question(case, events, config, tr)
+    facts = _facts(case, decision, config, found)
+    fee = fee_quote(case, decision, facts.decimals)
+    reasons = [
+        {"code": r["code"], "text": reason_text(r["code"], r["evidence"], facts, tr), "evidence": r["evidence"]}
+        for r in (decision.reasons if decision is not None else [])
+    ]
+    status_label = STATUS_LABELS.get(case.status)
     return {
         "reference": case.reference or "",
         "status": case.status,
-        "status_label": STATUS_LABELS.get(case.status, case.status),
-        "next_step": next_step(case, question, config),
+        "status_label": tr.text(status_label) if status_label is not None else case.status,
+        "next_step": next_step(case, question, config, tr),
+        "language": tr.language,
         "origin": case.origin if case.origin == Origin.DETECTED.value else Origin.APPEAL.value,
         "network": case.network,
         "asset": case.asset,
@@ -423,20 +474,21 @@ def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config 
         "memo": case.memo,
         "claimed_amount": _text(case.claimed_amount),
         "found_on_network": found,
-        "amount": _text(case.amount),
+        "amount": _figure(case.amount, facts.decimals),
         "category": case.category,
         "recoverable": case.recoverable,
         "resolution": case.resolution,
         "flags": flags,
-        "fee": fee_quote(case, decision),
-        "net_amount": _text(case.net_amount),
-        "reasons": decision.reasons if decision is not None else [],
+        "fee": fee,
+        "net_amount": _figure(case.net_amount, facts.decimals),
+        "display": _display(case, facts, fee, _asset_decimals(config, case.network, case.asset), tr),
+        "reasons": reasons,
         "refund_tx_hash": case.refund_tx_hash,
         "refund_network": case.refund_network if case.refund_tx_hash else None,
         "explorer_url": network.explorer_link(case.tx_hash) if network is not None else None,
-        "timeline": timeline(events),
+        "timeline": timeline(events, tr, policy),
         "open_question": question,
-        "conversation": conversation(events),
+        "conversation": conversation(events, tr, policy),
         "created_at": _when(case.created_at),
         "updated_at": _when(case.updated_at),
     }

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from app.api_models import AppealOut
+from recovery.i18n import LANGUAGES, translator
 from recovery.public import FEE_TERMS, appeal_view
 from recovery.rules import Decision, user_flags, user_reasons
+from recovery.user_text import REASONS
 from recovery.vocabulary import Flag
 from tests.rules.test_rules import SCENARIOS, Scenario, run
 
@@ -41,7 +43,12 @@ def test_the_view_shows_what_the_full_decision_shows(s: Scenario) -> None:
 
     parsed = Decision.from_json(stored)
     assert view["flags"] == sorted(user_flags(parsed))
-    assert view["reasons"] == user_reasons(parsed)
+    assert [(r["code"], r["evidence"]) for r in view["reasons"]] == [
+        (r["code"], r["evidence"]) for r in user_reasons(parsed)]
+    for language in LANGUAGES:  # every reason of every scenario has its own sentence in every language
+        tr = translator(language)
+        texts = [r["text"] for r in appeal_view(case_row(stored), [], language=language)["reasons"]]
+        assert all(text and "{" not in text and text != tr.text(REASONS["unknown"]) for text in texts), texts
     assert view["found_on_network"] == parsed.network
     if parsed.fee is None:
         assert view["fee"] is None
@@ -73,7 +80,8 @@ def test_internal_reasons_and_flags_and_user_ids_never_reach_the_view() -> None:
     view = appeal_view(case_row(stored, flags=["contested", "expired"]), [])
 
     assert view["flags"] == ["amount_mismatch", "expired"]
-    assert view["reasons"] == [{"code": "found", "text": "Found.", "evidence": {"block": 7}}]
+    assert view["reasons"] == [
+        {"code": "found", "text": "We found your transaction on ethereum.", "evidence": {"block": 7}}]
 
 
 @pytest.mark.parametrize("stored", [
@@ -153,7 +161,7 @@ def test_the_explorer_link_is_of_the_network_where_the_funds_are(default_config)
     ("submitted", {}, "Received", "looking the transaction up"),
     ("awaiting_chain", {}, "Waiting for the network", "usually within 30 minutes"),
     ("in_review", {"recoverable": "yes", "sla_due_at": datetime(2026, 11, 5, 9, 0, tzinfo=UTC)}, "Being reviewed",
-     "An approver reviews recoverable deposits: expect a decision by 05 November 2026."),
+     "An approver reviews recoverable deposits: expect a decision by November 5, 2026."),
     ("in_review", {"recoverable": "no"}, "Being reviewed", "A specialist reviews your appeal"),
     ("approved", {"resolution": "credit"}, "Approved", "credited to your account within 24 hours"),
     ("approved", {"resolution": "refund"}, "Approved", "refund will be sent to the sending address within 24 hours"),

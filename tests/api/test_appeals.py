@@ -54,7 +54,7 @@ def test_valid_usdt_deposit_is_classified_in_the_response(world: ApiWorld) -> No
     assert (appeal["category"], appeal["recoverable"], appeal["resolution"]) == ("uncredited_valid", "yes", "credit")
     assert appeal["found_on_network"] == "ethereum"
     assert appeal["amount"] == "250" and appeal["claimed_amount"] == "250"
-    assert appeal["fee"]["amount"] == "0" and appeal["fee"]["asset"] == "USDT" and appeal["fee"]["usd"] == "0"
+    assert appeal["fee"]["amount"] == "0" and appeal["fee"]["asset"] == "USDT" and appeal["fee"]["usd"] == "0.00"
     assert appeal["net_amount"] == "250"
     assert appeal["flags"] == []
     assert {r["code"] for r in appeal["reasons"]} >= {"found", "uncredited_valid", "fee"}
@@ -78,7 +78,7 @@ def test_wrong_network_appeal_carries_the_fee_quote(world: ApiWorld) -> None:
     appeal = response.json()
     assert appeal["category"] == "wrong_network" and appeal["recoverable"] == "yes"
     # 5% of the value above 100 USD = 20 USD, at least 20 USD.
-    assert appeal["fee"]["amount"] == "20" and appeal["fee"]["usd"] == "20" and appeal["fee"]["asset"] == "USDT"
+    assert appeal["fee"]["amount"] == "20" and appeal["fee"]["usd"] == "20.00" and appeal["fee"]["asset"] == "USDT"
     breakdown = appeal["fee"]["breakdown"]
     assert (breakdown["percent"], breakdown["free_below_usd"], breakdown["min_usd"]) == ("0.05", "100", "20")
     assert breakdown["value_usd"] == "500" and breakdown["net"] == "480"
@@ -261,7 +261,7 @@ def test_the_timeline_shows_the_user_what_concerns_them_and_nothing_internal(wor
     assert body["status"] == "rejected"
     assert body["timeline"][2]["message"] == "Please send a screenshot of the withdrawal."
     assert body["timeline"][4]["reason_code"] == "ownership_not_proven"
-    assert "confirm that you own" in body["timeline"][4]["message"]
+    assert "confirm that you sent" in body["timeline"][4]["message"]
     assert "sam.specialist" not in shown.text and "reseller" not in shown.text
     assert "specialist" not in shown.text and "system" not in shown.text
 
