@@ -29,6 +29,7 @@ from app.cli_operator import AsOption, refused, service_refusal, sign_in, usage
 from app.cli_recheck import register as register_recheck
 from app.cli_refunds import register as register_refunds
 from app.cli_scan import register as register_scan
+from app.cli_webhooks import register as register_webhooks
 from app.cli_workbench import register as register_workbench
 from app.collector import freeze_startup, process_ends_with_command
 from recovery.errors import ServiceError, ValidationFailed
@@ -108,6 +109,7 @@ register_api(app)
 register_recheck(app)
 register_scan(app)
 register_workbench(app)
+register_webhooks(app)
 
 console = lazy_console()
 err = lazy_console(stderr=True, soft_wrap=True)
