@@ -6,9 +6,11 @@ with the change or not at all. With no ``RECOVERY_WEBHOOK_URLS`` it returns at o
 lookup): nothing is queued and nothing is built (the batch re-check's cost stays what it was).
 
 An event is sent when its user sees it: its audit action makes an entry of the appeal's timeline
-(:data:`recovery.public.TIMELINE_EVENTS`, as :func:`recovery.public.timeline` shows them: a
-``chain_result`` is shown when it decided something, i.e. a new or changed decision: reasons and
-fee quote, or when the status moved), or it moves the case to another status. The body is
+(:data:`recovery.public.TIMELINE_EVENTS`, as :func:`recovery.public.timeline` shows them), or it
+moves the case to another status. A ``chain_result`` is sent when it changes what the user last
+got pushed of the decision (status, category, amounts, flags, the public reasons, the fee quote:
+:data:`DECISION_KEYS`); a re-decision that changed only what the appeal team reads (internal
+reasons, another appellant of the same transfer) is not pushed. The body is
 ``{"id", "type", "reference", "user_id", "occurred_at", "appeal"}`` where ``appeal`` is
 :func:`recovery.public.appeal_view` (the whitelisted user view: internal reasons, operators, other
 users never appear) of the case as the transaction leaves it, with the timeline up to the event;
@@ -21,12 +23,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert
 from sqlalchemy import select as core_select
 
 from recovery.models import Case, CaseEvent, WebhookOutbox
@@ -41,6 +43,12 @@ if TYPE_CHECKING:
 CONFIG_KEY = "recovery.config"
 #: the ``type`` of a status move that is not a timeline entry (a payout change, a refund mismatch)
 STATUS_CHANGED = "status_changed"
+
+CHAIN_RESULT = "chain_result"
+#: the parts of the appeal view a chain result decides: a re-decision that leaves them as the user
+#: last saw them (a finding only the appeal team reads changed) is not pushed
+DECISION_KEYS = ("status", "found_on_network", "amount", "category", "recoverable", "resolution", "flags", "fee",
+                 "net_amount", "reasons")
 
 _CASES = Case.__table__  # type: ignore[attr-defined]
 _EVENTS = CaseEvent.__table__  # type: ignore[attr-defined]
@@ -88,6 +96,21 @@ def event_type(event: EventLike) -> str | None:
     return None
 
 
+def decision_part(view: Mapping[str, Any]) -> dict[str, Any]:
+    """What a chain result decides for the user in an appeal view: the status and the public decision."""
+    return {key: view.get(key) for key in DECISION_KEYS}
+
+
+def _last_pushed(session: Session, case_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The appeal view of the last event queued for each of these cases (any URL), if any."""
+    if not case_ids:
+        return {}
+    latest = (core_select(func.max(_OUTBOX.c.id)).where(_OUTBOX.c.case_id.in_(case_ids))
+              .group_by(_OUTBOX.c.case_id).scalar_subquery())
+    rows = session.connection().execute(core_select(_OUTBOX.c.case_id, _OUTBOX.c.body).where(_OUTBOX.c.id.in_(latest)))
+    return {row.case_id: json.loads(row.body)["appeal"] for row in rows}
+
+
 def new_event_id() -> str:
     return "evt_" + uuid.uuid4().hex
 
@@ -127,6 +150,7 @@ def enqueue(session: Session, events: Sequence[EventLike], urls: Sequence[str] |
     ):
         history[row.case_id].append(row)
     config: Config | None = session.info.get(CONFIG_KEY)
+    pushed = _last_pushed(session, sorted({cast(int, e.case_id) for e, _ in typed if e.action == CHAIN_RESULT}))
     rows: list[dict[str, Any]] = []
     for event, kind in typed:
         case_row = cases.get(event.case_id)
@@ -135,6 +159,11 @@ def enqueue(session: Session, events: Sequence[EventLike], urls: Sequence[str] |
         case = SimpleNamespace(**{name: getattr(case_row, name) for name in case_columns})
         seen = [SimpleNamespace(**{name: getattr(e, name) for name in event_columns})
                 for e in history[case_row.id] if event.id is None or e.id <= event.id]
+        view = appeal_view(cast(CaseRecord, case), cast(list[EventRecord], seen), config)
+        before = pushed.get(case_row.id)
+        pushed[case_row.id] = view
+        if event.action == CHAIN_RESULT and before is not None and decision_part(before) == decision_part(view):
+            continue  # decided again, the same for the user (only internal findings changed): nothing to push
         occurred = event.created_at.astimezone(UTC)
         event_id = new_event_id()
         body = body_text({
@@ -143,7 +172,7 @@ def enqueue(session: Session, events: Sequence[EventLike], urls: Sequence[str] |
             "reference": case.reference,
             "user_id": case_row.user_id,
             "occurred_at": occurred.isoformat(),
-            "appeal": appeal_view(cast(CaseRecord, case), cast(list[EventRecord], seen), config),
+            "appeal": view,
         })
         for url in urls:
             rows.append({
