@@ -145,6 +145,13 @@ class AppealRateLimit:
             times = _user_event_times(session, user_id, "provide_info", now - self.window)
         self._refuse_over(times, now, "answers")
 
+    def check_feedback(self, user_id: str) -> None:
+        """The same limit on ratings of finished cases (each one taken; one per case anyway)."""
+        now = self.clock()
+        with self.db.read() as session:
+            times = _user_event_times(session, user_id, "feedback", now - self.window)
+        self._refuse_over(times, now, "ratings")
+
     def _refuse_over(self, times: list[datetime], now: datetime, what: str) -> None:
         if len(times) < self.limit:
             return

@@ -15,6 +15,8 @@ from recovery.vocabulary import Role as R
 OPERATORS = frozenset({R.SPECIALIST, R.APPROVER, R.ADMIN})
 OPEN = frozenset({S.SUBMITTED, S.AWAITING_CHAIN, S.IN_REVIEW, S.NEEDS_INFO})
 TERMINAL = frozenset({S.CLOSED})
+#: a case the team is done with: the user may rate it (``feedback``)
+ENDED = frozenset({S.CREDITED, S.REFUNDED, S.REJECTED, S.CLOSED})
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,13 @@ ACTIONS: dict[str, ActionRule] = {
         roles=OPERATORS | {R.SYSTEM},
         moves={S.REFUNDED: S.CLOSED, S.CREDITED: S.CLOSED, S.REJECTED: S.CLOSED},
         description="Archive a finished case.",
+    ),
+    "feedback": ActionRule(
+        roles=frozenset({R.USER}),
+        moves=_same(ENDED),
+        requires=("score",),
+        description="The user rates a finished case (a score 1-5 and an optional comment), once; no status "
+                    "change (recovery.feedback).",
     ),
     "withdraw": ActionRule(
         roles=frozenset({R.USER}),
