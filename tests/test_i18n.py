@@ -5,12 +5,15 @@ locale; a specialist's own words are never "translated"."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recovery.config import Config
 from recovery.i18n import DOMAIN, LANGUAGES, LOCALE_DIR, catalog, negotiate, placeholders, source_messages, translator
@@ -107,3 +110,23 @@ def test_questions_in_a_templates_words_are_translated_and_a_specialists_own_wor
     closes = translator("es").day(close_due(asked_at, default_config.policy))
     assert closes in said[1]["message"] and "Seguimos esperando" in said[1]["message"]
     assert said[2]["message"] == "¿Puede enviar el PDF? / Own words"
+
+
+@settings(max_examples=300, deadline=None)
+@given(units=st.integers(min_value=-10**24, max_value=10**24), exponent=st.integers(min_value=0, max_value=18),
+       language=st.sampled_from(LANGUAGES))
+def test_numbers_are_written_exactly_as_babels_pattern_writes_them(units: int, exponent: int, language: str) -> None:
+    """The API's own number writer (for speed) gives Babel's output for every amount."""
+    value = Decimal(units).scaleb(-exponent)
+    plain = value.normalize() if value != value.to_integral_value() else value.quantize(Decimal(1))
+    assert translator(language).number(value) == format_decimal(plain, locale=language, decimal_quantization=False)
+    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert translator(language).usd(value) == format_currency(cents, "USD", locale=language)
+
+
+def test_amounts_wider_than_the_default_decimal_precision_are_written_whole() -> None:
+    """A 12-digit supply of an 18-decimal token has 30 digits: nothing is lost or raised."""
+    value = Decimal("123456789012.123456789012345678")
+    assert translator("en").amount(value, 18, "MEME") == "123,456,789,012.123456789012345678 MEME"
+    rounded = translator("en").number(Decimal("123456789012.1234567890123456789"), 18)
+    assert rounded == "123,456,789,012.123456789012345679"
