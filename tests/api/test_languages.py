@@ -102,3 +102,32 @@ def test_an_unknown_or_malformed_language_gets_english(world: ApiWorld) -> None:
     assert listed.headers["content-language"] == "vi"
     assert listed.json()["appeals"][0]["language"] == "vi"
 
+
+
+def scenario(name: str) -> Scenario:
+    return next(s for s in SCENARIOS if s.id == name)
+
+
+def test_an_18_decimal_asset_keeps_its_decimals_and_the_fee_its_cents(world: ApiWorld) -> None:
+    """0.0005 ETH under the minimum, a fee of 0.000333333333333334 ETH: every wei shown, never float noise."""
+    reference = file_decided(world, scenario("below_minimum_eth"))
+    english = read(world, reference, "en").json()
+    spanish = read(world, reference, "es").json()
+    assert english["amount"] == "0.0005"
+    assert english["fee"]["amount"] == "0.000333333333333334" and english["fee"]["asset"] == "ETH"
+    assert english["fee"]["usd"] == "1.00"  # 0.000333333333333334 ETH at 3000 USD: 1.000000000000002 USD
+    assert english["display"]["fee"] == "0.000333333333333334 ETH"
+    assert english["display"]["fee_usd"] == "$1.00"
+    assert spanish["display"]["fee"] == "0,000333333333333334 ETH"
+    assert spanish["display"]["fee_usd"] == "1,00\xa0US$"
+    assert "0,0005 ETH" in " ".join(r["text"] for r in spanish["reasons"])
+
+
+def test_a_wrong_network_case_links_the_explorer_of_the_network_where_the_funds_are(world: ApiWorld) -> None:
+    s = scenario("wrong_network_direct_eoa")
+    reference = file_decided(world, s)
+    view = read(world, reference, "vi").json()
+    assert (view["network"], view["found_on_network"]) == (s.appeal.network, "bsc")
+    assert view["explorer_url"] == world.service.config.network("bsc").explorer_link(s.appeal.tx_hash)
+    wrong = next(r for r in view["reasons"] if r["code"] == "wrong_network")
+    assert "bsc" in wrong["text"] and "khôi phục" in wrong["text"]  # "recover", in Vietnamese
