@@ -435,7 +435,9 @@ class WebhookOutbox(SQLModel, table=True):
     __tablename__ = "webhook_outbox"
     __table_args__ = (
         UniqueConstraint("event_id", "url", name="uq_webhook_outbox_event_url"),
-        Index("ix_webhook_outbox_due", "state", "next_attempt_at"),
+        # the pending rows in id order: a claim reads them from the oldest and stops at its batch
+        Index("ix_webhook_outbox_pending", "id", sqlite_where=text("state = 'pending'"),
+              postgresql_where=text("state = 'pending'")),
         Index("ix_webhook_outbox_case", "case_id", "url", "state", "id"),
     )
 

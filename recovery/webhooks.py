@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, update
+from sqlalchemy import and_, bindparam, case, exists, func, literal_column, or_, update
 from sqlalchemy import select as core_select
 
 from recovery.db import Database
@@ -59,6 +59,7 @@ MAX_RESPONSE_BYTES = 64 * 1024
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 _OUTBOX = WebhookOutbox.__table__  # type: ignore[attr-defined]
+_PENDING_LITERAL = literal_column("'pending'")
 
 Clock = Callable[[], datetime]
 
@@ -279,12 +280,12 @@ class Deliverer:
         query = (
             core_select(row.c.id, row.c.event_id, row.c.url, row.c.body, row.c.created_at, row.c.attempts)
             .where(
-                row.c.state == PENDING,
+                row.c.state == _PENDING_LITERAL,  # as the partial index says it (SQLite then uses it)
                 row.c.next_attempt_at <= now,
                 row.c.url.in_(self.urls),
                 or_(row.c.leased_until.is_(None), row.c.leased_until <= now),
                 ~exists().where(and_(earlier.c.case_id == row.c.case_id, earlier.c.url == row.c.url,
-                                     earlier.c.state == PENDING, earlier.c.id < row.c.id)),
+                                     earlier.c.state == _PENDING_LITERAL, earlier.c.id < row.c.id)),
             )
             .order_by(row.c.id)
             .limit(self.batch_size)

@@ -6,7 +6,9 @@ and sent by ``recovery webhooks deliver`` (``recovery/webhooks.py``).
 
 - ``uq_webhook_outbox_event_url``: an event goes to a URL once (its id is what receivers
   de-duplicate by);
-- ``ix_webhook_outbox_due`` on ``(state, next_attempt_at)``: the rows due now, and the backlog counts;
+- ``ix_webhook_outbox_pending`` on ``(id)``, partial (``state = 'pending'``): a claim reads the
+  pending rows from the oldest and stops at its batch (delivered rows, which only accumulate, are
+  not in it);
 - ``ix_webhook_outbox_case`` on ``(case_id, url, state, id)``: whether a case has an earlier
   pending event for the URL (events of a case go out in order).
 
@@ -27,6 +29,9 @@ revision: str = '0011_webhook_outbox'
 down_revision: str | None = '0010_dashboard_indexes'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+#: the rows a claim reads (recovery.webhooks.Deliverer.claim)
+PENDING = "state = 'pending'"
 
 
 def upgrade() -> None:
@@ -55,12 +60,13 @@ def upgrade() -> None:
         sa.UniqueConstraint('event_id', 'url', name='uq_webhook_outbox_event_url'),
     )
     with op.batch_alter_table('webhook_outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_outbox_due', ['state', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_webhook_outbox_pending', ['id'], unique=False,
+                              sqlite_where=sa.text(PENDING), postgresql_where=sa.text(PENDING))
         batch_op.create_index('ix_webhook_outbox_case', ['case_id', 'url', 'state', 'id'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('webhook_outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_webhook_outbox_case')
-        batch_op.drop_index('ix_webhook_outbox_due')
+        batch_op.drop_index('ix_webhook_outbox_pending')
     op.drop_table('webhook_outbox')
