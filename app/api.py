@@ -77,6 +77,9 @@ _OWNERSHIP_PATH = re.compile(r"/v1/appeals/[^/]{1,64}/ownership")
 #: the ownership endpoint takes a document: its body limit is the file limit plus the multipart framing
 OWNERSHIP_BODY_BYTES = MAX_DOCUMENT_BYTES + 64 * 1024
 _REPLIES_PATH = re.compile(r"/v1/appeals/[^/]{1,64}/replies")
+_FEEDBACK_PATH = re.compile(r"/v1/appeals/[^/]{1,64}/feedback")
+#: a rating's comment may be 2,000 characters of JSON-escaped astral characters (12 bytes each)
+FEEDBACK_BODY_BYTES = 32 * 1024
 #: an answer takes up to MAX_ATTACHMENTS documents: its body limit is theirs plus the framing and the text
 REPLIES_BODY_BYTES = MAX_ATTACHMENTS * MAX_DOCUMENT_BYTES + 64 * 1024
 
@@ -348,7 +351,8 @@ def create_app(
     api_errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        overrides=((_OWNERSHIP_PATH, max(settings.max_body_bytes, OWNERSHIP_BODY_BYTES)),
-                                  (_REPLIES_PATH, max(settings.max_body_bytes, REPLIES_BODY_BYTES))))
+                                  (_REPLIES_PATH, max(settings.max_body_bytes, REPLIES_BODY_BYTES)),
+                                  (_FEEDBACK_PATH, max(settings.max_body_bytes, FEEDBACK_BODY_BYTES))))
     app.add_middleware(_Headers)
     if settings.cors_origins:
         app.add_middleware(

@@ -4,6 +4,7 @@ user's timeline. Both databases."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -114,8 +115,13 @@ def test_not_finished_not_yours_and_bad_fields_are_refused_and_store_nothing(
     assert not_json.status_code == 415
     assert ratings(service, open_case) == ratings(service, finished) == []
 
-    ok = rate(client, finished, {"score": 1, "comment": "x" * 2000})
-    assert ok.status_code == 201 and ok.json()["comment"] == "x" * 2000
+    # the longest comment, as JSON-escaped astral characters (12 bytes each), is over the default body limit
+    longest = json.dumps({"score": 1, "comment": "\U0001F600" * 2000}).encode()
+    assert len(longest) > 16 * 1024
+    ok = client.post(f"/v1/appeals/{finished}/feedback", content=longest,
+                     headers={**bearer("alice"), "Content-Type": "application/json"})
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["comment"] == "\U0001F600" * 2000
     audit_is_whole(database)
 
 
