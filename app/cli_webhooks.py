@@ -107,7 +107,7 @@ def deliver(
             if not as_json:
                 err.print(f"delivering to {len(urls)} URL(s) as {deliverer.owner}; Ctrl-C stops", markup=False)
             report = deliverer.run(stop, poll_seconds=poll_seconds,
-                                   on_report=None if as_json else _print_progress)
+                                   on_report=None if as_json else _print_progress, on_error=_database_down)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -117,6 +117,10 @@ def deliver(
         print_json(report.as_json())
     else:
         _print_progress(report, final=True)
+
+
+def _database_down(exc: Exception) -> None:
+    err.print(f"database unavailable, trying again shortly: {str(exc).splitlines()[0][:300]}", markup=False)
 
 
 def _print_progress(report: DeliveryReport, final: bool = False) -> None:

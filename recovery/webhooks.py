@@ -38,6 +38,8 @@ from urllib.parse import urljoin, urlsplit
 
 from sqlalchemy import and_, bindparam, case, exists, func, literal_column, or_, update
 from sqlalchemy import select as core_select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
 
 from recovery.db import Database
 from recovery.dbtypes import utcnow
@@ -57,9 +59,11 @@ MAX_REDIRECTS = 3
 MAX_RESPONSE_BYTES = 64 * 1024
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+#: how long the worker waits before it tries a database that could not be reached again
+DATABASE_RETRY_SECONDS = 5.0
 
 _OUTBOX = WebhookOutbox.__table__  # type: ignore[attr-defined]
-_PENDING_LITERAL = literal_column("'pending'")
+_PENDING_LITERAL: ColumnElement[str] = literal_column("'pending'")
 
 Clock = Callable[[], datetime]
 
@@ -386,11 +390,20 @@ class Deliverer:
         return total
 
     def run(self, stop: threading.Event, *, poll_seconds: float = 1.0,
-            on_report: Callable[[DeliveryReport], None] | None = None) -> DeliveryReport:
-        """The long-running worker: deliver what is due, wait ``poll_seconds`` when idle, until ``stop``."""
+            on_report: Callable[[DeliveryReport], None] | None = None,
+            on_error: Callable[[Exception], None] | None = None) -> DeliveryReport:
+        """The long-running worker: deliver what is due, wait ``poll_seconds`` when idle, until
+        ``stop``. A database that cannot be reached is tried again every few seconds (a batch in hand
+        stays leased and goes out again once its lease runs out)."""
         total = DeliveryReport()
         while not stop.is_set():
-            report = self.deliver_due(stop=stop)
+            try:
+                report = self.deliver_due(stop=stop)
+            except (OperationalError, InterfaceError) as exc:
+                if on_error is not None:
+                    on_error(exc)
+                stop.wait(max(poll_seconds, DATABASE_RETRY_SECONDS))
+                continue
             total.add(report)
             if report.batches and on_report is not None:
                 on_report(report)
