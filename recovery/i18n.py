@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,9 @@ class Translator:
     def number(self, value: Decimal, decimals: int | None = None) -> str:
         """A decimal amount for this locale: to the asset's decimals, trailing zeros dropped,
         grouped (``2,275.09`` in English, ``2.275,09`` in Spanish)."""
+        return _written(self, value, decimals)
+
+    def write_number(self, value: Decimal, decimals: int | None) -> str:
         # Babel's own pattern (``#,##0.###`` for these locales, every decimal kept) written out:
         # its ``apply`` cost ten times more, on the busiest read of the API (a test holds them equal)
         text = _plain(to_decimals(value, decimals))
@@ -182,6 +185,13 @@ class Translator:
 
         listed = [v for v in values if v]
         return format_list(listed, locale=self._locale) if listed else ""
+
+
+@lru_cache(maxsize=16384)
+def _written(tr: Translator, value: Decimal, decimals: int | None) -> str:
+    """Numbers written, remembered: a view writes each amount two or three times, and the same
+    case is read again and again (equal decimals write the same text, ``1.0`` as ``1.00``)."""
+    return tr.write_number(value, decimals)
 
 
 @cache
