@@ -16,6 +16,10 @@ Then it times, with the median of several runs each:
 - the queries each page runs (the queue's first page and a filtered page as ``recovery/queues.py``
   builds them, a search, a deep page, one case with its events and evidence, the dashboard's
   aggregates, a CSV export of a filtered set), as ratios to ``SELECT count(*) FROM cases``;
+- the service metrics (``recovery.service_metrics``: first response, resolution, first-contact
+  resolution, CSAT, decided automatically per ISO week and category) for the 4 weeks the page opens
+  with and the widest choice, 13 weeks (the seed adds an information request to some finished cases
+  and the user's rating to 30% of them);
 - the whole page (Streamlit's script run through ``AppTest``: queries, pandas, charts, widgets)
   for the Queue, the Case and the Dashboard. Goal: every page under 1 s of server time, and the
   dashboard's queries (``queues.dashboard``) under 150 ms.
@@ -42,7 +46,7 @@ from typing import Any, cast
 from sqlalchemy import insert, text
 
 from chains.base import AssetKind, Observation, Transfer, TxStatus
-from recovery import audit, migrate, queues
+from recovery import audit, migrate, queues, service_metrics
 from recovery.config import Config, load_config
 from recovery.db import Database, connect
 from recovery.fees import compute_fee, match_rule
@@ -71,6 +75,10 @@ CATEGORY_WEIGHTS: dict[Category, int] = {Category(name): weight for name, weight
 assert set(CATEGORY_WEIGHTS) == set(Category), "give every category a share of the seed"
 #: the seeded cases arrive evenly over this many days (100,000 cases: about 270 a day)
 HISTORY_DAYS = 365
+#: the share of finished cases their user rates (the service metrics' CSAT)
+FEEDBACK_SHARE = 0.3
+#: the service metrics (``recovery.service_metrics``) as the dashboard opens them (the last 4 ISO weeks)
+METRICS_LABEL = "dashboard: service metrics, 4 weeks"
 
 
 # ------------------------------------------------------------------------------------ the seed
@@ -185,16 +193,25 @@ class Seeder:
         if assignee:
             events.append(("maria", "specialist", "assign", events[-1][4], events[-1][4],
                            min(first + timedelta(hours=1), self.now)))
+        if resolved is not None and not pending and resolved - first > timedelta(hours=6) and rng.random() < 0.2:
+            # a question to the user and the answer, before the decision (the first-contact measure)
+            events.append(("sam", "specialist", "request_info", "in_review", "needs_info", first + timedelta(hours=2)))
+            events.append(("user", "user", "provide_info", "needs_info", "in_review", first + timedelta(hours=5)))
         if resolved is not None:
             action = "reject" if status is CaseStatus.REJECTED else "approve"
             events.append(("omar", "approver", action, "in_review", "rejected" if action == "reject" else "approved",
                            resolved))
+            rated = resolved + timedelta(hours=rng.uniform(1, 48))
+            if rated <= self.now and rng.random() < FEEDBACK_SHARE:  # the user rates the finished case
+                events.append(("user", "user", "feedback", status.value, status.value, rated))
         row["version"] = len(events)
         # the deposit reached the chain minutes to days before the case was opened
         row["block_time"] = created - timedelta(minutes=rng.expovariate(1 / 600))
         return row, [
             {"case_id": case_id, "actor": actor, "actor_role": role, "action": action, "from_status": source,
-             "to_status": target, "details": {"bench": True}, "created_at": when}
+             "to_status": target, "created_at": when,
+             "details": {"score": rng.choices(range(1, 6), weights=(1, 1, 2, 4, 5))[0], "comment": None}
+             if action == "feedback" else {"bench": True}}
             for actor, role, action, source, target, when in events
         ]
 
@@ -354,6 +371,10 @@ def measure_queries(db: Database, service: CaseService, now: datetime, repeat: i
         DASHBOARD_LABEL: timed(lambda: queues.dashboard(db, now), repeat),
         # the page's widest window (three times the cases of the default 30 days); not part of the goal
         "dashboard: all aggregates, 90-day window": timed(lambda: queues.dashboard(db, now, days=90), repeat),
+        METRICS_LABEL: timed(lambda: service_metrics.service_metrics(db, now, weeks=4), repeat),
+        # the widest choice of the page (13 weeks: about the 90-day window's cases)
+        "dashboard: service metrics, 13 weeks": timed(
+            lambda: service_metrics.service_metrics(db, now, weeks=13), repeat),
         "export: CSV of in_review cases": timed(
             lambda: queues.export_csv(db, QueueFilter(statuses=("in_review",)), now), max(1, repeat // 3)),
     }
@@ -432,6 +453,8 @@ def run(backend: str, cases: int, repeat: int, folder: Path, pages: bool) -> Fig
             with db.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
             results[DASHBOARD_LABEL + ", after VACUUM"] = timed(lambda: queues.dashboard(db, now), repeat)
+            results[METRICS_LABEL + ", after VACUUM"] = timed(
+                lambda: service_metrics.service_metrics(db, now, weeks=4), repeat)
         figures = Figures(backend, cases, events, seconds, baseline, results)
         if pages:
             figures.pages = measure_pages(db, config, service, repeat)

@@ -152,6 +152,23 @@ class Metrics:
 COLUMNS: tuple[str, ...] = tuple(Metrics("", "").record())
 
 
+def measure(week: str, category: str, members: Sequence[CaseFacts]) -> Metrics:
+    """The measures of one group of cases."""
+    row = Metrics(week, category, cases=len(members))
+    responses = [max(0.0, f.first_response - f.opened) for f in members if f.first_response is not None]
+    resolutions = [max(0.0, f.resolved - f.opened) for f in members if f.resolved is not None]
+    row.first_response = percentiles(responses)
+    row.resolution = percentiles(resolutions)
+    row.resolved = len(resolutions)
+    row.resolved_first_contact = sum(1 for f in members if f.resolved is not None and not f.asked_for_info)
+    scores = [f.score for f in members if f.score is not None]
+    row.rated, row.score_total = len(scores), sum(scores)
+    row.satisfied = sum(1 for score in scores if score in SATISFIED_SCORES)
+    row.decided = sum(1 for f in members if f.decided_by_system is not None)
+    row.decided_automatically = sum(1 for f in members if f.decided_by_system)
+    return row
+
+
 def compute(facts: Iterable[CaseFacts]) -> list[Metrics]:
     """The measures per (ISO week, category) and per week (category ``all``), oldest week first, the
     ``all`` row before the categories (by name). Pure: the same facts give the same rows."""
@@ -160,23 +177,14 @@ def compute(facts: Iterable[CaseFacts]) -> list[Metrics]:
         week = iso_week(fact.opened)
         groups[(week, fact.category or UNCLASSIFIED)].append(fact)
         groups[(week, ALL)].append(fact)
-    rows = []
-    for (week, category), members in groups.items():
-        row = Metrics(week, category, cases=len(members))
-        responses = [max(0.0, f.first_response - f.opened) for f in members if f.first_response is not None]
-        resolutions = [max(0.0, f.resolved - f.opened) for f in members if f.resolved is not None]
-        row.first_response = percentiles(responses)
-        row.resolution = percentiles(resolutions)
-        row.resolved = len(resolutions)
-        row.resolved_first_contact = sum(1 for f in members if f.resolved is not None and not f.asked_for_info)
-        scores = [f.score for f in members if f.score is not None]
-        row.rated, row.score_total = len(scores), sum(scores)
-        row.satisfied = sum(1 for score in scores if score in SATISFIED_SCORES)
-        row.decided = sum(1 for f in members if f.decided_by_system is not None)
-        row.decided_automatically = sum(1 for f in members if f.decided_by_system)
-        rows.append(row)
+    rows = [measure(week, category, members) for (week, category), members in groups.items()]
     rows.sort(key=lambda r: (r.week, r.category != ALL, r.category))
     return rows
+
+
+def overall(facts: Sequence[CaseFacts], label: str = "all weeks") -> Metrics:
+    """The measures of every case of ``facts`` together (the window's headline figures)."""
+    return measure(label, ALL, facts)
 
 
 def csv_text(rows: Sequence[Metrics]) -> str:

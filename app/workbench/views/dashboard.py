@@ -1,6 +1,7 @@
 """Dashboard: backlog, ages and SLA, payouts (waiting, past their own SLA, refunds to prove, mismatches),
-decision and resolution times, detected vs appealed cases and the time from the deposit to the case,
-recovered value and fees, intake.
+decision and resolution times, the service metrics per ISO week and category (first response,
+resolution, first-contact resolution, CSAT, decided automatically; CSV export), detected vs appealed
+cases and the time from the deposit to the case, recovered value and fees, intake.
 
 The figures come from ``recovery/queues.py::dashboard``: counts by status, one pass over the open
 cases, and one statement for the window's cases (aggregated in SQL, with one narrow row per case for
@@ -10,7 +11,8 @@ as a bar height.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 import altair as alt
 import pandas as pd
@@ -19,7 +21,7 @@ import streamlit as st
 from app.workbench import auth, ui
 from app.workbench.context import Workbench, current
 from app.workbench.payout_reads import payout_sla
-from recovery import queues
+from recovery import queues, service_metrics
 from recovery.dbtypes import decimal_text
 from recovery.queues import ACTIVE_STATUSES, APPEALED, OriginRow, QueueFilter
 from recovery.vocabulary import CaseStatus, Flag, Origin
@@ -98,6 +100,52 @@ def _payouts(wb: Workbench, now: datetime) -> None:
         )
 
 
+#: the service metrics' windows, in ISO weeks (this one included)
+METRIC_WEEKS = (4, 8, 13)
+
+
+def _percent(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value} %"
+
+
+def _service_metrics(wb: Workbench, now: datetime) -> None:
+    """First response, resolution, first-contact resolution, CSAT and the share decided automatically,
+    per ISO week and category (``recovery/service_metrics.py``), with the CSV export."""
+    head = st.columns([4, 1])
+    head[0].subheader("Service metrics (appeals by the ISO week they were opened in)")
+    weeks = int(head[1].selectbox("Weeks", METRIC_WEEKS, index=0, format_func=lambda w: f"last {w} weeks",
+                                  key="dash_metric_weeks"))
+    facts = service_metrics.read_facts(wb.db, service_metrics.week_start(now) - timedelta(weeks=weeks - 1))
+    rows = service_metrics.compute(facts)
+    total = service_metrics.overall(facts)
+    cells = st.columns(5)
+    cells[0].metric("Time to first response (median)", _hours(total.first_response.median_hours),
+                    help="From the appeal to the first thing its user sees after filing (the chain check's "
+                         "verdict, a question, a decision...).")
+    cells[1].metric("Time to resolution (median)", _hours(total.resolution.median_hours),
+                    help="From the appeal to the credit, the refund or the rejection.")
+    cells[2].metric("First-contact resolution", _percent(total.first_contact_percent),
+                    help="Resolved cases that were resolved without asking the user for information.")
+    cells[3].metric("CSAT", "-" if total.csat_mean is None else f"{total.csat_mean} / 5",
+                    help=f"The users' ratings of their finished cases: the mean, and "
+                         f"{_percent(total.csat_percent)} gave 4 or 5 ({total.rated} rated).")
+    cells[4].metric("Decided automatically", _percent(total.automatic_percent),
+                    help="Cases whose first decision (approval, rejection, closing unanswered) was made "
+                         "by the system, not a person.")
+    records = [row.record() for row in rows]
+    st.caption("Per week, all categories:")
+    ui.table([r for r in records if r["category"] == service_metrics.ALL], service_metrics.COLUMNS,
+             key="dash_metrics_weeks", empty="No appeal was opened in these weeks.")
+    st.caption("Per week and category:")
+    ui.table([r for r in records if r["category"] != service_metrics.ALL], service_metrics.COLUMNS,
+             key="dash_metrics_categories", empty="No appeal was opened in these weeks.", max_rows=30)
+    st.download_button(
+        "Export the service metrics (CSV)", data=service_metrics.csv_text(rows),
+        file_name=f"service-metrics-{now:%Y%m%d}-{weeks}w.csv", mime="text/csv", key="dash_metrics_export",
+        on_click="ignore",
+    )
+
+
 def render() -> None:
     if auth.signed_in() is None:
         return
@@ -127,6 +175,7 @@ def render() -> None:
     times[3].metric("Resolution, median", _hours(data.resolution.median_hours), help=resolved)
     times[4].metric("Resolution, p90", _hours(data.resolution.p90_hours), help=resolved)
     _payouts(wb, now)
+    _service_metrics(wb, now)
     _origins(data, days)
 
     left, right = st.columns(2)
