@@ -60,7 +60,7 @@ from recovery.i18n import negotiate
 from recovery.intake import AppealDraft, validate_appeal
 from recovery.models import Case
 from recovery.network_state import NetworkState, NetworkStates
-from recovery.public import AppealReader, appeal_view, find_existing, list_own, own_events
+from recovery.public import AppealReader, CaseRecord, EventRecord, appeal_view, find_existing, list_own, own_events
 from recovery.replies import MAX_ATTACHMENTS, MAX_MESSAGE_CHARS, Attachment
 from recovery.services import SYSTEM, Actor, CaseService, is_shared_owner
 from recovery.vocabulary import CaseStatus, Origin, Role
@@ -485,19 +485,23 @@ def create_app(
         reference = request.path_params["reference"]
         if not isinstance(reference, str) or not _REFERENCE.fullmatch(reference):
             raise NotFound(f"no appeal {reference!r}")
-        if reader.inline:
-            found = reader.load_own(user_id, reference)
-        else:
-            found = await asyncio.get_running_loop().run_in_executor(reads, reader.load_own, user_id, reference)
-        if found is None:
-            raise NotFound(f"no appeal {reference!r}")
-        # Checked against the response model (extra fields forbidden, every enum and pattern: a
-        # corrupt row is a 500, never sent), then the checked view itself is encoded; FastAPI's
-        # generic path would also build a second dict from the model and encode that.
         language = negotiate(request.headers.get("accept-language"))
-        view = appeal_view(found[0], found[1], config, language)
+        if reader.inline:
+            body = reader.own_view(user_id, reference, language, checked_view)
+        else:
+            body = await asyncio.get_running_loop().run_in_executor(
+                reads, reader.own_view, user_id, reference, language, checked_view)
+        if body is None:
+            raise NotFound(f"no appeal {reference!r}")
+        return Response(body, media_type="application/json", headers=_spoken(language))
+
+    def checked_view(case: CaseRecord, events: list[EventRecord], language: str) -> bytes:
+        """The appeal checked against the response model (extra fields forbidden, every enum and
+        pattern: a corrupt row is a 500, never sent), then the checked view itself encoded (FastAPI's
+        generic path would also build a second dict from the model and encode that)."""
+        view = appeal_view(case, events, config, language)
         AppealOut.model_validate(view)
-        return Response(orjson.dumps(view), media_type="application/json", headers=_spoken(language))
+        return orjson.dumps(view)
 
     evidence = EvidenceService(service.db, config, service.clock)
 

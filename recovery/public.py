@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -540,6 +541,10 @@ def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: answers the appeal reader remembers (each keeps the raw rows it was made of: a few KiB)
+VIEW_CACHE_SIZE = 2048
+
+
 class AppealReader:
     """The hot read path of the user-facing API: one statement per appeal, plain rows, no ORM.
 
@@ -560,6 +565,7 @@ class AppealReader:
         self._local = threading.local()
         self._held: list[Any] = []
         self._guard = threading.Lock()
+        self._views: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         if file_backed:
             self.engine = create_engine(
                 db.engine.url, connect_args={"check_same_thread": False, "timeout": 1},
@@ -578,12 +584,10 @@ class AppealReader:
             self.engine = db.engine
             self._own_engine = False
 
-    def _rows(self, user_id: str, reference: str) -> list[dict[str, Any]]:
-        if self._raw is None:
-            with self.engine.connect() as connection:
-                result = connection.execute(_OWN_CASE_WITH_EVENTS, {"reference": reference, "user_id": user_id})
-                return [dict(row._mapping) for row in result]
-        sql, processors = self._raw
+    def _fetch(self, user_id: str, reference: str) -> list[tuple[Any, ...]]:
+        """The statement's raw rows, as the SQLite driver gives them (only on the raw path)."""
+        assert self._raw is not None
+        sql, _processors = self._raw
         dbapi = getattr(self._local, "connection", None)
         if dbapi is None:  # one read-only connection per thread, kept: no pool checkout per read
             dbapi = self._local.connection = self.engine.raw_connection()
@@ -592,11 +596,15 @@ class AppealReader:
         cursor = dbapi.cursor()
         try:
             cursor.execute(sql, (reference, user_id))
-            raw_rows = cursor.fetchall()
+            return list(cursor.fetchall())
         finally:
             cursor.close()
+
+    def _converted(self, raw_rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        assert self._raw is not None
         if not raw_rows:
             return []
+        _sql, processors = self._raw
         # The case's columns repeat on every row of the join: convert them once (the decision's
         # JSON is the largest value read), then only the event columns of each row.
         first = {name: (value if convert is None or value is None else convert(value))
@@ -610,11 +618,15 @@ class AppealReader:
             rows.append(row)
         return rows
 
-    def load_own(self, user_id: str, reference: str) -> tuple[CaseRecord, list[EventRecord]] | None:
-        """The user's case and its events; another user's case is None, exactly like a missing one."""
-        rows = self._rows(user_id, reference)
-        if not rows:
-            return None
+    def _rows(self, user_id: str, reference: str) -> list[dict[str, Any]]:
+        if self._raw is None:
+            with self.engine.connect() as connection:
+                result = connection.execute(_OWN_CASE_WITH_EVENTS, {"reference": reference, "user_id": user_id})
+                return [dict(row._mapping) for row in result]
+        return self._converted(self._fetch(user_id, reference))
+
+    @staticmethod
+    def _records(rows: list[dict[str, Any]]) -> tuple[CaseRecord, list[EventRecord]]:
         first = rows[0]
         case = SimpleNamespace(**{name: first[name] for name in _CASE_COLUMNS})
         events = [
@@ -623,6 +635,44 @@ class AppealReader:
             if row["event_id"] is not None
         ]
         return cast(CaseRecord, case), cast(list[EventRecord], events)
+
+    def load_own(self, user_id: str, reference: str) -> tuple[CaseRecord, list[EventRecord]] | None:
+        """The user's case and its events; another user's case is None, exactly like a missing one."""
+        rows = self._rows(user_id, reference)
+        return self._records(rows) if rows else None
+
+    def own_view(self, user_id: str, reference: str, language: str,
+                 render: Callable[[CaseRecord, list[EventRecord], str], bytes]) -> bytes | None:
+        """The user's appeal as ``render`` writes it (the API: the view in ``language``, checked and
+        encoded), or None for a case that is missing or another user's.
+
+        On the raw path (the embedded database) the answer is remembered against everything it was
+        made of: the user, the reference, the language, the renderer and every raw column of the
+        case and of each of its events exactly as read. A case read again unchanged answers with the
+        same bytes without being converted, rendered, checked or encoded again; a change to any
+        column or a new event is a different key, so nothing stale is ever served (the view depends
+        on nothing else: no clock). At most ``VIEW_CACHE_SIZE`` answers are kept, least recently used
+        first out.
+        """
+        if self._raw is None:
+            found = self.load_own(user_id, reference)
+            return render(found[0], found[1], language) if found is not None else None
+        raw_rows = self._fetch(user_id, reference)
+        if not raw_rows:
+            return None
+        key = (user_id, reference, language, render, tuple(raw_rows))
+        with self._guard:
+            body = self._views.get(key)
+            if body is not None:
+                self._views.move_to_end(key)
+                return body
+        case, events = self._records(self._converted(raw_rows))
+        body = render(case, events, language)
+        with self._guard:
+            self._views[key] = body
+            while len(self._views) > VIEW_CACHE_SIZE:
+                self._views.popitem(last=False)
+        return body
 
     def close(self) -> None:
         with self._guard:
