@@ -46,6 +46,7 @@ class Case(SQLModel, table=True):
         Index("ix_cases_network_tx", "network", "tx_hash"),
         Index("ix_cases_status_created", "status", "created_at"),
         Index("ix_cases_origin", "origin"),  # the queue's origin filter (see migration 0009)
+        Index("ix_cases_deposit_address", "deposit_address"),  # the queue's search (see migration 0012)
         # every column the dashboard reads from the cases of its window, led by the one that selects
         # them: the window is answered from the index alone (see migration 0010)
         Index("ix_cases_dashboard_window", "created_at", "status", "origin", "resolution", "category", "network",
@@ -277,6 +278,7 @@ class ObservedTransfer(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("network", "tx_hash", "transfer_index", name="uq_observed_transfer"),
         Index("ix_observed_recipient", "network", "recipient"),
+        Index("ix_observed_transfers_sender", "sender"),  # the queue's search by sender (see migration 0012)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -342,6 +344,24 @@ class SignInFailure(SQLModel, table=True):
     username: str = Field(max_length=64)
     client: str = Field(max_length=128)
     at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class SavedView(SQLModel, table=True):
+    """An operator's own named set of queue filters (``recovery/saved_views.py``): the queue's URL
+    query string, as the page writes it (``app/workbench/views/queue.py``)."""
+
+    model_config = DEFERRED
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("operator", "name", name="uq_saved_views_operator_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: the operator's username (a view is theirs alone)
+    operator: str = Field(max_length=64)
+    name: str = Field(max_length=80)
+    query: str = Field(sa_type=Text, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 # --------------------------------------------------------------------------- proactive detection (recovery scan)

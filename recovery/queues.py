@@ -14,7 +14,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -45,6 +45,7 @@ from sqlalchemy.sql.selectable import CompoundSelect, Select
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlmodel import Session, col
 
+from recovery import case_search
 from recovery.db import Database
 from recovery.dbtypes import canonical_decimal, decimal_text
 from recovery.lifecycle import OPEN
@@ -95,12 +96,15 @@ class QueueFilter:
     sla_breached: bool | None = None
     #: every one of these flags must be set
     flags: tuple[str, ...] = ()
-    #: free text: part of a reference, transaction hash, address or user id (case-insensitive)
+    #: free text: a reference, user id, whole or partial transaction hash, deposit address, or a
+    #: transfer's sender or recipient (``recovery/case_search.py``)
     text: str = ""
     resolutions: tuple[str, ...] = ()
     #: how the case was opened: ``appeal`` (the user), ``intake`` (an operator for the user),
     #: ``detected`` (``recovery scan``)
     origins: tuple[str, ...] = ()
+    #: True: only cases in review that a specialist sent for approval (the Approvals page's list)
+    sent_for_approval: bool | None = None
 
     def __post_init__(self) -> None:
         """Refuse codes outside the vocabulary, naming the filter (a typo would silently match nothing)."""
@@ -149,6 +153,8 @@ class QueueRow:
     updated_at: datetime
     sla_due_at: datetime | None
     version: int
+    #: where the funds were found (None until the chain check found them)
+    deposit_network: str | None = None
 
     def breached(self, now: datetime) -> bool:
         return self.status in AWAITING_DECISION and self.sla_due_at is not None and self.sla_due_at < now
@@ -176,13 +182,8 @@ _ROW_COLUMNS: tuple[Any, ...] = tuple(
     getattr(Case, name)
     for name in ("id", "reference", "status", "category", "network", "asset", "user_id", "assignee", "flags",
                  "value_usd", "fee_usd", "resolution", "origin", "tx_hash", "created_at", "updated_at",
-                 "sla_due_at", "version")
+                 "sla_due_at", "version", "deposit_network")
 )
-
-
-#: a substring search scans the table: only from this many characters on
-MIN_SUBSTRING = 3
-_SEARCH_COLUMNS = ("reference", "tx_hash", "deposit_address", "user_id", "refund_tx_hash")
 
 
 class Unindexed(ColumnElement[Any]):
@@ -244,6 +245,10 @@ def _conditions(filt: QueueFilter, now: datetime, text: ColumnElement[bool] | No
         where.append(c("resolution").in_(filt.resolutions))
     if filt.origins:
         where.append(c("origin").in_(filt.origins))
+    if filt.sent_for_approval is True:
+        where.append(and_(c("status") == CaseStatus.IN_REVIEW.value, c("approval_requested_at").is_not(None)))
+    elif filt.sent_for_approval is False:
+        where.append(or_(c("status") != CaseStatus.IN_REVIEW.value, c("approval_requested_at").is_(None)))
     if filt.assignee == UNASSIGNED:
         where.append(c("assignee").is_(None))
     elif filt.assignee:
@@ -265,43 +270,46 @@ def _conditions(filt: QueueFilter, now: datetime, text: ColumnElement[bool] | No
     return where
 
 
-def _exact_text(session: Session, text: str, networks: Sequence[str] | None) -> ColumnElement[bool]:
-    """Whole identifiers, each through an index: a reference, a user id, a transaction hash."""
-    if networks is None:
-        networks = [str(n) for n in session.execute(select(col(Case.network)).distinct()).scalars()]
-    variants = list(dict.fromkeys([text, text.lower(), text.upper()]))
-    return or_(
-        col(Case.reference).in_(variants),
-        col(Case.user_id).in_(variants),
-        # (network, tx_hash) is indexed; naming every network lets both databases use it
-        and_(col(Case.network).in_(networks or [""]), col(Case.tx_hash).in_(variants)),
-    )
-
-
-def _substring_text(db: Database, text: str) -> ColumnElement[bool]:
-    """Part of a reference, hash, address or user id, case-insensitively (a scan of the table)."""
-    columns = [getattr(Case, name) for name in _SEARCH_COLUMNS]
-    if db.is_sqlite:
-        # SQLite's LIKE ignores ASCII case already; lower() on every row would only cost time.
-        return or_(*(column.contains(text, autoescape=True) for column in columns))
-    return or_(*(column.icontains(text, autoescape=True) for column in columns))
-
-
 def text_condition(
     db: Database, session: Session, filt: QueueFilter, now: datetime, networks: Sequence[str] | None = None
 ) -> tuple[ColumnElement[bool] | None, bool]:
-    """The search condition and whether it scans: whole identifiers first (indexed); only when
-    none matches, a substring search. ``networks``: the configured ones (else read from the cases)."""
-    text = filt.text.strip()
-    if not text:
+    """The search condition (``recovery/case_search.py``: whole identifiers through indexes, else
+    part of one, a scan) and whether it scans. ``networks``: the configured ones (else read from
+    the cases). ``now`` is unused (kept for callers)."""
+    found = case_search.search(db, session, filt.text, networks)
+    if found is None:
         return None, False
-    exact = _exact_text(session, text, networks)
-    found = session.execute(
-        select(func.count()).select_from(Case).where(*_conditions(filt, now, exact))
-    ).scalar_one()
-    if found or len(text) < MIN_SUBSTRING:
-        return exact, False
-    return _substring_text(db, text), True
+    return found.condition, found.scanning
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """Cases the search finds that the status filter hides: how many per status."""
+
+    by_status: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def finished_only(self) -> bool:
+        return all(status in FINISHED_STATUSES for status in self.by_status)
+
+
+def hidden_by_status(db: Database, filt: QueueFilter, now: datetime,
+                     networks: Sequence[str] | None = None) -> Hidden:
+    """The cases that match the search and every other filter but whose status the status filter
+    leaves out (none without a search text or a status filter)."""
+    if not filt.text.strip() or not filt.statuses:
+        return Hidden({})
+    with db.read() as session:
+        found = case_search.search(db, session, filt.text, networks)
+        if found is None:
+            return Hidden({})
+        others = _conditions(replace(filt, statuses=(), text=""), now)
+        counts = case_search.by_status(db, session, found.condition, others)
+    return Hidden({status: n for status, n in counts.items() if status not in filt.statuses})
 
 
 def _sort_column(db: Database, key: str, filt: QueueFilter | None = None) -> Any:

@@ -1,0 +1,177 @@
+"""recovery/case_search.py on SQLite and PostgreSQL: every status, whole identifiers in their stored
+spelling (hex and EVM in any case, Base58 only as typed), senders and recipients of the stored
+transfers, parts of hashes and addresses, and the matches a status filter hides."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import base58
+import pytest
+
+from chains.addresses import eip55_checksum, evm_to_tron
+from recovery import case_search, queues
+from recovery.db import Database
+from recovery.models import Case, ObservedTransfer
+from recovery.queues import ACTIVE_STATUSES, QueueFilter
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+EVM_TX = "0x" + "3a" * 16 + "c4" * 16
+EVM_DEPOSIT = eip55_checksum("0x" + "ab12" * 10)
+EVM_SENDER = eip55_checksum("0x" + "9f0e" * 10)
+TRON_TX = "5d" * 32
+TRON_DEPOSIT = evm_to_tron(eip55_checksum("0x" + "0123456789" * 4))
+TRON_SENDER = evm_to_tron(eip55_checksum("0x" + "fedcba9876" * 4))
+SOLANA_SIGNATURE = base58.b58encode(bytes(range(64))).decode()
+SOLANA_SENDER = base58.b58encode(bytes(range(100, 132))).decode()
+XRPL_TX = "E7" * 32
+BTC_DEPOSIT = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+REFUND_TX = "0x" + "77" * 32
+REFUND_TO = eip55_checksum("0x" + "5eed" * 10)
+
+
+def _case(case_id: int, status: str, network: str, tx_hash: str, deposit_address: str, user: str,
+          **extra: object) -> Case:
+    return Case(id=case_id, reference=f"RC-{case_id:06d}", user_id=user, network=network, asset="USDT",
+                tx_hash=tx_hash, deposit_address=deposit_address, status=status, flags=[],
+                created_at=NOW - timedelta(days=case_id), updated_at=NOW, claimed_amount=Decimal("10"), **extra)
+
+
+def _transfer(network: str, tx_hash: str, sender: str, recipient: str, index: int = 0) -> ObservedTransfer:
+    return ObservedTransfer(network=network, tx_hash=tx_hash, transfer_index=index, kind="token", sender=sender,
+                            recipient=recipient, amount_base_units=Decimal(10))
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    """Five cases on five chain families, one of them credited and one refunded."""
+    with database.write() as session:
+        session.add(_case(1, "credited", "ethereum", EVM_TX, EVM_DEPOSIT, "user-0019"))
+        session.add(_case(2, "in_review", "tron", TRON_TX, TRON_DEPOSIT, "user-0020"))
+        session.add(_case(3, "in_review", "solana", SOLANA_SIGNATURE, SOLANA_SENDER[::-1], "user-0021"))
+        session.add(_case(4, "needs_info", "xrpl", XRPL_TX, "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh", "user-0022"))
+        session.add(_case(5, "refunded", "bitcoin", "aa" * 32, BTC_DEPOSIT, "user-0023",
+                          refund_tx_hash=REFUND_TX))
+        session.flush()
+        # a wrong-network deposit: the transfer was found on bsc, the appeal claims ethereum
+        session.add(_transfer("bsc", EVM_TX, EVM_SENDER, EVM_DEPOSIT))
+        session.add(_transfer("tron", TRON_TX, TRON_SENDER, TRON_DEPOSIT))
+        session.add(_transfer("solana", SOLANA_SIGNATURE, SOLANA_SENDER, SOLANA_SENDER[::-1]))
+        session.add(_transfer("ethereum", REFUND_TX, EVM_DEPOSIT, REFUND_TO))
+    return database
+
+
+def found(db: Database, text: str) -> list[str]:
+    return case_search.find(db, text)
+
+
+def test_whole_identifiers_in_every_status(db: Database) -> None:
+    assert found(db, "RC-000001") == ["RC-000001"]  # credited: a finished status
+    assert found(db, "rc-000004") == ["RC-000004"]
+    assert found(db, "USER-0023") == ["RC-000005"]
+    assert found(db, EVM_TX) == ["RC-000001"]
+    assert found(db, f"  {EVM_TX}  ") == ["RC-000001"]  # pasted with spaces
+    assert found(db, TRON_TX) == ["RC-000002"]
+    assert found(db, SOLANA_SIGNATURE) == ["RC-000003"]
+    assert found(db, REFUND_TX) == ["RC-000005"]
+
+
+def test_hex_hashes_and_evm_addresses_in_any_case(db: Database) -> None:
+    assert found(db, EVM_TX.upper().replace("0X", "0x")) == ["RC-000001"]
+    assert found(db, EVM_TX[2:]) == ["RC-000001"]  # without its 0x
+    assert found(db, XRPL_TX.lower()) == ["RC-000004"]  # stored in upper case
+    assert found(db, "0x" + TRON_TX.upper()) == ["RC-000002"]
+    assert found(db, EVM_DEPOSIT.lower()) == ["RC-000001", "RC-000005"]  # deposit address; refund's sender
+    assert found(db, EVM_DEPOSIT.upper().replace("0X", "0x")) == ["RC-000001", "RC-000005"]
+    assert found(db, BTC_DEPOSIT.upper()) == ["RC-000005"]  # bech32: stored in lower case
+
+
+def test_senders_and_recipients_of_the_stored_transfers(db: Database) -> None:
+    # the address the user sent from, found on another network than the one claimed
+    assert found(db, EVM_SENDER) == ["RC-000001"]
+    assert found(db, EVM_SENDER.lower()) == ["RC-000001"]
+    assert found(db, TRON_SENDER) == ["RC-000002"]
+    assert found(db, SOLANA_SENDER) == ["RC-000003"]
+    # the refund's recipient
+    assert found(db, REFUND_TO.lower()) == ["RC-000005"]
+
+
+def test_base58_is_case_sensitive(db: Database) -> None:
+    assert found(db, TRON_SENDER.swapcase()) == []
+    assert found(db, TRON_DEPOSIT.swapcase()) == []
+    assert found(db, SOLANA_SIGNATURE.swapcase()) == []
+    assert found(db, SOLANA_SIGNATURE[10:30]) == ["RC-000003"]  # part of it, as typed
+    assert found(db, SOLANA_SIGNATURE[10:30].swapcase()) == []
+    assert found(db, TRON_DEPOSIT[5:20]) == ["RC-000002"]
+
+
+def test_parts_of_hashes_addresses_and_references(db: Database) -> None:
+    assert found(db, EVM_TX[20:40].upper()) == ["RC-000001"]
+    assert found(db, "00000") == ["RC-000001", "RC-000002", "RC-000003", "RC-000004", "RC-000005"]
+    assert found(db, "rc-00000") == ["RC-000001", "RC-000002", "RC-000003", "RC-000004", "RC-000005"]
+    assert found(db, "ser-002") == ["RC-000002", "RC-000003", "RC-000004", "RC-000005"]
+    assert found(db, "%%%") == [] and found(db, "___") == []  # LIKE wildcards are searched for literally
+    assert found(db, "00") == []  # two characters: whole identifiers only
+    assert found(db, "   ") == []
+
+
+def test_a_whole_identifier_wins_over_parts(db: Database) -> None:
+    with db.read() as session:
+        whole = case_search.search(db, session, EVM_TX)
+        part = case_search.search(db, session, EVM_TX[5:25])
+    assert whole is not None and not whole.scanning
+    assert part is not None and part.scanning
+
+
+def test_the_matches_the_status_filter_hides(db: Database) -> None:
+    filt = QueueFilter(statuses=ACTIVE_STATUSES, text=EVM_TX)
+    page = queues.queue_page(db, filt, NOW)
+    assert page.total == 0
+    hidden = queues.hidden_by_status(db, filt, NOW)
+    assert hidden.by_status == {"credited": 1} and hidden.total == 1 and hidden.finished_only
+    # the other filters still apply to the hidden count
+    assert queues.hidden_by_status(db, QueueFilter(statuses=ACTIVE_STATUSES, networks=("tron",), text=EVM_TX),
+                                   NOW).total == 0
+    # a part of a user id: open cases shown, the finished one counted
+    filt = QueueFilter(statuses=ACTIVE_STATUSES, text="user-002")
+    assert {r.reference for r in queues.queue_page(db, filt, NOW).rows} == {"RC-000002", "RC-000003",
+                                                                             "RC-000004"}
+    assert queues.hidden_by_status(db, filt, NOW).by_status == {"refunded": 1}
+    # nothing hidden without a status filter or a search
+    assert queues.hidden_by_status(db, QueueFilter(text=EVM_TX), NOW).total == 0
+    assert queues.hidden_by_status(db, QueueFilter(statuses=ACTIVE_STATUSES), NOW).total == 0
+    # the row says where the funds were found
+    with db.write() as session:
+        case = session.get(Case, 1)
+        assert case is not None
+        case.deposit_network = "bsc"
+        session.add(case)
+    assert queues.queue_page(db, QueueFilter(text=EVM_SENDER), NOW).rows[0].deposit_network == "bsc"
+
+
+def test_terms_spell_the_text_as_stored() -> None:
+    evm = case_search.terms(EVM_DEPOSIT.lower())
+    assert EVM_DEPOSIT in evm.chain_forms and evm.hex_fragment
+    tron_hex = "41" + EVM_DEPOSIT[2:].lower()
+    assert evm_to_tron(EVM_DEPOSIT) in case_search.terms(tron_hex).chain_forms
+    tron = case_search.terms(TRON_SENDER)
+    assert tron.chain_forms == (TRON_SENDER,) and not tron.hex_fragment
+
+
+def test_the_case_search_migration_goes_down_and_up_again(database: Database) -> None:
+    from sqlalchemy import inspect
+
+    from recovery import migrate
+
+    def indexes(table: str) -> set[str]:
+        return {str(index["name"]) for index in inspect(database.engine).get_indexes(table)}
+
+    assert "ix_cases_deposit_address" in indexes("cases")
+    assert "ix_observed_transfers_sender" in indexes("observed_transfers")
+    migrate.downgrade(database, "0011_webhook_outbox")
+    assert "ix_cases_deposit_address" not in indexes("cases")
+    assert "saved_views" not in inspect(database.engine).get_table_names()
+    migrate.upgrade(database)
+    assert "ix_observed_transfers_sender" in indexes("observed_transfers")
+    assert "saved_views" in inspect(database.engine).get_table_names()
