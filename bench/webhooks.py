@@ -1,7 +1,7 @@
 """How fast the webhook outbox is delivered, against a bare HTTP POST loop to the same receiver.
 
-    python -m bench.webhooks                      # 5,000 events on SQLite
-    python -m bench.webhooks --events 20000 --batch-size 200
+    python -m bench.webhooks                      # 5,000 events, SQLite then PostgreSQL
+    python -m bench.webhooks --events 20000 --batch-size 200 --backends sqlite
     python -m bench.webhooks --database-url postgresql+psycopg://...   # an empty database of yours
 
 Prints, from one run: a bare loop (one kept-alive ``requests`` session POSTing the same bodies,
@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -147,43 +148,64 @@ def deliver_rate(db: Database, url: str, events: int, batch_size: int) -> tuple[
     return report.delivered / elapsed, report.delivered
 
 
+def run_one(url: str, args: argparse.Namespace, receiver: _Receiver) -> dict[str, Any]:
+    db = connect(url)
+    migrate.upgrade(db)
+    service = CaseService(db, load_config(REPO_ROOT / "config"))
+    off_ms, on_ms = submit_costs(service, args.submits, receiver.url)
+    bodies = fill_outbox(db, args.events)
+    bare = bare_rate(receiver.url, bodies)
+    rate, delivered = deliver_rate(db, receiver.url, args.events, args.batch_size)
+    bare_after = bare_rate(receiver.url, bodies)
+    backend = db.engine.dialect.name
+    db.dispose()
+    return {"backend": backend, "size": statistics.median(len(b) for b in bodies), "bare": bare, "rate": rate,
+            "bare_after": bare_after, "delivered": delivered, "off_ms": off_ms, "on_ms": on_ms}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.webhooks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--submits", type=int, default=500, help="appeals submitted to time the queueing")
-    parser.add_argument("--database-url", default=None, help="an empty database (default: a throwaway SQLite file)")
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="sqlite and/or postgresql (a throwaway cluster from the machine's binaries)")
+    parser.add_argument("--database-url", default=None, help="an empty database of yours instead")
     args = parser.parse_args(argv)
     receiver = _Receiver()
     os.environ["RECOVERY_WEBHOOK_URLS"] = receiver.url
     os.environ["RECOVERY_WEBHOOK_SECRET"] = SECRET
-    get_settings.cache_clear()
+    results = []
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as folder:
         os.environ["RECOVERY_VAR_DIR"] = folder  # the audit key file, if none is configured
         get_settings.cache_clear()
-        url = args.database_url or f"sqlite:///{Path(folder) / 'bench.db'}"
-        db = connect(url)
-        migrate.upgrade(db)
-        service = CaseService(db, load_config(REPO_ROOT / "config"))
-        off_ms, on_ms = submit_costs(service, args.submits, receiver.url)
-        bodies = fill_outbox(db, args.events)
-        size = statistics.median(len(b) for b in bodies)
-        load = os.getloadavg()[0]
-        print(f"{args.events} events of {size:.0f} bytes (median) on {db.engine.dialect.name}; "
-              f"{os.cpu_count()} CPU(s), load average {load:.1f}")
-        bare = bare_rate(receiver.url, bodies)
-        rate, delivered = deliver_rate(db, receiver.url, args.events, args.batch_size)
-        bare_after = bare_rate(receiver.url, bodies)
-        db.dispose()
+        if args.database_url:
+            results.append(run_one(args.database_url, args, receiver))
+        else:
+            backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+            if "sqlite" in backends:
+                results.append(run_one(f"sqlite:///{Path(folder) / 'bench.db'}", args, receiver))
+            if "postgresql" in backends:
+                sys.path.insert(0, str(REPO_ROOT))
+                from tests.support.pgcluster import PgCluster
+
+                cluster = PgCluster.start()
+                try:
+                    results.append(run_one(cluster.url(cluster.create_database("bench_webhooks")), args, receiver))
+                finally:
+                    cluster.stop()
     receiver.close()
-    print(f"{'bare POST loop (before)':<38}{bare:>10.0f} events/s")
-    print(f"{'webhooks deliver --once':<38}{rate:>10.0f} events/s   ({delivered} delivered, batch {args.batch_size})")
-    print(f"{'bare POST loop (after)':<38}{bare_after:>10.0f} events/s")
-    print(f"{'ratio to the bare loop':<38}{rate / statistics.mean([bare, bare_after]):>10.2f}")
-    print(f"{'bad signatures at the receiver':<38}{receiver.counts['bad_signatures']:>10d}")
-    print(f"{'submit, webhooks off':<38}{off_ms:>10.2f} ms per appeal")
-    print(f"{'submit, webhooks on (queued)':<38}{on_ms:>10.2f} ms per appeal")
-    return 0 if delivered == args.events and receiver.counts["bad_signatures"] == 0 else 1
+    print(f"{args.events} events of {results[0]['size']:.0f} bytes (median), batch {args.batch_size}; "
+          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")
+    print(f"{'backend':<12}{'bare before':>12}{'deliver':>10}{'bare after':>12}{'ratio':>7}"
+          f"{'submit off':>12}{'submit on':>11}")
+    for r in results:
+        ratio = r["rate"] / statistics.mean([r["bare"], r["bare_after"]])
+        print(f"{r['backend']:<12}{r['bare']:>10.0f}/s{r['rate']:>8.0f}/s{r['bare_after']:>10.0f}/s{ratio:>7.2f}"
+              f"{r['off_ms']:>9.2f} ms{r['on_ms']:>8.2f} ms")
+    print(f"bad signatures at the receiver: {receiver.counts['bad_signatures']}")
+    complete = all(r["delivered"] == args.events for r in results)
+    return 0 if complete and receiver.counts["bad_signatures"] == 0 else 1
 
 
 if __name__ == "__main__":
