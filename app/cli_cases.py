@@ -279,3 +279,21 @@ def register(cases_app: typer.Typer) -> None:
         act(reference, as_name, as_json, "payout changed",
             lambda s, a, v: s.change_payout(reference, a, expected_version=v, reason=reason, to_address=to_address,
                                             memo=memo))
+
+    @cases_app.command("set-valuation")
+    def set_valuation(
+        reference: ReferenceArgument,
+        as_name: AsOption,
+        price_usd: Annotated[str, typer.Option(
+            "--price-usd", metavar="D", help="The USD price of one unit of the asset (a positive decimal, at most 8 "
+                                            "decimal places).")],
+        source: Annotated[str, typer.Option(help="Where the price comes from (a venue, a quote).")],
+        reason: Annotated[str, typer.Option(help="Why this price is right (kept in the audit event).")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Set the USD price of an asset without one: the fee is recomputed from the fee policy; it counts as
+        preparing the case, so someone else approves it (approval is refused until a fee-bearing case of
+        unknown value has one)."""
+        act(reference, as_name, as_json, "valued",
+            lambda s, a, v: s.set_valuation(reference, a, expected_version=v, price_usd=price_usd, source=source,
+                                            reason=reason))

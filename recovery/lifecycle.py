@@ -102,6 +102,14 @@ ACTIONS: dict[str, ActionRule] = {
         requires=("category", "reason"),
         description="Replace the engine's category, with a mandatory reason.",
     ),
+    "set_valuation": ActionRule(
+        roles=OPERATORS,
+        moves=_same(frozenset({S.IN_REVIEW, S.NEEDS_INFO})),
+        requires=("price_usd", "source", "reason"),
+        description="Set the USD price of an asset without one (its source and a reason): the fee is recomputed "
+                    "from the fee policy; it counts as preparing the case, so someone else approves it "
+                    "(recovery.valuation).",
+    ),
     "send_for_approval": ActionRule(
         roles=OPERATORS,
         moves=_same(frozenset({S.IN_REVIEW})),

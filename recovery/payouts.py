@@ -68,7 +68,8 @@ LIVE_STATES = frozenset({APPROVED, EXECUTED, CONFIRMED, MISMATCH})
 #: (filing it as intake is a ``submit`` by an operator). Notes, assignment, reading and re-checks
 #: are not preparing.
 PREPARING_ACTIONS = frozenset(
-    {"submit", "claim", "override_category", "reopen", "change_payout", "accept_evidence", "send_for_approval"}
+    {"submit", "claim", "override_category", "reopen", "change_payout", "accept_evidence", "send_for_approval",
+     "set_valuation"}
 )
 _OPERATOR_ROLES = frozenset({Role.SPECIALIST.value, Role.APPROVER.value, Role.ADMIN.value})
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from chains.base import Observation
-from recovery import audit, case_reads, evidence, payouts, replies, webhook_outbox
+from recovery import audit, case_reads, evidence, payouts, replies, valuation, webhook_outbox
 from recovery.case_reads import CaseFilter as CaseFilter  # re-exported: the service layer's public names
 from recovery.case_reads import CaseView as CaseView
 from recovery.config import Config
@@ -958,10 +958,10 @@ class CaseService:
             preparers = payouts.preparers(session, case)
             if four_eyes:
                 if actor.role not in (Role.APPROVER, Role.ADMIN):
-                    raise Forbidden(
-                        f"{reference} is worth {case.value_usd} USD, above the "
-                        f"{self.config.policy.four_eyes_above_usd} USD threshold: an approver must approve it"
-                    )
+                    worth = ("its value comes from a manual valuation" if valuation.manually_valued(case)
+                             else f"is worth {case.value_usd} USD, above the "
+                                  f"{self.config.policy.four_eyes_above_usd} USD threshold")
+                    raise Forbidden(f"{reference} {worth}: an approver must approve it")
                 if actor.name in preparers:
                     raise Forbidden(
                         f"{reference}: four-eyes rule: {actor.name} prepared this case and cannot also approve it"
@@ -974,11 +974,13 @@ class CaseService:
             # a credit that does not follow from our books needs accepted ownership evidence, and
             # whoever accepted a withdrawal record does not approve it (recovery.evidence)
             proof = evidence.approval_check(session, case, self.config, actor.name, actor.role)
+            # a fee-bearing case of unknown value needs an audited valuation, set by someone else
+            valued = valuation.approval_check(session, case, actor.name)
             row = payouts.approve_payout(session, case, plan, actor.name, self.clock())
             case.approval_requested_at = None  # the request is answered; approving again needs a new one
             return {
                 "four_eyes": four_eyes, "value_usd": case.value_usd, "resolution": case.resolution,
-                "payout_id": row.id, "payout": plan.describe(), "preparers": sorted(preparers), **proof,
+                "payout_id": row.id, "payout": plan.describe(), "preparers": sorted(preparers), **proof, **valued,
             }
 
         return self.act(
@@ -990,8 +992,25 @@ class CaseService:
         policy = self.config.policy
         if case.resolution not in policy.four_eyes_resolutions:
             return False
-        # An unknown value is treated as above the threshold: it needs a second person.
-        return case.value_usd is None or case.value_usd > policy.four_eyes_above_usd
+        # An unknown value, or one an operator set by hand, is treated as above the threshold: it
+        # needs a second person.
+        return (case.value_usd is None or valuation.manually_valued(case)
+                or case.value_usd > policy.four_eyes_above_usd)
+
+    def set_valuation(self, reference: str, actor: Actor, *, expected_version: int, price_usd: str | Decimal,
+                      source: str, reason: str) -> Case:
+        """Set the USD price of an asset without one: the fee is recomputed from the fee policy
+        (:mod:`recovery.valuation`); it counts as preparing the case, so someone else approves it."""
+        price, source_text, reason_text = valuation.checked_input(price_usd, source, reason)
+
+        def value(_session: Session, case: Case) -> dict[str, Any]:
+            return valuation.valuation_change(case, self.config, price=price, source=source_text,
+                                              reason=reason_text, by=actor.name, now=self.clock())
+
+        return self.act(
+            reference, valuation.SET_VALUATION, actor, expected_version=expected_version,
+            details={"price_usd": price, "source": source_text, "reason": reason_text}, mutate=value,
+        )
 
     def change_payout(
         self,

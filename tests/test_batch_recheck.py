@@ -173,7 +173,10 @@ def refund_case(cases: CaseService, evm_testbed: EvmTestbed, user: str) -> tuple
     recheck(cases)
     case = cases.get(ref).case
     assert (case.category, case.resolution) == ("unlisted_token", "refund")
-    sent = cases.send_for_approval(ref, SPECIALIST, expected_version=case.version)  # unknown value: four eyes
+    # no price: a specialist values it (0.1 USD: the 80 USD fee is 800 tokens, 4200 go back)
+    case = cases.set_valuation(ref, SPECIALIST, expected_version=case.version, price_usd="0.1", source="quote",
+                               reason="no listed price")
+    sent = cases.send_for_approval(ref, SPECIALIST, expected_version=case.version)  # a manual value: four eyes
     cases.approve(ref, APPROVER, expected_version=sent.version)
     return ref, token, address
 
@@ -182,7 +185,7 @@ def test_refund_confirmed_on_chain(cases: CaseService, evm_testbed: EvmTestbed, 
     ref, token, address = refund_case(cases, evm_testbed, "carol")
     url = evm_testbed.url("ethereum")
     impersonate(url, address)
-    refund = send_all(url, [token_transfer("ethereum", address, token, FUNDER, 5000 * 10**18)])[0]
+    refund = send_all(url, [token_transfer("ethereum", address, token, FUNDER, 4200 * 10**18)])[0]
     cases.record_refund(ref, refund, SPECIALIST, expected_version=cases.get(ref).case.version)
     recheck(cases, processes=processes)
     assert status(cases, ref) == "refund_pending"  # mined, not yet confirmed

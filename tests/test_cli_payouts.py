@@ -31,7 +31,7 @@ from recovery.vocabulary import Role
 from tests.conftest import Clock
 from tests.fixtures_anvil import FUNDER, EvmTestbed, dead_url
 from tests.test_batch_recheck import appeal
-from tests.test_payouts import PEPE_UNITS, approved_refund, decided, recheck
+from tests.test_payouts import PEPE_NET_UNITS, PEPE_PRICE, PEPE_UNITS, approved_refund, decided, recheck
 
 runner = CliRunner()
 PASSWORD = "correct horse battery staple"
@@ -141,13 +141,16 @@ def test_a_refund_handed_off_sent_as_listed_recorded_and_proven(cases: CaseServi
     token = evm_testbed.new_token("ethereum", "Pepe", "PEPE", 18, 10**30)
     reference, _tx, address = decided(cases, evm_testbed, "dora", token, PEPE_UNITS)
     assert run("cases", "send-for-approval", reference, "--as", "maria")[0] == 0
+    assert run("cases", "approve", reference, "--as", "omar")[0] == 1  # no price: a valuation first
+    assert run("cases", "set-valuation", reference, "--as", "maria", "--price-usd", PEPE_PRICE, "--source", "quote",
+               "--reason", "no listed price")[0] == 0
     assert run("cases", "approve", reference, "--as", "omar")[0] == 0
 
     code, entries, err = listed("--network", "ethereum")
     assert code == 0, err
     entry = entry_for(entries, reference)
     assert {k: entry[k] for k in ("network", "decimals", "amount", "amount_units", "memo", "error")} == {
-        "network": "ethereum", "decimals": 18, "amount": "5000", "amount_units": str(PEPE_UNITS), "memo": None,
+        "network": "ethereum", "decimals": 18, "amount": "4200", "amount_units": str(PEPE_NET_UNITS), "memo": None,
         "error": None}
     assert entry["contract"].lower() == entry["asset"].lower() == token.lower()  # an unlisted token: its contract
     assert (entry["from_address"].lower(), entry["to_address"].lower()) == (address.lower(), FUNDER.lower())
@@ -157,7 +160,7 @@ def test_a_refund_handed_off_sent_as_listed_recorded_and_proven(cases: CaseServi
     assert (tx["type"], tx["chainId"], tx["value"], tx["to"].lower()) == ("0x2", "0x1", "0x0", token.lower())
     assert tx["nonce"] == rpc(evm_testbed, "eth_getTransactionCount", address, "pending")
     assert tx["data"].startswith(TRANSFER_SELECTOR) and FUNDER.lower()[2:] in tx["data"].lower()
-    assert int(tx["data"][-64:], 16) == PEPE_UNITS
+    assert int(tx["data"][-64:], 16) == PEPE_NET_UNITS
     assert int(tx["maxFeePerGas"], 16) >= int(tx["maxPriorityFeePerGas"], 16) > 0
     # the deposit address holds the tokens but no ether: it needs gas first, exactly gas x max fee
     needs = entry["needs_native"]
@@ -209,6 +212,8 @@ def test_several_refunds_from_one_address_take_successive_nonces_and_sign_offlin
     evm_testbed.mine("ethereum", 12)
     recheck(cases)
     for reference in references:
+        assert run("cases", "set-valuation", reference, "--as", "maria", "--price-usd", PEPE_PRICE, "--source",
+                   "quote", "--reason", "no listed price")[0] == 0
         assert run("cases", "send-for-approval", reference, "--as", "maria")[0] == 0
         assert run("cases", "approve", reference, "--as", "omar")[0] == 0
 
@@ -250,7 +255,7 @@ def test_a_node_that_cannot_answer_leaves_the_error_in_the_entry(
     entry = entry_for(entries, reference)
     assert entry["unsigned_tx"] is None and entry["needs_native"] is None
     assert "no node of ethereum answered" in entry["error"]
-    assert entry["amount_units"] == str(PEPE_UNITS)  # the payout itself is still listed
+    assert entry["amount_units"] == str(PEPE_NET_UNITS)  # the payout itself is still listed
     code, out, err = run("refunds", "list")  # the table lists it, and says what went wrong
     assert code == 1 and reference in out and f"error: {reference}: no node of ethereum answered" in err
     assert cases.get(reference).case.status == "approved"

@@ -32,6 +32,10 @@ APPROVER = Actor("omar", Role.APPROVER)
 SECOND_APPROVER = Actor("olga", Role.APPROVER)
 ADMIN = Actor("ada", Role.ADMIN)
 PEPE_UNITS = 5000 * 10**18
+#: PEPE has no price: a specialist values it at PEPE_PRICE (5000 PEPE = 500 USD), so the unlisted-token
+#: rule's 80 USD flat fee is 800 PEPE and the refund is the rest (recovery.valuation)
+PEPE_PRICE = "0.1"
+PEPE_NET_UNITS = 4200 * 10**18
 
 
 @pytest.fixture
@@ -62,9 +66,11 @@ def decided(service: CaseService, testbed: EvmTestbed, user: str, token: str, am
 
 
 def approved_refund(service: CaseService, testbed: EvmTestbed, user: str) -> tuple[str, str, str]:
-    """An unlisted-token deposit (refund, value unknown: four eyes), sent and approved."""
+    """An unlisted-token deposit (refund, value unknown: four eyes), valued, sent and approved."""
     token = testbed.new_token("ethereum", "Pepe", "PEPE", 18, 10**30)
     reference, _tx, address = decided(service, testbed, user, token, PEPE_UNITS)
+    service.set_valuation(reference, SPECIALIST, expected_version=version(service, reference), price_usd=PEPE_PRICE,
+                          source="test quote", reason="no listed price")
     service.send_for_approval(reference, SPECIALIST, expected_version=version(service, reference))
     service.approve(reference, APPROVER, expected_version=version(service, reference))
     return reference, token, address
@@ -92,16 +98,19 @@ def test_approval_fixes_the_exact_payout(cases: CaseService, evm_testbed: EvmTes
     assert (payout.kind, payout.network, payout.decimals) == ("refund", "ethereum", 18)
     assert (payout.contract or "").lower() == token.lower()
     assert (payout.from_address.lower(), payout.to_address.lower()) == (address.lower(), FUNDER.lower())  # type: ignore[union-attr]
-    assert (payout.amount_units, payout.amount, payout.approved_by) == (Decimal(PEPE_UNITS), Decimal(5000), "omar")
+    assert (payout.amount_units, payout.amount, payout.approved_by) == (Decimal(PEPE_NET_UNITS), Decimal(4200),
+                                                                        "omar")
     [approval] = [e for e in cases.get(reference).events if e.action == "approve"]
-    assert approval.details["payout"]["amount_units"] == str(PEPE_UNITS)
-    assert approval.details["payout"]["fee_undetermined"] is True  # no price: the whole deposit goes back
+    assert approval.details["payout"]["amount_units"] == str(PEPE_NET_UNITS)
+    # no price: the fee comes from the specialist's valuation, the rest goes back
+    assert approval.details["payout"]["fee_undetermined"] is False
+    assert approval.details["valuation"]["price_usd"] == PEPE_PRICE
     assert [r.id for _c, r in cases.payouts_waiting(kind="refund")] == [payout.id]
 
 
 def test_a_refund_that_pays_what_was_approved_is_refunded(cases: CaseService, evm_testbed: EvmTestbed) -> None:
     reference, token, address = approved_refund(cases, evm_testbed, "dora")
-    refund = pay(evm_testbed, address, token, FUNDER, PEPE_UNITS)
+    refund = pay(evm_testbed, address, token, FUNDER, PEPE_NET_UNITS)
     cases.record_refund(reference, refund, SPECIALIST, expected_version=version(cases, reference))
     summary = settle(cases, evm_testbed)
     case = cases.get(reference).case
@@ -117,17 +126,17 @@ def test_a_refund_that_does_not_prove_the_payout_is_never_refunded(
 ) -> None:
     reference, token, address = approved_refund(cases, evm_testbed, f"eve-{attack}")
     if attack == "another_address":
-        refund = pay(evm_testbed, address, token, fresh_address(), PEPE_UNITS)
+        refund = pay(evm_testbed, address, token, fresh_address(), PEPE_NET_UNITS)
     elif attack == "short":
-        refund = pay(evm_testbed, address, token, FUNDER, PEPE_UNITS - 1)
+        refund = pay(evm_testbed, address, token, FUNDER, PEPE_NET_UNITS - 1)
     elif attack == "another_token":
         other = evm_testbed.new_token("ethereum", "Other", "OTH", 18, 10**30)
-        evm_testbed.send_token("ethereum", other, address, PEPE_UNITS)
-        refund = pay(evm_testbed, address, other, FUNDER, PEPE_UNITS)
+        evm_testbed.send_token("ethereum", other, address, PEPE_NET_UNITS)
+        refund = pay(evm_testbed, address, other, FUNDER, PEPE_NET_UNITS)
     else:  # the right token and amount to the right address, but not from an address we hold
         stranger = fresh_address()
-        evm_testbed.send_token("ethereum", token, stranger, PEPE_UNITS)
-        refund = pay(evm_testbed, stranger, token, FUNDER, PEPE_UNITS)
+        evm_testbed.send_token("ethereum", token, stranger, PEPE_NET_UNITS)
+        refund = pay(evm_testbed, stranger, token, FUNDER, PEPE_NET_UNITS)
     cases.record_refund(reference, refund, SPECIALIST, expected_version=version(cases, reference))
     summary = settle(cases, evm_testbed)
     case = cases.get(reference).case
@@ -135,7 +144,7 @@ def test_a_refund_that_does_not_prove_the_payout_is_never_refunded(
     assert (case.status, "refund_mismatch" in case.flags) == ("in_review", True)
     last = cases.get(reference).events[-1]
     assert last.action == "refund_mismatch"
-    assert last.details["expected"]["amount_units"] == str(PEPE_UNITS) and last.details["problems"]
+    assert last.details["expected"]["amount_units"] == str(PEPE_NET_UNITS) and last.details["problems"]
     payout = cases.payout(reference)
     assert payout is not None and payout.state == "mismatch"
     # not in the hand-off list, and not approvable again by the same person
@@ -146,7 +155,7 @@ def test_a_refund_that_does_not_prove_the_payout_is_never_refunded(
 def test_an_overpaid_refund_is_refunded_and_flagged(cases: CaseService, evm_testbed: EvmTestbed) -> None:
     reference, token, address = approved_refund(cases, evm_testbed, "fay")
     evm_testbed.send_token("ethereum", token, address, 10**18)  # the deposit address holds a little more
-    refund = pay(evm_testbed, address, token, FUNDER, PEPE_UNITS + 10**18)
+    refund = pay(evm_testbed, address, token, FUNDER, PEPE_NET_UNITS + 10**18)
     cases.record_refund(reference, refund, SPECIALIST, expected_version=version(cases, reference))
     settle(cases, evm_testbed)
     case = cases.get(reference).case
@@ -162,7 +171,7 @@ def test_hashes_that_prove_nothing_are_refused_when_recorded(cases: CaseService,
         cases.record_refund(first, deposit_tx, SPECIALIST, expected_version=before)
     with pytest.raises(Conflict, match="deposit transaction"):  # another case's deposit, any case
         cases.record_refund(first, cases.get(second).case.tx_hash, SPECIALIST, expected_version=before)
-    refund = pay(evm_testbed, address, token, FUNDER, PEPE_UNITS)
+    refund = pay(evm_testbed, address, token, FUNDER, PEPE_NET_UNITS)
     cases.record_refund(first, refund, SPECIALIST, expected_version=before)
     with pytest.raises(Conflict, match="already closes"):
         cases.record_refund(second, refund, SPECIALIST, expected_version=version(cases, second))
@@ -195,7 +204,7 @@ def test_a_payout_change_needs_a_new_approval_by_someone_else(cases: CaseService
     cases.approve(reference, SECOND_APPROVER, expected_version=sent.version)
     payout = cases.payout(reference)
     assert payout is not None and payout.to_address and payout.to_address.lower() == new_home.lower()
-    refund = pay(evm_testbed, address, token, new_home, PEPE_UNITS)
+    refund = pay(evm_testbed, address, token, new_home, PEPE_NET_UNITS)
     cases.record_refund(reference, refund, SPECIALIST, expected_version=version(cases, reference))
     settle(cases, evm_testbed)
     assert cases.get(reference).case.status == "refunded"
@@ -276,7 +285,7 @@ def test_an_intake_filer_cannot_approve_above_the_threshold(cases: CaseService, 
 
 def test_two_workers_confirming_one_refund_settle_it_once(cases: CaseService, evm_testbed: EvmTestbed) -> None:
     reference, token, address = approved_refund(cases, evm_testbed, "ned")
-    refund = pay(evm_testbed, address, token, FUNDER, PEPE_UNITS)
+    refund = pay(evm_testbed, address, token, FUNDER, PEPE_NET_UNITS)
     recorded = cases.record_refund(reference, refund, SPECIALIST, expected_version=version(cases, reference))
     evm_testbed.mine("ethereum", 12)
     observation = ChainGateway(cases.config).adapter("ethereum").lookup(refund)

@@ -18,7 +18,7 @@ from recovery.vocabulary import Role
 from tests.conftest import Clock
 from tests.fixtures_anvil import FUNDER, EvmTestbed
 from tests.test_batch_recheck import appeal
-from tests.test_payouts import PEPE_UNITS, decided, pay, recheck, settle, version
+from tests.test_payouts import PEPE_NET_UNITS, PEPE_PRICE, PEPE_UNITS, decided, pay, recheck, settle, version
 from tests.test_webhooks import BODY_KEYS, SECRET, configure, deliverer
 from tests.webhook_receiver import Receiver
 
@@ -59,9 +59,11 @@ def test_a_whole_refund_is_pushed_as_the_user_sees_it_and_nothing_else(
     assert service.sweep_questions()["reminded"] == [reference]
     service.provide_info(reference, "From my own wallet.", Actor("carol", Role.USER),
                          expected_version=version(service, reference))
+    service.set_valuation(reference, MARIA, expected_version=version(service, reference), price_usd=PEPE_PRICE,
+                          source="quote", reason="no listed price")
     service.send_for_approval(reference, MARIA, expected_version=version(service, reference))
     service.approve(reference, OMAR, expected_version=version(service, reference))
-    refund = pay(evm_testbed, address, token, FUNDER, PEPE_UNITS)
+    refund = pay(evm_testbed, address, token, FUNDER, PEPE_NET_UNITS)
     service.record_refund(reference, refund, MARIA, expected_version=version(service, reference))
     settle(service, evm_testbed)
     assert service.get(reference).case.status == "refunded"

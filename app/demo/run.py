@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from app.demo.serving import DemoError, free_port, serve
 from chains import devchain
 from chains.devchain import AnvilNode
 from chains.replay import ReplayServer, serve_recorded
-from recovery import migrate
+from recovery import migrate, valuation
 from recovery.audit import verify_chain
 from recovery.audit_keys import load_keyring, reset_cache
 from recovery.checking import CaseChecker, ChainGateway
@@ -251,8 +252,14 @@ class Team:
                 self.refund(case, appeal)
 
     def approve(self, case: Case) -> Case:
-        """The specialist sends the case for approval; an approver (someone else) approves it."""
+        """The specialist sends the case for approval (valuing an asset without a price first: about
+        400 USD, so the fee rule's flat fee applies); an approver (someone else) approves it."""
         reference = case.reference or ""
+        if valuation.needs_valuation(case) and case.amount:
+            price = max(Decimal("0.00000001"), (Decimal(400) / case.amount).quantize(Decimal("0.00000001")))
+            case = self.service.set_valuation(reference, SPECIALIST, expected_version=case.version,
+                                              price_usd=price, source="demo: a DEX quote",
+                                              reason="The token has no listed price.")
         case = self.service.send_for_approval(reference, SPECIALIST, expected_version=case.version)
         return self.service.approve(reference, APPROVER, expected_version=case.version)
 
