@@ -474,3 +474,29 @@ def test_the_cli_delivers_once_and_shows_the_status(
     assert "delivered 4" in run("status")
     assert [r.data["type"] for r in receiver.records] == FOUR and all(r.verified for r in receiver.records)
     assert all(set(r.data) == BODY_KEYS and r.header_event_id == r.event_id for r in receiver.records)
+
+
+def test_the_worker_runs_until_sigterm_and_then_stops_cleanly(
+    service: CaseService, database: Database, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    configure(monkeypatch, receiver.url)
+    env = dict(os.environ, RECOVERY_DATABASE_URL=database.engine.url.render_as_string(hide_password=False),
+               RECOVERY_VAR_DIR=str(tmp_path), RECOVERY_CONFIG_DIR=str(REPO_ROOT / "config"))
+    worker = subprocess.Popen([RECOVERY, "webhooks", "deliver", "--poll-seconds", "0.1"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        four_events(service, "user-1")  # queued while the worker runs: it picks them up
+        for _tick in range(240):
+            if len(receiver.records) >= len(FOUR) or worker.poll() is not None:
+                break
+            threading.Event().wait(0.25)
+        assert [r.data["type"] for r in receiver.records] == FOUR, worker.poll()
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(30)
+    assert worker.returncode == 0, err
+    assert "done: 4 delivered" in out
+    assert all(row.state == "delivered" for row in outbox(database))
