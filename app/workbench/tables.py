@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import streamlit as st
 
 from app.workbench import ui
 from app.workbench.payout_reads import PayoutClock
@@ -20,8 +21,11 @@ from recovery.vocabulary import CaseStatus
 #: case id -> the payout SLA clock of its approved, unpaid payout
 PayoutClocks = Mapping[int, PayoutClock]
 
-COLUMNS = ["reference", "status", "category", "network", "asset", "user", "assignee", "flags", "value USD", "age",
-           "SLA"]
+COLUMNS = ["reference", "status", "category", "network", "found on", "asset", "user", "origin", "assignee", "flags",
+           "value USD", "age", "SLA"]
+#: pixels per character of the table's font, and the cell's padding
+CHAR_PX = 7.5
+PAD_PX = 26
 OVERDUE = "background-color: #f8d7da"
 DUE_SOON = "background-color: #fff3cd"
 
@@ -53,8 +57,11 @@ def queue_frame(rows: list[QueueRow], now: datetime, clocks: PayoutClocks | None
             "status": row.status,
             "category": row.category or "-",
             "network": row.network,
+            # where the funds were found: the claimed network unless the chain check found them elsewhere
+            "found on": row.deposit_network or "-",
             "asset": row.asset,
             "user": row.user_id,
+            "origin": row.origin,
             "assignee": row.assignee or "-",
             "flags": ", ".join(row.flags) or "-",
             "value USD": ui.money(row.value_usd),
@@ -80,3 +87,21 @@ def row_colors(rows: list[QueueRow], now: datetime, clocks: PayoutClocks | None 
 def queue_table(rows: list[QueueRow], now: datetime, clocks: PayoutClocks | None = None) -> Any:
     colors = row_colors(rows, now, clocks)
     return queue_frame(rows, now, clocks).style.apply(lambda _column: colors, axis=0, subset=["age", "SLA"])
+
+
+def column_config(frame: pd.DataFrame) -> dict[str, Any]:
+    """Column configs that fit each column to its longest value (header included) so that no status,
+    flag or SLA is cut; the reference stays in view when the table scrolls sideways."""
+    config: dict[str, Any] = {}
+    for name in frame.columns:
+        longest = max([len(str(name)), *(len(str(v)) for v in frame[name])])
+        width = int(longest * CHAR_PX + PAD_PX)
+        if name == "value USD":
+            config[name] = st.column_config.TextColumn(name, width=width, alignment="right")
+        else:
+            config[name] = st.column_config.TextColumn(name, width=width)
+    config["reference"] = st.column_config.TextColumn(
+        "reference", width=config["reference"]["width"], pinned=True,
+        help="Click a reference to open the case.")
+    return config
+
