@@ -273,6 +273,8 @@ class Deliverer:
         self.policy = policy or RetryPolicy()
         self.http = http or new_session()
         self.owner = owner or new_owner()
+        #: when the lease of the batch in hand runs out (set by :meth:`claim`)
+        self._leased_until: datetime | None = None
 
     # -------------------------------------------------------------- claim, send, mark
     def claim(self) -> list[Claimed]:
@@ -304,6 +306,7 @@ class Deliverer:
                     update(_OUTBOX).where(_OUTBOX.c.id.in_([r.id for r in rows]))
                     .values(leased_by=self.owner, leased_until=now + self.lease)
                 )
+        self._leased_until = now + self.lease
         return rows
 
     def send(self, rows: Sequence[Claimed]) -> list[tuple[Claimed, Attempt | None]]:
@@ -311,7 +314,7 @@ class Deliverer:
         this batch, or the lease would run out)."""
         results: list[tuple[Claimed, Attempt | None]] = []
         down: set[str] = set()
-        leased_until = self.clock() + self.lease
+        leased_until = self._leased_until or self.clock() + self.lease
         margin = timedelta(seconds=self.timeout * 2)
         for row in rows:
             if row.url in down or self.clock() + margin > leased_until:

@@ -500,3 +500,17 @@ def test_the_worker_runs_until_sigterm_and_then_stops_cleanly(
     assert worker.returncode == 0, err
     assert "done: 4 delivered" in out
     assert all(row.state == "delivered" for row in outbox(database))
+
+
+def test_a_worker_gives_back_what_it_could_not_send_within_its_lease(
+    service: CaseService, database: Database, clock: Clock, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(monkeypatch, receiver.url)
+    for i in range(5):
+        service.submit(new_draft(f"user-{i}"), Actor(f"user-{i}", Role.USER))
+    receiver.on_request = lambda _record: clock.advance(seconds=25)  # each answer takes 25 s
+    report = deliverer(database, [receiver.url], clock, batch_size=5, lease_seconds=60).deliver_batch()
+    assert report is not None and (report.delivered, report.postponed) == (3, 2)  # the 4th would outlive the lease
+    rows = outbox(database)
+    assert [row.state for row in rows] == ["delivered"] * 3 + ["pending"] * 2
+    assert all(row.leased_by is None and row.attempts == 0 for row in rows[3:])  # given back, not counted as tried
