@@ -508,7 +508,10 @@ def test_a_worker_gives_back_what_it_could_not_send_within_its_lease(
     configure(monkeypatch, receiver.url)
     for i in range(5):
         service.submit(new_draft(f"user-{i}"), Actor(f"user-{i}", Role.USER))
-    receiver.on_request = lambda _record: clock.advance(seconds=25)  # each answer takes 25 s
+    def slow(_record: Any) -> None:
+        clock.advance(seconds=25)  # each answer takes 25 s
+
+    receiver.on_request = slow
     report = deliverer(database, [receiver.url], clock, batch_size=5, lease_seconds=60).deliver_batch()
     assert report is not None and (report.delivered, report.postponed) == (3, 2)  # the 4th would outlive the lease
     rows = outbox(database)
