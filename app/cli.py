@@ -185,7 +185,8 @@ def db_current() -> None:
 # ---------------------------------------------------------------------------- config
 @config_app.command("check")
 def config_check(as_json: JsonOption = False) -> None:
-    """Load and validate networks.toml, assets.toml, fees.toml and policy.toml."""
+    """Load and validate networks.toml, assets.toml, fees.toml, policy.toml and templates.toml (and
+    warn of a template without a translation: its users read it in English)."""
     from rich.table import Table
 
     from recovery.config import ConfigError
@@ -201,6 +202,9 @@ def config_check(as_json: JsonOption = False) -> None:
         for problem in exc.problems:
             err.print(f"  - {problem}", markup=False, highlight=False)
         raise typer.Exit(1) from None
+    from recovery.i18n import untranslated_templates
+
+    warnings = untranslated_templates(config.templates)
     if as_json:
         _print_json({
             "ok": True,
@@ -209,6 +213,7 @@ def config_check(as_json: JsonOption = False) -> None:
             "assets": len(config.assets),
             "fee_rules": len(config.fees),
             "digest": config.digest,
+            "warnings": warnings,
         })
         return
     table = Table(title=f"networks ({settings.config_dir})")
@@ -221,6 +226,8 @@ def config_check(as_json: JsonOption = False) -> None:
     console.print(table)
     console.print(f"[green]configuration is valid[/]: {len(config.networks)} networks, {len(config.assets)} assets, "
                   f"{len(config.fees)} fee rules")
+    for warning in warnings:
+        err.print(f"[yellow]warning[/]: {warning}", highlight=False)
 
 
 # ---------------------------------------------------------------------------- imports

@@ -199,6 +199,18 @@ def translator(language: str) -> Translator:
     return Translator(language if language in LANGUAGES else DEFAULT_LANGUAGE)
 
 
+def untranslated_templates(templates: Mapping[str, Any]) -> list[str]:
+    """A warning per information-request template whose message a language's catalog lacks (its
+    users read it in English until it is translated: ``python -m recovery.i18n extract``)."""
+    warnings = []
+    for name, template in sorted(templates.items()):
+        missing = [language for language in LANGUAGES[1:] if template.message.strip() not in catalog(language)]
+        if missing:
+            warnings.append(f"templates.toml: [templates.{name}] has no translation in {', '.join(missing)}; "
+                            "those users read it in English (python -m recovery.i18n extract, then translate)")
+    return warnings
+
+
 # ----------------------------------------------------------------------------------- extraction
 
 def _template_messages(config_dir: Path) -> list[tuple[str, str]]:

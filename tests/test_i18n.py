@@ -130,3 +130,36 @@ def test_amounts_wider_than_the_default_decimal_precision_are_written_whole() ->
     assert translator("en").amount(value, 18, "MEME") == "123,456,789,012.123456789012345678 MEME"
     rounded = translator("en").number(Decimal("123456789012.1234567890123456789"), 18)
     assert rounded == "123,456,789,012.123456789012345679"
+
+
+def test_config_check_warns_of_a_template_without_a_translation(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An admin's new wording has no translation yet: the check says so (its users read English)."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from app import cli
+    from recovery.settings import get_settings
+
+    config_dir = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config_dir)
+    templates = config_dir / "templates.toml"
+    text = templates.read_text(encoding="utf-8")
+    templates.write_text(text.replace("Please send a screenshot of the withdrawal",
+                                      "Please send us a screenshot of the withdrawal"), encoding="utf-8")
+    monkeypatch.setenv("RECOVERY_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("RECOVERY_DATABASE_URL", f"sqlite:///{tmp_path / 'unused.db'}")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.app, ["config", "check", "--json"])
+        assert result.exit_code == 0, result.output
+        warnings = json.loads(result.stdout)["warnings"]
+        assert len(warnings) == 1 and "[templates.screenshot]" in warnings[0] and "es, vi" in warnings[0]
+        shutil.copy(ROOT / "config" / "templates.toml", templates)
+        get_settings.cache_clear()
+        again = CliRunner().invoke(cli.app, ["config", "check", "--json"])
+        assert json.loads(again.stdout)["warnings"] == []
+    finally:
+        get_settings.cache_clear()
