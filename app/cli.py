@@ -36,6 +36,8 @@ from recovery.errors import ServiceError, ValidationFailed
 from recovery.vocabulary import OPERATOR_ROLES, CaseStatus, Category
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from app.context import AppContext
     from recovery.audit_anchors import AnchorError
     from recovery.audit_keys import KeyRing, KeyRingError
@@ -61,6 +63,14 @@ class _ReportingGroup(TyperGroup):
             import_failed: type[ImportFailed] | None = _imported("recovery.imports", "ImportFailed")
             key_error: type[KeyRingError] | None = _imported("recovery.audit_keys", "KeyRingError")
             anchor_error: type[AnchorError] | None = _imported("recovery.audit_anchors", "AnchorError")
+            invalid: type[ValidationError] | None = _imported("pydantic", "ValidationError")
+            if invalid is not None and isinstance(exc, invalid) and exc.title == "Settings":
+                from recovery.settings import settings_problems
+
+                err.print("[bold red]invalid settings[/]:")
+                for problem in settings_problems(exc):
+                    err.print(f"  - {problem}", markup=False, highlight=False)
+                raise typer.Exit(2) from None
             if config_error is not None and isinstance(exc, config_error):
                 err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem(s)):")
                 for problem in exc.problems:
