@@ -1,0 +1,376 @@
+"""The team lead's dashboard sections: charts where every bar carries its label and its figure, and a
+click on a bar (or on its link below the chart) opens the queue filtered to those cases; the weekly
+trend per category, the throughput per operator and the value recovered by payout date
+(``recovery/team_reads.py``); money to the cent (``recovery/i18n.py``).
+
+A click on a bar reruns the page with the chart's selection (Streamlit's ``on_select``); its
+callback notes the queue's URL parameters (``app/workbench/queue_url.py``) and the next run switches
+to the Queue page with them, in the same session. Every chart also lists its links
+(``st.page_link``), for the keyboard and for cases a chart cannot show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app.workbench.context import Workbench
+from recovery import team_reads
+from recovery.i18n import translator
+from recovery.queues import AGE_BUCKETS, AWAITING_DECISION
+from recovery.team_reads import UNCLASSIFIED, WEEK_CHOICES, Recovered
+from recovery.vocabulary import CaseStatus
+
+QUEUE_PAGE = "views/queue.py"
+#: session key: the queue parameters a click on a chart asked for (the next run goes there)
+GOTO_KEY = "wb_dash_goto_queue"
+#: the selection's name in every clickable chart
+PICK = "pick"
+#: the statuses of cases whose money went back to the user
+PAID_STATUSES = f"{CaseStatus.CREDITED.value},{CaseStatus.REFUNDED.value}"
+#: the dashboard's age buckets -> the queue's age choice that holds them
+AGE_PARAM: dict[str, str] = {"< 1 day": "under 1 day", "1-3 days": "1-3 days", "3-7 days": "3-7 days",
+                             "1-2 weeks": "1-4 weeks", "2-4 weeks": "1-4 weeks", "> 4 weeks": "over 4 weeks"}
+assert set(AGE_PARAM) == {label for label, _ in AGE_BUCKETS}
+BAR = 26  # pixels per bar of a horizontal chart: every label fits
+
+
+def usd(value: Decimal) -> str:
+    """Dollars to the cent (``$1,234.50``)."""
+    return translator("en").usd(value)
+
+
+# ------------------------------------------------------------------------------------ the way to the queue
+def go_to_queue_if_asked() -> None:
+    """Switch to the queue a chart was clicked for (call before anything else renders)."""
+    params = st.session_state.pop(GOTO_KEY, None)
+    if params is not None:
+        st.switch_page(QUEUE_PAGE, query_params=dict(params))
+
+
+def selected_params(state: Any, field: str,
+                    params_of: Callable[[str], dict[str, str] | None]) -> dict[str, str] | None:
+    """The queue parameters of the bar a chart's selection state names (None: nothing to open)."""
+    try:
+        points = state["selection"][PICK] if state is not None else []
+    except (KeyError, TypeError):
+        return None
+    for point in points or []:
+        value = point.get(field) if isinstance(point, Mapping) else None
+        params = params_of(str(value)) if value is not None else None
+        if params is not None:
+            return params
+    return None
+
+
+def _picked(key: str, field: str, params_of: Callable[[str], dict[str, str] | None]) -> None:
+    params = selected_params(st.session_state.get(key), field, params_of)
+    if params is not None:
+        st.session_state[GOTO_KEY] = params
+
+
+def queue_links(items: Sequence[tuple[str, dict[str, str] | None]], *, label: str = "Open in the queue") -> None:
+    """The chart's links, folded: one per bar that has a queue filter."""
+    links = [(text, params) for text, params in items if params is not None]
+    if not links:
+        return
+    with st.expander(label):
+        cells = st.columns(3)
+        for n, (text, params) in enumerate(links):
+            with cells[n % 3]:
+                st.page_link(QUEUE_PAGE, label=text, query_params=params)
+
+
+def clickable(chart: Any, key: str, field: str,
+              params_of: Callable[[str], dict[str, str] | None]) -> None:
+    """Show ``chart`` (its first layer holds the ``pick`` selection); a click on a bar opens the queue
+    with ``params_of(the bar's field value)``."""
+    go_to_queue_if_asked()
+    st.altair_chart(chart, width="stretch", key=key, on_select=partial(_picked, key, field, params_of),
+                    selection_mode=PICK)
+
+
+def labelled_bars(frame: pd.DataFrame, *, category: str, value: str, label: str, horizontal: bool,
+                  sort: Sequence[str] | str | None = None, color: Any = None, title: str = "cases",
+                  tooltip: Sequence[str] = ()) -> Any:
+    """Bars with every category named on its axis (no label dropped for lack of room) and its figure
+    written at the bar's end (``label``: the text column)."""
+    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=[category])
+    axis = alt.Axis(labelOverlap=False, labelLimit=260, title=None, labelAngle=0 if horizontal else -40)
+    along = alt.X if not horizontal else alt.Y
+    across = alt.Y if not horizontal else alt.X
+    encode: dict[str, Any] = {
+        ("y" if horizontal else "x"): along(f"{category}:N", sort=sort if sort is not None else "-x", axis=axis),
+        ("x" if horizontal else "y"): across(f"{value}:Q", title=title),
+        "tooltip": list(tooltip) or [category, label],
+    }
+    if color is not None:
+        encode["color"] = color
+    bars = alt.Chart(frame).mark_bar(cursor="pointer").encode(**encode).add_params(selection)
+    text_encode = {k: v for k, v in encode.items() if k in ("x", "y")}
+    text = alt.Chart(frame).mark_text(align="left" if horizontal else "center",
+                                      baseline="middle" if horizontal else "bottom",
+                                      dx=3 if horizontal else 0, dy=0 if horizontal else -3).encode(
+        **text_encode, text=f"{label}:N")
+    height = BAR * len(frame) + 30 if horizontal else 320
+    return alt.layer(bars, text).properties(height=height)
+
+
+# ------------------------------------------------------------------------------------ the backlog charts
+def status_params(status: str) -> dict[str, str]:
+    return {"status": status}
+
+
+def category_params(category: str) -> dict[str, str] | None:
+    """The open cases of one category (the queue's default statuses); none for unclassified cases
+    (the queue has no filter for "no category")."""
+    return None if category == UNCLASSIFIED else {"category": category}
+
+
+def status_chart(by_status: Mapping[str, int], active: Sequence[str]) -> None:
+    """Cases by status (open in blue, finished in grey), each bar named and counted; a click opens them."""
+    order = [s.value for s in CaseStatus]
+    frame = pd.DataFrame([{"status": s, "cases": int(by_status.get(s, 0)), "label": f"{int(by_status.get(s, 0)):,}",
+                           "backlog": "open" if s in active else "finished"} for s in order])
+    color = alt.Color("backlog:N", scale=alt.Scale(domain=["open", "finished"], range=["#1f77b4", "#9aa5b1"]))
+    chart = labelled_bars(frame, category="status", value="cases", label="label", horizontal=True, sort=order,
+                          color=color, tooltip=["status", "cases", "backlog"])
+    clickable(chart, "dash_chart_status", "status", status_params)
+    queue_links([(f"{s} ({int(by_status.get(s, 0)):,})", status_params(s)) for s in order])
+
+
+def backlog_chart(backlog_by_category: Mapping[str, int]) -> None:
+    """The open backlog per category, largest first, every bar named and counted; a click opens them."""
+    rows = sorted(backlog_by_category.items(), key=lambda item: (-item[1], item[0]))
+    if not rows:
+        st.caption("No open cases.")
+        return
+    frame = pd.DataFrame([{"category": c, "cases": n, "label": f"{n:,}"} for c, n in rows])
+    chart = labelled_bars(frame, category="category", value="cases", label="label", horizontal=True,
+                          sort=[c for c, _ in rows], tooltip=["category", "cases"])
+    clickable(chart, "dash_chart_backlog", "category", category_params)
+    queue_links([(f"{c} ({n:,})", category_params(c)) for c, n in rows])
+
+
+def age_params(key: str) -> dict[str, str] | None:
+    """``key``: ``<bucket>|within SLA`` or ``<bucket>|past SLA``: the cases awaiting a decision of
+    that age (the queue's nearest age choice) and SLA state."""
+    bucket, _, sla = key.partition("|")
+    if bucket not in AGE_PARAM:
+        return None
+    return {"status": ",".join(AWAITING_DECISION), "age": AGE_PARAM[bucket],
+            "sla": "breached" if sla == "past SLA" else "not breached"}
+
+
+def age_chart(age_buckets: Sequence[tuple[str, int, int]]) -> None:
+    """Age of the cases awaiting a decision, within and past their SLA, each bar counted."""
+    rows = []
+    for label, ok, late in age_buckets:
+        rows.append({"age": label, "SLA": "within SLA", "cases": ok, "label": f"{ok:,}" if ok else "",
+                     "pick": f"{label}|within SLA"})
+        rows.append({"age": label, "SLA": "past SLA", "cases": late, "label": f"{late:,}" if late else "",
+                     "pick": f"{label}|past SLA"})
+    frame = pd.DataFrame(rows)
+    order = [label for label, _ in AGE_BUCKETS]
+    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["pick"])
+    base = alt.Chart(frame).encode(
+        x=alt.X("age:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, labelOverlap=False)),
+        xOffset=alt.XOffset("SLA:N", sort=["within SLA", "past SLA"]),
+        y=alt.Y("cases:Q", title="cases"),
+    )
+    bars = base.mark_bar(cursor="pointer").encode(
+        color=alt.Color("SLA:N", scale=alt.Scale(domain=["within SLA", "past SLA"], range=["#4c9f70", "#d9534f"])),
+        tooltip=["age", "SLA", "cases"],
+    ).add_params(selection)
+    text = base.mark_text(baseline="bottom", dy=-3).encode(text="label:N")
+    clickable(alt.layer(bars, text).properties(height=300), "dash_chart_age", "pick", age_params)
+    queue_links([(f"{label}, {sla} ({n:,})", age_params(f"{label}|{sla}"))
+                 for label, ok, late in age_buckets for sla, n in (("within SLA", ok), ("past SLA", late)) if n])
+
+
+def day_params(_day: str) -> dict[str, str]:
+    """The queue has no filter by day: every status, newest first (the day's cases lead)."""
+    return {"status": "all", "sort": "created_at", "desc": "1"}
+
+
+def per_day_chart(per_day: Sequence[tuple[str, int]]) -> None:
+    """Appeals filed per day, each bar counted (the date on the axis every few days, in the tooltip
+    always); a click opens the queue newest first."""
+    frame = pd.DataFrame([{"date": d, "day": d[5:], "appeals": n, "label": f"{n:,}" if n else ""}
+                          for d, n in per_day])
+    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["date"])
+    base = alt.Chart(frame).encode(x=alt.X("day:O", title=None, axis=alt.Axis(labelAngle=-60, labelOverlap=False)),
+                                   y=alt.Y("appeals:Q", title="appeals"))
+    bars = base.mark_bar(cursor="pointer").encode(tooltip=["date", "appeals"]).add_params(selection)
+    text = base.mark_text(baseline="bottom", dy=-2, fontSize=9).encode(text="label:N")
+    clickable(alt.layer(bars, text).properties(height=300), "dash_chart_days", "date", day_params)
+
+
+# ------------------------------------------------------------------------------------ the team's weeks
+def trend_params(category: str) -> dict[str, str] | None:
+    return None if category == UNCLASSIFIED else {"category": category, "status": "all"}
+
+
+def operator_params(operator: str) -> dict[str, str]:
+    """The operator's open cases (the queue's assignee filter)."""
+    return {"assignee": operator}
+
+
+def network_paid_params(network: str) -> dict[str, str]:
+    return {"network": network, "status": PAID_STATUSES}
+
+
+def category_paid_params(category: str) -> dict[str, str] | None:
+    return None if category == UNCLASSIFIED else {"category": category, "status": PAID_STATUSES}
+
+
+def _category_trend(wb: Workbench, now: datetime, weeks: int) -> None:
+    st.subheader(f"Cases opened per week and category (last {weeks} weeks)")
+    trend = team_reads.category_trend(wb.db, now, weeks=weeks)
+    if not trend:
+        st.caption("No case was opened in these weeks.")
+        return
+    frame = pd.DataFrame([{"week": r.week.isoformat(), "category": r.category, "cases": r.cases} for r in trend])
+    totals = frame.groupby("category")["cases"].sum().sort_values(ascending=False)
+    order = list(totals.index)
+    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["category"])
+    lines = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=60, cursor="pointer")).encode(
+        x=alt.X("week:O", title="week (Monday)", axis=alt.Axis(labelAngle=0, labelOverlap=False)),
+        y=alt.Y("cases:Q", title="cases opened"),
+        color=alt.Color("category:N", sort=order, legend=alt.Legend(title="category", labelLimit=260,
+                                                                    symbolLimit=0)),
+        tooltip=["week", "category", "cases"],
+    ).add_params(selection)
+    last = frame[frame["week"] == frame["week"].max()]
+    ends = alt.Chart(last).mark_text(align="left", dx=6, fontSize=10).encode(
+        x=alt.X("week:O"), y=alt.Y("cases:Q"), color=alt.Color("category:N", sort=order, legend=None),
+        text="category:N")
+    clickable(alt.layer(lines, ends).properties(height=360), "dash_chart_trend", "category", trend_params)
+    table = frame.pivot_table(index="category", columns="week", values="cases", aggfunc="sum").reindex(order)
+    table.insert(0, "total", totals.reindex(order))
+    st.dataframe(table.reset_index(), hide_index=True, width="stretch", key="dash_trend_table",
+                 height=38 + 35 * len(table))
+    queue_links([(f"{c} ({int(totals[c]):,} in {weeks} weeks, any status)", trend_params(c)) for c in order])
+
+
+def _throughput(wb: Workbench, now: datetime, weeks: int) -> None:
+    st.subheader(f"Throughput per operator (last {weeks} weeks)")
+    rows = team_reads.throughput(wb.db, now, weeks=weeks)
+    if not rows:
+        st.caption("No operator acted on a case in these weeks.")
+        return
+    st.caption("Decided: cases the operator approved or rejected that week. Acted on: cases they did anything to "
+               "(a note, an assignment, a question, a payout...). A click on a bar opens the operator's open cases.")
+    frame = pd.DataFrame([{"week": r.week.isoformat(), "operator": r.operator, "decided": r.decided,
+                           "acted on": r.acted, "actions": r.actions} for r in rows])
+    totals = frame.groupby("operator")[["decided", "acted on", "actions"]].sum().sort_values(
+        ["decided", "acted on"], ascending=False)
+    order = list(totals.index)
+    long = totals.reset_index().melt(id_vars="operator", value_vars=["decided", "acted on"], var_name="measure",
+                                     value_name="cases")
+    long["label"] = long["cases"].map(lambda n: f"{int(n):,}")
+    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["operator"])
+    base = alt.Chart(long).encode(
+        y=alt.Y("operator:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=200)),
+        yOffset=alt.YOffset("measure:N", sort=["decided", "acted on"]),
+        x=alt.X("cases:Q", title=f"cases in {weeks} weeks"),
+    )
+    bars = base.mark_bar(cursor="pointer").encode(
+        color=alt.Color("measure:N", sort=["decided", "acted on"], scale=alt.Scale(range=["#1f77b4", "#9ecae1"])),
+        tooltip=["operator", "measure", "cases"]).add_params(selection)
+    text = base.mark_text(align="left", dx=3, fontSize=10).encode(text="label:N")
+    clickable(alt.layer(bars, text).properties(height=2 * BAR * len(order) + 30), "dash_chart_throughput",
+              "operator", operator_params)
+    per_week = frame.pivot_table(index="operator", columns="week", values="decided", aggfunc="sum",
+                                 fill_value=0).reindex(order)
+    table = totals.join(per_week.add_prefix("decided, week of "))
+    st.dataframe(table.reset_index(), hide_index=True, width="stretch", key="dash_throughput_table",
+                 height=38 + 35 * len(table))
+    queue_links([(f"{op}'s open cases", operator_params(op)) for op in order])
+
+
+def _money_rows(rows: Sequence[Recovered], name: str) -> pd.DataFrame:
+    return pd.DataFrame([{name: r.key, "cases": r.cases, "value": usd(r.value_usd), "fees": usd(r.fee_usd),
+                          "to the users": usd(r.net_usd), "value unknown": r.unvalued} for r in rows])
+
+
+def _recovered(wb: Workbench, now: datetime, weeks: int) -> None:
+    st.subheader(f"Recovered value and fees by payout date (last {weeks} weeks)")
+    data = team_reads.recovered(wb.db, now, weeks=weeks)
+    total = data.total()
+    cells = st.columns(4)
+    cells[0].metric("Cases paid out", f"{total.cases:,}",
+                    help="Credits booked and refunds proven on chain in these weeks (by the payout's date, not "
+                         "the appeal's).")
+    cells[1].metric("Value recovered", usd(total.value_usd), help="The deposits' USD value at the decision.")
+    cells[2].metric("Fees", usd(total.fee_usd))
+    cells[3].metric("Paid to the users", usd(total.net_usd), help="The value less the fees.")
+    if total.unvalued:
+        st.caption(f"{total.unvalued} paid case(s) of unknown value are counted, not summed.")
+    if not data.paid:
+        st.caption("Nothing was paid out in these weeks.")
+        return
+    by_week = data.by_week()
+    rows = []
+    for r in by_week:
+        rows.append({"week": r.key, "measure": "paid to the users", "USD": float(r.net_usd), "label": usd(r.net_usd),
+                     "total": usd(r.value_usd)})
+        rows.append({"week": r.key, "measure": "fees", "USD": float(r.fee_usd), "label": usd(r.fee_usd),
+                     "total": usd(r.value_usd)})
+    frame = pd.DataFrame(rows)
+    chart = alt.Chart(frame).mark_bar().encode(
+        x=alt.X("week:O", title="week of the payout (Monday)", axis=alt.Axis(labelAngle=0, labelOverlap=False)),
+        y=alt.Y("USD:Q", stack=True, title="USD"),
+        color=alt.Color("measure:N", sort=["paid to the users", "fees"], scale=alt.Scale(range=["#4c9f70", "#f0ad4e"])),
+        tooltip=["week", "measure", "label", alt.Tooltip("total:N", title="value recovered")],
+    )
+    week_totals = pd.DataFrame([{"week": r.key, "USD": float(r.value_usd), "label": usd(r.value_usd) if r.cases else ""}
+                                for r in by_week])
+    tops = alt.Chart(week_totals).mark_text(baseline="bottom", dy=-3).encode(x="week:O", y="USD:Q", text="label:N")
+    st.altair_chart(alt.layer(chart, tops).properties(height=320), width="stretch", key="dash_chart_paid_weeks")
+    st.caption("Each bar: the value recovered that week (written above it), split into what went to the users "
+               "and the fees.")
+    left, right = st.columns(2)
+    with left:
+        st.caption("by network (where the funds were paid from); a click opens its paid cases")
+        networks = data.by_network()
+        net_frame = pd.DataFrame([{"network": r.key, "USD": float(r.value_usd), "label": usd(r.value_usd)}
+                                  for r in networks])
+        clickable(labelled_bars(net_frame, category="network", value="USD", label="label", horizontal=True,
+                                title="value recovered (USD)", tooltip=["network", "label"]),
+                  "dash_chart_paid_networks", "network", network_paid_params)
+        st.dataframe(_money_rows(networks, "network"), hide_index=True, width="stretch", key="dash_paid_networks")
+        queue_links([(f"paid on {r.key}", network_paid_params(r.key)) for r in networks])
+    with right:
+        st.caption("by category; a click opens its paid cases")
+        categories = data.by_category()
+        cat_frame = pd.DataFrame([{"category": r.key, "USD": float(r.value_usd), "label": usd(r.value_usd)}
+                                  for r in categories])
+        clickable(labelled_bars(cat_frame, category="category", value="USD", label="label", horizontal=True,
+                                title="value recovered (USD)", tooltip=["category", "label"]),
+                  "dash_chart_paid_categories", "category", category_paid_params)
+        st.dataframe(_money_rows(categories, "category"), hide_index=True, width="stretch",
+                     key="dash_paid_categories")
+        queue_links([(f"paid, {r.key}", category_paid_params(r.key)) for r in categories])
+    st.dataframe(_money_rows(by_week, "week"), hide_index=True, width="stretch", key="dash_paid_weeks")
+
+
+def team_section(wb: Workbench, now: datetime) -> None:
+    """The team lead's weeks: the trend per category, the throughput per operator, the value recovered
+    by payout date (one choice of weeks for all three)."""
+    go_to_queue_if_asked()
+    head = st.columns([4, 1])
+    head[0].header("The team's weeks")
+    weeks = int(head[1].selectbox("Weeks", WEEK_CHOICES, index=1, format_func=lambda w: f"last {w} weeks",
+                                  key="dash_team_weeks"))
+    st.caption("ISO weeks (Monday to Sunday, UTC), this one included.")
+    _category_trend(wb, now, weeks)
+    _throughput(wb, now, weeks)
+    _recovered(wb, now, weeks)
