@@ -53,6 +53,15 @@ def test_throughput_per_operator_and_week(database: Database, default_config: An
         OperatorWeek(W46, "maria", decided=1, acted=1, actions=1),
     ]
     assert team_reads.throughput(database, NOW, weeks=2) == [OperatorWeek(W46, "maria", 1, 1, 1)]
+    # the index the report asks for changes the plan, not the figures
+    assert not team_reads.throughput_indexed(database)
+    with database.write() as session:
+        session.connection().exec_driver_sql(
+            "CREATE INDEX ix_case_events_created_at ON case_events (created_at, actor_role, actor, action, case_id)")
+    team_reads._INDEXED.clear()
+    assert team_reads.throughput_indexed(database)
+    assert team_reads.throughput(database, NOW, weeks=4)[0] == OperatorWeek(W45, "maria", 2, 3, 7)
+    team_reads._INDEXED.clear()
 
 
 def test_recovered_value_by_payout_date(database: Database, evm_testbed: EvmTestbed) -> None:
