@@ -227,6 +227,11 @@ def network_paid_params(network: str) -> dict[str, str]:
     return {"network": network, "status": PAID_STATUSES}
 
 
+def paid_week_params(_week: str) -> dict[str, str]:
+    """The queue has no filter by payout date: the paid cases, the latest changed first."""
+    return {"status": PAID_STATUSES, "sort": "updated_at", "desc": "1"}
+
+
 def category_paid_params(category: str) -> dict[str, str] | None:
     return None if category == UNCLASSIFIED else {"category": category, "status": PAID_STATUSES}
 
@@ -330,42 +335,34 @@ def _recovered(wb: Workbench, now: datetime, weeks: int) -> None:
                      "total": usd(r.value_usd)})
         rows.append({"week": r.key, "measure": "fees", "USD": float(r.fee_usd), "label": usd(r.fee_usd),
                      "total": usd(r.value_usd)})
-    frame = pd.DataFrame(rows)
-    chart = alt.Chart(frame).mark_bar().encode(
+    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["week"])
+    bars = alt.Chart(pd.DataFrame(rows)).mark_bar(cursor="pointer").encode(
         x=alt.X("week:O", title="week of the payout (Monday)", axis=alt.Axis(labelAngle=0, labelOverlap=False)),
         y=alt.Y("USD:Q", stack=True, title="USD"),
-        color=alt.Color("measure:N", sort=["paid to the users", "fees"], scale=alt.Scale(range=["#4c9f70", "#f0ad4e"])),
+        color=alt.Color("measure:N", sort=["paid to the users", "fees"],
+                        scale=alt.Scale(range=["#4c9f70", "#f0ad4e"])),
         tooltip=["week", "measure", "label", alt.Tooltip("total:N", title="value recovered")],
-    )
-    week_totals = pd.DataFrame([{"week": r.key, "USD": float(r.value_usd), "label": usd(r.value_usd) if r.cases else ""}
-                                for r in by_week])
+    ).add_params(selection)
+    week_totals = pd.DataFrame([{"week": r.key, "USD": float(r.value_usd),
+                                 "label": usd(r.value_usd) if r.cases else ""} for r in by_week])
     tops = alt.Chart(week_totals).mark_text(baseline="bottom", dy=-3).encode(x="week:O", y="USD:Q", text="label:N")
-    st.altair_chart(alt.layer(chart, tops).properties(height=320), width="stretch", key="dash_chart_paid_weeks")
-    st.caption("Each bar: the value recovered that week (written above it), split into what went to the users "
-               "and the fees.")
+    clickable(alt.layer(bars, tops).properties(height=320), "dash_chart_paid_weeks", "week", paid_week_params)
+    st.caption("Each bar: the value recovered that week (written above it), what went to the users and the fees. "
+               "A click opens the paid cases, the latest first.")
+    st.dataframe(_money_rows(by_week, "week"), hide_index=True, width="stretch", key="dash_paid_weeks",
+                 height=38 + 35 * len(by_week))
     left, right = st.columns(2)
     with left:
-        st.caption("by network (where the funds were paid from); a click opens its paid cases")
+        st.caption("by network (where the funds were paid from)")
         networks = data.by_network()
-        net_frame = pd.DataFrame([{"network": r.key, "USD": float(r.value_usd), "label": usd(r.value_usd)}
-                                  for r in networks])
-        clickable(labelled_bars(net_frame, category="network", value="USD", label="label", horizontal=True,
-                                title="value recovered (USD)", tooltip=["network", "label"]),
-                  "dash_chart_paid_networks", "network", network_paid_params)
         st.dataframe(_money_rows(networks, "network"), hide_index=True, width="stretch", key="dash_paid_networks")
         queue_links([(f"paid on {r.key}", network_paid_params(r.key)) for r in networks])
     with right:
-        st.caption("by category; a click opens its paid cases")
+        st.caption("by category")
         categories = data.by_category()
-        cat_frame = pd.DataFrame([{"category": r.key, "USD": float(r.value_usd), "label": usd(r.value_usd)}
-                                  for r in categories])
-        clickable(labelled_bars(cat_frame, category="category", value="USD", label="label", horizontal=True,
-                                title="value recovered (USD)", tooltip=["category", "label"]),
-                  "dash_chart_paid_categories", "category", category_paid_params)
         st.dataframe(_money_rows(categories, "category"), hide_index=True, width="stretch",
                      key="dash_paid_categories")
         queue_links([(f"paid, {r.key}", category_paid_params(r.key)) for r in categories])
-    st.dataframe(_money_rows(by_week, "week"), hide_index=True, width="stretch", key="dash_paid_weeks")
 
 
 def team_section(wb: Workbench, now: datetime) -> None:
