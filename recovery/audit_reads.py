@@ -4,7 +4,8 @@ paged in SQL, and the filtered events exported as CSV or JSON lines (streamed in
 Nothing here writes. Every filter is a plain column condition on ``case_events``; a case reference
 is first turned into the case's id (one lookup in the reference's unique index), so the events of
 one case come from ``ix_case_events_case_id``. Pages are newest first (``id`` descending: the
-chain's order); an export is in chain order (oldest first) and stops at ``limit`` events.
+chain's order); an export is in chain order (oldest first), one query whose rows are fetched in
+batches, and stops at ``limit`` events.
 
 Dates are UTC days, both ends included (``until`` 2026-12-07 takes every event of that day).
 """
@@ -171,27 +172,25 @@ def audit_page(db: Database, filt: AuditFilter, *, page: int = 1, page_size: int
     return AuditPage(rows, total, page, page_size)
 
 
+_EVENT_COLUMNS = tuple(c for c in _COLUMNS if c is not _COLUMNS[2])  # all but the reference
+
+
 def export_events(db: Database, filt: AuditFilter, *, limit: int = EXPORT_LIMIT, batch: int = 2000) -> Iterator[
         AuditRow]:
-    """The matching events in chain order (oldest first), at most ``limit``, read in batches of
-    ``batch`` by id (each batch a short query: the export never holds one long cursor)."""
-    last_id = 0
-    left = limit
-    while left > 0:
-        with db.read() as session:
-            where = conditions(session, filt)
-            if where is None:
-                return
-            rows = session.execute(
-                select(*_COLUMNS).outerjoin(Case, col(Case.id) == col(CaseEvent.case_id))
-                .where(*where, col(CaseEvent.id) > last_id).order_by(col(CaseEvent.id)).limit(min(batch, left))
-            ).all()
-        if not rows:
+    """The matching events in chain order (oldest first), at most ``limit``: one query, its rows
+    fetched ``batch`` at a time (never the whole export in memory at once), the references of each
+    batch's cases in one more query (an event's case is looked up once per batch, not per event)."""
+    with db.read() as session:
+        where = conditions(session, filt)
+        if where is None:
             return
-        for values in rows:
-            yield _row(values)
-        left -= len(rows)
-        last_id = int(rows[-1][0])
+        query = select(*_EVENT_COLUMNS).where(*where).order_by(col(CaseEvent.id)).limit(limit)
+        for chunk in session.execute(query.execution_options(yield_per=batch)).partitions():
+            ids = sorted({int(values[1]) for values in chunk if values[1] is not None})
+            references = dict(session.execute(
+                select(col(Case.id), col(Case.reference)).where(col(Case.id).in_(ids))).all()) if ids else {}
+            for values in chunk:
+                yield _row((*values[:2], references.get(values[1]), *values[2:]))
 
 
 def export_jsonl(db: Database, filt: AuditFilter, *, limit: int = EXPORT_LIMIT) -> Iterator[str]:
