@@ -4,7 +4,7 @@ deposit address, or the sender or recipient of its transfers, through every stat
 Pure reads. The search is two steps:
 
 1. **Whole identifiers**, each through an index: the reference, the user id, the transaction hash
-   (``ix_cases_network_tx``), the refund's hash, the deposit address (``ix_cases_deposit_address``),
+   (``ix_cases_network_tx``), the refund's hash, the deposit address (``ix_cases_search``),
    and the senders and recipients of the transfers the chain check stored for the case's
    transaction or refund (``observed_transfers``: ``ix_observed_transfers_sender``,
    ``ix_observed_recipient``). Identifiers are compared in their canonical stored spelling
@@ -158,7 +158,8 @@ def _contains_any_case(db: Database, column: Any, fragment: str) -> ColumnElemen
 
 
 def fragment_condition(db: Database, found: Terms) -> ColumnElement[bool]:
-    """Part of a reference, user id, hash or deposit address (a scan of the table)."""
+    """Part of a reference, user id, hash or deposit address: a scan of ``ix_cases_search`` (every
+    column it reads is in that index, so the rows and their decision JSON are not read)."""
     text = found.text
     names = [col(Case.reference), col(Case.user_id)]
     chain = [col(Case.tx_hash), col(Case.deposit_address), col(Case.refund_tx_hash)]
@@ -167,7 +168,7 @@ def fragment_condition(db: Database, found: Terms) -> ColumnElement[bool]:
         parts += [_contains_any_case(db, column, text) for column in chain]
     else:
         parts += [_contains_exact(db, column, text) for column in chain]
-    return or_(*parts)
+    return col(Case.id).in_(select(col(Case.id)).where(or_(*parts)))
 
 
 def search(db: Database, session: Session, text: str, networks: Sequence[str] | None = None) -> Search | None:

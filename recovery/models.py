@@ -46,7 +46,9 @@ class Case(SQLModel, table=True):
         Index("ix_cases_network_tx", "network", "tx_hash"),
         Index("ix_cases_status_created", "status", "created_at"),
         Index("ix_cases_origin", "origin"),  # the queue's origin filter (see migration 0009)
-        Index("ix_cases_deposit_address", "deposit_address"),  # the queue's search (see migration 0012)
+        # the queue's search (see migration 0012): a whole deposit address, and parts of identifiers
+        # read from the index alone (the rows carry their decision JSON)
+        Index("ix_cases_search", "deposit_address", "tx_hash", "refund_tx_hash", "reference", "user_id", "id"),
         # every column the dashboard reads from the cases of its window, led by the one that selects
         # them: the window is answered from the index alone (see migration 0010)
         Index("ix_cases_dashboard_window", "created_at", "status", "origin", "resolution", "category", "network",

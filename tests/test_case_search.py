@@ -167,10 +167,10 @@ def test_the_case_search_migration_goes_down_and_up_again(database: Database) ->
     def indexes(table: str) -> set[str]:
         return {str(index["name"]) for index in inspect(database.engine).get_indexes(table)}
 
-    assert "ix_cases_deposit_address" in indexes("cases")
+    assert "ix_cases_search" in indexes("cases")
     assert "ix_observed_transfers_sender" in indexes("observed_transfers")
     migrate.downgrade(database, "0011_webhook_outbox")
-    assert "ix_cases_deposit_address" not in indexes("cases")
+    assert "ix_cases_search" not in indexes("cases")
     assert "saved_views" not in inspect(database.engine).get_table_names()
     migrate.upgrade(database)
     assert "ix_observed_transfers_sender" in indexes("observed_transfers")

@@ -3,9 +3,12 @@
 The queue's search (``recovery/case_search.py``) looks through every status by whole identifiers,
 each through an index, before it falls back to a substring scan:
 
-- ``ix_cases_deposit_address`` on ``cases (deposit_address)``: a whole deposit address (before,
-  only the reference, the user id and the transaction hash were indexed, and an address was
-  found by scanning the table);
+- ``ix_cases_search`` on ``cases (deposit_address, tx_hash, refund_tx_hash, reference, user_id,
+  id)``: a whole deposit address (before, only the reference, the user id and the transaction hash
+  were indexed, and an address was found by scanning the table), and the search for part of an
+  identifier read from this index alone instead of the rows, which carry their decision JSON
+  (at 100,000 cases on SQLite a cold scan of the table took seconds). Its columns change only when
+  a refund is recorded;
 - ``ix_observed_transfers_sender`` on ``observed_transfers (sender)``: the cases whose transaction
   (or refund) moved funds from an address, the address users quote. Recipients are found through
   the existing ``ix_observed_recipient (network, recipient)``. The transfers are the ones the chain
@@ -36,7 +39,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.create_index('ix_cases_deposit_address', ['deposit_address'], unique=False)
+        batch_op.create_index('ix_cases_search', ['deposit_address', 'tx_hash', 'refund_tx_hash', 'reference',
+                                                  'user_id', 'id'], unique=False)
     with op.batch_alter_table('observed_transfers', schema=None) as batch_op:
         batch_op.create_index('ix_observed_transfers_sender', ['sender'], unique=False)
     op.create_table(
@@ -57,4 +61,4 @@ def downgrade() -> None:
     with op.batch_alter_table('observed_transfers', schema=None) as batch_op:
         batch_op.drop_index('ix_observed_transfers_sender')
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.drop_index('ix_cases_deposit_address')
+        batch_op.drop_index('ix_cases_search')
