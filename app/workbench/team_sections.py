@@ -191,8 +191,15 @@ def age_chart(age_buckets: Sequence[tuple[str, int, int]]) -> None:
     ).add_params(selection)
     text = base.mark_text(baseline="bottom", dy=-3).encode(text="label:N")
     clickable(alt.layer(bars, text).properties(height=300), "dash_chart_age", "pick", age_params)
-    queue_links([(f"{label}, {sla} ({n:,})", age_params(f"{label}|{sla}"))
+    queue_links([(_age_link(label, sla, n), age_params(f"{label}|{sla}"))
                  for label, ok, late in age_buckets for sla, n in (("within SLA", ok), ("past SLA", late)) if n])
+
+
+def _age_link(label: str, sla: str, cases: int) -> str:
+    """A bucket's link names the queue's wider age choice where the two differ (1-2 and 2-4 weeks)."""
+    wider = AGE_PARAM[label]
+    return f"{label}, {sla} ({cases:,})" + ("" if wider in (label, "under 1 day", "over 4 weeks")
+                                           else f": the queue's {wider}")
 
 
 def day_params(_day: str) -> dict[str, str]:
@@ -201,16 +208,20 @@ def day_params(_day: str) -> dict[str, str]:
 
 
 def per_day_chart(per_day: Sequence[tuple[str, int]]) -> None:
-    """Appeals filed per day, each bar counted (the date on the axis every few days, in the tooltip
-    always); a click opens the queue newest first."""
+    """Appeals filed per day, each day named and its bar counted (up to a month: 90 bars have no room for
+    90 figures, the axis then names every other day and the tooltip gives each); a click opens the
+    queue newest first."""
+    roomy = len(per_day) <= 31
     frame = pd.DataFrame([{"date": d, "day": d[5:], "appeals": n, "label": f"{n:,}" if n else ""}
                           for d, n in per_day])
     selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["date"])
-    base = alt.Chart(frame).encode(x=alt.X("day:O", title=None, axis=alt.Axis(labelAngle=-60, labelOverlap=False)),
-                                   y=alt.Y("appeals:Q", title="appeals"))
+    axis = alt.Axis(labelAngle=-60, labelOverlap=False if roomy else "parity")
+    base = alt.Chart(frame).encode(x=alt.X("day:O", title=None, axis=axis), y=alt.Y("appeals:Q", title="appeals"))
     bars = base.mark_bar(cursor="pointer").encode(tooltip=["date", "appeals"]).add_params(selection)
-    text = base.mark_text(baseline="bottom", dy=-2, fontSize=9).encode(text="label:N")
-    clickable(alt.layer(bars, text).properties(height=300), "dash_chart_days", "date", day_params)
+    layers: list[Any] = [bars]
+    if roomy:
+        layers.append(base.mark_text(baseline="bottom", dy=-2, fontSize=9).encode(text="label:N"))
+    clickable(alt.layer(*layers).properties(height=300), "dash_chart_days", "date", day_params)
 
 
 # ------------------------------------------------------------------------------------ the team's weeks
