@@ -124,9 +124,11 @@ def first_event_since(session: Session, since: datetime) -> int | None:
     """The id of the first audit event written at or after ``since`` (None: none), by a binary search
     over the primary key (event ids follow the order of appending, and so their times)."""
     connection = session.connection()
-    low, high = connection.execute(core_select(func.min(_EVENTS.c.id), func.max(_EVENTS.c.id))).one()
+    # two statements: SQLite answers min() or max() alone from the key's ends, both together by a scan
+    high = connection.execute(core_select(func.max(_EVENTS.c.id))).scalar()
     if high is None:
         return None
+    low = int(connection.execute(core_select(func.min(_EVENTS.c.id))).scalar_one())
 
     def at_or_after(event_id: int) -> tuple[int, datetime]:
         row = connection.execute(

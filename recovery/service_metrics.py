@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, func
+from sqlalchemy import and_, bindparam, case, func
 from sqlalchemy import select as core_select
 
 from recovery.db import Database
@@ -62,8 +61,7 @@ UNCLASSIFIED = "unclassified"
 SATISFIED_SCORES = frozenset({4, 5})
 
 
-@dataclass(frozen=True)
-class CaseFacts:
+class CaseFacts(NamedTuple):
     """What the measures need of one case (times in seconds since 1970, UTC)."""
 
     case_id: int
@@ -152,37 +150,79 @@ class Metrics:
 COLUMNS: tuple[str, ...] = tuple(Metrics("", "").record())
 
 
-def measure(week: str, category: str, members: Sequence[CaseFacts]) -> Metrics:
+#: seconds in a week, and the Monday 00:00 UTC all ISO weeks are counted from (5 January 1970)
+_WEEK = 7 * 86400
+_A_MONDAY = 4 * 86400
+
+
+def _monday(epoch_seconds: float) -> int:
+    """The start (Monday 00:00 UTC, epoch seconds) of the ISO week of an instant."""
+    return int(epoch_seconds - (epoch_seconds - _A_MONDAY) % _WEEK)
+
+
+class _Group:
+    """A group's running figures (one pass over the facts)."""
+
+    __slots__ = ("automatic", "cases", "decided", "first_contact", "resolutions", "responses", "satisfied", "scores")
+
+    def __init__(self) -> None:
+        self.cases = self.first_contact = self.satisfied = self.decided = self.automatic = 0
+        self.responses: list[float] = []
+        self.resolutions: list[float] = []
+        self.scores: list[int] = []
+
+    def add(self, fact: CaseFacts) -> None:
+        self.cases += 1
+        if fact.first_response is not None:
+            self.responses.append(max(0.0, fact.first_response - fact.opened))
+        if fact.resolved is not None:
+            self.resolutions.append(max(0.0, fact.resolved - fact.opened))
+            if not fact.asked_for_info:
+                self.first_contact += 1
+        if fact.score is not None:
+            self.scores.append(fact.score)
+            if fact.score in SATISFIED_SCORES:
+                self.satisfied += 1
+        if fact.decided_by_system is not None:
+            self.decided += 1
+            if fact.decided_by_system:
+                self.automatic += 1
+
+    def metrics(self, week: str, category: str) -> Metrics:
+        return Metrics(
+            week, category, cases=self.cases, first_response=percentiles(self.responses),
+            resolution=percentiles(self.resolutions), resolved=len(self.resolutions),
+            resolved_first_contact=self.first_contact, rated=len(self.scores), score_total=sum(self.scores),
+            satisfied=self.satisfied, decided=self.decided, decided_automatically=self.automatic,
+        )
+
+
+def measure(week: str, category: str, members: Iterable[CaseFacts]) -> Metrics:
     """The measures of one group of cases."""
-    row = Metrics(week, category, cases=len(members))
-    responses = [max(0.0, f.first_response - f.opened) for f in members if f.first_response is not None]
-    resolutions = [max(0.0, f.resolved - f.opened) for f in members if f.resolved is not None]
-    row.first_response = percentiles(responses)
-    row.resolution = percentiles(resolutions)
-    row.resolved = len(resolutions)
-    row.resolved_first_contact = sum(1 for f in members if f.resolved is not None and not f.asked_for_info)
-    scores = [f.score for f in members if f.score is not None]
-    row.rated, row.score_total = len(scores), sum(scores)
-    row.satisfied = sum(1 for score in scores if score in SATISFIED_SCORES)
-    row.decided = sum(1 for f in members if f.decided_by_system is not None)
-    row.decided_automatically = sum(1 for f in members if f.decided_by_system)
-    return row
+    group = _Group()
+    for fact in members:
+        group.add(fact)
+    return group.metrics(week, category)
 
 
 def compute(facts: Iterable[CaseFacts]) -> list[Metrics]:
     """The measures per (ISO week, category) and per week (category ``all``), oldest week first, the
     ``all`` row before the categories (by name). Pure: the same facts give the same rows."""
-    groups: dict[tuple[str, str], list[CaseFacts]] = defaultdict(list)
+    groups: dict[tuple[int, str], _Group] = {}
     for fact in facts:
-        week = iso_week(fact.opened)
-        groups[(week, fact.category or UNCLASSIFIED)].append(fact)
-        groups[(week, ALL)].append(fact)
-    rows = [measure(week, category, members) for (week, category), members in groups.items()]
+        monday = _monday(fact.opened)
+        for key in ((monday, fact.category or UNCLASSIFIED), (monday, ALL)):
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group()
+            group.add(fact)
+    weeks = {monday: iso_week(monday) for monday, _ in groups}
+    rows = [group.metrics(weeks[monday], category) for (monday, category), group in groups.items()]
     rows.sort(key=lambda r: (r.week, r.category != ALL, r.category))
     return rows
 
 
-def overall(facts: Sequence[CaseFacts], label: str = "all weeks") -> Metrics:
+def overall(facts: Iterable[CaseFacts], label: str = "all weeks") -> Metrics:
     """The measures of every case of ``facts`` together (the window's headline figures)."""
     return measure(label, ALL, facts)
 
@@ -201,48 +241,66 @@ _CASES = Case.__table__  # type: ignore[attr-defined]
 _EVENTS = CaseEvent.__table__  # type: ignore[attr-defined]
 
 
+def _statement(db: Database) -> Any:
+    """One row per case opened since ``:since`` (whose ids are ``:first_case_id`` on): its times as
+    epoch seconds, its category, and from its events, aggregated per case over a range of the
+    events' ``case_id`` index: the id of the first response, whether information was asked, the ids
+    of its first decision and first decision by a person, and the id of its rating. The events'
+    columns read there (``id``, ``action``, ``actor_role``) come before ``details`` in the row, so a
+    long decision stored in an event is not read; the first response's time and the rating's score
+    are then read for one event each."""
+    e, c = _EVENTS.c, _CASES.c
+    deciding = e.action.in_(DECIDING_ACTIONS)
+    per_case = (
+        core_select(
+            e.case_id.label("case_id"),
+            func.min(case((e.action.in_(RESPONSE_ACTIONS), e.id))).label("first_response"),
+            func.max(case((e.action == INFO_REQUEST, 1), else_=0)).label("asked"),
+            func.min(case((deciding, e.id))).label("decision"),
+            func.min(case((and_(deciding, e.actor_role != SYSTEM_ROLE), e.id))).label("by_person"),
+            func.min(case((e.action == FEEDBACK_ACTION, e.id))).label("rating"),
+        )
+        .where(e.case_id >= bindparam("first_case_id"))
+        .group_by(e.case_id)
+        .subquery("per_case")
+    )
+    response, rating = _EVENTS.alias("response"), _EVENTS.alias("rating")
+    return (
+        core_select(
+            c.id, _epoch(db, c.created_at), c.category, _epoch(db, c.resolved_at),
+            _epoch(db, response.c.created_at), per_case.c.asked, per_case.c.decision, per_case.c.by_person,
+            rating.c.details["score"].as_integer(),
+        )
+        .select_from(
+            _CASES.outerjoin(per_case, per_case.c.case_id == c.id)
+            .outerjoin(response, response.c.id == per_case.c.first_response)
+            .outerjoin(rating, rating.c.id == per_case.c.rating)
+        )
+        .where(c.created_at >= bindparam("since"), c.id >= bindparam("first_case_id"))
+    )
+
+
 def read_facts(db: Database, since: datetime) -> list[CaseFacts]:
-    """:class:`CaseFacts` of every case opened at or after ``since``. Two statements: the cases (their
-    ids follow the filing order; ``created_at``, ``category``, ``resolved_at`` and ``id`` are columns of
-    ``ix_cases_dashboard_window``, so the rows themselves are not read), then one aggregate per case
-    over the events of those cases (a range of the events' ``case_id`` index)."""
-    e = _EVENTS.c
+    """:class:`CaseFacts` of every case opened at or after ``since``, in one statement (after one
+    for the window's first case id: case ids follow the filing order). The cases come from
+    ``ix_cases_dashboard_window`` alone (``created_at``, ``category``, ``resolved_at``, ``id``); the
+    events as :func:`_statement` says. A few thousand rows per 4 weeks at 100,000 cases a year."""
+    c = _CASES.c
     with db.read() as session:
         connection = session.connection()
-        cases = connection.execute(
-            core_select(_CASES.c.id, _epoch(db, _CASES.c.created_at), _CASES.c.category,
-                        _epoch(db, _CASES.c.resolved_at))
-            .where(_CASES.c.created_at >= since)
-        ).all()
-        if not cases:
+        first_case_id = connection.execute(
+            core_select(func.min(c.id + 0)).where(c.created_at >= since)  # ``+ 0``: as ``queues._window``
+        ).scalar()
+        if first_case_id is None:
             return []
-        first_id = min(int(row[0]) for row in cases)
-        deciding = e.action.in_(DECIDING_ACTIONS)
-        aggregates = connection.execute(
-            core_select(
-                e.case_id,
-                func.min(case((e.action.in_(RESPONSE_ACTIONS), _epoch(db, e.created_at)))),
-                func.max(case((e.action == INFO_REQUEST, 1), else_=0)),
-                func.min(case((deciding, e.id))),
-                func.min(case((and_(deciding, e.actor_role != SYSTEM_ROLE), e.id))),
-                func.min(case((e.action == FEEDBACK_ACTION, e.details["score"].as_integer()))),
-            )
-            .where(e.case_id >= first_id)
-            .group_by(e.case_id)
-        ).all()
-    by_case = {int(row[0]): row for row in aggregates}
+        rows = connection.execute(_statement(db), {"since": since, "first_case_id": int(first_case_id)}).all()
     facts = []
-    for case_id, opened, category, resolved in cases:
-        found = by_case.get(int(case_id))
-        if found is None:
-            facts.append(CaseFacts(int(case_id), float(opened), category, resolved=resolved))
-            continue
-        _, responded, asked, decision, human, score = found
-        decided_by_system = None if decision is None else (human is None or int(human) > int(decision))
+    for case_id, opened, category, resolved, responded, asked, decision, by_person, score in rows:
         facts.append(CaseFacts(
-            int(case_id), float(opened), category, first_response=None if responded is None else float(responded),
-            resolved=None if resolved is None else float(resolved), asked_for_info=bool(asked),
-            decided_by_system=decided_by_system, score=None if score is None else int(score),
+            case_id, float(opened), category, None if responded is None else float(responded),
+            None if resolved is None else float(resolved), bool(asked),
+            None if decision is None else (by_person is None or by_person > decision),
+            None if score is None else int(score),
         ))
     return facts
 

@@ -4,7 +4,6 @@ databases), and on the demo's data against a per-case computation from the audit
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -216,8 +215,8 @@ def rounded(facts: Sequence[CaseFacts]) -> list[CaseFacts]:
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value, 3)
 
-    return [dataclasses.replace(f, opened=round(f.opened, 3), first_response=ms(f.first_response),
-                                resolved=ms(f.resolved)) for f in facts]
+    return [f._replace(opened=round(f.opened, 3), first_response=ms(f.first_response), resolved=ms(f.resolved))
+            for f in facts]
 
 
 def same_rows(left: Sequence[Metrics], right: Sequence[Metrics]) -> None:

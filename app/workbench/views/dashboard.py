@@ -22,8 +22,10 @@ from app.workbench import auth, ui
 from app.workbench.context import Workbench, current
 from app.workbench.payout_reads import payout_sla
 from recovery import queues, service_metrics
+from recovery.db import Database
 from recovery.dbtypes import decimal_text
 from recovery.queues import ACTIVE_STATUSES, APPEALED, OriginRow, QueueFilter
+from recovery.service_metrics import Metrics
 from recovery.vocabulary import CaseStatus, Flag, Origin
 
 #: the dashboard's windows, in days (the cost of the window's figures grows with it)
@@ -102,6 +104,17 @@ def _payouts(wb: Workbench, now: datetime) -> None:
 
 #: the service metrics' windows, in ISO weeks (this one included)
 METRIC_WEEKS = (4, 8, 13)
+#: how long the service metrics are reused (weekly figures: every rerun of the page, every member
+#: of the team and every choice of the page's other widgets within this time read them once)
+METRICS_CACHE_SECONDS = 300
+
+
+@st.cache_data(ttl=METRICS_CACHE_SECONDS, max_entries=32, show_spinner=False)
+def _metrics(_db: Database, database: str, since: datetime, period: int) -> tuple[list[Metrics], Metrics]:
+    """The rows and the window's headline figures, kept per database, window and 5-minute period of
+    the workbench's clock (``period``: also right when the clock is simulated)."""
+    facts = service_metrics.read_facts(_db, since)
+    return service_metrics.compute(facts), service_metrics.overall(facts)
 
 
 def _percent(value: Decimal | None) -> str:
@@ -115,9 +128,8 @@ def _service_metrics(wb: Workbench, now: datetime) -> None:
     head[0].subheader("Service metrics (appeals by the ISO week they were opened in)")
     weeks = int(head[1].selectbox("Weeks", METRIC_WEEKS, index=0, format_func=lambda w: f"last {w} weeks",
                                   key="dash_metric_weeks"))
-    facts = service_metrics.read_facts(wb.db, service_metrics.week_start(now) - timedelta(weeks=weeks - 1))
-    rows = service_metrics.compute(facts)
-    total = service_metrics.overall(facts)
+    since = service_metrics.week_start(now) - timedelta(weeks=weeks - 1)
+    rows, total = _metrics(wb.db, str(wb.db.engine.url), since, int(now.timestamp()) // METRICS_CACHE_SECONDS)
     cells = st.columns(5)
     cells[0].metric("Time to first response (median)", _hours(total.first_response.median_hours),
                     help="From the appeal to the first thing its user sees after filing (the chain check's "
