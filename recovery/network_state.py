@@ -23,8 +23,10 @@ record it):
   the networks their last ``chain_unavailable`` event named, else for the network the user named.
   Without this, a network that stays down while no new appeal comes would fall out of the window.
 - **Backlog.** Cases in ``awaiting_chain`` waiting for the chain (``awaiting_confirmations``, or not
-  decided yet; ``tx_not_found`` is left out: that hash may simply be wrong), on the network the
-  deposit landed on (else the one named): ``delayed`` when at least
+  decided yet; ``tx_not_found`` is left out: that hash may simply be wrong), opened within
+  :attr:`NetworkStatePolicy.backlog_horizon` (24 hours: a transaction stuck for days is its own
+  problem, not the network's), on the network the deposit landed on (else the one named):
+  ``delayed`` when at least
   :attr:`NetworkStatePolicy.delayed_min_cases` of them are older than
   :attr:`NetworkStatePolicy.delayed_after`, or :attr:`NetworkStatePolicy.backlog_cases` wait at all.
 
@@ -74,6 +76,9 @@ class NetworkStatePolicy:
     delayed_min_cases: int = 3
     #: this many cases waiting for the chain, of any age, make it ``delayed`` [network_backlog_cases]
     backlog_cases: int = 50
+    #: only cases opened this recently count for ``delayed``: one stuck for days (a transaction that
+    #: never confirms) is that transfer's problem, not the network's [network_backlog_horizon_hours]
+    backlog_horizon: timedelta = timedelta(hours=24)
     #: at most this many still-waiting cases are read as evidence of a network down (the most recently checked)
     stuck_cases_read: int = 200
 
@@ -200,6 +205,7 @@ def read_states(session: Session, config: Config, now: datetime,
     late: dict[str, int] = {}
     stuck: list[tuple[int, str, datetime]] = []
     late_before = now - policy.delayed_after
+    recent_after = now - policy.backlog_horizon
     for case_id, status, network, landed, category, created_at, checked_at in connection.execute(
         core_select(_CASES.c.id, _CASES.c.status, _CASES.c.network, _CASES.c.deposit_network, _CASES.c.category,
                     _CASES.c.created_at, _CASES.c.last_checked_at)
@@ -212,6 +218,8 @@ def read_states(session: Session, config: Config, now: datetime,
             continue
         if not undecided and category != Category.AWAITING_CONFIRMATIONS.value:
             continue  # not found (yet): the hash may be wrong, that says nothing about the network
+        if created_at < recent_after:
+            continue
         where = landed or network
         waiting[where] = waiting.get(where, 0) + 1
         if created_at <= late_before:

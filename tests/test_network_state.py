@@ -208,3 +208,7 @@ def test_the_window_starts_at_the_right_event_and_the_thresholds_apply(
         small = NetworkStatePolicy(backlog_cases=3)
         assert read_states(session, default_config, later, small)["bsc"].state == "delayed"
         assert read_states(session, default_config, later)["bsc"].waiting == 3
+        # two days on, they are that transfer's problem, not the network's
+        days_later = now + timedelta(days=2)
+        assert read_states(session, default_config, days_later, strict)["bsc"].state == "ok"
+        assert read_states(session, default_config, days_later)["bsc"].waiting == 0
