@@ -9,15 +9,19 @@ from __future__ import annotations
 import streamlit as st
 
 from app.workbench import auth, ui
-from app.workbench.pages import pages_for
+from app.workbench.pages import PAGES, pages_for
 from recovery.vocabulary import Role
 
 st.set_page_config(page_title="Recovery workbench", page_icon="🪙", layout="wide")
 
 info = auth.signed_in()
 if info is None:
-    st.navigation([st.Page(auth.sign_in_page, title="Sign in", url_path="signin", default=True)],
-                  position="hidden").run()
+    # Signed out, every page's address shows the sign-in: a reload or a shared link keeps its address
+    # (a case's ``?ref=``, the queue's filters), and that page opens with it once signed in.
+    sign_in_pages = [st.Page(auth.sign_in_page, title="Sign in", url_path="signin", default=True)]
+    sign_in_pages += [st.Page(auth.sign_in_page, title=f"Sign in: {spec.title}", url_path=spec.url_path)
+                      for spec in PAGES]
+    st.navigation(sign_in_pages, position="hidden").run()
 else:
     role = Role(info.role)
     sections: dict[str, list[st.Page]] = {}

@@ -370,9 +370,9 @@ def render() -> None:
                + (f" · {late_payouts} approved payout(s) unpaid for more than {sla_hours} h" if late_payouts else ""))
     if filt.text.strip():
         _hidden_note(wb, filt, now)
-        if page.total == 1:
-            only = page.rows[0].reference
-            st.page_link(CASE_PAGE, label=f"Open {only}", query_params={"ref": only})
+    if page.total == 1:
+        only = page.rows[0].reference
+        st.page_link(CASE_PAGE, label=f"Open {only}", query_params={"ref": only})
     shown = [(r.reference, r.version) for r in page.rows]
     if page.rows:
         _table(page.rows, now, clocks, shown)
