@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import base58
 import pytest
@@ -32,7 +33,7 @@ REFUND_TO = eip55_checksum("0x" + "5eed" * 10)
 
 
 def _case(case_id: int, status: str, network: str, tx_hash: str, deposit_address: str, user: str,
-          **extra: object) -> Case:
+          **extra: Any) -> Case:
     return Case(id=case_id, reference=f"RC-{case_id:06d}", user_id=user, network=network, asset="USDT",
                 tx_hash=tx_hash, deposit_address=deposit_address, status=status, flags=[],
                 created_at=NOW - timedelta(days=case_id), updated_at=NOW, claimed_amount=Decimal("10"), **extra)
