@@ -141,9 +141,11 @@ def test_dashboard_figures(wb: Workbench, world: World) -> None:
     assert metrics["Decided late"] == "0 of 2"
     assert metrics["First decision, median"] == "24.0 h"
     assert len(at.get("vega_lite_chart")) == 6
-    money = frame_with(at, "fees USD")
+    # the value recovered by payout date (the seeded credit, booked a day ago), to the cent
+    money = frame_with(at, "network")
     assert money.to_dict("records") == [
-        {"network": "ethereum", "category": "uncredited_valid", "cases": "1", "value USD": "300", "fees USD": "0"}
+        {"network": "ethereum", "cases": 1, "value": "$300.00", "fees": "$0.00", "to the users": "$300.00",
+         "value unknown": 0}
     ]
     # detected vs appealed: two of the twelve cases were found by the scan, none is finished yet
     assert metrics["Detected by the scan"] == "2 (16.7 %)"
@@ -158,7 +160,7 @@ def test_dashboard_figures(wb: Workbench, world: World) -> None:
     assert list(origins["deposit time unknown"]) == ["0", "4", "4", "0"]
     assert list(origins["deposit to case, median"])[3] == "-"
     at.selectbox(key="dash_days").set_value(7).run()
-    assert len(frame_with(at, "fees USD")) == 1
+    assert not at.exception and len(frame_with(at, "network")) == 1
 
 
 def test_dashboard_counts_payouts_past_their_sla(wb: Workbench, world: World, wb_clock: Clock) -> None:

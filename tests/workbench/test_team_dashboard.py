@@ -29,7 +29,7 @@ def links(at: AppTest) -> dict[str, str]:
 
 
 def specs(at: AppTest) -> list[dict[str, Any]]:
-    return [json.loads(e.proto.spec) for e in at.get("arrow_vega_lite_chart")]
+    return [json.loads(e.proto.spec) for e in at.get("vega_lite_chart")]
 
 
 def test_every_link_is_a_queue_address_the_queue_understands() -> None:

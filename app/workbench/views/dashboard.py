@@ -1,7 +1,10 @@
 """Dashboard: backlog, ages and SLA, payouts (waiting, past their own SLA, refunds to prove, mismatches),
 decision and resolution times, the service metrics per ISO week and category (first response,
 resolution, first-contact resolution, CSAT, decided automatically; CSV export), detected vs appealed
-cases and the time from the deposit to the case, recovered value and fees, intake.
+cases and the time from the deposit to the case, intake; then the team lead's weeks
+(``app/workbench/team_sections.py``): cases opened per week and category, throughput per
+operator, value and fees by payout date. Every bar is named and counted, and a click on it opens
+the queue filtered to its cases.
 
 The figures come from ``recovery/queues.py::dashboard``: counts by status, one pass over the open
 cases, and one statement for the window's cases (aggregated in SQL, with one narrow row per case for
@@ -14,11 +17,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
-from app.workbench import auth, ui
+from app.workbench import auth, team_sections, ui
 from app.workbench.context import Workbench, current
 from app.workbench.payout_reads import payout_sla
 from recovery import queues, service_metrics
@@ -161,6 +162,7 @@ def _service_metrics(wb: Workbench, now: datetime) -> None:
 def render() -> None:
     if auth.signed_in() is None:
         return
+    team_sections.go_to_queue_if_asked()
     wb = current()
     now = wb.now()
     head = st.columns([4, 1])
@@ -193,100 +195,20 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Cases by status")
-        status_frame = pd.DataFrame(
-            [{"status": s.value, "cases": data.by_status.get(s.value, 0),
-              "backlog": "open" if s.value in ACTIVE_STATUSES else "finished"} for s in CaseStatus]
-        )
-        st.altair_chart(
-            alt.Chart(status_frame).mark_bar().encode(
-                x=alt.X("status:N", sort=[s.value for s in CaseStatus], title=None,
-                        axis=alt.Axis(labelAngle=-40, labelOverlap=False)),
-                y=alt.Y("cases:Q"),
-                color=alt.Color("backlog:N", scale=alt.Scale(domain=["open", "finished"],
-                                                             range=["#1f77b4", "#9aa5b1"])),
-                tooltip=["status", "cases"],
-            ).properties(height=320),
-            width="stretch",
-        )
+        team_sections.status_chart(data.by_status, ACTIVE_STATUSES)
     with right:
         st.subheader("Open backlog by category")
-        category_frame = pd.DataFrame(
-            [{"category": c, "cases": n} for c, n in sorted(data.backlog_by_category.items(), key=lambda x: -x[1])]
-        )
-        if category_frame.empty:
-            st.caption("No open cases.")
-        else:
-            st.altair_chart(
-                alt.Chart(category_frame).mark_bar().encode(
-                    y=alt.Y("category:N", sort="-x", title=None), x=alt.X("cases:Q"), tooltip=["category", "cases"]
-                ).properties(height=320),
-                width="stretch",
-            )
+        team_sections.backlog_chart(data.backlog_by_category)
+    st.caption("A click on a bar, or on its link under the chart, opens those cases in the queue.")
 
     left, right = st.columns(2)
     with left:
         st.subheader("Age of the cases awaiting a decision")
-        age_rows = []
-        for label, ok, late in data.age_buckets:
-            age_rows.append({"age": label, "SLA": "within SLA", "cases": ok})
-            age_rows.append({"age": label, "SLA": "past SLA", "cases": late})
-        st.altair_chart(
-            alt.Chart(pd.DataFrame(age_rows)).mark_bar().encode(
-                x=alt.X("age:N", sort=[label for label, _ in queues.AGE_BUCKETS], title=None,
-                        axis=alt.Axis(labelAngle=0)),
-                y=alt.Y("cases:Q", stack=True),
-                color=alt.Color("SLA:N", scale=alt.Scale(domain=["within SLA", "past SLA"],
-                                                         range=["#4c9f70", "#d9534f"])),
-                tooltip=["age", "SLA", "cases"],
-            ).properties(height=300),
-            width="stretch",
-        )
+        team_sections.age_chart(data.age_buckets)
     with right:
         st.subheader(f"Appeals per day ({days} days)")
-        day_frame = pd.DataFrame([{"day": d[5:], "date": d, "appeals": n} for d, n in data.per_day])
-        st.altair_chart(
-            alt.Chart(day_frame).mark_bar().encode(
-                x=alt.X("day:O", title=None, axis=alt.Axis(labelAngle=-60)), y=alt.Y("appeals:Q"),
-                tooltip=["date", "appeals"],
-            ).properties(height=300),
-            width="stretch",
-        )
+        team_sections.per_day_chart(data.per_day)
 
-    st.subheader(f"Recovered value and fees (appeals of the last {days} days)")
-    if not data.money:
-        st.caption("Nothing recovered yet.")
-    else:
-        chart_rows = []
-        for row in data.money:
-            chart_rows.append({"network": row.network, "category": row.category, "measure": "value recovered",
-                               "USD": float(row.value_usd)})
-            chart_rows.append({"network": row.network, "category": row.category, "measure": "fees",
-                               "USD": float(row.fee_usd)})
-        left, right = st.columns(2)
-        frame = pd.DataFrame(chart_rows)
-        with left:
-            st.caption("by network")
-            st.altair_chart(
-                alt.Chart(frame).mark_bar().encode(
-                    x=alt.X("network:N", title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("sum(USD):Q", title="USD"),
-                    xOffset="measure:N", color="measure:N", tooltip=["network", "measure", "sum(USD)"],
-                ),
-                width="stretch",
-            )
-        with right:
-            st.caption("by category")
-            st.altair_chart(
-                alt.Chart(frame).mark_bar().encode(
-                    x=alt.X("category:N", title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("sum(USD):Q", title="USD"),
-                    xOffset="measure:N", color="measure:N", tooltip=["category", "measure", "sum(USD)"],
-                ),
-                width="stretch",
-            )
-        ui.table(
-            [{"network": r.network, "category": r.category, "cases": r.cases, "value USD": decimal_text(r.value_usd),
-              "fees USD": decimal_text(r.fee_usd)} for r in data.money],
-            ["network", "category", "cases", "value USD", "fees USD"], key="dash_money",
-        )
-
+    team_sections.team_section(wb, now)
 
 render()
