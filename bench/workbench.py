@@ -20,9 +20,14 @@ Then it times, with the median of several runs each:
   resolution, CSAT, decided automatically per ISO week and category) for the 4 weeks the page opens
   with and the widest choice, 13 weeks (the seed adds an information request to some finished cases
   and the user's rating to 30% of them);
+- the Audit page's reads (``recovery/audit_reads.py``: a page of events with the filter's total,
+  unfiltered, deep, by case, actor, action and days; a filtered CSV export) and the team lead's
+  (``recovery/team_reads.py``: cases opened per week and category, throughput per operator, value
+  recovered by payout date; the seed books every credited case and proves every refunded one);
 - the whole page (Streamlit's script run through ``AppTest``: queries, pandas, charts, widgets)
-  for the Queue, the Case and the Dashboard. Goal: every page under 1 s of server time, and the
-  dashboard's queries (``queues.dashboard``) under 150 ms.
+  for the Queue, the Case, the Dashboard (also with the throughput per operator switched on) and
+  the Audit page (unfiltered, and filtered by actor, action and 30 days). Goal: every page under
+  1 s of server time, and the dashboard's queries (``queues.dashboard``) under 150 ms.
 - the audit chain verification (an on-demand button on the Audit page), for scale.
 """
 
@@ -46,11 +51,12 @@ from typing import Any, cast
 from sqlalchemy import insert, text
 
 from chains.base import AssetKind, Observation, Transfer, TxStatus
-from recovery import audit, migrate, queues, service_metrics
+from recovery import audit, audit_reads, migrate, queues, service_metrics, team_reads
+from recovery.audit_reads import AuditFilter
 from recovery.config import Config, load_config
 from recovery.db import Database, connect
 from recovery.fees import compute_fee, match_rule
-from recovery.models import AuditHead, Case, CaseEvent, ChainObservation, Operator, ScanFinding
+from recovery.models import AuditHead, Case, CaseEvent, ChainObservation, Operator, Payout, ScanFinding
 from recovery.queues import QueueFilter
 from recovery.rules import Decision, Reason, TransferRef, rules_version
 from recovery.services import CaseService, reference_for
@@ -77,6 +83,11 @@ assert set(CATEGORY_WEIGHTS) == set(Category), "give every category a share of t
 HISTORY_DAYS = 365
 #: the share of finished cases their user rates (the service metrics' CSAT)
 FEEDBACK_SHARE = 0.3
+#: the team lead's reads (``recovery/team_reads.py``) as the dashboard opens them (the last 8 ISO weeks); the
+#: throughput reads the whole audit log until a migration adds ``team_reads.TIME_INDEX`` (on demand till then)
+TEAM_LABELS = ("team: cases opened per week and category, 8 weeks",
+               "team: throughput per operator, 8 weeks (reads the whole log)",
+               "team: value recovered by payout date, 8 weeks")
 #: the service metrics (``recovery.service_metrics``) as the dashboard opens them (the last 4 ISO weeks)
 METRICS_LABEL = "dashboard: service metrics, 4 weeks"
 
@@ -201,6 +212,12 @@ class Seeder:
             action = "reject" if status is CaseStatus.REJECTED else "approve"
             events.append(("omar", "approver", action, "in_review", "rejected" if action == "reject" else "approved",
                            resolved))
+            # the payout (its date is when the team's dashboard counts the money: recovery/team_reads.py)
+            if status is CaseStatus.CREDITED:
+                events.append(("sam", "specialist", "mark_credited", "approved", "credited", resolved))
+            elif status is CaseStatus.REFUNDED:
+                events.append(("sam", "specialist", "record_refund", "approved", "refund_pending", resolved))
+                events.append(("system", "system", "refund_confirmed", "refund_pending", "refunded", resolved))
             rated = resolved + timedelta(hours=rng.uniform(1, 48))
             if rated <= self.now and rng.random() < FEEDBACK_SHARE:  # the user rates the finished case
                 events.append(("user", "user", "feedback", status.value, status.value, rated))
@@ -234,6 +251,7 @@ def seed(db: Database, config: Config, cases: int, now: datetime) -> tuple[float
             case_rows.append(row)
             events += case_events
         observations, findings = chain_rows(case_rows)
+        paid = payout_rows(case_rows)
         with db.write() as session:
             connection = session.connection()
             if db.is_sqlite:
@@ -244,6 +262,8 @@ def seed(db: Database, config: Config, cases: int, now: datetime) -> tuple[float
                 connection.execute(insert(cast(Any, ChainObservation).__table__), observations)
             if findings:
                 connection.execute(insert(cast(Any, ScanFinding).__table__), findings)
+            if paid:
+                connection.execute(insert(cast(Any, Payout).__table__), paid)
     events.sort(key=lambda e: (e["created_at"], e["case_id"]))
     prev_hash = audit.GENESIS_HASH
     key = audit.current_keyring().current  # the chain is keyed from its first event (an empty database)
@@ -273,6 +293,29 @@ def seed(db: Database, config: Config, cases: int, now: datetime) -> tuple[float
         with db.engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
     return time.perf_counter() - began, event_id
+
+
+def payout_rows(case_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The payout of every credited case (booked) and refunded case (proven on chain), fixed by omar's
+    approval and paid by sam when the case was resolved (its ``mark_credited`` or ``refund_confirmed``
+    event)."""
+    rows = []
+    for row in case_rows:
+        if row["status"] not in (CaseStatus.CREDITED.value, CaseStatus.REFUNDED.value):
+            continue
+        credit = row["status"] == CaseStatus.CREDITED.value
+        amount = row["amount"] or Decimal(0)
+        rows.append({
+            "case_id": row["id"], "kind": "credit" if credit else "refund",
+            "state": "executed" if credit else "confirmed", "network": row["deposit_network"] or row["network"],
+            "asset": row["asset"], "contract": None, "decimals": 6, "from_address": row["deposit_address"],
+            "to_address": None if credit else "0x" + "33" * 20, "to_user_id": row["user_id"] if credit else None,
+            "amount": amount, "amount_units": amount.scaleb(6).to_integral_value(), "memo": None,
+            "approved_by": "omar", "approved_at": row["resolved_at"], "executed_by": "sam",
+            "executed_at": row["resolved_at"], "ledger_reference": f"L-{row['id']}" if credit else None,
+            "refund_tx_hash": None if credit else "0x" + f"{row['id']:064x}", "proof": None,
+        })
+    return rows
 
 
 def chain_rows(case_rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -377,6 +420,22 @@ def measure_queries(db: Database, service: CaseService, now: datetime, repeat: i
             lambda: service_metrics.service_metrics(db, now, weeks=13), repeat),
         "export: CSV of in_review cases": timed(
             lambda: queues.export_csv(db, QueueFilter(statuses=("in_review",)), now), max(1, repeat // 3)),
+        # the Audit page (recovery/audit_reads.py): a page of events with the total of the filter
+        "audit: events, first page (no filter)": timed(lambda: audit_reads.audit_page(db, AuditFilter()), repeat),
+        "audit: events, page 200 (no filter)": timed(
+            lambda: audit_reads.audit_page(db, AuditFilter(), page=200), repeat),
+        "audit: one case's events": timed(lambda: audit_reads.audit_page(db, AuditFilter(reference=reference)),
+                                          repeat),
+        "audit: one actor's events (omar)": timed(lambda: audit_reads.audit_page(db, AuditFilter(actor="omar")),
+                                                  repeat),
+        "audit: an action over 30 days (approve)": timed(lambda: audit_reads.audit_page(db, AuditFilter(
+            actions=("approve",), since=(now - timedelta(days=29)).date(), until=now.date())), repeat),
+        "audit: export, CSV of one actor's events over 7 days": timed(lambda: "".join(audit_reads.export_csv(
+            db, AuditFilter(actor="omar", since=(now - timedelta(days=6)).date()))), max(1, repeat // 3)),
+        # the team lead's weeks (recovery/team_reads.py), as the dashboard opens them (8 weeks)
+        TEAM_LABELS[0]: timed(lambda: team_reads.category_trend(db, now, weeks=8), repeat),
+        TEAM_LABELS[1]: timed(lambda: team_reads.throughput(db, now, weeks=8), repeat),
+        TEAM_LABELS[2]: timed(lambda: team_reads.recovered(db, now, weeks=8), repeat),
     }
     return baseline, results
 
@@ -398,8 +457,12 @@ def measure_pages(db: Database, config: Config, service: CaseService, repeat: in
         at.session_state["wb_case_ref"] = reference.reference
         at.run()
         results = {}
-        for label, page in (("Queue", "views/queue.py"), ("Case", "views/case.py"),
-                            ("Dashboard", "views/dashboard.py")):
+        today = service.clock().date()
+        audit_filter = {"actor": "omar", "action": "approve", "from": (today - timedelta(days=29)).isoformat()}
+        for label, page, params in (("Queue", "views/queue.py", {}), ("Case", "views/case.py", {}),
+                                    ("Dashboard", "views/dashboard.py", {}), ("Audit", "views/audit.py", {}),
+                                    ("Audit, filtered (actor, action, 30 days)", "views/audit.py", audit_filter)):
+            at.query_params = dict(params)
             at.switch_page(page)
 
             def run(label: str = label) -> object:
@@ -411,11 +474,20 @@ def measure_pages(db: Database, config: Config, service: CaseService, repeat: in
 
             results[label] = timed(run, repeat)
 
+        at.query_params = {}
+        at.switch_page("views/dashboard.py")
+
         def uncached() -> object:  # the service metrics are reused for 5 minutes: their first reader pays
             st.cache_data.clear()
             return run("Dashboard")
 
         results["Dashboard, service metrics not cached"] = timed(uncached, repeat)
+
+        def throughput() -> object:  # the dashboard with the throughput per operator switched on
+            at.session_state["dash_show_throughput"] = True
+            return run("Dashboard")
+
+        results["Dashboard, throughput per operator counted"] = timed(throughput, repeat)
         return results
     finally:
         context.install(None)
