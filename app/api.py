@@ -56,7 +56,7 @@ from recovery.checking import CaseChecker, ChainGateway
 from recovery.config import Config
 from recovery.errors import FieldError, InvalidTransition, NotFound, ValidationFailed
 from recovery.evidence import MAX_DOCUMENT_BYTES, EvidenceService, Ownership
-from recovery.i18n import negotiate
+from recovery.i18n import DEFAULT_LANGUAGE, negotiate
 from recovery.intake import AppealDraft, validate_appeal
 from recovery.models import Case
 from recovery.network_state import NetworkState, NetworkStates
@@ -120,10 +120,11 @@ def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
-def networks_info(config: Config, states: Mapping[str, NetworkState] | None = None) -> dict[str, Any]:
+def networks_info(config: Config, states: Mapping[str, NetworkState] | None = None,
+                  language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
     """What the form may offer: networks, their assets, memo rules and format hints, and each
-    network's live ``state`` and ``state_message`` (``recovery.network_state``; ``ok`` where
-    ``states`` says nothing)."""
+    network's live ``state`` and ``state_message`` in ``language`` (``recovery.network_state``;
+    ``ok`` where ``states`` says nothing)."""
     networks = []
     for network in config.networks.values():
         hints = FORMAT_HINTS[network.family]
@@ -154,8 +155,8 @@ def networks_info(config: Config, states: Mapping[str, NetworkState] | None = No
                 for asset in config.assets_on(network.name)
             ],
             "state": live.state if live is not None else network_state.OK,
-            "state_message": live.message if live is not None else network_state.message(network.name,
-                                                                                         network_state.OK),
+            "state_message": network_state.message(network.name, live.state if live is not None else network_state.OK,
+                                                   language),
         })
     return {"networks": networks, "asset_hint": ASSET_HINT}
 
@@ -317,7 +318,7 @@ def create_app(
                               service.clock)
     network_states = NetworkStates(service.db, config, service.clock)
     #: the networks answer and the states it was built from: rebuilt when they were recomputed (at most every 30 s)
-    networks_cache: list[tuple[Mapping[str, NetworkState], NetworksOut]] = []
+    networks_cache: list[tuple[Mapping[str, NetworkState], dict[str, NetworksOut]]] = []
     # The hot read (GET /v1/appeals/{reference}) is one indexed SELECT. On SQLite (embedded, WAL:
     # a reader never waits for the writer; busy wait bounded to 1 s) it runs on the event loop:
     # handing it to a thread cost more than the read itself. On PostgreSQL (a network round trip)
@@ -421,11 +422,13 @@ def create_app(
     async def get_networks(request: Request, response: Response) -> NetworksOut:
         check_query(request)
         states = network_states.get() if service.db.is_sqlite else await run_in_threadpool(network_states.get)
-        if networks_cache and networks_cache[0][0] is states:
-            networks = networks_cache[0][1]
-        else:  # a new computation of the states: the answer is built and checked once for it
-            networks = NetworksOut.model_validate(networks_info(config, states))
-            networks_cache[:] = [(states, networks)]
+        language = speak(request, response)
+        if not networks_cache or networks_cache[0][0] is not states:
+            networks_cache[:] = [(states, {})]  # a new computation of the states: answers are built anew
+        built = networks_cache[0][1]
+        networks = built.get(language)
+        if networks is None:  # built and checked once per computation of the states and language
+            networks = built[language] = NetworksOut.model_validate(networks_info(config, states, language))
         # the states are live: a client or cache keeps the answer no longer than they are served here
         response.headers["Cache-Control"] = f"public, max-age={network_states.max_age_seconds()}"
         return networks

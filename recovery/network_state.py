@@ -53,7 +53,9 @@ from sqlmodel import Session
 
 from recovery.config import Config
 from recovery.db import Database
+from recovery.i18n import DEFAULT_LANGUAGE, translator
 from recovery.models import Case, CaseEvent
+from recovery.user_text import NETWORK_STATES
 from recovery.vocabulary import CaseStatus, Category
 
 State = Literal["ok", "delayed", "unavailable"]
@@ -91,12 +93,8 @@ NETWORK_LABELS: Mapping[str, str] = {
     "xrpl": "XRP Ledger", "stellar": "Stellar", "solana": "Solana", "bitcoin": "Bitcoin", "cosmoshub": "Cosmos Hub",
 }
 
-MESSAGES: Mapping[State, str] = {
-    OK: "{network} deposits are checked as usual: your appeal is looked up on the network as soon as you file it.",
-    DELAYED: "{network} deposits are delayed, your appeal will be checked as soon as the network answers.",
-    UNAVAILABLE: "{network} cannot be reached right now: you can still file your appeal, it will be checked as "
-                 "soon as the network answers.",
-}
+#: the sentence of each state (English; translated in ``recovery/locales``)
+MESSAGES: Mapping[State, str] = {state: NETWORK_STATES[state] for state in (OK, DELAYED, UNAVAILABLE)}
 
 
 @dataclass(frozen=True)
@@ -115,8 +113,9 @@ def label(network: str) -> str:
     return NETWORK_LABELS.get(network, network)
 
 
-def message(network: str, state: State) -> str:
-    return MESSAGES[state].format(network=label(network))
+def message(network: str, state: State, language: str = DEFAULT_LANGUAGE) -> str:
+    """The state's sentence for the form, in ``language`` (``recovery.i18n.LANGUAGES``)."""
+    return translator(language).text(MESSAGES[state], network=label(network))
 
 
 _EVENTS = CaseEvent.__table__  # type: ignore[attr-defined]

@@ -81,6 +81,15 @@ TIMELINE: Mapping[str, str] = {
                             "and we will reopen your appeal."),
 }
 
+#: a network's state on the appeal form (``GET /v1/networks``; ``recovery/network_state.py``)
+NETWORK_STATES: Mapping[str, str] = {
+    "ok": N_("{network} deposits are checked as usual: your appeal is looked up on the network as soon as you "
+             "file it."),
+    "delayed": N_("{network} deposits are delayed, your appeal will be checked as soon as the network answers."),
+    "unavailable": N_("{network} cannot be reached right now: you can still file your appeal, it will be checked "
+                      "as soon as the network answers."),
+}
+
 #: one message per rejection reason code (``recovery.services.REJECTION_REASONS`` names the codes)
 REJECTIONS: Mapping[str, str] = {
     "not_recoverable": N_("The funds cannot be recovered from where they landed."),
@@ -212,7 +221,8 @@ REASONS: Mapping[str, str] = {
 def all_messages() -> Iterator[tuple[str, str]]:
     """(name, English message) of every sentence here, for the catalogs."""
     for table_name, table in (("STATUS_LABELS", STATUS_LABELS), ("NEXT_STEPS", NEXT_STEPS), ("TIMELINE", TIMELINE),
-                              ("REJECTIONS", REJECTIONS), ("REASONS", REASONS)):
+                              ("REJECTIONS", REJECTIONS), ("REASONS", REASONS),
+                              ("NETWORK_STATES", NETWORK_STATES)):
         for key, message in table.items():
             yield f"{table_name}[{key}]", message
 

@@ -122,6 +122,13 @@ def test_a_stopped_node_makes_its_network_unavailable_and_the_others_stay_ok(
                                                "it will be checked as soon as the network answers.")
         assert {name: n["state"] for name, n in now.items() if name != "bsc"} == {
             name: "ok" for name in config.networks if name != "bsc"}
+        # the form's user reads it in their language (the state stays a code)
+        spanish = form.client.get("/v1/networks", headers={"Accept-Language": "es-AR"})
+        assert spanish.headers["content-language"] == "es" and "accept-language" in spanish.headers["vary"].lower()
+        bsc = next(n for n in spanish.json()["networks"] if n["name"] == "bsc")
+        assert bsc["state"] == "unavailable"
+        assert bsc["state_message"] == ("No se puede acceder a BSC en este momento: aún puede presentar su "
+                                        "reclamación, que se comprobará en cuanto la red responda.")
 
         # 16 minutes without a check: the evidence has left the window
         form.clock.advance(minutes=16)
