@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, union
+from sqlalchemy import and_, false, func, or_, select, union
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
@@ -171,10 +171,30 @@ def fragment_condition(db: Database, found: Terms) -> ColumnElement[bool]:
     return col(Case.id).in_(select(col(Case.id)).where(or_(*parts)))
 
 
+#: a search's matching ids are read once and the page's queries use them (``id IN (...)``), up to
+#: this many; beyond it each query repeats the search (a part of a hash in most cases, say)
+MAX_MATERIALIZED = 2000
+
+
+def _materialized(session: Session, condition: ColumnElement[bool]) -> ColumnElement[bool] | None:
+    """The ids ``condition`` matches, as a condition on the ids (None: none match); ``condition``
+    itself when there are more than :data:`MAX_MATERIALIZED`."""
+    ids = list(session.execute(select(col(Case.id)).where(condition).limit(MAX_MATERIALIZED + 1)).scalars())
+    if not ids:
+        return None
+    if len(ids) > MAX_MATERIALIZED:
+        return condition
+    return col(Case.id).in_(sorted(int(i) for i in ids))
+
+
 def search(db: Database, session: Session, text: str, networks: Sequence[str] | None = None) -> Search | None:
     """The search for ``text`` (None for an empty text). Whole identifiers when any case in any
     status has one; else part of one (from :data:`MIN_SUBSTRING` characters). ``networks``: the
-    configured ones (else read from the cases)."""
+    configured ones (else read from the cases).
+
+    The search runs here, once: the condition names the matching ids (up to
+    :data:`MAX_MATERIALIZED`), so the page, its count and the count per status that use it read
+    only those cases."""
     found = terms(text)
     if not found.text:
         return None
@@ -182,12 +202,13 @@ def search(db: Database, session: Session, text: str, networks: Sequence[str] | 
         networks = [str(n) for n in session.execute(select(col(Case.network)).distinct()).scalars()]
     ids = whole_ids(found, networks)
     whole = col(Case.id).in_(select(ids.subquery().c.id))
+    matched = _materialized(session, whole)
+    if matched is not None:
+        return Search(found, matched, False)
     if len(found.text) < MIN_SUBSTRING:
-        return Search(found, whole, False)
-    any_whole = session.execute(select(col(Case.id)).where(whole).limit(1)).first()
-    if any_whole is not None:
-        return Search(found, whole, False)
-    return Search(found, fragment_condition(db, found), True)
+        return Search(found, false(), False)
+    matched = _materialized(session, fragment_condition(db, found))
+    return Search(found, matched if matched is not None else false(), True)
 
 
 def find(db: Database, text: str, networks: Sequence[str] | None = None, limit: int = 50) -> list[str]:

@@ -271,12 +271,15 @@ def _conditions(filt: QueueFilter, now: datetime, text: ColumnElement[bool] | No
 
 
 def text_condition(
-    db: Database, session: Session, filt: QueueFilter, now: datetime, networks: Sequence[str] | None = None
+    db: Database, session: Session, filt: QueueFilter, now: datetime, networks: Sequence[str] | None = None,
+    search: case_search.Search | None = None,
 ) -> tuple[ColumnElement[bool] | None, bool]:
     """The search condition (``recovery/case_search.py``: whole identifiers through indexes, else
     part of one, a scan) and whether it scans. ``networks``: the configured ones (else read from
-    the cases). ``now`` is unused (kept for callers)."""
-    found = case_search.search(db, session, filt.text, networks)
+    the cases); ``search``: the search already run for ``filt.text`` (a page runs it once for its
+    queries). ``now`` is unused (kept for callers)."""
+    found = search if search is not None and search.terms.text == filt.text.strip()[:case_search.MAX_TEXT] \
+        else case_search.search(db, session, filt.text, networks)
     if found is None:
         return None, False
     return found.condition, found.scanning
@@ -298,17 +301,18 @@ class Hidden:
 
 
 def hidden_by_status(db: Database, filt: QueueFilter, now: datetime,
-                     networks: Sequence[str] | None = None) -> Hidden:
+                     networks: Sequence[str] | None = None, search: case_search.Search | None = None) -> Hidden:
     """The cases that match the search and every other filter but whose status the status filter
-    leaves out (none without a search text or a status filter)."""
+    leaves out (none without a search text or a status filter). ``search``: as for
+    :func:`text_condition`."""
     if not filt.text.strip() or not filt.statuses:
         return Hidden({})
     with db.read() as session:
-        found = case_search.search(db, session, filt.text, networks)
-        if found is None:
+        condition, _scanning = text_condition(db, session, filt, now, networks, search)
+        if condition is None:
             return Hidden({})
         others = _conditions(replace(filt, statuses=(), text=""), now)
-        counts = case_search.by_status(db, session, found.condition, others)
+        counts = case_search.by_status(db, session, condition, others)
     return Hidden({status: n for status, n in counts.items() if status not in filt.statuses})
 
 
@@ -345,6 +349,7 @@ def queue_page(
     page: int = 1,
     page_size: int = 50,
     networks: Sequence[str] | None = None,
+    search: case_search.Search | None = None,
 ) -> QueuePage:
     """One page of the queue (1-based) and the number of cases matching the filter.
 
@@ -355,7 +360,7 @@ def queue_page(
         raise ValueError("page_size: must be between 1 and 1000")
     _sort_column(db, sort)
     with db.read() as session:
-        text, scanning = text_condition(db, session, filt, now, networks)
+        text, scanning = text_condition(db, session, filt, now, networks, search)
         where = _conditions(filt, now, text)
         if scanning:
             total_column = func.count().over().label("total")

@@ -19,7 +19,7 @@ from app.workbench.context import Workbench, current
 from app.workbench.pages import can
 from app.workbench.payout_reads import waiting_payouts
 from app.workbench.queue_url import AGE_CHOICES, ANYONE, ME, SLA_CHOICES, UNASSIGNED_LABEL, Choices
-from recovery import queues, saved_views
+from recovery import case_search, queues, saved_views
 from recovery.errors import ServiceError
 from recovery.evidence import EvidenceService
 from recovery.queues import SORT_KEYS, UNASSIGNED, QueueFilter, QueueRow
@@ -289,9 +289,9 @@ def _filters(wb: Workbench, choices: Choices) -> None:
                         help="Only the cases with ownership evidence (a withdrawal record) waiting for review.")
 
 
-def _hidden_note(wb: Workbench, filt: QueueFilter, now: datetime) -> None:
+def _hidden_note(wb: Workbench, filt: QueueFilter, now: datetime, found: case_search.Search) -> None:
     """"N more in finished statuses" when the status filter hides cases the search finds."""
-    hidden = queues.hidden_by_status(wb.db, filt, now, networks=list(wb.config.networks))
+    hidden = queues.hidden_by_status(wb.db, filt, now, networks=list(wb.config.networks), search=found)
     if not hidden.total:
         return
     where = "finished statuses" if hidden.finished_only else "other statuses"
@@ -354,9 +354,12 @@ def render() -> None:
         st.session_state["q_page"] = 1
     sort = str(st.session_state.get("q_sort", "sla_due_at"))
     descending = bool(st.session_state.get("q_desc", False))
+    networks = list(wb.config.networks)
+    with wb.db.read() as session:  # the search runs once for the page, its count and the hidden matches
+        found = case_search.search(wb.db, session, filt.text, networks)
     page = queues.queue_page(
         wb.db, filt, now, sort=sort, descending=descending, page=int(st.session_state.get("q_page", 1)),
-        page_size=int(st.session_state.get("q_page_size", 50)), networks=list(wb.config.networks),
+        page_size=int(st.session_state.get("q_page_size", 50)), networks=networks, search=found,
     )
     st.session_state["q_page"] = page.page
     _write_url()
@@ -368,8 +371,8 @@ def render() -> None:
     st.caption(f"{page.total} matching case(s) · page {page.page} of {page.pages} · "
                f"{breached_here} past their SLA on this page (red; amber: due within 12 h)"
                + (f" · {late_payouts} approved payout(s) unpaid for more than {sla_hours} h" if late_payouts else ""))
-    if filt.text.strip():
-        _hidden_note(wb, filt, now)
+    if found is not None:
+        _hidden_note(wb, filt, now, found)
     if page.total == 1:
         only = page.rows[0].reference
         st.page_link(CASE_PAGE, label=f"Open {only}", query_params={"ref": only})
