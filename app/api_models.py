@@ -161,6 +161,11 @@ class AmountsDisplayOut(_Out):
     net_amount: str | None = Field(examples=["2,166.34 USDT"])
 
 
+class RatingOut(_Out):
+    score: int = Field(ge=1, le=5)
+    given_at: DateTimeText
+
+
 class AppealOut(_Out):
     reference: str = Field(examples=["RC-000042"])
     status: CaseStatus
@@ -197,6 +202,9 @@ class AppealOut(_Out):
                     "appeal closed unanswered, the question an answer to which reopens it until `closes_at`")
     conversation: list[ConversationEntryOut] = Field(
         description="the team's questions and reminders and your answers, oldest first")
+    feedback: RatingOut | None = Field(description="your rating of the finished appeal (null until given)")
+    can_rate: bool = Field(description="whether `POST …/feedback` would take a rating now (a finished "
+                                       "appeal not rated yet)")
     created_at: DateTimeText
     updated_at: DateTimeText
 

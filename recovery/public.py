@@ -31,6 +31,7 @@ from recovery.config import Config, Policy
 from recovery.db import Database
 from recovery.dbtypes import decimal_text
 from recovery.evidence import MEDIA_TYPES
+from recovery.feedback import ENDED_STATUSES, FEEDBACK_ACTION
 from recovery.i18n import DEFAULT_LANGUAGE, Translator, catalog, to_cents, to_decimals, translator
 from recovery.intake import AppealDraft
 from recovery.models import Case, CaseEvent
@@ -363,6 +364,17 @@ def open_question(case: CaseRecord, events: Sequence[EventRecord], config: Confi
             "closes_at": _when(closes_at) if closes_at is not None else None}
 
 
+def rating(case: CaseRecord, events: Sequence[EventRecord]) -> tuple[dict[str, Any] | None, bool]:
+    """The user's rating of a finished appeal (``{score, given_at}``) and whether they may still
+    give one (``POST …/feedback``: once, on a finished case)."""
+    given = next((e for e in events if e.action == FEEDBACK_ACTION), None)
+    score = (given.details or {}).get("score") if given is not None else None
+    shown = None
+    if given is not None and isinstance(score, int):
+        shown = {"score": score, "given_at": _when(given.created_at)}
+    return shown, given is None and case.status in ENDED_STATUSES
+
+
 def _moment(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
@@ -461,6 +473,7 @@ def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config 
         for r in (decision.reasons if decision is not None else [])
     ]
     status_label = STATUS_LABELS.get(case.status)
+    feedback, can_rate = rating(case, events)
     return {
         "reference": case.reference or "",
         "status": case.status,
@@ -490,6 +503,8 @@ def appeal_view(case: CaseRecord, events: Sequence[EventRecord], config: Config 
         "timeline": timeline(events, tr, policy),
         "open_question": question,
         "conversation": conversation(events, tr, policy),
+        "feedback": feedback,
+        "can_rate": can_rate,
         "created_at": _when(case.created_at),
         "updated_at": _when(case.updated_at),
     }

@@ -63,6 +63,8 @@ def test_a_finished_appeal_is_rated_once_by_its_owner(service: CaseService, clie
                                                       database: Database) -> None:
     reference = rejected(service)
     version = service.get(reference).case.version
+    before = client.get(f"/v1/appeals/{reference}", headers=bearer("alice")).json()
+    assert (before["can_rate"], before["feedback"]) == (True, None)  # the form knows to offer the rating
 
     reply = rate(client, reference, {"score": 4, "comment": "  Slow, but you told me why.  "})
 
@@ -81,10 +83,12 @@ def test_a_finished_appeal_is_rated_once_by_its_owner(service: CaseService, clie
     assert again.status_code == 409 and again.json()["code"] == "feedback_already_given"
     assert len(ratings(service, reference)) == 1
 
-    # not in the user's view: no timeline entry, nothing of the rating
+    # not in the user's timeline; the view says it was given (the score, never the comment)
     view = client.get(f"/v1/appeals/{reference}", headers=bearer("alice")).json()
     assert [entry["event"] for entry in view["timeline"]] == ["submitted", "rejected"]
     assert "Slow, but" not in str(view)
+    assert view["can_rate"] is False and view["feedback"] == {"score": 4, "given_at": body["given_at"].replace(
+        "Z", "+00:00")}
     audit_is_whole(database)
 
 
@@ -94,6 +98,7 @@ def test_not_finished_not_yours_and_bad_fields_are_refused_and_store_nothing(
     open_case = filed(service)
     refused = rate(client, open_case, {"score": 5})
     assert refused.status_code == 409 and refused.json()["code"] == "not_finished"
+    assert client.get(f"/v1/appeals/{open_case}", headers=bearer("alice")).json()["can_rate"] is False
 
     finished = rejected(service)
     missing = rate(client, "RC-999999", {"score": 5})
