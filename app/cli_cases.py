@@ -1,5 +1,5 @@
 """The case actions of ``recovery cases``: approve, credit, close, reopen, reject, send-for-approval,
-change-payout, accept-evidence, reject-evidence, each by an operator who names themself with
+change-payout, accept-evidence, reject-evidence, set-valuation, each by an operator who names themself with
 ``--as NAME``; and ``evidence``, which shows a case's ownership evidence (read-only).
 
 Every command reads the case's current version and acts on it through ``CaseService`` (a change

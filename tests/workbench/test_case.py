@@ -3,7 +3,6 @@ stale versions, and user text shown verbatim."""
 
 from __future__ import annotations
 
-import json
 import secrets
 
 import pytest
@@ -12,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.demo.chainworld import impersonate, send_all, token_transfer
 from app.workbench.context import Workbench
+from recovery import valuation
 from recovery.errors import Forbidden
 from recovery.models import Case, CaseEvent
 from recovery.services import Actor
@@ -21,12 +21,18 @@ from tests.workbench.conftest import field_value, frame_with, markdown_texts, pl
 from tests.workbench.seed import HOSTILE, SARA, World
 
 CASE = "views/case.py"
+#: the case page's actions that ask for a confirmation in a dialog (views/case.py MONEY_MOVING)
+MONEY_MOVING = ("approve", "mark_credited", "record_refund", "change_payout")
 ALICE = Actor("alice", Role.APPROVER)
 BOB = Actor("bob", Role.APPROVER)
 
 
 def open_case(username: str, reference: str) -> AppTest:
-    at = signed_in_app(username, CASE, wb_case_ref=reference)
+    """The case page of ``reference`` as ``username`` (opened as the queue opens it: the reference set,
+    then the page; the queue itself forgets the last case opened)."""
+    at = signed_in_app(username)
+    at.session_state["wb_case_ref"] = reference
+    at.switch_page(CASE).run()
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == [f"Case {reference}"]
     return at
@@ -40,6 +46,9 @@ def submit(at: AppTest, action: str, **fields: object) -> AppTest:
         widgets[0].set_value(value)
     at.button(key=f"submit_{action}").click().run()
     assert not at.exception, at.exception
+    if action in MONEY_MOVING:  # a money-moving action asks for a confirmation first (a dialog)
+        at.button(key=f"confirm_{action}").click().run()
+        assert not at.exception, at.exception
     return at
 
 
@@ -74,11 +83,14 @@ def payout_fields(at: AppTest) -> dict[str, str]:
 def test_the_case_page_shows_appeal_decision_fee_evidence_and_timeline(wb: Workbench, world: World) -> None:
     at = open_case("sara", world.small)
     case = wb.cases.get(world.small).case
-    assert [m.value for m in at.metric][:3] == ["in_review", "uncredited_valid", "credit"]
-    assert field_value(at, "transaction") == case.tx_hash
+    assert ("Status :blue-badge[in_review] · Category :violet-badge[uncredited_valid] · Resolution "
+            ":green-badge[credit] · Value 500.00 USD") in [m.value for m in at.markdown]
+    assert "500 USDT sent on Ethereum; recoverable; no fee; credit 500 to user-1 after approval" in plain_texts(at)
+    assert case.tx_hash in [c.value for c in at.code]  # with a copy button
     assert field_value(at, "claimed amount") == "500"
     assert field_value(at, "found on") == "ethereum"
-    assert field_value(at, "net to the user") == "500"
+    money = {m.label: m.value for m in at.metric}
+    assert (money["Amount"], money["Fee"], money["Credit (net)"]) == ("500 USDT", "0", "500")
     reasons = frame_with(at, "reason")
     assert len(reasons) >= 2 and "found" in set(reasons["code"])
     assert field_value(at, "rule").startswith("fees.toml #")
@@ -102,9 +114,9 @@ def test_flags_are_prominent(wb: Workbench, world: World) -> None:
 
 def test_user_text_is_shown_verbatim_never_as_markup(wb: Workbench, world: World) -> None:
     at = open_case("sara", world.small)
-    timeline = frame_with(at, "details")
-    notes = [json.loads(d) for a, d in zip(timeline["action"], timeline["details"], strict=True) if a == "note"]
-    assert notes == [{"text": HOSTILE}]
+    timeline = frame_with(at, "what")
+    notes = [d for a, d in zip(timeline["action"], timeline["what"], strict=True) if a == "note"]
+    assert notes == [HOSTILE]
     assert not any("<script" in text or "pwned" in text for text in markdown_texts(at))
     # typed through a form, a message to the user comes back verbatim too
     submit(at, "request_info", message=HOSTILE)
@@ -122,7 +134,9 @@ def test_user_text_is_shown_verbatim_never_as_markup(wb: Workbench, world: World
 
 
 def test_an_unknown_reference_is_quoted_as_text(wb: Workbench, world: World) -> None:
-    at = signed_in_app("sara", CASE, wb_case_ref="<b>RC-9</b>")
+    at = signed_in_app("sara")
+    at.session_state["wb_case_ref"] = "<b>RC-9</b>"
+    at.switch_page(CASE).run()
     assert any("No case has this reference" in str(e.value) for e in at.error)
     assert "<B>RC-9</B>" in plain_texts(at)
     assert not any("<B>" in text for text in markdown_texts(at))
@@ -248,15 +262,19 @@ def test_four_eyes_notes_and_assignment_do_not_prepare_but_sending_does(wb: Work
 
 
 def test_approval_above_the_threshold_needs_a_send_for_approval(wb: Workbench, world: World) -> None:
-    """The unlisted token's value is unknown: four eyes, and only once a specialist sent it."""
+    """The unlisted token's value is unknown: a valuation first, then four eyes, once a specialist sent it."""
     at = open_case("bob", world.unlisted)
     assert at.button(key="submit_approve").disabled
-    assert any("Not sent for approval yet: the specialist who prepared it sends it first" in str(c.value)
-               for c in at.caption)
+    assert any("No USD price for this asset" in str(w.value) for w in at.warning)
     version = wb.cases.get(world.unlisted).case.version
     with pytest.raises(Forbidden, match="must send it for approval first"):
         wb.cases.approve(world.unlisted, BOB, expected_version=version)
     assert wb.cases.get(world.unlisted).case.version == version
+    value_on_page(wb, world.unlisted)
+    at = open_case("bob", world.unlisted)
+    assert at.button(key="submit_approve").disabled
+    assert any("Not sent for approval yet: the specialist who prepared it sends it first" in str(c.value)
+               for c in at.caption)
     at = submit(open_case("sara", world.unlisted), "send_for_approval", comment="Token confirmed unlisted.")
     assert succeeded(at)
     event = last_event(wb, world.unlisted)
@@ -280,8 +298,26 @@ def test_reject_with_a_reason_code(wb: Workbench, world: World) -> None:
     assert event.details == {"reason_code": "ownership_not_proven", "message": "Send proof of the withdrawal."}
 
 
+#: the seeded unlisted token (25 SHINY, no price) valued at 10 USD: 250 USD, fee 80 USD = 8 SHINY, 17 back
+SHINY_PRICE = "10"
+SHINY_NET = 17
+
+
+def value_on_page(wb: Workbench, reference: str, username: str = "sara") -> AppTest:
+    """Set the valuation through the case page's form (the next action of an unpriced case)."""
+    at = open_case(username, reference)
+    assert any(h.value == "Next: Set valuation" for h in at.subheader)
+    at = submit(at, "set_valuation", price_usd=SHINY_PRICE, source="DEX quote", reason="No listed price.")
+    assert succeeded(at)
+    return at
+
+
 def send_and_approve(wb: Workbench, reference: str, approver: Actor = BOB) -> None:
-    case = wb.cases.send_for_approval(reference, SARA, expected_version=wb.cases.get(reference).case.version)
+    case = wb.cases.get(reference).case
+    if valuation.needs_valuation(case):
+        case = wb.cases.set_valuation(reference, SARA, expected_version=case.version, price_usd=SHINY_PRICE,
+                                      source="DEX quote", reason="No listed price.")
+    case = wb.cases.send_for_approval(reference, SARA, expected_version=case.version)
     wb.cases.approve(reference, approver, expected_version=case.version)
 
 
@@ -296,14 +332,15 @@ def test_approve_then_record_the_refund(wb: Workbench, world: World) -> None:
     token = payout.contract
     assert token and shown["token contract"] == shown["asset"] == token
     assert (shown["network"], shown["amount"], shown["amount (base units)"], shown["decimals"]) == (
-        "ethereum", f"25 {token}", str(25 * 10**18), "18")
+        "ethereum", f"{SHINY_NET} {token}", str(SHINY_NET * 10**18), "18")
     assert shown["symbol on chain (untrusted)"] == "SHINY"
     assert shown["to address"].lower() == FUNDER.lower()
     assert shown["from (our address)"] == payout.from_address
     assert (shown["approved by"], shown["payout SLA"]) == ("bob", "due in 1d 0h (approved 0h 0m ago; SLA 24 h)")
     # no address on the form: the refund goes where the approval fixed it
     assert "act_record_refund_address" not in [w.key for w in at.text_input]
-    assert f"refund: 25 {token} ({25 * 10**18} base units) on ethereum to {payout.to_address}" in plain_texts(at)
+    assert (f"refund: {SHINY_NET} {token} ({SHINY_NET * 10**18} base units) on ethereum to {payout.to_address}"
+            in plain_texts(at))
     at = submit(at, "record_refund", tx_hash="not a hash")
     assert status(wb, world.unlisted) == CaseStatus.APPROVED
     assert any(t.startswith("refund_tx_hash:") for t in plain_texts(at))
@@ -503,7 +540,7 @@ def test_a_stale_version_says_someone_else_changed_the_case(
     case = wb.cases.get(world.small).case
     assert case.version == shown + 1 and case.status == CaseStatus.IN_REVIEW and case.assignee is None
     # the page now shows the current version, and acting again works
-    assert [m.value for m in at.metric][4] == str(shown + 1)
+    assert any(str(c.value).startswith(f"Version {shown + 1}: the page acts on this version") for c in at.caption)
 
 
 def test_auditors_see_everything_and_have_no_actions(wb: Workbench, world: World) -> None:

@@ -56,9 +56,18 @@ def unattributed(wb: Workbench, testbed: EvmTestbed) -> str:
 
 
 def open_case(username: str, reference: str) -> AppTest:
-    at = signed_in_app(username, CASE, wb_case_ref=reference)
+    at = signed_in_app(username)  # the queue forgets the last case opened: set it, then open the page
+    at.session_state["wb_case_ref"] = reference
+    at.switch_page(CASE).run()
     assert not at.exception, at.exception
     return at
+
+
+def approve_on_page(at: AppTest) -> None:
+    """Approve, then confirm it in the dialog the page opens for money-moving actions."""
+    at.button(key="submit_approve").click().run()
+    assert not at.exception, at.exception
+    at.button(key="confirm_approve").click().run()
 
 
 def test_a_record_is_shown_accepted_and_the_acceptor_cannot_approve(wb: Workbench, evm_testbed: EvmTestbed) -> None:
@@ -68,7 +77,7 @@ def test_a_record_is_shown_accepted_and_the_acceptor_cannot_approve(wb: Workbenc
     assert "Ownership evidence" in [s.value for s in at.subheader]
     assert any("Approval is refused until then" in str(w.value) for w in at.warning)
     # approving now is refused by the service, naming the missing evidence
-    at.button(key="submit_approve").click().run()
+    approve_on_page(at)
     assert not at.exception, at.exception
     assert any("ownership not proven" in str(t.value) for t in at.text)
     assert wb.cases.get(reference).case.status == "in_review"
@@ -82,11 +91,11 @@ def test_a_record_is_shown_accepted_and_the_acceptor_cannot_approve(wb: Workbenc
     [row] = evidence.evidence(reference)[2]
     assert (row.status, row.reviewer) == ("accepted", "sara")
     at = open_case("sara", reference)
-    at.button(key="submit_approve").click().run()
+    approve_on_page(at)
     assert any("accepted the ownership evidence" in str(t.value) for t in at.text)
     assert wb.cases.get(reference).case.status == "in_review"  # sara accepted it: someone else approves
     at = open_case("tom", reference)
-    at.button(key="submit_approve").click().run()
+    approve_on_page(at)
     assert not at.exception, at.exception
     assert wb.cases.get(reference).case.status == "approved"
 

@@ -14,6 +14,7 @@ import streamlit as st
 from app.workbench import auth, ui
 from app.workbench.context import current
 from app.workbench.payout_reads import SentCase, sent_for_approval
+from recovery import valuation
 
 PAGE_SIZE = 100
 
@@ -36,9 +37,16 @@ def _record(item: SentCase, me: str, four_eyes: bool, now: datetime) -> dict[str
         yours = "you prepared it"
     else:
         yours = ""
+    valued = valuation.current_valuation(case) if valuation.manually_valued(case) else None
+    if valuation.needs_valuation(case):
+        value = "not valued yet (no price)"
+    elif valued is not None:
+        value = f"{ui.money(case.value_usd)} (manual valuation by {valued.by})"
+    else:
+        value = ui.money(case.value_usd)
     return {
         "reference": case.reference, "resolution": case.resolution, "category": case.category,
-        "network": case.network, "asset": case.asset, "value USD": ui.money(case.value_usd),
+        "network": case.network, "asset": case.asset, "value USD": value,
         "needs an approver": "yes" if four_eyes else "no", "sent by": item.request.sent_by,
         "sent": ui.when(item.request.sent_at), "waiting": ui.duration(now - item.request.sent_at),
         "comment": item.request.comment or "-",
@@ -56,9 +64,10 @@ def render() -> None:
     policy = wb.config.policy
     st.title("Approvals")
     st.caption(f"Credits and refunds a specialist sent for approval, largest first. Above "
-               f"{policy.four_eyes_above_usd} USD (or of unknown value) an approver who did not prepare the case "
-               "must approve it; at any value, whoever changed the payout cannot approve it, and the approver "
-               "cannot record the payment.")
+               f"{policy.four_eyes_above_usd} USD (or of unknown or manually set value) an approver who did not "
+               "prepare the case must approve it; at any value, whoever changed the payout or set the valuation "
+               "cannot approve it, and the approver cannot record the payment. A case without a price is "
+               "approved only once valued.")
     now = wb.now()
     sent = sent_for_approval(wb.db)
     pages = max(1, -(-len(sent) // PAGE_SIZE))
@@ -68,7 +77,7 @@ def render() -> None:
     for item in shown:
         case = item.case
         four_eyes = case.resolution in policy.four_eyes_resolutions and (
-            case.value_usd is None or case.value_usd > policy.four_eyes_above_usd)
+            case.value_usd is None or valuation.manually_valued(case) or case.value_usd > policy.four_eyes_above_usd)
         records.append(_record(item, info.username, four_eyes, now))
     st.session_state["wb_approval_refs"] = [item.case.reference for item in shown]
     st.caption(f"{len(sent)} case(s) sent for approval · page {page_number} of {pages}")

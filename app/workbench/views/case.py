@@ -1,5 +1,14 @@
 """Case: the appeal, the chain evidence per network, the decision, flags, the payout, actions, audit timeline.
 
+The page in one look (issue 23): a summary line at the top (``recovery.case_summary``), the money
+figures the decision allows (no fee and no net where nothing is paid, and why; amounts in asset units,
+base units on hover), the next action the case's state calls for first and prominent beside it (the
+other actions below, one expander each), money-moving actions confirmed in a dialog, hashes and
+addresses with copy buttons, evidence and timeline as readable rows (JSON behind expanders), the fee
+breakdown folded to its sentence, and the other cases whose deposit came from the same sender.
+A fee the engine could not set (no price) waits for a valuation (``recovery.valuation``), shown to
+the approver with who set it, its price, source and reason.
+
 Every action is a form whose submit callback carries the version this page showed; the service
 refuses it (Conflict) if the case changed since, and the page says so and shows the new state.
 
@@ -18,22 +27,24 @@ it otherwise, and refuses any approval without accepted evidence).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from app.workbench import auth, ui
 from app.workbench.context import Workbench, current
 from app.workbench.payout_reads import CasePayouts, PayoutClock, case_payouts
-from recovery import payouts, queues
+from recovery import case_summary, payouts, queues, valuation
 from recovery.errors import NotFound, ServiceError
 from recovery.evidence import ACCEPTED, SUBMITTED, EvidenceService
 from recovery.evidence_records import EvidenceDocument, OwnershipEvidence
+from recovery.fees import units_to_amount
+from recovery.i18n import translator
 from recovery.lifecycle import ACTIONS, allowed_actions
 from recovery.models import Case, Payout
 from recovery.public import conversation, open_question
@@ -73,17 +84,25 @@ FLAG_BANNERS: dict[str, tuple[str, str]] = {
 NOBODY = "(nobody)"
 #: the order actions appear in; "chain_result" is the re-check button
 ACTION_ORDER = ("assign", "note", "chain_result", "request_info", "provide_info", "override_category",
-                "send_for_approval", "approve", "change_payout", "reject", "record_refund", "mark_credited", "close",
-                "reopen")
+                "set_valuation", "send_for_approval", "approve", "change_payout", "reject", "record_refund",
+                "mark_credited", "close", "reopen")
 ACTION_TITLES = {
     "assign": "Assign", "note": "Internal note", "chain_result": "Re-check on the chains now",
     "request_info": "Request information from the user", "provide_info": "Record the user's answer (from chat)",
-    "override_category": "Override the category", "send_for_approval": "Send for approval", "approve": "Approve",
+    "override_category": "Override the category", "set_valuation": "Set valuation",
+    "send_for_approval": "Send for approval", "approve": "Approve",
     "change_payout": "Change payout", "reject": "Reject", "record_refund": "Record the refund transaction",
     "mark_credited": "Mark credited", "close": "Close", "reopen": "Reopen",
 }
 #: the actions whose button is the page's main one
 PRIMARY = ("approve", "mark_credited", "record_refund")
+#: actions that move money: their button asks for a confirmation (a dialog restating the payout)
+MONEY_MOVING = ("approve", "mark_credited", "record_refund", "change_payout")
+#: the session key of the confirmation waiting in a dialog: (what the page showed, the action)
+CONFIRM_KEY = "wb_case_confirm"
+#: what the page rendered last (a link to another case changes the URL's ``ref``)
+SHOWN_KEY = "wb_case_shown"
+EN = translator("en")
 #: resolutions that pay something (a payout is approved and recorded for them)
 PAYING = (Resolution.CREDIT.value, Resolution.REFUND.value)
 #: how each payout state reads (fixed text), and how loudly
@@ -155,6 +174,10 @@ def _submit(shown: Shown, action: str) -> None:
     elif action == "override_category":
         _run(shown, action, lambda a, v: svc.override_category(
             ref, _value(key + "category"), _value(key + "reason"), a, expected_version=v), (key + "reason",))
+    elif action == "set_valuation":
+        _run(shown, action, lambda a, v: svc.set_valuation(
+            ref, a, expected_version=v, price_usd=_value(key + "price_usd"), source=_value(key + "source"),
+            reason=_value(key + "reason")), (key + "price_usd", key + "source", key + "reason"))
     elif action == "send_for_approval":
         _run(shown, action, lambda a, v: svc.send_for_approval(ref, a, expected_version=v,
                                                                comment=_value(key + "comment")), (key + "comment",))
@@ -340,10 +363,78 @@ def _evidence_row(service: EvidenceService, row: OwnershipEvidence, shown: Shown
 
 # ------------------------------------------------------------------------------ rendering
 def _needs_four_eyes(wb: Workbench, case: Case) -> bool:
+    """As the service decides it: above the threshold, of unknown value, or valued by hand."""
     policy = wb.config.policy
     if case.resolution not in policy.four_eyes_resolutions:
         return False
-    return case.value_usd is None or case.value_usd > policy.four_eyes_above_usd
+    return (case.value_usd is None or valuation.manually_valued(case)
+            or case.value_usd > policy.four_eyes_above_usd)
+
+
+def _copyable(label: str, value: str | None) -> None:
+    """A hash or an address whole, with a copy button (``st.code``: plain text, never Markdown)."""
+    if not value:
+        return
+    st.caption(label)
+    st.code(value, language=None, wrap_lines=True)
+
+
+def _summary(wb: Workbench, case: Case, facts: CasePayouts) -> None:
+    """The case in one line (plain text: it names users, assets and addresses)."""
+    line = case_summary.summary_line(case, wb.config, payout_state=facts.live.state if facts.live else None)
+    with st.container(border=True, key="case_summary"):
+        st.text(line)
+
+
+def _status_line(case: Case) -> None:
+    """Status, category, resolution and value in one line of badges (codes of the vocabulary and figures
+    the system wrote: safe as Markdown), the version the page acts on below it."""
+    value = ui.usd(case.value_usd) if case.value_usd is not None else "unknown"
+    if valuation.manually_valued(case):
+        value += " (manual valuation)"
+    st.markdown(f"Status :blue-badge[{CaseStatus(case.status).value}] · Category "
+                f":violet-badge[{Category(case.category).value if case.category else '-'}] · Resolution "
+                f":green-badge[{Resolution(case.resolution).value if case.resolution else '-'}] · Value {value}")
+    st.caption(f"Version {case.version}: the page acts on this version (a change made meanwhile by someone else "
+               "is refused, never overwritten).")
+
+
+def _money(wb: Workbench, case: Case) -> None:
+    """Amount, fee and net as the decision allows them: none where nothing is paid (and why)."""
+    money = case_summary.money_view(case, wb.config)
+    units = _base_units(case.amount, money.decimals)
+    cells = st.columns(3)
+    cells[0].metric("Amount", money.amount, help=f"{units} base units" if units is not None else None)
+    if not money.payable:
+        cells[1].metric("Fee", "none", help="Nothing is paid out, so no fee is charged.")
+        cells[2].metric("To the user", "nothing")
+        st.caption("No fee and nothing to the user: " + money.note if money.note else "Nothing is paid.")
+        return
+    if money.fee_state == "undetermined":
+        cells[1].metric("Fee", "not set", help="No USD price for this asset: set a valuation.")
+        cells[2].metric("To the user", "after a valuation")
+        st.warning("**Fee not set**: " + (money.note or "no USD price for this asset") + ".")
+        return
+    fee_units = _base_units(case.fee_amount, money.decimals)
+    net_units = _base_units(case.net_amount, money.decimals)
+    cells[1].metric("Fee", money.fee or "-", help=(f"{fee_units} base units" if fee_units is not None else "")
+                    + (f"; {money.fee_usd}" if money.fee_usd else ""))
+    label = "Credit" if case.resolution == Resolution.CREDIT.value else "Refund"
+    cells[2].metric(f"{label} (net)", money.net or "-", help=f"{net_units} base units" if net_units is not None
+                    else None)
+    current = valuation.current_valuation(case)
+    if money.fee_state == "valued" and current is not None:
+        st.warning(f"**Fee from a manual valuation** ({EN.usd(current.price_usd)} per unit, value "
+                   f"{money.value_usd or '-'}): whoever set it cannot approve the case.")
+        st.text(f"Set by {current.by} at {current.at[:16].replace('T', ' ')} UTC; source: {current.source}; "
+                f"reason: {current.reason}")
+
+
+def _base_units(amount: Decimal | None, decimals: int | None) -> int | None:
+    if amount is None or decimals is None:
+        return None
+    scaled = amount.scaleb(decimals)
+    return int(scaled) if scaled == scaled.to_integral_value() else None
 
 
 def _flags(case: Case) -> None:
@@ -354,10 +445,11 @@ def _flags(case: Case) -> None:
 
 def _appeal(wb: Workbench, case: Case) -> None:
     st.subheader("Appeal")
+    _copyable("Transaction", case.tx_hash)
+    _copyable("Deposit address", case.deposit_address)
     ui.field_table([
         ("user", case.user_id), ("origin", case.origin), ("claimed network", case.network),
-        ("asset", case.asset), ("transaction", case.tx_hash), ("deposit address", case.deposit_address),
-        ("memo", case.memo), ("claimed amount", ui.money(case.claimed_amount)),
+        ("asset", case.asset), ("memo", case.memo), ("claimed amount", ui.money(case.claimed_amount)),
         ("opened", ui.when(case.created_at)), ("SLA due", ui.when(case.sla_due_at)),
         ("assignee", case.assignee), ("last change", ui.when(case.updated_at)),
         ("chain checks", f"{case.check_count} (last {ui.when(case.last_checked_at)})"),
@@ -381,9 +473,8 @@ def _decision(wb: Workbench, case: Case) -> Decision | None:
         ("also applies", ", ".join(c.value for c in decision.also) or "-"),
         ("recoverable", decision.recoverable.value), ("resolution", decision.resolution.value),
         ("found on", decision.network or "nowhere"), ("asset", decision.asset),
-        ("amount", ui.money(decision.amount)), ("value", ui.usd(decision.value_usd)),
-        ("fee", ui.money(case.fee_amount, case.fee_asset or "")), ("fee (USD)", ui.usd(case.fee_usd)),
-        ("net to the user", ui.money(case.net_amount)), ("credit to user", decision.credited_user_id),
+        ("value", ui.usd(case.value_usd) + (" (manual valuation)" if valuation.manually_valued(case) else "")),
+        ("credit to user", decision.credited_user_id),
         ("refund to", case.refund_address), ("refund transaction", case.refund_tx_hash),
         ("rules version", decision.rules_version), ("decided", ui.when(decision.decided_at)),
     ], key="case_decision")
@@ -392,19 +483,41 @@ def _decision(wb: Workbench, case: Case) -> Decision | None:
 
 def _reasons(decision: Decision) -> None:
     st.subheader("Reasons")
-    ui.table(
-        [{"reason": r.text, "code": r.code, "team only": "yes" if r.internal else "",
-          "evidence": json.dumps(dict(r.evidence), ensure_ascii=False, sort_keys=True)} for r in decision.reasons],
-        ["reason", "code", "team only", "evidence"], key="case_reasons", empty="No reasons recorded.",
-    )
+    rows = [{"reason": r.text, "code": r.code, "team only": "yes" if r.internal else ""} for r in decision.reasons]
+    if not rows:
+        st.caption("No reasons recorded.")
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="case_reasons", column_config={
+                     "reason": st.column_config.TextColumn("reason", width="large"),
+                     "code": st.column_config.TextColumn("code", width="small"),
+                     "team only": st.column_config.TextColumn("team only", width="small")})
+    with st.expander("The reasons' evidence (JSON)"):
+        st.json([{"code": r.code, "evidence": dict(r.evidence)} for r in decision.reasons], expanded=False)
 
 
-def _fee(decision: Decision) -> None:
+def _fee(wb: Workbench, case: Case, decision: Decision) -> None:
+    """The fee in its one sentence (the decision's own), the breakdown behind an expander."""
     fee = decision.fee
-    st.subheader("Fee breakdown")
+    st.subheader("Fee")
+    money = case_summary.money_view(case, wb.config)
     if fee is None:
         st.caption("No fee was computed for this decision.")
         return
+    if not money.payable:
+        st.caption("No fee: " + (money.note or "nothing is paid out") + ". What the engine computed is only in "
+                   "the breakdown below, for the record.")
+    else:
+        sentence = next((r.text for r in decision.reasons if r.code == "fee"), None)
+        if sentence:
+            st.text(sentence)
+        if money.fee_state in ("undetermined", "valued"):
+            st.caption(money.note if money.fee_state == "undetermined" else
+                       "The engine's sentence is without a price; the fee shown above is the valuation's.")
+    with st.expander("Fee breakdown (every term)"):
+        _fee_table(fee)
+
+
+def _fee_table(fee: Any) -> None:
     rule = ("no rule matched (free)" if fee.rule_index is None
             else f"fees.toml #{fee.rule_index + 1}: category={fee.rule_category}, network={fee.rule_network}, "
                  f"asset={fee.rule_asset}")
@@ -425,6 +538,7 @@ def _fee(decision: Decision) -> None:
 def _evidence(wb: Workbench, case: Case) -> None:
     st.subheader("Chain evidence")
     evidence = queues.evidence_for(wb.db, [case.tx_hash, case.refund_tx_hash or ""])
+    decimals = case_summary.decimals_of(case, wb.config)
     if not evidence:
         st.caption("No network has reported this transaction yet.")
     for item in evidence:
@@ -436,18 +550,40 @@ def _evidence(wb: Workbench, case: Case) -> None:
             head[0].markdown(f"**{obs.network}** · {kind} transaction · {obs.status}")
             if network is not None:
                 head[1].link_button("Open in explorer", network.explorer_link(obs.tx_hash))
+            _copyable("Transaction", obs.tx_hash)
+            sender = obs.evidence.get("sender")
+            _copyable("Sender", str(sender) if sender else None)
             ui.field_table([
-                ("transaction", obs.tx_hash), ("block", obs.block_number), ("block hash", obs.block_hash),
+                ("block", obs.block_number), ("block hash", obs.block_hash),
                 ("confirmations", obs.confirmations), ("observed", ui.when(obs.observed_at)),
-                ("sender", obs.evidence.get("sender")), ("memo", obs.evidence.get("memo")),
+                ("memo", obs.evidence.get("memo")),
             ], key=f"case_obs_{obs.network}_{kind}")
-            ui.table(
-                [{"#": t.transfer_index, "kind": t.kind, "token contract": t.contract or "(native)",
-                  "from": t.sender, "to": t.recipient, "amount (base units)": t.amount_base_units,
-                  "memo": t.memo} for t in item.transfers],
-                ["#", "kind", "token contract", "from", "to", "amount (base units)", "memo"],
-                key=f"case_transfers_{obs.network}_{kind}", empty="No transfers in this transaction.",
-            )
+            _transfers(case, item.transfers, decimals, key=f"case_transfers_{obs.network}_{kind}")
+
+
+def _transfers(case: Case, transfers: list[Any], decimals: int | None, *, key: str) -> None:
+    """The transfers of one transaction as rows: amounts in asset units where the asset is the case's
+    (its decimals are known), base units always; addresses whole (a cell copies)."""
+    if not transfers:
+        st.caption("No transfers in this transaction.")
+        return
+    contract = next((str(r.get("contract") or "") for r in (case.decision or {}).get("transfers") or []
+                     if isinstance(r, dict)), None)
+    rows = []
+    for t in transfers:
+        same = decimals is not None and contract is not None and (t.contract or "").lower() == contract.lower()
+        amount = (EN.number(units_to_amount(int(t.amount_base_units), decimals)) if same and decimals is not None
+                  else "-")
+        rows.append({"#": str(t.transfer_index), "kind": t.kind, "amount": amount,
+                     "amount (base units)": str(int(t.amount_base_units)), "token contract": t.contract or "(native)",
+                     "from": t.sender, "to": t.recipient, "memo": t.memo or "-"})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key=key, column_config={
+        "#": st.column_config.TextColumn("#", width="small"),
+        "amount": st.column_config.TextColumn("amount", help="In asset units (the asset's decimals)."),
+        "amount (base units)": st.column_config.TextColumn("amount (base units)"),
+        "from": st.column_config.TextColumn("from", width="medium"),
+        "to": st.column_config.TextColumn("to", width="medium"),
+    })
 
 
 def _conversation(wb: Workbench, case: Case, events: list[Any]) -> None:
@@ -476,13 +612,51 @@ def _conversation(wb: Workbench, case: Case, events: list[Any]) -> None:
                 _show_document(document, label="Open the attachment", name=f"answer-{n}-{m}", key=f"conv_open_{n}_{m}")
 
 
+#: the detail keys worth a word in the timeline's "what" column, in order
+_TIMELINE_KEYS = ("text", "message", "comment", "reason", "reason_code", "assignee", "category", "outcome",
+                  "price_usd", "source", "fee", "net", "ledger_reference", "refund_tx_hash", "flag", "evidence_id",
+                  "kind")
+
+
+def _what(action: str, details: dict[str, Any] | None) -> str:
+    """An event's details in a few words (the whole JSON is behind the expander)."""
+    details = details or {}
+    if action == "note":
+        return str(details.get("text") or "")
+    if action == "approve" and isinstance(details.get("payout"), dict):
+        payout = details["payout"]
+        target = payout.get("to_user_id") or payout.get("to_address") or "-"
+        valued = details.get("valuation")
+        extra = f"; valuation {valued.get('price_usd')} USD by {valued.get('by')}" if isinstance(valued, dict) else ""
+        return (f"{payout.get('kind')} {payout.get('amount')} {payout.get('asset')} on {payout.get('network')} "
+                f"to {target}{extra}")
+    if action == "chain_result" and details.get("outcome") == "decided":
+        return (f"{details.get('category')}, {details.get('recoverable')}, {details.get('resolution')}"
+                + (f", fee {details.get('fee')}" if details.get("fee") is not None else ""))
+    parts = []
+    for key in _TIMELINE_KEYS:
+        value = details.get(key)
+        if value not in (None, "", [], {}):
+            parts.append(f"{key.replace('_', ' ')}: {value}")
+    return "; ".join(parts)
+
+
 def _timeline(wb: Workbench, events: list[Any]) -> None:
     st.subheader("Audit timeline")
-    ui.table(
-        [{"#": e.id, "when": e.created_at, "actor": e.actor, "role": e.actor_role, "action": e.action,
-          "status": f"{e.from_status or '-'} → {e.to_status or '-'}", "details": e.details} for e in events],
-        ["#", "when", "actor", "role", "action", "status", "details"], key="case_timeline",
-    )
+    rows = [{"#": str(e.id), "when": ui.when(e.created_at), "who": f"{e.actor} ({e.actor_role})",
+             "action": e.action, "status": f"{e.from_status or '-'} → {e.to_status or '-'}",
+             "what": _what(e.action, e.details)} for e in events]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="case_timeline",
+                 height=38 + 35 * min(len(rows), 15), column_config={
+                     "#": st.column_config.TextColumn("#", width="small"),
+                     "when": st.column_config.TextColumn("when", width="small"),
+                     "action": st.column_config.TextColumn("action", width="small"),
+                     "what": st.column_config.TextColumn("what", width="large"),
+                 })
+    with st.expander("Every event with its details (JSON)"):
+        st.json([{"id": e.id, "when": ui.when(e.created_at), "actor": e.actor, "role": e.actor_role,
+                  "action": e.action, "from": e.from_status, "to": e.to_status, "details": e.details}
+                 for e in events], expanded=False)
 
 
 # ------------------------------------------------------------------------------ the payout
@@ -691,14 +865,28 @@ def _waiting(facts: CasePayouts, kind: Resolution) -> Payout | None:
     return live if live is not None and live.state == "approved" and live.kind == kind.value else None
 
 
+def _valuers(case: Case) -> set[str]:
+    current = valuation.current_valuation(case)
+    return {current.by} if current is not None else set()
+
+
 def _approve_guard(wb: Workbench, case: Case, role: Role, me: str, facts: CasePayouts) -> bool:
     """Explain the four-eyes rules that apply; True when they forbid ``me`` to approve."""
     if me in facts.changers:
         st.caption("You changed this payout, so someone else must approve it.")
         return True
+    if valuation.needs_valuation(case):
+        st.warning("**No USD price for this asset**: its fee is not set. Set a valuation (price, source, "
+                   "reason) first; someone else then approves it.")
+        return True
+    if me in _valuers(case):
+        st.caption("You set the valuation of this case, so someone else must approve it.")
+        return True
     if _needs_four_eyes(wb, case):
-        st.warning(f"Worth more than {wb.config.policy.four_eyes_above_usd} USD (or of unknown value): "
-                   "an approver who did not prepare this case must approve it, once it was sent for approval.")
+        rule = (f"Worth more than {wb.config.policy.four_eyes_above_usd} USD (or of unknown or manual value): "
+                "an approver who did not prepare this case must approve it, once it was sent for approval.")
+        blocked = role is Role.SPECIALIST or me in facts.preparers or facts.request is None
+        (st.warning if blocked else st.caption)(rule)  # loud only when it stops you
         if role is Role.SPECIALIST:
             return True
         if me in facts.preparers:
@@ -712,15 +900,27 @@ def _approve_guard(wb: Workbench, case: Case, role: Role, me: str, facts: CasePa
     if facts.request is not None:
         st.caption(f"Sent for approval {ui.when(facts.request.sent_at)} by:")
         st.text(facts.request.sent_by + (f": {facts.request.comment}" if facts.request.comment else ""))
+    text = _plan_text(wb, case)
+    if text is not None:
+        st.caption("Approving fixes this payout:")
+        st.text(text)
+    return False
+
+
+def _plan_text(wb: Workbench, case: Case) -> str | None:
+    """The payout approving would fix, in one line (with the valuation its fee comes from)."""
     try:
         plan = payouts.plan_payout(case, wb.config)
     except ServiceError:
-        return False  # the Payout section says why; the service refuses with its own message
+        return None  # the Payout section says why; the service refuses with its own message
     target = f"user {plan.to_user_id}" if plan.kind is Resolution.CREDIT else plan.to_address or "-"
-    st.caption("Approving fixes this payout:")
-    st.text(f"{plan.kind.value}: {amount_text(plan.amount, plan.amount_units, plan.asset)} on {plan.network} "
+    line = (f"{plan.kind.value}: {amount_text(plan.amount, plan.amount_units, plan.asset)} on {plan.network} "
             f"to {target}" + (f", memo {plan.memo}" if plan.memo else ""))
-    return False
+    current = valuation.current_valuation(case)
+    if current is not None and valuation.manually_valued(case):
+        line += (f"; fee {ui.money(case.fee_amount)} from the valuation of {ui.money(current.price_usd)} USD per "
+                 f"unit by {current.by} ({current.source})")
+    return line
 
 
 def _payer_guard(row: Payout | None, me: str, kind: Resolution) -> bool:
@@ -747,12 +947,13 @@ def _payer_guard(row: Payout | None, me: str, kind: Resolution) -> bool:
 
 
 def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, operators: list[str],
-                 facts: CasePayouts) -> None:
+                 facts: CasePayouts, *, primary: bool = False) -> None:
     shown = Shown(case.reference or "", case.version)
     key = f"act_{action}_"
     disabled = False
-    with st.form(f"form_{action}", border=True):
-        st.markdown(f"**{ACTION_TITLES[action]}**")
+    with st.form(f"form_{action}", border=not primary):
+        if not primary:
+            st.markdown(f"**{ACTION_TITLES[action]}**")
         if action == "assign":
             options = [NOBODY, *operators]
             current_index = options.index(case.assignee) if case.assignee in options else 0
@@ -773,6 +974,8 @@ def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, op
         elif action == "override_category":
             st.selectbox("Category", [c.value for c in Category], key=key + "category")
             st.text_area("Reason (mandatory)", key=key + "reason")
+        elif action == "set_valuation":
+            _valuation_fields(wb, case, key)
         elif action == "send_for_approval":
             if facts.request is not None:
                 st.caption(f"Already sent {ui.when(facts.request.sent_at)}; sending again replaces the comment.")
@@ -813,10 +1016,72 @@ def _action_form(wb: Workbench, case: Case, action: str, role: Role, me: str, op
                        "applies the engine's decision.")
         elif action == "close":
             st.caption("Archive this finished case.")
-        st.caption(ACTIONS[action].description)
-        st.form_submit_button(ACTION_TITLES[action], key=f"submit_{action}", on_click=_submit,
-                              args=(shown, action), disabled=disabled,
-                              type="primary" if action in PRIMARY else "secondary")
+        if not primary:  # the next action's panel says why it is next instead
+            st.caption(ACTIONS[action].description)
+        confirm = action in MONEY_MOVING
+        st.form_submit_button(ACTION_TITLES[action] + ("…" if confirm else ""), key=f"submit_{action}",
+                              on_click=_ask if confirm else _submit, args=(shown, action), disabled=disabled,
+                              type="primary" if action in PRIMARY or primary else "secondary")
+
+
+def _valuation_fields(wb: Workbench, case: Case, key: str) -> None:
+    money = case_summary.money_view(case, wb.config)
+    st.caption(f"The asset has no USD price. Its fee rule: {money.rule or 'none'}. The price you set gives the "
+               "value and the fee; it counts as preparing the case (someone else approves it) and is shown to the "
+               "approver and kept in the audit event.")
+    current = valuation.current_valuation(case)
+    if current is not None:
+        st.caption("Current valuation (a new one replaces it):")
+        st.text(f"{ui.money(current.price_usd)} USD per unit by {current.by}; source: {current.source}")
+    st.text_input("Price of one unit (USD)", key=key + "price_usd", placeholder="0.25",
+                  help="A positive decimal, at most 8 decimal places.")
+    st.text_input("Source of the price", key=key + "source", placeholder="e.g. DEX mid price, 3 venues")
+    st.text_area("Reason", key=key + "reason", height=68)
+
+
+# ------------------------------------------------------------------------------ confirmations
+def _ask(shown: Shown, action: str) -> None:
+    """A money-moving form was submitted: confirm it in a dialog first."""
+    st.session_state[CONFIRM_KEY] = (shown, action)
+
+
+def _confirmed(shown: Shown, action: str) -> None:
+    st.session_state.pop(CONFIRM_KEY, None)
+    _submit(shown, action)
+
+
+def _cancel() -> None:
+    st.session_state.pop(CONFIRM_KEY, None)
+
+
+@st.dialog("Please confirm", width="medium", on_dismiss=_cancel)
+def _confirm_dialog(wb: Workbench, case: Case, shown: Shown, action: str, facts: CasePayouts) -> None:
+    if st.session_state.get(CONFIRM_KEY) is None:
+        # confirmed or cancelled: a button in a dialog reruns only the dialog; the whole page shows the result
+        st.rerun()
+    st.markdown(f"**{ACTION_TITLES[action]}: {shown.reference}**")
+    key = f"act_{action}_"
+    if action == "approve":
+        text = _plan_text(wb, case)
+        st.caption("Approving fixes exactly this payout (a change later is an audited payout change that needs a "
+                   "new approval):")
+        st.text(text or "(no exact payout can be fixed: the service will say why)")
+    elif action in ("mark_credited", "record_refund"):
+        live = facts.live
+        st.caption("You record as paid exactly this approved payout:")
+        st.text(payout_summary(live) if live is not None else "(no approved payout)")
+        if action == "mark_credited":
+            st.text(f"Ledger reference: {_value(key + 'ledger') or '(none)'}")
+        else:
+            st.text(f"Refund transaction: {_value(key + 'tx_hash') or '(none)'}")
+    elif action == "change_payout":
+        st.caption("The approved payout is cancelled and the case goes back to review; the refund will go to:")
+        st.text(f"{_value(key + 'to_address') or '(the same address)'}"
+                + (f", memo {_value(key + 'memo')}" if _value(key + "memo") else ""))
+    buttons = st.columns(2)
+    buttons[0].button(f"Confirm: {ACTION_TITLES[action]}", key=f"confirm_{action}", type="primary",
+                      on_click=_confirmed, args=(shown, action))
+    buttons[1].button("Cancel", key=f"cancel_{action}", on_click=_cancel)
 
 
 def _applies(action: str, case: Case) -> bool:
@@ -825,6 +1090,8 @@ def _applies(action: str, case: Case) -> bool:
         return False  # only the user's own answer reopens a case closed unanswered
     if action == "send_for_approval":
         return case.resolution in PAYING
+    if action == "set_valuation":
+        return valuation.fee_undetermined(case)
     if action in ("change_payout", "record_refund"):
         return case.resolution == Resolution.REFUND.value
     if action == "mark_credited":
@@ -832,20 +1099,75 @@ def _applies(action: str, case: Case) -> bool:
     return True
 
 
+def next_action(case: Case, available: list[str], facts: CasePayouts, needs_four_eyes: bool) -> str | None:
+    """The action the case's state calls for (shown first, prominent), among those ``available``."""
+    status = CaseStatus(case.status)
+    wanted: tuple[str, ...]
+    if status is CaseStatus.IN_REVIEW and case.resolution in PAYING:
+        if valuation.needs_valuation(case):
+            wanted = ("set_valuation",)
+        elif needs_four_eyes and facts.request is None:
+            wanted = ("send_for_approval", "approve")
+        else:
+            wanted = ("approve",)
+    elif status is CaseStatus.IN_REVIEW:
+        wanted = ("reject", "override_category")
+    elif status is CaseStatus.APPROVED:
+        wanted = ("mark_credited",) if case.resolution == Resolution.CREDIT.value else ("record_refund",)
+    elif status is CaseStatus.NEEDS_INFO:
+        wanted = ("provide_info",)
+    elif status in (CaseStatus.SUBMITTED, CaseStatus.AWAITING_CHAIN):
+        wanted = ("chain_result",)
+    elif status in (CaseStatus.CREDITED, CaseStatus.REFUNDED, CaseStatus.REJECTED):
+        wanted = ("close", "reopen")
+    elif status is CaseStatus.CLOSED:
+        wanted = ("reopen",)
+    else:
+        wanted = ()
+    return next((a for a in wanted if a in available), available[0] if available else None)
+
+
+#: why the next action is the next one, by action (fixed text)
+NEXT_WHY = {
+    "set_valuation": "The asset has no USD price, so the fee is not set: value it before anyone approves.",
+    "send_for_approval": "Above the four-eyes threshold (or of unknown or manual value): the preparer sends it "
+                         "to an approver.",
+    "approve": "The decision pays out: approving fixes the exact payout.",
+    "reject": "Nothing is paid out for this decision: reject it with the reason code of the finding (or override "
+              "the category).",
+    "mark_credited": "Approved: book the credit, then record it here (not by its approver).",
+    "record_refund": "Approved: pay the refund exactly as approved, then record its transaction (not by its "
+                     "approver).",
+    "provide_info": "Waiting for the user's answer; record it here if it came by chat.",
+    "chain_result": "Waiting for the chains: look the transaction up again now.",
+    "close": "Finished: archive it.",
+    "reopen": "Take it back into review if something new came up.",
+}
+
+
 def _actions(wb: Workbench, case: Case, role: Role, me: str, facts: CasePayouts) -> None:
-    st.subheader("Actions")
     possible = set(allowed_actions(CaseStatus(case.status), role))
     available = [a for a in ACTION_ORDER if a in possible and _applies(a, case)]
     if role is Role.AUDITOR:
+        st.subheader("Actions")
         st.info("Read-only: auditors see everything and change nothing.")
         return
     if not available:
+        st.subheader("Actions")
         st.caption("No action applies to this case in its current status.")
         return
     operators = queues.operator_names(wb.db)
-    tabs = st.tabs([ACTION_TITLES[a] for a in available])
-    for tab, action in zip(tabs, available, strict=True):
-        with tab:
+    first = next_action(case, available, facts, _needs_four_eyes(wb, case))
+    with st.container(border=True, key="case_next_action"):
+        st.subheader(f"Next: {ACTION_TITLES[first]}" if first else "Actions")
+        if first is not None:
+            st.caption(NEXT_WHY.get(first, ACTIONS[first].description))
+            _action_form(wb, case, first, role, me, operators, facts, primary=True)
+    others = [a for a in available if a != first]
+    if others:
+        st.caption("Other actions")
+    for action in others:
+        with st.expander(ACTION_TITLES[action]):
             _action_form(wb, case, action, role, me, operators, facts)
 
 
@@ -853,13 +1175,41 @@ def _typed_reference() -> None:
     st.session_state["wb_case_ref"] = _value("case_ref_input").upper()
 
 
-def _choose_reference() -> str | None:
-    reference = st.session_state.get("wb_case_ref") or st.query_params.get("ref") or ""
-    if "case_ref_input" not in st.session_state:
-        st.session_state["case_ref_input"] = str(reference)
-    st.columns([1, 3])[0].text_input("Case reference", key="case_ref_input", placeholder="RC-000001",
-                                     on_change=_typed_reference)
-    return str(reference).strip().upper() or None
+def _choose_reference(where: Any) -> str | None:
+    """The case to show: one typed or opened from another page, else the URL's (a link to another
+    case, a reload, a shared address), else the one shown last."""
+    chosen = str(st.session_state.get("wb_case_ref") or "").strip().upper()
+    url = str(st.query_params.get("ref") or "").strip().upper()
+    shown = st.session_state.get(SHOWN_KEY)
+    if url and url != shown and (not chosen or chosen == shown):
+        chosen = url  # followed a link (or the URL was edited): the URL wins over the case shown last
+    reference = chosen or url
+    if reference:
+        st.session_state["wb_case_ref"] = reference
+    if "case_ref_input" not in st.session_state or st.session_state.get(SHOWN_KEY) != reference:
+        st.session_state["case_ref_input"] = reference
+    where.text_input("Case reference", key="case_ref_input", placeholder="RC-000001", on_change=_typed_reference)
+    return reference or None
+
+
+def _sender_cases(wb: Workbench, case: Case) -> None:
+    """Other cases whose deposit came from the same sender address, as links."""
+    with wb.db.read() as session:
+        sender, others = case_summary.cases_from_sender(session, case, list(wb.config.networks), limit=10)
+    if sender is None:
+        return
+    st.subheader("Other cases from this sender")
+    _copyable("Sender", sender)
+    if not others:
+        st.caption("No other case has a deposit from this address.")
+        return
+    for other in others:
+        amount = ui.money(other.amount, other.asset) if other.amount is not None else other.asset
+        st.page_link("views/case.py", label=f"{other.reference}: {other.status}, {other.category or 'undecided'}, "
+                                            f"{amount} on {other.network}, {ui.when(other.created_at)}",
+                     query_params={"ref": other.reference})
+    if len(others) == 10:
+        st.caption("The ten newest are listed.")
 
 
 def render() -> None:
@@ -868,47 +1218,48 @@ def render() -> None:
         return
     wb = current()
     role = Role(info.role)
-    reference = _choose_reference()
+    heading, chooser = st.columns([3, 1], vertical_alignment="bottom")
+    reference = _choose_reference(chooser)
     if not reference:
-        st.title("Case")
+        heading.title("Case")
         st.caption("Open a case from the queue, or type its reference.")
         return
     try:
         view = wb.cases.get(reference)
     except NotFound:
-        st.title("Case")
+        heading.title("Case")
         st.error("No case has this reference:")
         st.text(reference)
         return
     case = view.case
+    st.session_state[SHOWN_KEY] = case.reference
     st.query_params["ref"] = case.reference or ""
-    st.title(f"Case {case.reference}")
-    top = st.columns([1, 2, 1, 1, 1])
-    top[0].metric("Status", case.status)
-    top[1].metric("Category", case.category or "-")
-    top[2].metric("Resolution", case.resolution or "-")
-    top[3].metric("Value (USD)", ui.money(case.value_usd.quantize(Decimal("0.01")) if case.value_usd else None))
-    top[4].metric("Version", case.version)
-    _flags(case)
+    heading.title(f"Case {case.reference}")
     facts = case_payouts(wb.db, case)
-    appeal, decided, actions = st.columns([5, 5, 4])
+    left, right = st.columns([3, 2])
+    with left:
+        _summary(wb, case, facts)
+        _flags(case)
+        _status_line(case)
+        _money(wb, case)
+    with right:
+        _actions(wb, case, role, info.username, facts)
+    pending = st.session_state.get(CONFIRM_KEY)
+    if pending is not None and pending[0].reference == case.reference and role is not Role.AUDITOR:
+        _confirm_dialog(wb, case, pending[0], pending[1], facts)
+    _payout(wb, case, facts)
+    _ownership(wb, case, role)
+    _conversation(wb, case, view.events)
+    appeal, decided = st.columns(2)
     with appeal:
         _appeal(wb, case)
     with decided:
         decision = _decision(wb, case)
-    with actions:
-        _actions(wb, case, role, info.username, facts)
-    _payout(wb, case, facts)
-    _ownership(wb, case, role)
-    _conversation(wb, case, view.events)
     if decision is not None:
         _reasons(decision)
-    fee, evidence = st.columns(2)
-    if decision is not None:
-        with fee:
-            _fee(decision)
-    with evidence:
-        _evidence(wb, case)
+        _fee(wb, case, decision)
+    _evidence(wb, case)
+    _sender_cases(wb, case)
     _timeline(wb, view.events)
 
 
