@@ -96,8 +96,9 @@ class TimelineEntry(_Out):
     event: Literal[
         "submitted", "detected", "checked", "awaiting_chain", "information_requested", "information_provided",
         "approved", "rejected", "refund_sent", "refunded", "refund_failed", "credited", "closed", "withdrawn",
-        "reopened", "information_reminder",
-    ] = Field(description="`detected`: the exchange found the deposit and opened the case (origin `detected`)")
+        "reopened", "information_reminder", "fee_set",
+    ] = Field(description="`detected`: the exchange found the deposit and opened the case (origin `detected`); "
+                          "`fee_set`: the team valued an asset without a price, which set the fee")
     status: CaseStatus | None
     message: str | None
     category: Category | None

@@ -82,6 +82,7 @@ TIMELINE_EVENTS: Mapping[str, str] = {
     "reopen": "reopened",
     "remind_info": "information_reminder",
     "close_unanswered": "closed",
+    "set_valuation": "fee_set",
 }
 
 class CaseRecord(Protocol):
@@ -171,11 +172,12 @@ def _user_decision(case: CaseRecord) -> _UserDecision | None:
         if not isinstance(flags, list) or not isinstance(reasons, list) or not isinstance(fee, Mapping | None):
             raise TypeError("decision")
         shown = []
+        valued = isinstance(data.get("valuation"), Mapping)  # the team set the price the engine lacked
         for reason in reasons:
             code, text, evidence = reason["code"], reason["text"], reason.get("evidence") or {}
             if not isinstance(code, str) or not isinstance(text, str) or not isinstance(evidence, Mapping):
                 raise TypeError("reason")
-            if not reason.get("internal", False):
+            if not reason.get("internal", False) and not (valued and code == "no_price"):
                 shown.append({"code": code, "text": text, "evidence": public_evidence(evidence)})
         return _UserDecision(
             network=_optional_text(data, "network"),

@@ -75,6 +75,7 @@ TIMELINE: Mapping[str, str] = {
     "closed": N_("The appeal is closed."),
     "withdrawn": N_("You withdrew the appeal."),
     "reopened": N_("The appeal was reopened for review."),
+    "fee_set": N_("The appeal team valued the deposit and set the recovery fee; the amounts below are updated."),
     "reminder": N_("We are still waiting for your answer to our question of {asked}. If we do not hear from you "
                    "by {closes}, we will close your appeal; you can still answer afterwards to reopen it."),
     "closed_unanswered": N_("We closed your appeal because our question was not answered. Answer it by {until} "

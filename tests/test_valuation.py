@@ -14,10 +14,11 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from recovery import valuation
 from recovery.db import Database
@@ -278,3 +279,35 @@ def test_the_cli_refuses_approval_then_values_and_approves(cases: CaseService, e
     code, out, err = run("cases", "approve", reference, "--as", "omar")
     assert code == 0 and "now approved" in out, err
     assert run("audit", "verify")[0] == 0
+
+
+def test_the_user_sees_the_fee_set_by_a_valuation_and_no_longer_reads_that_it_waits_for_one(
+        cases: CaseService, evm_testbed: EvmTestbed) -> None:
+    """The valuation changes the fee quote the user reads: a timeline entry (pushed like any change
+    the user can see), the fee sentence with the figures, and no more "no price" reason."""
+    from types import SimpleNamespace
+
+    from recovery.public import appeal_view, own_events
+    from recovery.webhook_outbox import event_type
+
+    reference = unlisted(cases, evm_testbed, "alice")
+
+    def view() -> dict[str, Any]:
+        with cases.db.read() as session:
+            case = session.exec(select(Case).where(Case.reference == reference)).one()
+            assert case.id is not None
+            return appeal_view(case, own_events(session, [case.id])[case.id], cases.config, "es")
+
+    before = view()
+    assert "no_price" in [r["code"] for r in before["reasons"]]
+    value(cases, reference)
+    after = view()
+    assert "no_price" not in [r["code"] for r in after["reasons"]]
+    assert after["timeline"][-1]["event"] == "fee_set" and "valoró el depósito" in after["timeline"][-1]["message"]
+    assert after["fee"]["usd"] is not None and after["display"]["fee"] is not None
+    fee = next(r["text"] for r in after["reasons"] if r["code"] == "fee")
+    assert after["display"]["fee"] in fee and after["display"]["net_amount"] in fee
+    valued = cases.get(reference).events[-1]
+    assert valued.action == "set_valuation"
+    assert event_type(SimpleNamespace(**{k: getattr(valued, k) for k in (
+        "case_id", "action", "from_status", "to_status", "details", "created_at")})) == "fee_set"  # pushed
