@@ -19,6 +19,7 @@ from recovery.db import Database
 from recovery.services import CaseService
 from tests.conftest import Clock, new_database
 from tests.fixtures_anvil import EvmTestbed
+from tests.workbench.browser_support import browser  # noqa: F401  (the chromium fixture, for every browser test)
 from tests.workbench.seed import OPERATORS, ChainFacts, World, seed, send_chain_facts
 
 MAIN = Path(__file__).resolve().parents[2] / "app" / "workbench" / "main.py"

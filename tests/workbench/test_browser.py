@@ -9,32 +9,22 @@ test's output folder and in docs/screenshots/ (for the README).
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from playwright.sync_api import Browser, Dialog, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, Request, expect
 
-from app.demo.serving import free_port
 from app.workbench.context import Workbench
 from recovery.settings import REPO_ROOT
 from recovery.vocabulary import CaseStatus
 from tests.conftest import Clock
 from tests.fixtures_anvil import EvmTestbed
+from tests.workbench.browser_support import TIMEOUT_MS, running_workbench
 from tests.workbench.seed import HOSTILE, PASSWORD, World, seed_history
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
-TIMEOUT_MS = 60_000
 
 
 
@@ -44,46 +34,8 @@ def server(seeded: tuple[Workbench, World], evm_testbed: EvmTestbed, wb_clock: C
     wb, _world = seeded
     assert wb.cases.clock is wb_clock
     seed_history(wb.cases, wb.gateway, evm_testbed, wb_clock, tmp_path)
-    url = wb.db.engine.url.render_as_string(hide_password=False)
-    port = free_port()
-    env = {**os.environ, "RECOVERY_DATABASE_URL": url, "RECOVERY_CONFIG_DIR": str(REPO_ROOT / "config"),
-           "RECOVERY_VAR_DIR": str(tmp_path / "var"), "HOME": str(tmp_path)}
-    recovery = str(Path(sys.executable).with_name("recovery"))
-    log = (tmp_path / "workbench.log").open("wb")
-    process = subprocess.Popen([recovery, "workbench", "--port", str(port)], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "workbench.log").read_text()
-            try:
-                if requests.get(f"{base}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "the workbench did not start within 60 s"
-            time.sleep(0.2)
+    with running_workbench(wb.db, tmp_path) as base:
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def shoot(page: Page, folder: Path, name: str, height: int) -> None:

@@ -11,65 +11,29 @@ driven by Debian's chromium (headless, playwright; no browser download) at 1400x
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import Browser, Page, expect
 
-from app.demo.serving import free_port
 from app.workbench.context import Workbench
-from recovery.settings import REPO_ROOT
 from recovery.vocabulary import CaseStatus
+from tests.workbench.browser_support import TIMEOUT_MS, running_workbench
 from tests.workbench.seed import PASSWORD, World
-from tests.workbench.test_browser import browser  # noqa: F401  (the chromium fixture)
 
 VIEWPORT = {"width": 1400, "height": 900}
-TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
 def server(seeded: tuple[Workbench, World], tmp_path: Path) -> Iterator[str]:
     """The workbench on the seeded world (no history: only the case page is driven here)."""
     wb, _world = seeded
-    url = wb.db.engine.url.render_as_string(hide_password=False)
-    port = free_port()
-    env = {**os.environ, "RECOVERY_DATABASE_URL": url, "RECOVERY_CONFIG_DIR": str(REPO_ROOT / "config"),
-           "RECOVERY_VAR_DIR": str(tmp_path / "var"), "HOME": str(tmp_path)}
-    recovery = str(Path(sys.executable).with_name("recovery"))
-    log = (tmp_path / "workbench.log").open("wb")
-    process = subprocess.Popen([recovery, "workbench", "--port", str(port)], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "workbench.log").read_text()
-            try:
-                if requests.get(f"{base}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "the workbench did not start within 60 s"
-            time.sleep(0.2)  # polling the server's start, not waiting on the page
+    with running_workbench(wb.db, tmp_path) as base:
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
 
 
-def sign_in(browser: Browser, server: str, username: str) -> Page:  # noqa: F811
+def sign_in(browser: Browser, server: str, username: str) -> Page:
     page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
     page.set_default_timeout(TIMEOUT_MS)
     expect.set_options(timeout=TIMEOUT_MS)  # a loaded machine: wait on selectors up to a minute, never sleep
@@ -117,7 +81,7 @@ def confirm(page: Page, action: str, restated: str) -> None:
 
 
 def test_approve_from_the_case_page_without_scrolling(
-        server: str, browser: Browser, seeded: tuple[Workbench, World]) -> None:  # noqa: F811
+        server: str, browser: Browser, seeded: tuple[Workbench, World]) -> None:
     wb, world = seeded
     page = sign_in(browser, server, "bob")
     open_case(page, world.big)
@@ -137,7 +101,7 @@ def test_approve_from_the_case_page_without_scrolling(
 
 
 def test_a_valuation_then_an_approval_by_someone_else(
-        server: str, browser: Browser, seeded: tuple[Workbench, World]) -> None:  # noqa: F811
+        server: str, browser: Browser, seeded: tuple[Workbench, World]) -> None:
     wb, world = seeded
     sara = sign_in(browser, server, "sara")
     open_case(sara, world.unlisted)

@@ -13,72 +13,26 @@ Every wait is on a selector or a text (playwright's auto-waiting ``expect``), ne
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlmodel import select
 
-from app.demo.serving import free_port
 from app.workbench.context import Workbench
 from recovery.models import ObservedTransfer
-from recovery.settings import REPO_ROOT
+from tests.workbench.browser_support import TIMEOUT_MS, running_workbench
 from tests.workbench.seed import PASSWORD, World
-from tests.workbench.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 
 
 @pytest.fixture
 def server(seeded_any: tuple[Workbench, World], tmp_path: Path) -> Iterator[str]:
     """``recovery workbench`` on a free loopback port over the seeded database (both backends)."""
     wb, _world = seeded_any
-    url = wb.db.engine.url.render_as_string(hide_password=False)
-    port = free_port()
-    env = {**os.environ, "RECOVERY_DATABASE_URL": url, "RECOVERY_CONFIG_DIR": str(REPO_ROOT / "config"),
-           "RECOVERY_VAR_DIR": str(tmp_path / "var"), "HOME": str(tmp_path)}
-    recovery = str(Path(sys.executable).with_name("recovery"))
-    log_path = tmp_path / "workbench.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([recovery, "workbench", "--port", str(port)], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    if requests.get(f"{base}/_stcore/health", timeout=1).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, "the workbench did not start within 60 s"
-                time.sleep(0.2)  # polling the health endpoint of a starting server, not waiting on the page
-            yield base
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with running_workbench(wb.db, tmp_path) as base:
+        yield base
 
 
 def sign_in(page: Page, username: str = "sara") -> None:

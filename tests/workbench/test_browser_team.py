@@ -15,8 +15,9 @@ from playwright.sync_api import Browser, Page, expect
 from app.workbench.context import Workbench
 from recovery import queues
 from recovery.audit_reads import AuditFilter, count_events
+from tests.workbench.browser_support import TIMEOUT_MS
 from tests.workbench.seed import PASSWORD, World
-from tests.workbench.test_browser import TIMEOUT_MS, browser, server  # noqa: F401  (the fixtures)
+from tests.workbench.test_browser import server  # noqa: F401  (the workbench over the seeded history)
 
 
 def sign_in(page: Page, base: str, username: str = "alice") -> None:
