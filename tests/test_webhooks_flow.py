@@ -26,8 +26,9 @@ MARIA = Actor("maria", Role.SPECIALIST)
 OMAR = Actor("omar", Role.APPROVER)
 NOTE = "INTERNAL-NOTE: double-check the sender with compliance"
 
+#: the token has no price: the team values it (``fee_set``, the new fee quote) before approving
 CAROL_SEES = ["submitted", "checked", "information_requested", "information_reminder", "information_provided",
-              "approved", "refund_sent", "refunded"]
+              "fee_set", "approved", "refund_sent", "refunded"]
 
 
 @pytest.fixture
