@@ -29,6 +29,7 @@ from recovery.config import Config
 from recovery.fees import FeeBreakdown, parse_dec
 from recovery.i18n import translator
 from recovery.models import Case, ObservedTransfer
+from recovery.rules import fee_formula
 from recovery.valuation import current_valuation, engine_fee
 from recovery.vocabulary import CaseStatus, Category, Flag, Recoverable, Resolution
 
@@ -108,19 +109,7 @@ def fee_rule_text(fee: FeeBreakdown | Mapping[str, Any] | None) -> str | None:
             return None
     if fee.rule_index is None:
         return "no fee rule applies"
-    terms = []
-    if fee.flat_usd:
-        terms.append(f"{_EN.number(fee.flat_usd)} USD flat")
-    if fee.percent:
-        above = f" of the value above {_EN.number(fee.free_below_usd)} USD" if fee.free_below_usd else " of the value"
-        terms.append(f"{_EN.number(fee.percent * 100)}%{above}")
-    bounds = []
-    if fee.min_usd:
-        bounds.append(f"at least {_EN.number(fee.min_usd)} USD")
-    if fee.max_usd is not None:
-        bounds.append(f"at most {_EN.number(fee.max_usd)} USD")
-    text = " + ".join(terms) or "no charge"
-    return f"{text} ({', '.join(bounds)})" if bounds else text
+    return fee_formula(fee, _EN.number)[0]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ others are kept in ``Decision.also`` and may add flags. Money is Decimal (asset 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
@@ -1451,23 +1451,29 @@ def _fee(
     return fee, recoverable
 
 
-def _fee_sentence(fee: FeeBreakdown, head: _View) -> str:
-    symbol = head.label()
+def fee_formula(fee: FeeBreakdown, number: Callable[[Decimal], str] = _fmt) -> tuple[str, bool, bool]:
+    """The fee rule in words ("5% of the value above 100 USD (at least 20 USD)"), with whether it
+    has terms and bounds; ``number`` writes each figure."""
     terms = []
     if fee.flat_usd:
-        terms.append(f"{_fmt(fee.flat_usd)} USD flat")
+        terms.append(f"{number(fee.flat_usd)} USD flat")
     if fee.percent:
-        pct = _fmt(fee.percent * 100)
-        above = f" of the value above {_fmt(fee.free_below_usd)} USD" if fee.free_below_usd else " of the value"
-        terms.append(f"{pct}%{above}")
+        above = f" of the value above {number(fee.free_below_usd)} USD" if fee.free_below_usd else " of the value"
+        terms.append(f"{number(fee.percent * 100)}%{above}")
     bounds = []
     if fee.min_usd:
-        bounds.append(f"at least {_fmt(fee.min_usd)} USD")
+        bounds.append(f"at least {number(fee.min_usd)} USD")
     if fee.max_usd is not None:
-        bounds.append(f"at most {_fmt(fee.max_usd)} USD")
+        bounds.append(f"at most {number(fee.max_usd)} USD")
     formula = " + ".join(terms) or "no charge"
     if bounds:
         formula += f" ({', '.join(bounds)})"
+    return formula, bool(terms), bool(bounds)
+
+
+def _fee_sentence(fee: FeeBreakdown, head: _View) -> str:
+    symbol = head.label()
+    formula, terms, bounds = fee_formula(fee)
     if fee.fee is None:
         return f"Fee: {formula}; it cannot be set without a price."
     if fee.fee == 0 and not terms and not bounds:
