@@ -106,6 +106,12 @@ class Case(SQLModel, table=True):
     lease_expires_at: datetime | None = _when()
 
 
+#: the events of the team's operators (``ix_case_events_operator_time``'s condition, as written by the reads)
+OPERATOR_EVENTS = "actor_role IN ('specialist', 'approver', 'admin')"
+#: the refunds proven on chain (``ix_case_events_refund_confirmed``'s condition)
+REFUND_CONFIRMED = "action = 'refund_confirmed'"
+
+
 class CaseEvent(SQLModel, table=True):
     """Append-only audit trail; each event's hash covers the previous event of the whole log."""
 
@@ -117,6 +123,12 @@ class CaseEvent(SQLModel, table=True):
         Index("ix_case_events_decisions", "case_id", "created_at", "action",
               sqlite_where=text("action IN ('approve', 'reject')"),
               postgresql_where=text("action IN ('approve', 'reject')")),
+        # the team's throughput per operator and week (migration 0013, recovery.team_reads.OPERATOR_CONDITION)
+        Index("ix_case_events_operator_time", "created_at", "actor_role", "actor", "action", "case_id",
+              sqlite_where=text(OPERATOR_EVENTS), postgresql_where=text(OPERATOR_EVENTS)),
+        # the refunds proven on chain, by time (migration 0013, recovery.team_reads.paid_cases)
+        Index("ix_case_events_refund_confirmed", "created_at", "action", "case_id",
+              sqlite_where=text(REFUND_CONFIRMED), postgresql_where=text(REFUND_CONFIRMED)),
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
@@ -165,7 +177,11 @@ class Payout(SQLModel, table=True):
     model_config = DEFERRED
 
     __tablename__ = "payouts"
-    __table_args__ = (Index("ix_payouts_state", "state", "network"),)
+    __table_args__ = (
+        Index("ix_payouts_state", "state", "network"),
+        # the credits booked in a window (migration 0013, recovery.team_reads.paid_cases)
+        Index("ix_payouts_paid", "kind", "state", "executed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)

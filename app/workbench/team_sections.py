@@ -278,12 +278,6 @@ def _category_trend(wb: Workbench, now: datetime, weeks: int) -> None:
 
 def _throughput(wb: Workbench, now: datetime, weeks: int) -> None:
     st.subheader(f"Throughput per operator (last {weeks} weeks)")
-    if not team_reads.throughput_indexed(wb.db) and not st.toggle(
-            "Count the throughput per operator", key="dash_show_throughput",
-            help="Reads the whole audit log until the index ix_case_events_created_at exists (about half a "
-                 "second at 100,000 cases)."):
-        st.caption("Off: counting it reads the whole audit log on this database (see the switch's help).")
-        return
     rows = team_reads.throughput(wb.db, now, weeks=weeks)
     if not rows:
         st.caption("No operator acted on a case in these weeks.")

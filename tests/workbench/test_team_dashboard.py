@@ -94,8 +94,6 @@ def test_a_click_on_a_chart_opens_the_filtered_queue(wb: Workbench, world: World
 def test_the_team_weeks(wb: Workbench, world: World) -> None:
     at = signed_in_app("alice", DASHBOARD)
     now = wb.now()
-    assert not team_reads.throughput_indexed(wb.db)  # until a migration adds the index: on demand
-    at.toggle(key="dash_show_throughput").set_value(True).run()
     metrics = {str(m.label): str(m.value) for m in at.metric}
     paid = team_reads.recovered(wb.db, now, weeks=8).total()
     # the seeded credit (300 USDT, approved by alice, booked by tom a day ago) and nothing else
