@@ -33,7 +33,7 @@ from app.cli_webhooks import register as register_webhooks
 from app.cli_workbench import register as register_workbench
 from app.collector import freeze_startup, process_ends_with_command
 from recovery.errors import ServiceError, ValidationFailed
-from recovery.vocabulary import OPERATOR_ROLES, CaseStatus, Category
+from recovery.vocabulary import OPERATOR_ROLES
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -109,7 +109,7 @@ app.add_typer(addresses_app, name="addresses")
 app.add_typer(credits_app, name="credits")
 app.add_typer(operators_app, name="operators")
 app.add_typer(audit_app, name="audit")
-app.add_typer(cases_app, name="cases")
+app.add_typer(cases_app, name="cases")  # list and show, and the case actions: app/cli_cases.py
 
 app.add_typer(devchain_app, name="devchain", help="Local anvil chains for development and tests.")
 register_case_actions(cases_app)
@@ -584,85 +584,6 @@ def audit_rotate_key(as_name: AsOption, as_json: JsonOption = False) -> None:
     console.print(f"audit key rotated by {actor.name}: {old_id} -> {new.id} (event {event.id}); {ring.path} keeps "
                   "both keys. Restart the API, the workbench and any running re-check so that they sign with the "
                   "new key.", markup=False, highlight=False)
-
-
-# ---------------------------------------------------------------------------- cases
-def _check_choice(value: str | None, allowed: set[str], name: str) -> None:
-    if value is not None and value not in allowed:
-        raise _fail(f"{name}: {value!r} is not one of {', '.join(sorted(allowed))}", 2)
-
-
-@cases_app.command("list")
-def cases_list(
-    status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,
-    category: Annotated[str | None, typer.Option(help="Filter by category.")] = None,
-    network: Annotated[str | None, typer.Option(help="Filter by claimed network.")] = None,
-    user: Annotated[str | None, typer.Option(help="Filter by user id.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
-    as_json: JsonOption = False,
-) -> None:
-    """List cases, oldest first."""
-    _check_choice(status, {s.value for s in CaseStatus}, "status")
-    _check_choice(category, {c.value for c in Category}, "category")
-    from rich.table import Table
-
-    from recovery.case_reads import CaseFilter, count_cases, read_cases
-    from recovery.views import case_json
-
-    db = _ctx().db
-    filters = CaseFilter(status=status, category=category, network=network, user_id=user)
-    with db.read() as session:
-        cases = read_cases(session, filters, limit=limit, offset=offset)
-        total = None if as_json else count_cases(session, filters)
-    db.dispose()
-    if as_json:
-        _print_json([case_json(c) for c in cases])
-        return
-    table = Table(title=f"{len(cases)} of {total} cases")
-    for column in ("reference", "status", "category", "network", "asset", "user", "flags", "created"):
-        table.add_column(column)
-    for c in cases:
-        table.add_row(c.reference or "-", c.status, c.category or "-", c.network, c.asset, c.user_id,
-                      ", ".join(c.flags) or "-", c.created_at.isoformat(timespec="minutes"))
-    console.print(table)
-
-
-@cases_app.command("show")
-def cases_show(reference: str, as_json: JsonOption = False) -> None:
-    """One case with its decision and its full audit timeline."""
-    from rich.table import Table
-
-    from recovery.case_reads import get_case
-    from recovery.views import case_json, event_json
-
-    db = _ctx().db
-    try:
-        view = get_case(db, reference)
-    finally:
-        db.dispose()
-    data = case_json(view.case)
-    data["events"] = [event_json(e) for e in view.events]
-    if as_json:
-        _print_json(data)
-        return
-    table = Table(show_header=False, title=reference)
-    for key, value in data.items():
-        if key in ("events", "decision"):
-            continue
-        table.add_row(key, "-" if value is None else str(value))
-    console.print(table)
-    reasons = (view.case.decision or {}).get("reasons", [])
-    for reason in reasons:
-        console.print(f"  • {reason.get('text', reason) if isinstance(reason, dict) else reason}",
-                      markup=False, highlight=False)
-    events = Table(title="timeline")
-    for column in ("#", "when", "actor", "action", "status"):
-        events.add_column(column)
-    for e in view.events:
-        events.add_row(str(e.id), e.created_at.isoformat(timespec="seconds"), f"{e.actor} ({e.actor_role})",
-                       e.action, f"{e.from_status or '-'} → {e.to_status or '-'}")
-    console.print(events)
 
 
 def main() -> None:

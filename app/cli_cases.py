@@ -1,4 +1,5 @@
-"""The case actions of ``recovery cases``: approve, credit, close, reopen, reject, send-for-approval,
+"""The case commands of ``recovery cases``: ``list`` and ``show`` (read-only, on SQLAlchemy Core: see
+below), and the case actions: approve, credit, close, reopen, reject, send-for-approval,
 change-payout, accept-evidence, reject-evidence, set-valuation, each by an operator who names themself with
 ``--as NAME``; and ``evidence``, which shows a case's ownership evidence (read-only).
 
@@ -7,6 +8,11 @@ made meanwhile by someone else is a conflict, never an overwrite); the actor's r
 operators table. Exit codes (:mod:`app.cli_operator`): 0 done; 1 refused (a rule such as four eyes,
 a wrong password, an unknown or disabled operator, a conflict, a missing field: the message names
 it; nothing changed); 2 bad usage.
+
+``list`` and ``show`` start often and read little: they read the rows through
+:mod:`recovery.case_rows` (SQLAlchemy Core) and the database URL through
+:mod:`recovery.env_settings`, without SQLModel, the ORM, the table models, pydantic-settings, the
+service layer or the configuration (issue 20; ``tests/test_startup.py`` checks what they import).
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from app.cli_console import lazy_console
 from app.cli_operator import (
     AsOption,
     JsonOption,
+    err,
     operator_context,
     out,
     print_json,
@@ -26,15 +34,20 @@ from app.cli_operator import (
     sign_in,
     usage,
 )
+from recovery.vocabulary import CaseStatus, Category
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from app.context import AppContext
+    from recovery.db import Database
     from recovery.evidence import EvidenceService
     from recovery.evidence_records import OwnershipEvidence
     from recovery.models import Case
     from recovery.services import Actor, CaseService
+
+#: the read-outs' tables (``cases list``, ``cases show``)
+console = lazy_console()
 
 ReferenceArgument = Annotated[str, typer.Argument(metavar="REF", help="The case reference (RC-…).")]
 Action = Callable[["CaseService", "Actor", int], "Case"]
@@ -116,8 +129,91 @@ def review(reference: str, evidence_id: int, name: str, as_json: bool, verb: str
         out.print(f"{reference} evidence {evidence_id} {verb} by {actor.name} ({actor.role.value})", markup=False)
 
 
+def _read_database() -> Database:
+    """The database of the settings, whose checks run without pydantic-settings (a bad setting still
+    ends the command as the settings report it: one line naming it, exit 2, before SQLAlchemy is
+    imported)."""
+    from recovery.env_settings import database_url
+
+    url = database_url()
+    from recovery.db import connect
+
+    return connect(url)
+
+
+def _check_choice(value: str | None, allowed: set[str], name: str) -> None:
+    if value is not None and value not in allowed:
+        err.print(f"[bold red]error:[/] {name}: {value!r} is not one of {', '.join(sorted(allowed))}", markup=True)
+        raise typer.Exit(2)
+
+
+def list_cases(status: str | None, category: str | None, network: str | None, user: str | None, limit: int,
+               offset: int, as_json: bool) -> None:
+    """``recovery cases list``: a page of cases, oldest first (a table, or JSON)."""
+    _check_choice(status, {s.value for s in CaseStatus}, "status")
+    _check_choice(category, {c.value for c in Category}, "category")
+    db = _read_database()
+    from recovery.case_rows import CaseFilter, case_json, case_rows, count_case_rows
+
+    filters = CaseFilter(status=status, category=category, network=network, user_id=user)
+    try:
+        with db.engine.connect() as connection:
+            cases = case_rows(connection, filters, limit=limit, offset=offset)
+            total = None if as_json else count_case_rows(connection, filters)
+    finally:
+        db.dispose()
+    if as_json:
+        print_json([case_json(c) for c in cases])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(cases)} of {total} cases")
+    for column in ("reference", "status", "category", "network", "asset", "user", "flags", "created"):
+        table.add_column(column)
+    for c in cases:
+        table.add_row(c.reference or "-", c.status, c.category or "-", c.network, c.asset, c.user_id,
+                      ", ".join(c.flags) or "-", c.created_at.isoformat(timespec="minutes"))
+    console.print(table)
+
+
+def show_case(reference: str, as_json: bool) -> None:
+    """``recovery cases show``: one case with its decision and its audit timeline (tables, or JSON)."""
+    db = _read_database()
+    from recovery.case_rows import case_json, event_json, read_case_rows
+
+    try:
+        with db.engine.connect() as connection:
+            view = read_case_rows(connection, reference)
+    finally:
+        db.dispose()
+    data = case_json(view.case)
+    data["events"] = [event_json(e) for e in view.events]
+    if as_json:
+        print_json(data)
+        return
+    from rich.table import Table
+
+    table = Table(show_header=False, title=reference)
+    for key, value in data.items():
+        if key in ("events", "decision"):
+            continue
+        table.add_row(key, "-" if value is None else str(value))
+    console.print(table)
+    reasons = (view.case.decision or {}).get("reasons", [])
+    for reason in reasons:
+        console.print(f"  • {reason.get('text', reason) if isinstance(reason, dict) else reason}",
+                      markup=False, highlight=False)
+    events = Table(title="timeline")
+    for column in ("#", "when", "actor", "action", "status"):
+        events.add_column(column)
+    for e in view.events:
+        events.add_row(str(e.id), e.created_at.isoformat(timespec="seconds"), f"{e.actor} ({e.actor_role})",
+                       e.action, f"{e.from_status or '-'} → {e.to_status or '-'}")
+    console.print(events)
+
+
 def register(cases_app: typer.Typer) -> None:
-    """Mount the case actions on ``recovery cases``."""
+    """Mount the case actions, then ``list`` and ``show``, on ``recovery cases``."""
 
     @cases_app.command("send-for-approval")
     def send_for_approval(
@@ -297,3 +393,21 @@ def register(cases_app: typer.Typer) -> None:
         act(reference, as_name, as_json, "valued",
             lambda s, a, v: s.set_valuation(reference, a, expected_version=v, price_usd=price_usd, source=source,
                                             reason=reason))
+
+    @cases_app.command("list")
+    def cases_list(
+        status: Annotated[str | None, typer.Option(help="Filter by status.")] = None,
+        category: Annotated[str | None, typer.Option(help="Filter by category.")] = None,
+        network: Annotated[str | None, typer.Option(help="Filter by claimed network.")] = None,
+        user: Annotated[str | None, typer.Option(help="Filter by user id.")] = None,
+        limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+        offset: Annotated[int, typer.Option(min=0)] = 0,
+        as_json: JsonOption = False,
+    ) -> None:
+        """List cases, oldest first."""
+        list_cases(status, category, network, user, limit, offset, as_json)
+
+    @cases_app.command("show")
+    def cases_show(reference: str, as_json: JsonOption = False) -> None:
+        """One case with its decision and its full audit timeline."""
+        show_case(reference, as_json)

@@ -1,11 +1,10 @@
-"""Case reads for the operator read-outs: one case with its audit events, a filtered page of cases,
-their count.
+"""Case reads through the ORM: one case with its audit events, a filtered page of cases, their count.
 
 Needs only the table models and the database: not the service layer, the rules, the evidence and
-audit-writing layers, the configuration or any chain code. ``recovery cases list`` and ``recovery
-cases show`` read through it and start in little more than the time SQLAlchemy and the models take
-to import (issue 20; ``tests/test_startup.py`` checks what they import). The service layer's reads
-(:meth:`recovery.services.CaseService.get`, ``list_cases`` and ``count``) answer the same queries.
+audit-writing layers, the configuration or any chain code. The service layer's reads
+(:meth:`recovery.services.CaseService.get`, ``list_cases`` and ``count``) answer through it.
+``recovery cases list`` and ``recovery cases show`` read the same rows on SQLAlchemy Core, without
+SQLModel, the ORM or pydantic (:mod:`recovery.case_rows`, issue 20); the filters are that module's.
 """
 
 from __future__ import annotations
@@ -16,24 +15,15 @@ from typing import TypeVar
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from recovery.case_rows import FILTER_FIELDS as FILTER_FIELDS  # one filter for the ORM and the Core reads
+from recovery.case_rows import CaseFilter as CaseFilter
 from recovery.db import Database
 from recovery.errors import NotFound
 from recovery.models import Case, CaseEvent
 
 _T = TypeVar("_T")
-
-#: the columns a listing filters on, by equality
-FILTER_FIELDS = ("status", "category", "network", "user_id", "assignee", "origin")
-
-
-@dataclass(frozen=True)
-class CaseFilter:
-    status: str | None = None
-    category: str | None = None
-    network: str | None = None
-    user_id: str | None = None
-    assignee: str | None = None
-    origin: str | None = None
+#: every case
+_ANY = CaseFilter()
 
 
 @dataclass(frozen=True)
@@ -62,14 +52,14 @@ def read_case(session: Session, reference: str, *, for_user: str | None = None) 
     return CaseView(case=case, events=events)
 
 
-def read_cases(session: Session, filters: CaseFilter = CaseFilter(), *, limit: int = 100,
+def read_cases(session: Session, filters: CaseFilter = _ANY, *, limit: int = 100,
                offset: int = 0) -> list[Case]:
     """The cases matching ``filters``, oldest first, ``limit`` of them from ``offset``."""
     query = _filtered(select(Case), filters).order_by(col(Case.id)).offset(offset).limit(limit)
     return list(session.exec(query).all())
 
 
-def count_cases(session: Session, filters: CaseFilter = CaseFilter()) -> int:
+def count_cases(session: Session, filters: CaseFilter = _ANY) -> int:
     """How many cases match ``filters``."""
     return int(session.exec(_filtered(select(func.count()).select_from(Case), filters)).one())
 

@@ -7,13 +7,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from threading import RLock
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.dml import UpdateBase
-from sqlmodel import Session, create_engine
+
+if TYPE_CHECKING:  # the ORM session is imported when a session is first opened (issue 20: Core reads need none)
+    from sqlalchemy.sql.dml import UpdateBase
+    from sqlmodel import Session
 
 
 def json_text(value: Any) -> str:
@@ -99,6 +101,8 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        from sqlmodel import Session
+
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
@@ -114,6 +118,8 @@ class Database:
 
     @contextmanager
     def _unit(self) -> Iterator[Session]:
+        from sqlmodel import Session
+
         with Session(self.write_engine, expire_on_commit=False) as session:
             try:
                 yield session

@@ -4,61 +4,20 @@ from __future__ import annotations
 
 from functools import cached_property, lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# the checks are plain functions, also run without pydantic (``recovery.env_settings.database_url``)
+from recovery.env_settings import DEFAULT_EXCHANGE_NAME as DEFAULT_EXCHANGE_NAME
+from recovery.env_settings import MAX_EXCHANGE_NAME_CHARS as MAX_EXCHANGE_NAME_CHARS
+from recovery.env_settings import MAX_WEBHOOK_URL_CHARS as MAX_WEBHOOK_URL_CHARS
+from recovery.env_settings import MIN_WEBHOOK_SECRET_CHARS as MIN_WEBHOOK_SECRET_CHARS
+from recovery.env_settings import check_database_url, check_webhook_secret, sqlite_default
+from recovery.env_settings import check_exchange_name as check_exchange_name
+from recovery.env_settings import parse_webhook_urls as parse_webhook_urls
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-#: what an ownership challenge calls the exchange when ``RECOVERY_EXCHANGE_NAME`` is not set
-DEFAULT_EXCHANGE_NAME = "this exchange"
-MAX_EXCHANGE_NAME_CHARS = 64
-
-
-def check_exchange_name(value: str) -> str:
-    """``value`` stripped, when it is one printable line of 1 to 64 characters (it is written into
-    the message users sign); else ValueError naming the problem."""
-    name = value.strip()
-    if not name:
-        raise ValueError("RECOVERY_EXCHANGE_NAME is empty")
-    if len(name) > MAX_EXCHANGE_NAME_CHARS:
-        raise ValueError(f"RECOVERY_EXCHANGE_NAME is {len(name)} characters; at most {MAX_EXCHANGE_NAME_CHARS}")
-    if not name.isprintable():
-        raise ValueError("RECOVERY_EXCHANGE_NAME must be one line of printable characters")
-    return name
-
-
-#: the shortest ``RECOVERY_WEBHOOK_SECRET`` accepted (receivers verify HMAC-SHA256 signatures with it)
-MIN_WEBHOOK_SECRET_CHARS = 16
-#: the longest webhook URL (the outbox's column)
-MAX_WEBHOOK_URL_CHARS = 2048
-
-
-def parse_webhook_urls(value: str) -> tuple[str, ...]:
-    """The URLs of ``RECOVERY_WEBHOOK_URLS`` (separated by commas and/or blanks), in order, each once;
-    ValueError naming the setting and the entry that is not an absolute http(s) URL."""
-    urls: list[str] = []
-    for position, entry in enumerate(value.replace(",", " ").split(), start=1):
-        try:
-            parts = urlsplit(entry)
-            parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"RECOVERY_WEBHOOK_URLS: entry {position} ({entry!r}) is not an http(s) URL with a host")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(f"RECOVERY_WEBHOOK_URLS: entry {position} ({entry!r}) carries credentials; "
-                             "receivers authenticate the sender by the signature")
-        if len(entry) > MAX_WEBHOOK_URL_CHARS:
-            raise ValueError(f"RECOVERY_WEBHOOK_URLS: entry {position} is {len(entry)} characters; at most "
-                             f"{MAX_WEBHOOK_URL_CHARS}")
-        if parts.fragment:
-            raise ValueError(f"RECOVERY_WEBHOOK_URLS: entry {position} ({entry!r}) has a #fragment")
-        if entry not in urls:
-            urls.append(entry)
-    return tuple(urls)
 
 
 class Settings(BaseSettings):
@@ -97,10 +56,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        allowed = ("sqlite", "postgresql")
-        if value and value.split(":", 1)[0].split("+", 1)[0] not in allowed:
-            raise ValueError("RECOVERY_DATABASE_URL must be an sqlite:// or postgresql+psycopg:// URL")
-        return value
+        return check_database_url(value)
 
     @field_validator("exchange_name")
     @classmethod
@@ -114,14 +70,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_webhook_secret(self) -> Settings:
-        if not self.webhook_urls:
-            return self
-        secret = self.webhook_secret.get_secret_value() if self.webhook_secret is not None else ""
-        if not secret.strip():
-            raise ValueError("RECOVERY_WEBHOOK_SECRET must be set when RECOVERY_WEBHOOK_URLS is: every event is signed")
-        if len(secret) < MIN_WEBHOOK_SECRET_CHARS:
-            raise ValueError(f"RECOVERY_WEBHOOK_SECRET is {len(secret)} characters; at least "
-                             f"{MIN_WEBHOOK_SECRET_CHARS}")
+        check_webhook_secret(self.webhook_urls,
+                             self.webhook_secret.get_secret_value() if self.webhook_secret is not None else None)
         return self
 
     @cached_property
@@ -131,10 +81,7 @@ class Settings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         """The database URL, creating the var directory for the embedded SQLite default."""
-        if self.database_url:
-            return self.database_url
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{(self.var_dir / 'recovery.db').resolve()}"
+        return self.database_url or sqlite_default(self.var_dir)
 
 
 def settings_problems(error: ValidationError) -> list[str]:

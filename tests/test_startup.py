@@ -152,13 +152,20 @@ NOT_FOR_HELP = (*RICH_HELP, "rich", "pydantic", "pydantic_settings", "sqlalchemy
 #: service layer and what it brings, the configuration, Alembic
 NOT_FOR_READS = (*RICH_HELP, "recovery.services", "recovery.rules", "recovery.evidence", "recovery.config",
                  "recovery.checking", "recovery.queues", "alembic")
+#: what ``cases list`` and ``cases show`` need none of besides: they read on SQLAlchemy Core
+#: (``recovery.case_rows``) and the database URL without pydantic-settings (``recovery.env_settings``):
+#: not SQLModel, the ORM, the table models, the settings class, the audit layer
+NOT_FOR_CASE_READS = (*NOT_FOR_READS, "sqlmodel", "sqlalchemy.orm", "recovery.models", "recovery.case_reads",
+                      "recovery.views", "recovery.audit", "recovery.settings", "pydantic_settings", "app.context")
+#: and their JSON needs no Rich (nothing is printed through a console)
+NOT_FOR_CASE_JSON = (*NOT_FOR_CASE_READS, "rich")
 
 COMMANDS = [
     (["--help"], ["cases", "audit", "recheck"], NOT_FOR_HELP),
-    (["cases", "list"], ["{reference}", "2 of 2 cases"], NOT_FOR_READS),
-    (["cases", "list", "--json"], ['"reference": "{reference}"'], NOT_FOR_READS),
-    (["cases", "show", "{reference}"], ["{reference}", "timeline", "submit"], NOT_FOR_READS),
-    (["cases", "show", "{reference}", "--json"], ['"reference": "{reference}"', '"events"'], NOT_FOR_READS),
+    (["cases", "list"], ["{reference}", "2 of 2 cases"], NOT_FOR_CASE_READS),
+    (["cases", "list", "--json"], ['"reference": "{reference}"'], NOT_FOR_CASE_JSON),
+    (["cases", "show", "{reference}"], ["{reference}", "timeline", "submit"], NOT_FOR_CASE_READS),
+    (["cases", "show", "{reference}", "--json"], ['"reference": "{reference}"', '"events"'], NOT_FOR_CASE_JSON),
     (["audit", "verify"], ["audit chain verified", "2 events"], NOT_FOR_READS),
     (["audit", "verify", "--json"], ['"ok": true', '"events_checked": 2'], NOT_FOR_READS),
 ]
@@ -260,3 +267,17 @@ def test_the_batch_recheck_checks_the_schema_without_alembic(world: World, tmp_p
     assert json.loads(stdout)["processed"] == 0
     assert sorted({"alembic", "rich.progress", *RICH_HELP} & set(modules)) == []
     assert heavy(modules) == []
+
+
+@pytest.mark.parametrize("args", [["cases", "list"], ["cases", "show", "RC-000001", "--json"]], ids=" ".join)
+def test_a_bad_setting_ends_a_case_read_as_it_ends_any_command(world: World, tmp_path: Path, args: list[str]) -> None:
+    """The case reads check the settings without pydantic-settings; a setting that fails its check is
+    reported by the settings themselves: one line naming it, exit 2, before the database is opened."""
+    env = {**world.env, "RECOVERY_WEBHOOK_URLS": "ftp://not-http.example/x", "RECOVERY_WEBHOOK_SECRET": "s" * 20}
+    report = tmp_path / "report.json"
+    done = fresh_python(_RUN, str(report), *args, env=env)
+    data = json.loads(report.read_text())
+    assert data["code"] == 2, done.stderr
+    assert "RECOVERY_WEBHOOK_URLS: entry 1 ('ftp://not-http.example/x')" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "s" * 20 not in done.stderr
+    assert "sqlalchemy" not in data["modules"]
