@@ -164,21 +164,28 @@ class PaidCase:
         return None if self.value_usd is None else self.value_usd - (self.fee_usd or Decimal(0))
 
 
-def paid_cases(db: Database, since: datetime, until: datetime | None = None) -> list[PaidCase]:
-    """Every case paid out in ``[since, until)``, by payout time then case: credits booked, refunds
-    proven on chain."""
+def _paid(since: datetime, until: datetime | None) -> Any:
+    """The payouts of ``[since, until)`` as a subquery (``case_id``, ``kind``, ``paid_at``, ``network``):
+    credits booked, refunds proven on chain."""
     credit_when, confirmed = col(Payout.executed_at), col(CaseEvent.created_at)
     credit_window = [credit_when >= since] + ([credit_when < until] if until is not None else [])
     refund_window = [confirmed >= since] + ([confirmed < until] if until is not None else [])
+    # the credits booked in the window (``ix_payouts_paid``: a range of times)
     credits: Any = select(col(Payout.case_id).label("case_id"), col(Payout.kind).label("kind"),
-                     credit_when.label("paid_at"), col(Payout.network).label("network")).where(
+                          credit_when.label("paid_at"), col(Payout.network).label("network")).where(
         col(Payout.kind) == "credit", col(Payout.state) == "executed", *credit_window)
     # the window's proofs first (``ix_case_events_refund_confirmed``: a range of times), then their payouts
     refunds = select(col(Payout.case_id), col(Payout.kind), confirmed, col(Payout.network)).select_from(
         CaseEvent).join(Payout, col(Payout.case_id) == col(CaseEvent.case_id)).where(
         text(REFUND_CONFIRMED_CONDITION), *refund_window, col(Payout.kind) == "refund",
         col(Payout.state) == "confirmed")
-    paid = union_all(credits, refunds).subquery("paid")
+    return union_all(credits, refunds).subquery("paid")
+
+
+def paid_cases(db: Database, since: datetime, until: datetime | None = None) -> list[PaidCase]:
+    """Every case paid out in ``[since, until)``, by payout time then case: credits booked, refunds
+    proven on chain."""
+    paid = _paid(since, until)
     query = (
         select(paid.c.case_id, col(Case.reference), paid.c.kind, paid.c.paid_at, paid.c.network,
                col(Case.category), cast(col(Case.value_usd), String), cast(col(Case.fee_usd), String))
@@ -192,10 +199,48 @@ def paid_cases(db: Database, since: datetime, until: datetime | None = None) -> 
         when = paid_at if isinstance(paid_at, datetime) else datetime.fromisoformat(str(paid_at))
         when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
         found.append(PaidCase(int(case_id), str(reference), str(kind), when, str(network),
-                              str(category or UNCLASSIFIED), _decimal(value), _decimal(fee),
-                              when.date() - timedelta(days=when.weekday())))  # week_of, inlined: UTC already
+                              str(category or UNCLASSIFIED), _decimal(value), _decimal(fee), week_of(when)))
     found.sort(key=lambda p: (p.paid_at, p.case_id))
     return found
+
+
+@dataclass(frozen=True)
+class PaidGroup:
+    """The cases paid out in one ISO week, of one kind, from one network, of one category."""
+
+    week: date
+    kind: str
+    network: str
+    category: str
+    cases: int
+    #: cases of unknown value (no price and no valuation): counted, not summed
+    unvalued: int
+    #: the exact sums of the valued cases' USD value and fee
+    value_usd: Decimal
+    fee_usd: Decimal
+
+
+def paid_groups(db: Database, since: datetime, until: datetime | None = None) -> list[PaidGroup]:
+    """The cases paid out in ``[since, until)`` (as :func:`paid_cases`), counted and summed exactly in SQL
+    per ISO week of the payout, kind, network and category: a few hundred rows for any window."""
+    from recovery.queues import _exact_sum, _money_total
+
+    paid = _paid(since, until)
+    week = _week_sql(db, paid.c.paid_at)
+    category = func.coalesce(col(Case.category), literal(UNCLASSIFIED))
+    valued = col(Case.value_usd).is_not(None)
+    query = (
+        select(week, paid.c.kind, paid.c.network, category, func.count(),
+               func.sum(case((valued, 0), else_=1)),
+               _money_total(db, col(Case.value_usd)), _money_total(db, case((valued, col(Case.fee_usd)), else_=None)))
+        .join(Case, col(Case.id) == paid.c.case_id)
+        .group_by(week, paid.c.kind, paid.c.network, category)
+    )
+    with db.read() as session:
+        rows = session.connection().execute(query).all()
+    return sorted((PaidGroup(_day(w), str(k), str(n), str(c), int(cases), int(unvalued), _exact_sum(db, value),
+                             _exact_sum(db, fee)) for w, k, n, c, cases, unvalued, value, fee in rows),
+                  key=lambda g: (g.week, g.kind, g.network, g.category))
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -219,20 +264,18 @@ class Recovered:
         return self.value_usd - self.fee_usd
 
 
-def add_up(paid: Iterable[PaidCase], key: Callable[[PaidCase], str],
+def add_up(groups: Iterable[PaidGroup], key: Callable[[PaidGroup], str],
            keys: Iterable[str] = ()) -> list[Recovered]:
-    """The paid cases summed exactly per ``key`` (every one of ``keys`` first, in their order, even
+    """The paid groups summed exactly per ``key`` (every one of ``keys`` first, in their order, even
     with nothing paid; then the other keys found, sorted)."""
     fixed = list(dict.fromkeys(keys))
     sums: dict[str, list[Any]] = defaultdict(lambda: [0, 0, Decimal(0), Decimal(0)])
-    for item in paid:
-        entry = sums[key(item)]
-        entry[0] += 1
-        if item.value_usd is None:
-            entry[1] += 1
-        else:
-            entry[2] += item.value_usd
-            entry[3] += item.fee_usd or Decimal(0)
+    for group in groups:
+        entry = sums[key(group)]
+        entry[0] += group.cases
+        entry[1] += group.unvalued
+        entry[2] += group.value_usd
+        entry[3] += group.fee_usd
     order = fixed + sorted(k for k in sums if k not in fixed)
     return [Recovered(k, sums[k][0], sums[k][1], sums[k][2], sums[k][3]) for k in order]
 
@@ -240,25 +283,29 @@ def add_up(paid: Iterable[PaidCase], key: Callable[[PaidCase], str],
 @dataclass(frozen=True)
 class RecoveredWeeks:
     weeks: list[date]
-    paid: list[PaidCase]
+    groups: list[PaidGroup]
+
+    @property
+    def cases(self) -> int:
+        return sum(g.cases for g in self.groups)
 
     def by_week(self) -> list[Recovered]:
-        return add_up(self.paid, lambda p: p.week.isoformat(), [w.isoformat() for w in self.weeks])
+        return add_up(self.groups, lambda g: g.week.isoformat(), [w.isoformat() for w in self.weeks])
 
     def by_network(self) -> list[Recovered]:
-        return add_up(self.paid, lambda p: p.network)
+        return add_up(self.groups, lambda g: g.network)
 
     def by_category(self) -> list[Recovered]:
-        return add_up(self.paid, lambda p: p.category)
+        return add_up(self.groups, lambda g: g.category)
 
     def by_kind(self) -> list[Recovered]:
-        return add_up(self.paid, lambda p: p.kind, ["credit", "refund"])
+        return add_up(self.groups, lambda g: g.kind, ["credit", "refund"])
 
     def total(self) -> Recovered:
-        [whole] = add_up(self.paid, lambda _p: "all", ["all"])
+        [whole] = add_up(self.groups, lambda _g: "all", ["all"])
         return whole
 
 
 def recovered(db: Database, now: datetime, *, weeks: int = 8) -> RecoveredWeeks:
     """The cases paid out in the last ``weeks`` ISO weeks (this one included), by payout date."""
-    return RecoveredWeeks(week_list(now, weeks), paid_cases(db, _start(first_week(now, weeks))))
+    return RecoveredWeeks(week_list(now, weeks), paid_groups(db, _start(first_week(now, weeks))))

@@ -6,14 +6,16 @@ credits and refunds really paid on anvil (filed in one week, paid in the next on
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, update
+from sqlmodel import col
 
 from recovery import team_reads
 from recovery.db import Database
+from recovery.models import Case
 from recovery.services import CaseService
 from recovery.team_reads import CategoryWeek, OperatorWeek
 from tests.conftest import Clock
@@ -107,8 +109,10 @@ def test_recovered_value_by_payout_date(database: Database, evm_testbed: EvmTest
     confirmed = next(e.created_at for e in service.get(refund).events if e.action == "refund_confirmed")
 
     weeks = team_reads.recovered(database, NOW, weeks=3)  # W45, W46, W47
-    assert [(p.reference, p.kind, p.paid_at) for p in weeks.paid] == [(credit, "credit", booked),
-                                                                        (refund, "refund", confirmed)]
+    since = datetime(2026, 11, 2, tzinfo=UTC)  # W45's Monday
+    assert [(p.reference, p.kind, p.paid_at) for p in team_reads.paid_cases(database, since)] == [
+        (credit, "credit", booked), (refund, "refund", confirmed)]
+    assert weeks.cases == 2
     d = Decimal
     assert [(r.key, r.cases, r.value_usd, r.fee_usd, r.net_usd) for r in weeks.by_week()] == [
         (W45.isoformat(), 1, d(300), d(0), d(300)), (W46.isoformat(), 1, d(500), d(80), d(420)),
@@ -121,7 +125,15 @@ def test_recovered_value_by_payout_date(database: Database, evm_testbed: EvmTest
     assert (total.cases, total.unvalued, total.value_usd, total.fee_usd, total.net_usd) == (2, 0, d(800), d(80),
                                                                                           d(720))
     # four weeks: the early credit, booked in W44, counts too; the unpaid approval never does
-    assert [p.reference for p in team_reads.recovered(database, NOW, weeks=4).paid] == [early, credit, refund]
+    assert team_reads.recovered(database, NOW, weeks=4).cases == 3
+    assert [p.reference for p in team_reads.paid_cases(database, since - timedelta(weeks=1))] == [early, credit, refund]
+    first_week = team_reads.paid_cases(database, since, since + timedelta(weeks=1))
+    assert first_week == team_reads.paid_cases(database, since)[:1]
+    # a paid case of unknown value (no price and no valuation) is counted, not summed, and so is its fee
+    with database.write() as session:
+        session.execute(update(Case).where(col(Case.reference) == credit).values(value_usd=None, fee_usd=Decimal(7)))
+    total = team_reads.recovered(database, NOW, weeks=3).total()
+    assert (total.cases, total.unvalued, total.value_usd, total.fee_usd) == (2, 1, d(500), d(80))
     # the credits booked in the window are a range of its index (migration 0013; on a table this small
     # the planner reaches the refunds' proofs through the case ids, at 100,000 cases through
     # ix_case_events_refund_confirmed: bench/workbench.py)

@@ -17,11 +17,12 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app.workbench import vega_specs
 from app.workbench.context import Workbench
+from app.workbench.vega_specs import BAR, PICK
 from recovery import team_reads
 from recovery.i18n import translator
 from recovery.queues import AGE_BUCKETS, AWAITING_DECISION
@@ -31,15 +32,12 @@ from recovery.vocabulary import CaseStatus
 QUEUE_PAGE = "views/queue.py"
 #: session key: the queue parameters a click on a chart asked for (the next run goes there)
 GOTO_KEY = "wb_dash_goto_queue"
-#: the selection's name in every clickable chart
-PICK = "pick"
 #: the statuses of cases whose money went back to the user
 PAID_STATUSES = f"{CaseStatus.CREDITED.value},{CaseStatus.REFUNDED.value}"
 #: the dashboard's age buckets -> the queue's age choice that holds them
 AGE_PARAM: dict[str, str] = {"< 1 day": "under 1 day", "1-3 days": "1-3 days", "3-7 days": "3-7 days",
                              "1-2 weeks": "1-4 weeks", "2-4 weeks": "1-4 weeks", "> 4 weeks": "over 4 weeks"}
 assert set(AGE_PARAM) == {label for label, _ in AGE_BUCKETS}
-BAR = 26  # pixels per bar of a horizontal chart: every label fits
 
 
 def usd(value: Decimal) -> str:
@@ -88,39 +86,13 @@ def queue_links(items: Sequence[tuple[str, dict[str, str] | None]], *, label: st
                 st.page_link(QUEUE_PAGE, label=text, query_params=params)
 
 
-def clickable(chart: Any, key: str, field: str,
+def clickable(spec: dict[str, Any], key: str, field: str,
               params_of: Callable[[str], dict[str, str] | None]) -> None:
-    """Show ``chart`` (its first layer holds the ``pick`` selection); a click on a bar opens the queue
-    with ``params_of(the bar's field value)``."""
+    """Show the Vega-Lite ``spec`` (``app/workbench/vega_specs.py``: its selection is ``pick``); a click
+    on a bar opens the queue with ``params_of(the bar's field value)``."""
     go_to_queue_if_asked()
-    st.altair_chart(chart, width="stretch", key=key, on_select=partial(_picked, key, field, params_of),
-                    selection_mode=PICK)
-
-
-def labelled_bars(frame: pd.DataFrame, *, category: str, value: str, label: str, horizontal: bool,
-                  sort: Sequence[str] | str | None = None, color: Any = None, title: str = "cases",
-                  tooltip: Sequence[str] = ()) -> Any:
-    """Bars with every category named on its axis (no label dropped for lack of room) and its figure
-    written at the bar's end (``label``: the text column)."""
-    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=[category])
-    axis = alt.Axis(labelOverlap=False, labelLimit=260, title=None, labelAngle=0 if horizontal else -40)
-    along = alt.X if not horizontal else alt.Y
-    across = alt.Y if not horizontal else alt.X
-    encode: dict[str, Any] = {
-        ("y" if horizontal else "x"): along(f"{category}:N", sort=sort if sort is not None else "-x", axis=axis),
-        ("x" if horizontal else "y"): across(f"{value}:Q", title=title),
-        "tooltip": list(tooltip) or [category, label],
-    }
-    if color is not None:
-        encode["color"] = color
-    bars = alt.Chart(frame).mark_bar(cursor="pointer").encode(**encode).add_params(selection)
-    text_encode = {k: v for k, v in encode.items() if k in ("x", "y")}
-    text = alt.Chart(frame).mark_text(align="left" if horizontal else "center",
-                                      baseline="middle" if horizontal else "bottom",
-                                      dx=3 if horizontal else 0, dy=0 if horizontal else -3).encode(
-        **text_encode, text=f"{label}:N")
-    height = BAR * len(frame) + 30 if horizontal else 320
-    return alt.layer(bars, text).properties(height=height)
+    st.vega_lite_chart(spec, width="stretch", key=key, on_select=partial(_picked, key, field, params_of),
+                       selection_mode=PICK)
 
 
 # ------------------------------------------------------------------------------------ the backlog charts
@@ -137,11 +109,12 @@ def category_params(category: str) -> dict[str, str] | None:
 def status_chart(by_status: Mapping[str, int], active: Sequence[str]) -> None:
     """Cases by status (open in blue, finished in grey), each bar named and counted; a click opens them."""
     order = [s.value for s in CaseStatus]
-    frame = pd.DataFrame([{"status": s, "cases": int(by_status.get(s, 0)), "label": f"{int(by_status.get(s, 0)):,}",
-                           "backlog": "open" if s in active else "finished"} for s in order])
-    color = alt.Color("backlog:N", scale=alt.Scale(domain=["open", "finished"], range=["#1f77b4", "#9aa5b1"]))
-    chart = labelled_bars(frame, category="status", value="cases", label="label", horizontal=True, sort=order,
-                          color=color, tooltip=["status", "cases", "backlog"])
+    rows = [{"status": s, "cases": int(by_status.get(s, 0)), "label": f"{int(by_status.get(s, 0)):,}",
+             "backlog": "open" if s in active else "finished"} for s in order]
+    color = {"field": "backlog", "type": "nominal",
+             "scale": {"domain": ["open", "finished"], "range": ["#1f77b4", "#9aa5b1"]}}
+    chart = vega_specs.labelled_bars(rows, category="status", value="cases", label="label", horizontal=True,
+                                     sort=order, color=color, tooltip=["status", "cases", "backlog"])
     clickable(chart, "dash_chart_status", "status", status_params)
     queue_links([(f"{s} ({int(by_status.get(s, 0)):,})", status_params(s)) for s in order])
 
@@ -152,9 +125,9 @@ def backlog_chart(backlog_by_category: Mapping[str, int]) -> None:
     if not rows:
         st.caption("No open cases.")
         return
-    frame = pd.DataFrame([{"category": c, "cases": n, "label": f"{n:,}"} for c, n in rows])
-    chart = labelled_bars(frame, category="category", value="cases", label="label", horizontal=True,
-                          sort=[c for c, _ in rows], tooltip=["category", "cases"])
+    chart = vega_specs.labelled_bars([{"category": c, "cases": int(n), "label": f"{n:,}"} for c, n in rows],
+                                     category="category", value="cases", label="label", horizontal=True,
+                                     sort=[c for c, _ in rows], tooltip=["category", "cases"])
     clickable(chart, "dash_chart_backlog", "category", category_params)
     queue_links([(f"{c} ({n:,})", category_params(c)) for c, n in rows])
 
@@ -177,20 +150,12 @@ def age_chart(age_buckets: Sequence[tuple[str, int, int]]) -> None:
                      "pick": f"{label}|within SLA"})
         rows.append({"age": label, "SLA": "past SLA", "cases": late, "label": f"{late:,}" if late else "",
                      "pick": f"{label}|past SLA"})
-    frame = pd.DataFrame(rows)
-    order = [label for label, _ in AGE_BUCKETS]
-    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["pick"])
-    base = alt.Chart(frame).encode(
-        x=alt.X("age:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, labelOverlap=False)),
-        xOffset=alt.XOffset("SLA:N", sort=["within SLA", "past SLA"]),
-        y=alt.Y("cases:Q", title="cases"),
-    )
-    bars = base.mark_bar(cursor="pointer").encode(
-        color=alt.Color("SLA:N", scale=alt.Scale(domain=["within SLA", "past SLA"], range=["#4c9f70", "#d9534f"])),
-        tooltip=["age", "SLA", "cases"],
-    ).add_params(selection)
-    text = base.mark_text(baseline="bottom", dy=-3).encode(text="label:N")
-    clickable(alt.layer(bars, text).properties(height=300), "dash_chart_age", "pick", age_params)
+    chart = vega_specs.grouped_bars(
+        rows, group="age", group_sort=[label for label, _ in AGE_BUCKETS], member="SLA",
+        member_sort=["within SLA", "past SLA"], value="cases", label="label", pick_field="pick",
+        colors=["#4c9f70", "#d9534f"], horizontal=False, value_title="cases", height=300,
+        group_axis={"labelAngle": -25}, tooltip=["age", "SLA", "cases"])
+    clickable(chart, "dash_chart_age", "pick", age_params)
     queue_links([(_age_link(label, sla, n), age_params(f"{label}|{sla}"))
                  for label, ok, late in age_buckets for sla, n in (("within SLA", ok), ("past SLA", late)) if n])
 
@@ -211,17 +176,8 @@ def per_day_chart(per_day: Sequence[tuple[str, int]]) -> None:
     """Appeals filed per day, each day named and its bar counted (up to a month: 90 bars have no room for
     90 figures, the axis then names every other day and the tooltip gives each); a click opens the
     queue newest first."""
-    roomy = len(per_day) <= 31
-    frame = pd.DataFrame([{"date": d, "day": d[5:], "appeals": n, "label": f"{n:,}" if n else ""}
-                          for d, n in per_day])
-    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["date"])
-    axis = alt.Axis(labelAngle=-60, labelOverlap=False if roomy else "parity")
-    base = alt.Chart(frame).encode(x=alt.X("day:O", title=None, axis=axis), y=alt.Y("appeals:Q", title="appeals"))
-    bars = base.mark_bar(cursor="pointer").encode(tooltip=["date", "appeals"]).add_params(selection)
-    layers: list[Any] = [bars]
-    if roomy:
-        layers.append(base.mark_text(baseline="bottom", dy=-2, fontSize=9).encode(text="label:N"))
-    clickable(alt.layer(*layers).properties(height=300), "dash_chart_days", "date", day_params)
+    rows = [{"date": d, "day": d[5:], "appeals": int(n), "label": f"{n:,}" if n else ""} for d, n in per_day]
+    clickable(vega_specs.day_bars(rows, roomy=len(per_day) <= 31), "dash_chart_days", "date", day_params)
 
 
 # ------------------------------------------------------------------------------------ the team's weeks
@@ -253,22 +209,14 @@ def _category_trend(wb: Workbench, now: datetime, weeks: int) -> None:
     if not trend:
         st.caption("No case was opened in these weeks.")
         return
-    frame = pd.DataFrame([{"week": r.week.isoformat(), "category": r.category, "cases": r.cases} for r in trend])
+    rows: list[dict[str, str | int]] = [{"week": r.week.isoformat(), "category": r.category, "cases": r.cases}
+                                        for r in trend]
+    frame = pd.DataFrame(rows)
     totals = frame.groupby("category")["cases"].sum().sort_values(ascending=False)
     order = list(totals.index)
-    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["category"])
-    lines = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=60, cursor="pointer")).encode(
-        x=alt.X("week:O", title="week (Monday)", axis=alt.Axis(labelAngle=0, labelOverlap=False)),
-        y=alt.Y("cases:Q", title="cases opened"),
-        color=alt.Color("category:N", sort=order, legend=alt.Legend(title="category", labelLimit=260,
-                                                                    symbolLimit=0)),
-        tooltip=["week", "category", "cases"],
-    ).add_params(selection)
-    last = frame[frame["week"] == frame["week"].max()]
-    ends = alt.Chart(last).mark_text(align="left", dx=6, fontSize=10).encode(
-        x=alt.X("week:O"), y=alt.Y("cases:Q"), color=alt.Color("category:N", sort=order, legend=None),
-        text="category:N")
-    clickable(alt.layer(lines, ends).properties(height=360), "dash_chart_trend", "category", trend_params)
+    last_week = max(r.week for r in trend).isoformat()
+    chart = vega_specs.trend_lines(rows, [r for r in rows if r["week"] == last_week], order=order)
+    clickable(chart, "dash_chart_trend", "category", trend_params)
     table = frame.pivot_table(index="category", columns="week", values="cases", aggfunc="sum").reindex(order)
     table.insert(0, "total", totals.reindex(order))
     st.dataframe(table.reset_index(), hide_index=True, width="stretch", key="dash_trend_table",
@@ -289,21 +237,15 @@ def _throughput(wb: Workbench, now: datetime, weeks: int) -> None:
     totals = frame.groupby("operator")[["decided", "acted on", "actions"]].sum().sort_values(
         ["decided", "acted on"], ascending=False)
     order = list(totals.index)
-    long = totals.reset_index().melt(id_vars="operator", value_vars=["decided", "acted on"], var_name="measure",
-                                     value_name="cases")
-    long["label"] = long["cases"].map(lambda n: f"{int(n):,}")
-    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["operator"])
-    base = alt.Chart(long).encode(
-        y=alt.Y("operator:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=200)),
-        yOffset=alt.YOffset("measure:N", sort=["decided", "acted on"]),
-        x=alt.X("cases:Q", title=f"cases in {weeks} weeks"),
-    )
-    bars = base.mark_bar(cursor="pointer").encode(
-        color=alt.Color("measure:N", sort=["decided", "acted on"], scale=alt.Scale(range=["#1f77b4", "#9ecae1"])),
-        tooltip=["operator", "measure", "cases"]).add_params(selection)
-    text = base.mark_text(align="left", dx=3, fontSize=10).encode(text="label:N")
-    clickable(alt.layer(bars, text).properties(height=2 * BAR * len(order) + 30), "dash_chart_throughput",
-              "operator", operator_params)
+    measures = ["decided", "acted on"]
+    bars = [{"operator": str(op), "measure": m, "cases": int(totals.loc[op, m]), "label": f"{int(totals.loc[op, m]):,}"}
+            for op in order for m in measures]
+    chart = vega_specs.grouped_bars(
+        bars, group="operator", group_sort=[str(op) for op in order], member="measure", member_sort=measures,
+        value="cases", label="label", pick_field="operator", colors=["#1f77b4", "#9ecae1"], horizontal=True,
+        value_title=f"cases in {weeks} weeks", height=2 * BAR * len(order) + 30, group_axis={"labelLimit": 200},
+        tooltip=["operator", "measure", "cases"])
+    clickable(chart, "dash_chart_throughput", "operator", operator_params)
     per_week = frame.pivot_table(index="operator", columns="week", values="decided", aggfunc="sum",
                                  fill_value=0).reindex(order)
     table = totals.join(per_week.add_prefix("decided, week of "))
@@ -330,7 +272,7 @@ def _recovered(wb: Workbench, now: datetime, weeks: int) -> None:
     cells[3].metric("Paid to the users", usd(total.net_usd), help="The value less the fees.")
     if total.unvalued:
         st.caption(f"{total.unvalued} paid case(s) of unknown value are counted, not summed.")
-    if not data.paid:
+    if not data.groups:
         st.caption("Nothing was paid out in these weeks.")
         return
     by_week = data.by_week()
@@ -340,18 +282,11 @@ def _recovered(wb: Workbench, now: datetime, weeks: int) -> None:
                      "total": usd(r.value_usd)})
         rows.append({"week": r.key, "measure": "fees", "USD": float(r.fee_usd), "label": usd(r.fee_usd),
                      "total": usd(r.value_usd)})
-    selection = alt.selection_point(name=PICK, on="click", clear=False, fields=["week"])
-    bars = alt.Chart(pd.DataFrame(rows)).mark_bar(cursor="pointer").encode(
-        x=alt.X("week:O", title="week of the payout (Monday)", axis=alt.Axis(labelAngle=0, labelOverlap=False)),
-        y=alt.Y("USD:Q", stack=True, title="USD"),
-        color=alt.Color("measure:N", sort=["paid to the users", "fees"],
-                        scale=alt.Scale(range=["#4c9f70", "#f0ad4e"])),
-        tooltip=["week", "measure", "label", alt.Tooltip("total:N", title="value recovered")],
-    ).add_params(selection)
-    week_totals = pd.DataFrame([{"week": r.key, "USD": float(r.value_usd),
-                                 "label": usd(r.value_usd) if r.cases else ""} for r in by_week])
-    tops = alt.Chart(week_totals).mark_text(baseline="bottom", dy=-3).encode(x="week:O", y="USD:Q", text="label:N")
-    clickable(alt.layer(bars, tops).properties(height=320), "dash_chart_paid_weeks", "week", paid_week_params)
+    week_totals = [{"week": r.key, "USD": float(r.value_usd), "label": usd(r.value_usd) if r.cases else ""}
+                   for r in by_week]
+    chart = vega_specs.paid_week_bars(rows, week_totals, measures=["paid to the users", "fees"],
+                                      colors=["#4c9f70", "#f0ad4e"])
+    clickable(chart, "dash_chart_paid_weeks", "week", paid_week_params)
     st.caption("Each bar: the value recovered that week (written above it), what went to the users and the fees. "
                "A click opens the paid cases, the latest first.")
     st.dataframe(_money_rows(by_week, "week"), hide_index=True, width="stretch", key="dash_paid_weeks",

@@ -140,7 +140,10 @@ def test_dashboard_figures(wb: Workbench, world: World) -> None:
     assert metrics["Past their SLA"] == "2"
     assert metrics["Decided late"] == "0 of 2"
     assert metrics["First decision, median"] == "24.0 h"
-    assert len(at.get("vega_lite_chart")) == 6
+    # status, backlog, age, per day, the weekly trend, the throughput per operator, value by payout week
+    assert [c.key for c in at.get("vega_lite_chart")] == [
+        "dash_chart_status", "dash_chart_backlog", "dash_chart_age", "dash_chart_days", "dash_chart_trend",
+        "dash_chart_throughput", "dash_chart_paid_weeks"]
     # the value recovered by payout date (the seeded credit, booked a day ago), to the cent
     money = frame_with(at, "network")
     assert money.to_dict("records") == [
