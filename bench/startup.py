@@ -18,11 +18,11 @@ temporary folder (``PYTHONPYCACHEPREFIX``), as an installed package has it, even
 Prints a table: each command's median wall and CPU time (user + system), their difference from the
 bare start and the ratio to it. Goals (issue 20): ``recovery --help`` within 0.25 s of a bare start;
 the read-only case commands within 0.5 s. For reference the table also times a "floor": a script
-that imports only what any command reading cases needs (typer with the pydantic it coerces options
-through, rich, SQLAlchemy Core), runs one query and prints a table; the case commands' distance to
-it is what the CLI adds. And the floor of a read through the ORM (SQLModel, the table models,
-pydantic-settings), which ``cases list`` and ``cases show`` were until they read on Core (issue 20)
-and ``audit verify`` still is.
+that does only what any command reading cases needs (a typer command with the options of ``cases
+list``, which typer coerces through pydantic; SQLAlchemy Core; one query; a Rich table); the case
+commands' distance to it is what the CLI adds. And the floor of a read through the ORM (SQLModel,
+the table models, pydantic-settings), which ``cases list`` and ``cases show`` were until they read
+on Core (issue 20) and ``audit verify`` still is.
 """
 
 from __future__ import annotations
@@ -111,18 +111,24 @@ def prepare(workdir: Path, cases: int) -> dict[str, str]:
     return env
 
 
-#: what any command reading cases needs whatever the CLI does around it: the CLI library (typer, and
-#: pydantic, which typer coerces a command's options through), SQLAlchemy Core, one query of 100
-#: cases and a table on stdout
+#: what any command reading cases needs whatever the CLI does around it: a typer command with the
+#: options of ``cases list`` (typer coerces each through a pydantic TypeAdapter), SQLAlchemy Core,
+#: one query of 100 cases and a table on stdout
 FLOOR = """
-import gc, os, typer, pydantic, rich.console, rich.table, sqlalchemy
-engine = sqlalchemy.create_engine(os.environ["RECOVERY_DATABASE_URL"])
-with engine.connect() as connection:
-    rows = connection.execute(sqlalchemy.text("SELECT * FROM cases ORDER BY id LIMIT 100")).all()
-rich.console.Console().print(rich.table.Table(*(str(r.reference) for r in rows[:3])))
-engine.dispose()
-gc.collect()
-gc.freeze()
+import gc, os, typer
+def read(status: str | None = None, category: str | None = None, network: str | None = None,
+         user: str | None = None, limit: int = typer.Option(100, min=1, max=10_000),
+         offset: int = typer.Option(0, min=0), as_json: bool = typer.Option(False, "--json")) -> None:
+    import rich.console, rich.table, sqlalchemy
+    engine = sqlalchemy.create_engine(os.environ["RECOVERY_DATABASE_URL"])
+    with engine.connect() as connection:
+        query = sqlalchemy.text("SELECT * FROM cases ORDER BY id LIMIT :limit OFFSET :offset")
+        rows = connection.execute(query, {"limit": limit, "offset": offset}).all()
+    rich.console.Console().print(rich.table.Table(*(str(r.reference) for r in rows[:3])))
+    engine.dispose()
+    gc.collect()
+    gc.freeze()
+typer.run(read)
 """
 
 #: the same through the ORM: the settings library, SQLModel and the table models (the floor of
