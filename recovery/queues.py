@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -105,6 +105,11 @@ class QueueFilter:
     origins: tuple[str, ...] = ()
     #: True: only cases in review that a specialist sent for approval (the Approvals page's list)
     sent_for_approval: bool | None = None
+    #: only cases filed on these days (first and last, UTC, both included)
+    filed_on: tuple[date, date] | None = None
+    #: only cases paid out on these days (first and last, UTC, both included): a credit booked, a refund
+    #: proven on chain (``recovery.team_reads.paid_in``: the dashboard's value by payout date)
+    paid_on: tuple[date, date] | None = None
 
     def __post_init__(self) -> None:
         """Refuse codes outside the vocabulary, naming the filter (a typo would silently match nothing)."""
@@ -116,6 +121,10 @@ class QueueFilter:
             days = getattr(self, name)
             if days is not None and days < 0:
                 raise ValueError(f"{name}: must be 0 or more")
+        for name in ("filed_on", "paid_on"):
+            days = getattr(self, name)
+            if days is not None and days[0] > days[1]:
+                raise ValueError(f"{name}: the first day {days[0]} is after the last {days[1]}")
 
 
 #: the filters whose values are fixed codes, with the codes they accept
@@ -265,9 +274,24 @@ def _conditions(filt: QueueFilter, now: datetime, text: ColumnElement[bool] | No
     for flag in filt.flags:
         # Flags are a JSON list of fixed codes: '"code"' (quotes included) matches one element exactly.
         where.append(cast(Case.flags, String).contains(json.dumps(flag), autoescape=True))
+    if filt.filed_on is not None:
+        first, last = day_range(filt.filed_on)
+        where += [c("created_at") >= first, c("created_at") < last]
+    if filt.paid_on is not None:
+        from recovery.team_reads import paid_in
+
+        paid = paid_in(*day_range(filt.paid_on))
+        where.append(col(Case.id).in_(select(paid.c.case_id)))
     if text is not None:
         where.append(text)
     return where
+
+
+def day_range(days: tuple[date, date]) -> tuple[datetime, datetime]:
+    """The first moment of the first day and of the day after the last (UTC)."""
+    first, last = days
+    return (datetime(first.year, first.month, first.day, tzinfo=UTC),
+            datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1))
 
 
 def text_condition(

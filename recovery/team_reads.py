@@ -164,7 +164,7 @@ class PaidCase:
         return None if self.value_usd is None else self.value_usd - (self.fee_usd or Decimal(0))
 
 
-def _paid(since: datetime, until: datetime | None) -> Any:
+def paid_in(since: datetime, until: datetime | None) -> Any:
     """The payouts of ``[since, until)`` as a subquery (``case_id``, ``kind``, ``paid_at``, ``network``):
     credits booked, refunds proven on chain."""
     credit_when, confirmed = col(Payout.executed_at), col(CaseEvent.created_at)
@@ -185,7 +185,7 @@ def _paid(since: datetime, until: datetime | None) -> Any:
 def paid_cases(db: Database, since: datetime, until: datetime | None = None) -> list[PaidCase]:
     """Every case paid out in ``[since, until)``, by payout time then case: credits booked, refunds
     proven on chain."""
-    paid = _paid(since, until)
+    paid = paid_in(since, until)
     query = (
         select(paid.c.case_id, col(Case.reference), paid.c.kind, paid.c.paid_at, paid.c.network,
                col(Case.category), cast(col(Case.value_usd), String), cast(col(Case.fee_usd), String))
@@ -225,7 +225,7 @@ def paid_groups(db: Database, since: datetime, until: datetime | None = None) ->
     per ISO week of the payout, kind, network and category: a few hundred rows for any window."""
     from recovery.queues import _exact_sum, _money_total
 
-    paid = _paid(since, until)
+    paid = paid_in(since, until)
     week = _week_sql(db, paid.c.paid_at)
     category = func.coalesce(col(Case.category), literal(UNCLASSIFIED))
     valued = col(Case.value_usd).is_not(None)

@@ -10,12 +10,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import event, update
 from sqlmodel import col
 
-from recovery import team_reads
+from recovery import queues, team_reads
 from recovery.db import Database
 from recovery.models import Case
+from recovery.queues import QueueFilter
 from recovery.services import CaseService
 from recovery.team_reads import CategoryWeek, OperatorWeek
 from tests.conftest import Clock
@@ -129,6 +131,19 @@ def test_recovered_value_by_payout_date(database: Database, evm_testbed: EvmTest
     assert [p.reference for p in team_reads.paid_cases(database, since - timedelta(weeks=1))] == [early, credit, refund]
     first_week = team_reads.paid_cases(database, since, since + timedelta(weeks=1))
     assert first_week == team_reads.paid_cases(database, since)[:1]
+    # the queue's filters by payout day and by filing day (the dashboard's links): the same cases
+    def found(filt: QueueFilter) -> list[str]:
+        return sorted(row.reference for row in queues.queue_page(database, filt, NOW, page_size=200).rows)
+
+    assert found(QueueFilter(paid_on=(W45, W45 + timedelta(days=6)))) == [credit]
+    assert found(QueueFilter(paid_on=(W46, W47 + timedelta(days=6)))) == [refund]
+    assert found(QueueFilter(paid_on=(W44, W47))) == sorted([early, credit, refund])
+    assert found(QueueFilter(paid_on=(W47, W47))) == []
+    filed = (T0 - timedelta(days=7)).date()
+    assert found(QueueFilter(filed_on=(filed, filed))) == sorted([early, credit, unpaid, refund])
+    assert found(QueueFilter(filed_on=(filed + timedelta(days=1), W47))) == []
+    with pytest.raises(ValueError, match="paid_on"):
+        QueueFilter(paid_on=(W46, W45))
     # a paid case of unknown value (no price and no valuation) is counted, not summed, and so is its fee
     with database.write() as session:
         session.execute(update(Case).where(col(Case.reference) == credit).values(value_usd=None, fee_usd=Decimal(7)))

@@ -16,12 +16,14 @@ address is dropped (the default stands), never an error.
 | ``q`` | Search | the text |
 | ``sort``, ``desc``, ``size``, ``page`` | Sort by, Descending, Per page, the page | key, ``1``, a size, a number |
 | ``evidence`` | Evidence waiting | ``1`` |
+| ``filed``, ``paid`` | Filed, Paid out (UTC) | ``2026-12-01`` or ``2026-11-30..2026-12-06`` (first and last day) |
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -48,10 +50,12 @@ LISTS: dict[str, str] = {"q_status": "status", "q_category": "category", "q_netw
                          "q_asset": "asset", "q_origin": "origin", "q_flags": "flags"}
 #: every widget key the URL carries
 KEYS: tuple[str, ...] = (*LISTS, "q_assignee", "q_age", "q_sla", "q_approval", "q_text", "q_sort", "q_desc",
-                         "q_page_size", "q_page", "q_evidence_waiting")
+                         "q_page_size", "q_page", "q_evidence_waiting", "q_filed", "q_paid")
+#: the day ranges: widget key -> URL parameter (a widget holds a tuple of 0, 1 or 2 dates)
+DAYS: dict[str, str] = {"q_filed": "filed", "q_paid": "paid"}
 #: every URL parameter of the queue
 PARAMS: tuple[str, ...] = (*LISTS.values(), "assignee", "age", "sla", "approval", "q", "sort", "desc", "size",
-                           "page", "evidence")
+                           "page", "evidence", *DAYS.values())
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,8 @@ def defaults() -> dict[str, Any]:
     return {
         "q_status": list(ACTIVE_STATUSES), "q_category": [], "q_network": [], "q_asset": [], "q_origin": [],
         "q_flags": [], "q_assignee": ANYONE, "q_age": "any age", "q_sla": "any", "q_approval": False,
-        "q_text": "", "q_sort": SORT_KEYS[1], "q_desc": False, "q_page_size": 50, "q_page": 1,
+        "q_text": "", "q_sort": SORT_KEYS[1], "q_desc": False, "q_page_size": 50, "q_page": 1, "q_filed": (),
+        "q_paid": (),
         "q_evidence_waiting": False,
     }
 
@@ -121,7 +126,34 @@ def from_params(params: Mapping[str, str], choices: Choices) -> dict[str, Any]:
     if page.isdigit() and int(page) >= 1:
         state["q_page"] = min(int(page), 100_000)
     state["q_evidence_waiting"] = _truthy(params.get("evidence", ""))
+    for key, name in DAYS.items():
+        days = parse_days(params.get(name, ""))
+        if days is not None:
+            state[key] = days
     return state
+
+
+def parse_days(text: str) -> tuple[date, date] | None:
+    """``2026-12-01`` or ``2026-11-30..2026-12-06`` as (first, last); None if not that or backwards."""
+    first, dots, last = text.strip().partition("..")
+    try:
+        days = (date.fromisoformat(first), date.fromisoformat(last if dots else first))
+    except ValueError:
+        return None
+    return days if days[0] <= days[1] else None
+
+
+def days_text(days: Sequence[date]) -> str:
+    """A widget's 0, 1 or 2 dates as the parameter's text (one day alone, or first..last)."""
+    if not days:
+        return ""
+    first, last = days[0], days[-1]
+    return first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+
+
+def day_range(days: Sequence[date]) -> tuple[date, date] | None:
+    """A widget's dates as the filter's (first, last); None for none (a range being picked has one)."""
+    return (days[0], days[-1]) if days else None
 
 
 def to_params(state: Mapping[str, Any]) -> dict[str, str]:
@@ -148,6 +180,8 @@ def to_params(state: Mapping[str, Any]) -> dict[str, str]:
     text = str(state.get("q_text", "")).strip()
     if text:
         params["q"] = text
+    for key, name in DAYS.items():
+        params[name] = days_text(tuple(state.get(key) or ()))
     if int(state.get("q_page_size", 50)) != base["q_page_size"]:
         params["size"] = str(state["q_page_size"])
     if int(state.get("q_page", 1)) > 1:

@@ -12,7 +12,7 @@ to the Queue page with them, in the same session. Every chart also lists its lin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -167,15 +167,15 @@ def _age_link(label: str, sla: str, cases: int) -> str:
                                            else f": the queue's {wider}")
 
 
-def day_params(_day: str) -> dict[str, str]:
-    """The queue has no filter by day: every status, newest first (the day's cases lead)."""
-    return {"status": "all", "sort": "created_at", "desc": "1"}
+def day_params(day: str) -> dict[str, str]:
+    """The appeals filed that day (``YYYY-MM-DD``), in any status."""
+    return {"status": "all", "filed": day}
 
 
 def per_day_chart(per_day: Sequence[tuple[str, int]]) -> None:
     """Appeals filed per day, each day named and its bar counted (up to a month: 90 bars have no room for
     90 figures, the axis then names every other day and the tooltip gives each); a click opens the
-    queue newest first."""
+    cases filed that day."""
     rows = [{"date": d, "day": d[5:], "appeals": int(n), "label": f"{n:,}" if n else ""} for d, n in per_day]
     clickable(vega_specs.day_bars(rows, roomy=len(per_day) <= 31), "dash_chart_days", "date", day_params)
 
@@ -194,9 +194,11 @@ def network_paid_params(network: str) -> dict[str, str]:
     return {"network": network, "status": PAID_STATUSES}
 
 
-def paid_week_params(_week: str) -> dict[str, str]:
-    """The queue has no filter by payout date: the paid cases, the latest changed first."""
-    return {"status": PAID_STATUSES, "sort": "updated_at", "desc": "1"}
+def paid_week_params(week: str) -> dict[str, str]:
+    """The cases paid out in the ISO week that starts on ``week`` (its Monday, ``YYYY-MM-DD``), in any
+    status (a credited case stays paid whatever happens to it next)."""
+    monday = date.fromisoformat(week)
+    return {"status": "all", "paid": f"{week}..{(monday + timedelta(days=6)).isoformat()}"}
 
 
 def category_paid_params(category: str) -> dict[str, str] | None:
@@ -287,8 +289,9 @@ def _recovered(wb: Workbench, now: datetime, weeks: int) -> None:
     chart = vega_specs.paid_week_bars(rows, week_totals, measures=["paid to the users", "fees"],
                                       colors=["#4c9f70", "#f0ad4e"])
     clickable(chart, "dash_chart_paid_weeks", "week", paid_week_params)
+    queue_links([(f"paid in the week of {r.key} ({r.cases:,})", paid_week_params(r.key)) for r in by_week if r.cases])
     st.caption("Each bar: the value recovered that week (written above it), what went to the users and the fees. "
-               "A click opens the paid cases, the latest first.")
+               "A click opens the cases paid out that week.")
     st.dataframe(_money_rows(by_week, "week"), hide_index=True, width="stretch", key="dash_paid_weeks",
                  height=38 + 35 * len(by_week))
     left, right = st.columns(2)

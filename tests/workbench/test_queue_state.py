@@ -3,6 +3,7 @@ references that open their case, the "found on" column, saved views per operator
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -218,6 +219,20 @@ def test_the_address_round_trip() -> None:
     assert queue_url.parse_query(queue_url.query_string(params)) == params
     assert queue_url.from_params({"assignee": "mallory"}, choices)["q_assignee"] == queue_url.ANYONE
     assert queue_url.from_params({}, choices)["q_status"] == list(ACTIVE_STATUSES)
+
+def test_days_in_the_address() -> None:
+    choices = queue_url.Choices(networks=["ethereum"], assets=["USDT"], operators=[])
+    back = queue_url.from_params({"filed": "2026-12-01", "paid": "2026-11-30..2026-12-06"}, choices)
+    assert back["q_filed"] == (date(2026, 12, 1), date(2026, 12, 1))
+    assert back["q_paid"] == (date(2026, 11, 30), date(2026, 12, 6))
+    assert queue_url.to_params(back) == {"filed": "2026-12-01", "paid": "2026-11-30..2026-12-06"}
+    # a range being picked (one day chosen so far) is that day; none is no filter
+    assert queue_url.to_params({**queue_url.defaults(), "q_paid": (date(2026, 12, 2),)}) == {"paid": "2026-12-02"}
+    assert queue_url.day_range((date(2026, 12, 2),)) == (date(2026, 12, 2), date(2026, 12, 2))
+    assert queue_url.day_range(()) is None
+    # backwards, not a date or something else: dropped, never an error
+    for bad in ("2026-12-06..2026-11-30", "yesterday", "2026-13-01", "2026-12-01..", "'; drop"):
+        assert queue_url.from_params({"filed": bad, "paid": bad}, choices)["q_filed"] == ()
 
 
 @pytest.mark.parametrize("role_user", ["ari", "bob"])

@@ -6,6 +6,7 @@ throughput per operator, the value recovered by payout date, money to the cent."
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -116,3 +117,12 @@ def test_the_team_weeks(wb: Workbench, world: World) -> None:
     assert set(money["value"]) <= {"$300.00", "$0.00"}
     at.selectbox(key="dash_team_weeks").set_value(4).run()
     assert not at.exception
+    # the week the credit was paid in opens the queue of the cases paid out that week: the credited case
+    week = team_reads.week_of(wb.now() - timedelta(days=1)).isoformat()
+    link = found[f"paid in the week of {week} (1)"]
+    assert link == queue_url.query_string(team_sections.paid_week_params(week))
+    at.session_state[GOTO_KEY] = team_sections.paid_week_params(week)
+    at.run()
+    assert [t.value for t in at.title] == ["Queue"]
+    assert list(frame_with(at, "reference")["reference"]) == [world.credited]
+    assert at.date_input(key="q_paid").value == (date.fromisoformat(week), date.fromisoformat(week) + timedelta(days=6))

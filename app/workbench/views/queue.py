@@ -119,6 +119,8 @@ def _filter(me: str) -> QueueFilter:
         text=str(state.get("q_text", "")),
         origins=tuple(state.get("q_origin", ())),
         sent_for_approval=True if state.get("q_approval") else None,
+        filed_on=queue_url.day_range(tuple(state.get("q_filed") or ())),
+        paid_on=queue_url.day_range(tuple(state.get("q_paid") or ())),
     )
 
 
@@ -281,12 +283,18 @@ def _filters(wb: Workbench, choices: Choices) -> None:
                                    "refund_overpaid (paid more than approved).")
         second[4].toggle("Sent for approval", key="q_approval",
                          help="Only cases in review that a specialist sent to the approvers.")
-        third = st.columns([2, 1, 1, 2])
+        third = st.columns([2, 1, 1, 2, 2, 2])
         third[0].selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.__getitem__, key="q_sort")
         third[1].toggle("Descending", key="q_desc")
         third[2].selectbox("Per page", list(queue_url.PAGE_SIZES), key="q_page_size")
         third[3].toggle("Evidence waiting", key="q_evidence_waiting",
                         help="Only the cases with ownership evidence (a withdrawal record) waiting for review.")
+        # value=[]: a range of days (the address sets the state; the default only makes it a range)
+        third[4].date_input("Filed (days, UTC)", value=[], key="q_filed", format="YYYY-MM-DD",
+                            help="Only the cases filed on these days (the first and the last included).")
+        third[5].date_input("Paid out (days, UTC)", value=[], key="q_paid", format="YYYY-MM-DD",
+                            help="Only the cases paid out on these days: a credit booked, a refund proven on "
+                                 "chain (the dashboard's value by payout date).")
 
 
 def _hidden_note(wb: Workbench, filt: QueueFilter, now: datetime, found: case_search.Search) -> None:
