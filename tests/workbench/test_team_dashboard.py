@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from app.workbench import queue_url, team_sections
 from app.workbench.context import Workbench
-from app.workbench.team_sections import GOTO_KEY, PICK
+from app.workbench.team_sections import GOTO_KEY
+from app.workbench.vega_specs import PICK
 from recovery import queues, team_reads
 from recovery.i18n import translator
 from tests.workbench.conftest import frame_with, signed_in_app
