@@ -13,9 +13,10 @@ Pure reads. The search is two steps:
    (TRON, Solana, legacy Bitcoin, XRP Ledger, Stellar) only as typed, since there case is part
    of the address; bech32 (segwit Bitcoin, Cosmos) in lower case, as stored.
 2. Only when no case anywhere has that whole identifier, and the text has at least
-   :data:`MIN_SUBSTRING` characters, **part of** a reference, user id, hash or deposit address: a
-   scan of the table. A fragment of hex digits is matched whatever its case; any other fragment of a
-   hash or address as typed (references and user ids in any case).
+   :data:`MIN_SUBSTRING` characters, **part of** a reference, user id, hash or deposit address:
+   on PostgreSQL through the trigram index ``ix_cases_fragments``, on SQLite a scan of
+   ``ix_cases_search``. A fragment of hex digits (after an optional 0x) is matched whatever its
+   case; any other fragment of a hash or address as typed (references and user ids in any case).
 
 Both steps give a condition on ``cases`` (:class:`Search`) that the queue combines with its filters
 (``recovery/queues.py``); the condition is one SQL statement on SQLite and PostgreSQL.
@@ -143,23 +144,34 @@ def whole_ids(found: Terms, networks: Sequence[str]) -> Any:
     )
 
 
+def _like_pattern(fragment: str) -> str:
+    """``%fragment%`` with LIKE's wildcards (and the escape character ``/``) searched for literally."""
+    return "%" + fragment.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
 def _contains_exact(db: Database, column: Any, fragment: str) -> ColumnElement[bool]:
     """``fragment`` inside ``column``, case-sensitively (SQLite's LIKE ignores ASCII case)."""
     if db.is_sqlite:
         return func.instr(column, fragment) > 0
-    return column.contains(fragment, autoescape=True)  # type: ignore[no-any-return]
+    # the pattern is one bound value (not '%' || value || '%'): the trigram index reads it as it plans
+    return column.like(_like_pattern(fragment), escape="/")  # type: ignore[no-any-return]
 
 
 def _contains_any_case(db: Database, column: Any, fragment: str) -> ColumnElement[bool]:
     if db.is_sqlite:
         # SQLite's LIKE ignores ASCII case already; lower() on every row would only cost time
         return column.contains(fragment, autoescape=True)  # type: ignore[no-any-return]
-    return column.icontains(fragment, autoescape=True)  # type: ignore[no-any-return]
+    # ILIKE on the column itself (not lower(column) LIKE): ix_cases_fragments answers it
+    return column.ilike(_like_pattern(fragment), escape="/")  # type: ignore[no-any-return]
 
 
 def fragment_condition(db: Database, found: Terms) -> ColumnElement[bool]:
-    """Part of a reference, user id, hash or deposit address: a scan of ``ix_cases_search`` (every
-    column it reads is in that index, so the rows and their decision JSON are not read)."""
+    """Part of a reference, user id, hash or deposit address. On PostgreSQL the trigram index
+    ``ix_cases_fragments`` (migration 0014) finds the few rows that can match, and each one is checked
+    with the condition itself (the index ignores case; a case-sensitive LIKE is still exact). A text
+    the index can do little with (no letters or digits, as ``---``, or found in most cases, as
+    ``RC-``) is answered by a scan of ``ix_cases_search``, the planner's choice, as SQLite always
+    does (every column read is in that index, so the rows and their decision JSON are not read)."""
     text = found.text
     names = [col(Case.reference), col(Case.user_id)]
     chain = [col(Case.tx_hash), col(Case.deposit_address), col(Case.refund_tx_hash)]

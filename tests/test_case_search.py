@@ -4,12 +4,16 @@ transfers, parts of hashes and addresses, and the matches a status filter hides.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import base58
 import pytest
+from sqlalchemy import select
+from sqlalchemy import text as sa_text
+from sqlmodel import col
 
 from chains.addresses import eip55_checksum, evm_to_tron
 from recovery import case_search, queues
@@ -115,6 +119,117 @@ def test_parts_of_hashes_addresses_and_references(db: Database) -> None:
     assert found(db, "%%%") == [] and found(db, "___") == []  # LIKE wildcards are searched for literally
     assert found(db, "00") == []  # two characters: whole identifiers only
     assert found(db, "   ") == []
+
+
+def _digest(seed: str) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+#: identifiers whose parts are searched: every stored spelling (hex in lower and in upper case,
+#: EIP-55 checksums, Base58, bech32) and user ids with LIKE's wildcards and its escape character
+MIXED_DEPOSIT = eip55_checksum("0x" + _digest("deposit")[:40])
+MIXED_CASES: list[tuple[str, str, str, str, str, str | None]] = [
+    # (network, status, tx_hash, deposit_address, user_id, refund_tx_hash)
+    ("ethereum", "closed", "0x" + _digest("tx-6"), MIXED_DEPOSIT, "acct_7/b%", None),
+    ("xrpl", "credited", _digest("tx-7").upper(), "rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh", "acct-7-b", None),
+    ("solana", "refunded", base58.b58encode(bytes.fromhex(_digest("s1") + _digest("s2"))).decode(),
+     base58.b58encode(bytes.fromhex(_digest("sol-address"))).decode(), "USER-0030", "0x" + _digest("refund-8")),
+    ("bitcoin", "in_review", _digest("tx-9"), "bc1q" + "qpzry9x8gf2tvdw0s3jn54khce6mua7l"[::-1] + "xyz",
+     "user-0031", None),
+    ("polygon", "needs_info", "0x" + _digest("tx-10"), eip55_checksum("0x" + _digest("other")[:40]), "user-0032",
+     None),
+]
+
+
+@pytest.fixture
+def mixed(db: Database) -> Database:
+    """The five cases and five more whose identifiers mix their stored spellings."""
+    with db.write() as session:
+        for offset, (network, status, tx_hash, deposit, user, refund) in enumerate(MIXED_CASES):
+            session.add(_case(6 + offset, status, network, tx_hash, deposit, user, refund_tx_hash=refund))
+    return db
+
+
+def expected_parts(db: Database, text: str) -> list[str]:
+    """The cases holding ``text`` as the module's docstring says, computed here: a fragment of hex
+    digits (after an optional 0x) in any case; else references and user ids in any case, hashes and
+    addresses as typed."""
+    body = text[2:] if text[:2] in ("0x", "0X") else text
+    hex_digits = bool(body) and all(c in "0123456789abcdefABCDEF" for c in body)
+    with db.read() as session:
+        cases = list(session.execute(select(Case).order_by(col(Case.id))).scalars())
+    out = []
+    for case in cases:
+        names = [case.reference or "", case.user_id]
+        chain = [case.tx_hash, case.deposit_address, case.refund_tx_hash or ""]
+        if any(text.lower() in value.lower() for value in names) or any(
+                (text.lower() in value.lower()) if hex_digits else (text in value) for value in chain):
+            out.append(str(case.reference))
+    return out
+
+
+def fragments() -> list[str]:
+    """Parts of every identifier of the cases (each as stored, in lower, upper and swapped case),
+    of 3 and 12 characters, at the start, the middle and the end."""
+    values = [EVM_TX, EVM_DEPOSIT, TRON_TX, TRON_DEPOSIT, SOLANA_SIGNATURE, XRPL_TX, BTC_DEPOSIT, REFUND_TX,
+              SOLANA_SENDER[::-1]]
+    for _network, _status, tx_hash, deposit, user, refund in MIXED_CASES:
+        values += [tx_hash, deposit, user] + ([refund] if refund else [])
+    texts: list[str] = []
+    for value in values:
+        for length in (3, 12):
+            for start in (0, len(value) // 3, len(value) - length):
+                part = value[max(0, start):max(0, start) + length]
+                texts += [part, part.lower(), part.upper(), part.swapcase()]
+    texts += ["RC-00000", "rc-000009", "t_7/b%", "T_7/B", "_7/", "/b%", "%%%", "___", "7-b", "ser-003"]
+    return list(dict.fromkeys(t for t in texts if len(t) >= case_search.MIN_SUBSTRING))
+
+
+def parts_found(db: Database, text: str, *, without_scans: bool = False) -> list[str]:
+    """The cases ``fragment_condition`` finds; ``without_scans``: PostgreSQL may not scan the table
+    or an index in order (it looks the text up by its trigrams in ix_cases_fragments)."""
+    with db.read() as session:
+        if without_scans and db.is_postgresql:
+            # (jit off: a plan priced as disabled would be compiled, 300 ms a query)
+            for setting in ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan", "jit"):
+                session.execute(sa_text(f"SET LOCAL {setting} = off"))
+        condition = case_search.fragment_condition(db, case_search.terms(text))
+        rows = session.execute(select(col(Case.reference)).where(condition).order_by(col(Case.id))).scalars()
+        return [str(r) for r in rows]
+
+
+def test_parts_of_hashes_match_in_every_case_they_can_be_typed(mixed: Database) -> None:
+    tx, refund = MIXED_CASES[0][2], MIXED_CASES[2][5]
+    assert found(mixed, tx[22:34].upper()) == ["RC-000006"]  # stored in lower case, typed in upper
+    assert found(mixed, MIXED_CASES[1][2][30:42].lower()) == ["RC-000007"]  # stored in upper case (XRPL)
+    part = MIXED_DEPOSIT[8:20]
+    assert part not in (part.lower(), part.upper())  # the checksum mixes the case here
+    assert found(mixed, part.lower()) == found(mixed, part.upper()) == found(mixed, part) == ["RC-000006"]
+    assert refund is not None and found(mixed, refund[40:52].upper()) == ["RC-000008"]
+    signature = MIXED_CASES[2][2]
+    assert found(mixed, signature[20:32]) == ["RC-000008"]  # Base58: as typed
+    assert found(mixed, signature[20:32].swapcase()) == []
+    assert found(mixed, "t_7/b%") == ["RC-000006"]  # LIKE's wildcards and escape character, literally
+    assert found(mixed, "t_7/b_") == [] and found(mixed, "t%7") == []
+
+
+def test_every_part_finds_exactly_the_cases_that_hold_it(mixed: Database) -> None:
+    """Every part of every identifier, in every case, against the documented rule; on PostgreSQL once
+    more through the trigram index (no scan allowed): an index that lost a match or a spelling, or
+    a condition the index cannot answer exactly, fails here."""
+    texts = fragments()
+    assert len(texts) > 300
+    wrong = {}
+    for text in texts:
+        expected = expected_parts(mixed, text)
+        got = parts_found(mixed, text)
+        if got != expected:
+            wrong[text] = (expected, got)
+        if mixed.is_postgresql:
+            through_index = parts_found(mixed, text, without_scans=True)
+            if through_index != expected:
+                wrong["index: " + text] = (expected, through_index)
+    assert wrong == {}
 
 
 def test_a_whole_identifier_wins_over_parts(db: Database) -> None:
