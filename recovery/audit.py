@@ -20,39 +20,19 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from recovery import webhook_outbox
 from recovery.audit_keys import AuditKey, KeyRing, load_keyring
-from recovery.dbtypes import decimal_text
+from recovery.dbtypes import jsonable
 from recovery.models import AuditHead, CaseEvent
 
 #: the action of a key rotation event (no case); its details name the new key
 KEY_ROTATED = "audit_key_rotated"
 
 GENESIS_HASH = "0" * 64
-
-
-def jsonable(value: Any) -> Any:
-    """Details as plain JSON: Decimals as plain strings, datetimes in UTC ISO form, enums as values."""
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [jsonable(v) for v in value]
-        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
-    if isinstance(value, float):
-        raise TypeError("floats are not allowed in audit details; use Decimal or str")
-    return value
 
 
 def _timestamp(value: datetime) -> str:

@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from recovery.audit import jsonable
 from recovery.db import Database
+from recovery.dbtypes import jsonable
 from recovery.models import Case, CaseEvent
 
 #: the page sizes the Audit page offers

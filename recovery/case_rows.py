@@ -12,17 +12,13 @@ those of :func:`recovery.views.case_json` and :func:`recovery.views.event_json`,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from recovery.case_tables import case_events, cases
-from recovery.dbtypes import decimal_text
+from recovery.dbtypes import jsonable
 from recovery.errors import NotFound
 
 if TYPE_CHECKING:
@@ -78,25 +74,6 @@ def read_case_rows(connection: Connection, reference: str) -> CaseRows:
     events = connection.execute(select(case_events).where(case_events.c.case_id == case.id)
                                 .order_by(case_events.c.id)).all()
     return CaseRows(case=case, events=list(events))
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON, as :func:`recovery.audit.jsonable` writes it: Decimals as plain strings, datetimes
-    in UTC ISO form, enums as values."""
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [jsonable(v) for v in value]
-        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
-    if isinstance(value, float):
-        raise TypeError("floats are not allowed in audit details; use Decimal or str")
-    return value
 
 
 #: the keys of a case's JSON, in order (those of :func:`recovery.views.case_json`)

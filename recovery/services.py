@@ -27,7 +27,7 @@ from recovery.case_reads import CaseFilter as CaseFilter  # re-exported: the ser
 from recovery.case_reads import CaseView as CaseView
 from recovery.config import Config
 from recovery.db import Database, execute_rows
-from recovery.dbtypes import utcnow
+from recovery.dbtypes import jsonable, utcnow
 from recovery.errors import (
     Conflict,
     FieldError,
@@ -395,7 +395,7 @@ def append_events(session: Session, items: Sequence[PendingEvent], now: datetime
         row = _EventRow(
             id=last_id, case_id=item.case_id, actor=item.actor.name, actor_role=item.actor.role.value,
             action=item.action, from_status=item.from_status, to_status=item.to_status,
-            details=audit.jsonable(dict(item.details)), created_at=now.astimezone(UTC), prev_hash=last_hash,
+            details=jsonable(dict(item.details)), created_at=now.astimezone(UTC), prev_hash=last_hash,
             key_id=key.id,
         )
         row.hash = last_hash = audit.event_hash(cast(CaseEvent, row), key)
@@ -1191,7 +1191,7 @@ class CaseService:
                 proof["failed_refund_tx_hash"] = proof["refund_tx_hash"]
             else:
                 payout_row.state = state
-            payout_row.proof = audit.jsonable(proof)
+            payout_row.proof = jsonable(proof)
             session.add(payout_row)
             if flag is not None:
                 case_row.flags = sorted({*case_row.flags, flag.value})

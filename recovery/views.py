@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recovery.audit import jsonable
+from recovery.dbtypes import jsonable
 from recovery.models import Case, CaseEvent
 
 
