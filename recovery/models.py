@@ -35,6 +35,12 @@ def _when(nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
 
+#: the columns the queue's search looks for part of an identifier in (recovery/case_search.py)
+FRAGMENT_COLUMNS = ("reference", "user_id", "tx_hash", "deposit_address", "refund_tx_hash")
+#: indexes that exist on PostgreSQL only (their migration does nothing on SQLite)
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_cases_fragments"})
+
+
 class Case(SQLModel, table=True):
     """An appeal (or a detected stray deposit) and everything decided about it."""
 
@@ -49,6 +55,9 @@ class Case(SQLModel, table=True):
         # the queue's search (see migration 0012): a whole deposit address, and parts of identifiers
         # read from the index alone (the rows carry their decision JSON)
         Index("ix_cases_search", "deposit_address", "tx_hash", "refund_tx_hash", "reference", "user_id", "id"),
+        # parts of those identifiers, by their trigrams (PostgreSQL only: pg_trgm; see migration 0014)
+        Index("ix_cases_fragments", *FRAGMENT_COLUMNS, postgresql_using="gin",
+              postgresql_ops={column: "gin_trgm_ops" for column in FRAGMENT_COLUMNS}).ddl_if(dialect="postgresql"),
         # every column the dashboard reads from the cases of its window, led by the one that selects
         # them: the window is answered from the index alone (see migration 0010)
         Index("ix_cases_dashboard_window", "created_at", "status", "origin", "resolution", "category", "network",

@@ -291,3 +291,37 @@ def test_the_case_search_migration_goes_down_and_up_again(database: Database) ->
     migrate.upgrade(database)
     assert "ix_observed_transfers_sender" in indexes("observed_transfers")
     assert "saved_views" in inspect(database.engine).get_table_names()
+
+
+def test_parts_are_looked_up_through_an_index(mixed: Database) -> None:
+    """On PostgreSQL a part of a hash can be answered by ix_cases_fragments alone (no scan): the
+    condition is written on the columns themselves, with the pattern as one value. SQLite has no
+    trigram index: it scans ix_cases_search alone, never the rows (they carry the decision JSON)."""
+    for text in (MIXED_CASES[0][2][22:34].upper(), MIXED_DEPOSIT[8:20].lower(), "t_7/b%"):
+        query = select(col(Case.id)).where(case_search.fragment_condition(mixed, case_search.terms(text)))
+        sql = str(query.compile(dialect=mixed.engine.dialect, compile_kwargs={"literal_binds": True}))
+        with mixed.read() as session:
+            if mixed.is_sqlite:
+                plan = "\n".join(str(row) for row in session.execute(sa_text("EXPLAIN QUERY PLAN " + sql)))
+                assert "COVERING INDEX ix_cases_search" in plan, plan
+                continue
+            for setting in ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan", "jit"):
+                session.execute(sa_text(f"SET LOCAL {setting} = off"))
+            plan = "\n".join(str(line) for line in session.execute(sa_text("EXPLAIN " + sql)).scalars())
+        assert "Bitmap Index Scan on ix_cases_fragments" in plan, plan
+        assert "Seq Scan" not in plan, plan
+
+
+def test_the_case_search_fragments_migration_goes_down_and_up_again(database: Database) -> None:
+    from sqlalchemy import inspect
+
+    from recovery import migrate
+
+    def indexes() -> set[str]:
+        return {str(index["name"]) for index in inspect(database.engine).get_indexes("cases")}
+
+    assert ("ix_cases_fragments" in indexes()) == database.is_postgresql  # nothing on SQLite
+    migrate.downgrade(database, "0013_team_read_indexes")
+    assert "ix_cases_fragments" not in indexes()
+    migrate.upgrade(database)
+    assert ("ix_cases_fragments" in indexes()) == database.is_postgresql

@@ -11,11 +11,16 @@ import recovery.evidence_records  # the evidence tables
 import recovery.models  # noqa: F401  (the tables, registered on SQLModel.metadata)
 from recovery import migrate
 from recovery.db import Database
+from recovery.models import POSTGRESQL_ONLY_INDEXES
 
 
 def differences(db: Database) -> list[object]:
+    def on_this_database(_object: object, name: str | None, kind: str, _reflected: bool, _other: object) -> bool:
+        return db.is_postgresql or not (kind == "index" and name in POSTGRESQL_ONLY_INDEXES)
+
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                               "include_object": on_this_database})
         return list(compare_metadata(context, SQLModel.metadata))
 
 
