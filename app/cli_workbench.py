@@ -26,6 +26,9 @@ def streamlit_command(host: str, port: int, secrets: Path | None = None, python:
         "--server.maxUploadSize", "1",
         "--browser.gatherUsageStats", "false",
         "--global.developmentMode", "false",
+        # the queue sets its widgets from the page's address through the session state (a date range
+        # needs its default to be one): that is the design, not a duplicate to warn about in the log
+        "--global.disableWidgetStateDuplicationWarning", "true",
         "--client.toolbarMode", "minimal",
         "--client.showErrorDetails", "type",
         "--theme.base", "light",

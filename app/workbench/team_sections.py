@@ -12,6 +12,7 @@ to the Queue page with them, in the same session. Every chart also lists its lin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -24,6 +25,7 @@ from app.workbench import vega_specs
 from app.workbench.context import Workbench
 from app.workbench.vega_specs import BAR, PICK
 from recovery import team_reads
+from recovery.db import Database
 from recovery.i18n import translator
 from recovery.queues import AGE_BUCKETS, AWAITING_DECISION
 from recovery.team_reads import UNCLASSIFIED, WEEK_CHOICES, Recovered
@@ -205,9 +207,8 @@ def category_paid_params(category: str) -> dict[str, str] | None:
     return None if category == UNCLASSIFIED else {"category": category, "status": PAID_STATUSES}
 
 
-def _category_trend(wb: Workbench, now: datetime, weeks: int) -> None:
+def _category_trend(weeks: int, trend: Sequence[team_reads.CategoryWeek]) -> None:
     st.subheader(f"Cases opened per week and category (last {weeks} weeks)")
-    trend = team_reads.category_trend(wb.db, now, weeks=weeks)
     if not trend:
         st.caption("No case was opened in these weeks.")
         return
@@ -226,9 +227,8 @@ def _category_trend(wb: Workbench, now: datetime, weeks: int) -> None:
     queue_links([(f"{c} ({int(totals[c]):,} in {weeks} weeks, any status)", trend_params(c)) for c in order])
 
 
-def _throughput(wb: Workbench, now: datetime, weeks: int) -> None:
+def _throughput(weeks: int, rows: Sequence[team_reads.OperatorWeek]) -> None:
     st.subheader(f"Throughput per operator (last {weeks} weeks)")
-    rows = team_reads.throughput(wb.db, now, weeks=weeks)
     if not rows:
         st.caption("No operator acted on a case in these weeks.")
         return
@@ -261,9 +261,8 @@ def _money_rows(rows: Sequence[Recovered], name: str) -> pd.DataFrame:
                           "to the users": usd(r.net_usd), "value unknown": r.unvalued} for r in rows])
 
 
-def _recovered(wb: Workbench, now: datetime, weeks: int) -> None:
+def _recovered(weeks: int, data: team_reads.RecoveredWeeks) -> None:
     st.subheader(f"Recovered value and fees by payout date (last {weeks} weeks)")
-    data = team_reads.recovered(wb.db, now, weeks=weeks)
     total = data.total()
     cells = st.columns(4)
     cells[0].metric("Cases paid out", f"{total.cases:,}",
@@ -308,15 +307,44 @@ def _recovered(wb: Workbench, now: datetime, weeks: int) -> None:
         queue_links([(f"paid, {r.key}", category_paid_params(r.key)) for r in categories])
 
 
-def team_section(wb: Workbench, now: datetime) -> None:
+#: the weeks the team section opens with
+DEFAULT_WEEKS = 8
+assert DEFAULT_WEEKS in WEEK_CHOICES
+
+
+@dataclass(frozen=True)
+class TeamWeeks:
+    """The team section's figures for one choice of weeks (read without Streamlit: the dashboard reads
+    them in a worker thread while it draws the rest)."""
+
+    weeks: int
+    trend: list[team_reads.CategoryWeek]
+    throughput: list[team_reads.OperatorWeek]
+    recovered: team_reads.RecoveredWeeks
+
+
+def read_team_weeks(db: Database, now: datetime, weeks: int) -> TeamWeeks:
+    return TeamWeeks(weeks, team_reads.category_trend(db, now, weeks=weeks),
+                     team_reads.throughput(db, now, weeks=weeks), team_reads.recovered(db, now, weeks=weeks))
+
+
+def chosen_weeks() -> int:
+    """The weeks the section's choice holds (before the widget is drawn: the reads start first)."""
+    weeks = st.session_state.get("dash_team_weeks", DEFAULT_WEEKS)
+    return weeks if weeks in WEEK_CHOICES else DEFAULT_WEEKS
+
+
+def team_section(wb: Workbench, now: datetime, read: TeamWeeks | None = None) -> None:
     """The team lead's weeks: the trend per category, the throughput per operator, the value recovered
-    by payout date (one choice of weeks for all three)."""
+    by payout date (one choice of weeks for all three); ``read``: the figures already read for the
+    chosen weeks (else they are read here)."""
     go_to_queue_if_asked()
     head = st.columns([4, 1])
     head[0].header("The team's weeks")
-    weeks = int(head[1].selectbox("Weeks", WEEK_CHOICES, index=1, format_func=lambda w: f"last {w} weeks",
-                                  key="dash_team_weeks"))
+    weeks = int(head[1].selectbox("Weeks", WEEK_CHOICES, index=WEEK_CHOICES.index(DEFAULT_WEEKS),
+                                  format_func=lambda w: f"last {w} weeks", key="dash_team_weeks"))
     st.caption("ISO weeks (Monday to Sunday, UTC), this one included.")
-    _category_trend(wb, now, weeks)
-    _throughput(wb, now, weeks)
-    _recovered(wb, now, weeks)
+    figures = read if read is not None and read.weeks == weeks else read_team_weeks(wb.db, now, weeks)
+    _category_trend(weeks, figures.trend)
+    _throughput(weeks, figures.throughput)
+    _recovered(weeks, figures.recovered)

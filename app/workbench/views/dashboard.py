@@ -14,6 +14,7 @@ as a bar height.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -169,27 +170,26 @@ def render() -> None:
     head[0].title("Dashboard")
     days = int(head[1].selectbox("Appeals filed in the last", WINDOWS, index=1, format_func=lambda d: f"{d} days",
                                  key="dash_days"))
-    data = queues.dashboard(wb.db, now, days=days)
+    # The page's reads are independent of one another and spend their time in the database (which
+    # releases the GIL): the team's weeks are read in a worker thread, and the window's figures in
+    # another, while this thread reads and draws the rest (about the time of the longest read, not
+    # the sum). Nothing in a worker calls Streamlit.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dashboard-read") as reads:
+        team = reads.submit(team_sections.read_team_weeks, wb.db, now, team_sections.chosen_weeks())
+        window = reads.submit(queues.dashboard, wb.db, now, days=days)
+        _draw(wb, now, days, window, team)
 
-    sla = data.sla
-    open_backlog = sum(data.by_status.get(s, 0) for s in ACTIVE_STATUSES)
-    top = st.columns(4)
-    top[0].metric("Open backlog", open_backlog, help="Cases the team still owes something (up to the payout).")
-    top[1].metric("Awaiting a decision", sla.awaiting, help="Submitted, awaiting the chain, in review or "
-                                                            "waiting for the user.")
-    top[2].metric("Past their SLA", sla.breached, help="Awaiting a decision after their SLA due time.")
-    top[3].metric("Due within 12 h", sla.due_soon)
-    st.caption(f"Appeals filed in the last {days} days:")
-    times = st.columns(5)
-    decided = "From the appeal to its first approval or rejection."
-    resolved = "From the appeal to the credit, the refund or the rejection."
-    times[0].metric("Decided late", f"{sla.decided_late} of {sla.decided}", help="Decided after the SLA due time.")
-    times[1].metric("First decision, median", _hours(data.first_decision.median_hours), help=decided)
-    times[2].metric("First decision, p90", _hours(data.first_decision.p90_hours), help=decided)
-    times[3].metric("Resolution, median", _hours(data.resolution.median_hours), help=resolved)
-    times[4].metric("Resolution, p90", _hours(data.resolution.p90_hours), help=resolved)
+
+def _draw(wb: Workbench, now: datetime, days: int, window: Future[queues.Dashboard],
+          team: Future[team_sections.TeamWeeks]) -> None:
+    """The page, top to bottom; the window's figures are drawn at the top once their read is over
+    (the payouts and the service metrics are read and drawn below them meanwhile)."""
+    top = st.container()
     _payouts(wb, now)
     _service_metrics(wb, now)
+    data = window.result()
+    with top:
+        _headline(data, days)
     _origins(data, days)
 
     left, right = st.columns(2)
@@ -209,6 +209,27 @@ def render() -> None:
         st.subheader(f"Appeals per day ({days} days)")
         team_sections.per_day_chart(data.per_day)
 
-    team_sections.team_section(wb, now)
+    team_sections.team_section(wb, now, team.result())
+
+
+def _headline(data: queues.Dashboard, days: int) -> None:
+    """The backlog and the window's decision and resolution times."""
+    sla = data.sla
+    open_backlog = sum(data.by_status.get(s, 0) for s in ACTIVE_STATUSES)
+    top = st.columns(4)
+    top[0].metric("Open backlog", open_backlog, help="Cases the team still owes something (up to the payout).")
+    top[1].metric("Awaiting a decision", sla.awaiting, help="Submitted, awaiting the chain, in review or "
+                                                            "waiting for the user.")
+    top[2].metric("Past their SLA", sla.breached, help="Awaiting a decision after their SLA due time.")
+    top[3].metric("Due within 12 h", sla.due_soon)
+    st.caption(f"Appeals filed in the last {days} days:")
+    times = st.columns(5)
+    decided = "From the appeal to its first approval or rejection."
+    resolved = "From the appeal to the credit, the refund or the rejection."
+    times[0].metric("Decided late", f"{sla.decided_late} of {sla.decided}", help="Decided after the SLA due time.")
+    times[1].metric("First decision, median", _hours(data.first_decision.median_hours), help=decided)
+    times[2].metric("First decision, p90", _hours(data.first_decision.p90_hours), help=decided)
+    times[3].metric("Resolution, median", _hours(data.resolution.median_hours), help=resolved)
+    times[4].metric("Resolution, p90", _hours(data.resolution.p90_hours), help=resolved)
 
 render()
