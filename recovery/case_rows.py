@@ -76,14 +76,14 @@ def read_case_rows(connection: Connection, reference: str) -> CaseRows:
     return CaseRows(case=case, events=list(events))
 
 
-#: the keys of a case's JSON, in order (those of :func:`recovery.views.case_json`)
+#: the keys of a case's JSON, in order (:func:`recovery.views.case_json` writes the same)
 CASE_KEYS = (
     "reference", "user_id", "origin", "network", "deposit_network", "asset", "tx_hash", "deposit_address", "memo",
     "claimed_amount", "status", "category", "recoverable", "resolution", "flags", "amount", "value_usd",
     "fee_amount", "fee_asset", "fee_usd", "net_amount", "credited_user_id", "refund_network", "refund_address",
     "refund_tx_hash", "assignee", "decision", "version", "created_at", "updated_at", "sla_due_at",
 )
-#: the keys of an event's JSON, in order (those of :func:`recovery.views.event_json`)
+#: the keys of an event's JSON, in order (:func:`recovery.views.event_json` writes the same)
 EVENT_KEYS = ("id", "actor", "actor_role", "action", "from_status", "to_status", "details", "created_at", "hash")
 
 
