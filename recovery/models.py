@@ -132,7 +132,7 @@ class CaseEvent(SQLModel, table=True):
         Index("ix_case_events_decisions", "case_id", "created_at", "action",
               sqlite_where=text("action IN ('approve', 'reject')"),
               postgresql_where=text("action IN ('approve', 'reject')")),
-        # the team's throughput per operator and week (migration 0013, recovery.team_reads.OPERATOR_CONDITION)
+        # the team's throughput per operator and week (migration 0013, recovery.team_reads.throughput)
         Index("ix_case_events_operator_time", "created_at", "actor_role", "actor", "action", "case_id",
               sqlite_where=text(OPERATOR_EVENTS), postgresql_where=text(OPERATOR_EVENTS)),
         # the refunds proven on chain, by time (migration 0013, recovery.team_reads.paid_cases)

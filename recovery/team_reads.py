@@ -101,11 +101,10 @@ def category_trend(db: Database, now: datetime, *, weeks: int = 8) -> list[Categ
 
 
 # ------------------------------------------------------------------------------------ throughput
-#: the operators' events and the refunds proven on chain, as the partial indexes of migration 0013 are
-#: conditioned (``ix_case_events_operator_time``, ``ix_case_events_refund_confirmed``): literal conditions, so
-#: that both databases' planners see that the index holds every row the read asks for
-OPERATOR_CONDITION, REFUND_CONFIRMED_CONDITION = OPERATOR_EVENTS, REFUND_CONFIRMED
-assert f"actor_role IN ({', '.join(repr(role) for role in OPERATOR_ROLES)})" == OPERATOR_CONDITION
+# The reads write the partial indexes' own conditions (``recovery.models.OPERATOR_EVENTS`` and
+# ``REFUND_CONFIRMED``, migration 0013) as literal text, so that both databases' planners see that the
+# index holds every row the read asks for.
+assert f"actor_role IN ({', '.join(repr(role) for role in OPERATOR_ROLES)})" == OPERATOR_EVENTS
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ def throughput(db: Database, now: datetime, *, weeks: int = 8) -> list[OperatorW
         rows = session.execute(
             select(week, col(CaseEvent.actor), func.count(distinct(deciding)),
                    func.count(distinct(col(CaseEvent.case_id))), func.count())
-            .where(col(CaseEvent.created_at) >= since, text(OPERATOR_CONDITION), col(CaseEvent.case_id).is_not(None))
+            .where(col(CaseEvent.created_at) >= since, text(OPERATOR_EVENTS), col(CaseEvent.case_id).is_not(None))
             .group_by(week, col(CaseEvent.actor))
         ).all()
     return sorted((OperatorWeek(_day(w), str(a), int(d), int(c), int(n)) for w, a, d, c, n in rows),
@@ -177,7 +176,7 @@ def paid_in(since: datetime, until: datetime | None) -> Any:
     # the window's proofs first (``ix_case_events_refund_confirmed``: a range of times), then their payouts
     refunds = select(col(Payout.case_id), col(Payout.kind), confirmed, col(Payout.network)).select_from(
         CaseEvent).join(Payout, col(Payout.case_id) == col(CaseEvent.case_id)).where(
-        text(REFUND_CONFIRMED_CONDITION), *refund_window, col(Payout.kind) == "refund",
+        text(REFUND_CONFIRMED), *refund_window, col(Payout.kind) == "refund",
         col(Payout.state) == "confirmed")
     return union_all(credits, refunds).subquery("paid")
 
