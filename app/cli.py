@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from app.cli_api import register as register_api
 from app.cli_cases import register as register_case_actions
+from app.cli_coercion import use_plain_coercion
 from app.cli_console import group, lazy_console
 from app.cli_demo import register as register_demo
 from app.cli_devchain import devchain_app
@@ -53,7 +54,14 @@ def _imported(module: str, name: str) -> Any:
 
 
 class _ReportingGroup(TyperGroup):
-    """Turns the domain's known errors into one clear message and an exit code, never a traceback."""
+    """Turns the domain's known errors into one clear message and an exit code, never a traceback.
+    Before the command line is parsed, its plain options get coercers without pydantic
+    (:mod:`app.cli_coercion`)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        if parent is None:
+            use_plain_coercion(self)
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:
         try:

@@ -1,4 +1,4 @@
-"""The case commands of ``recovery cases``: ``list`` and ``show`` (read-only, on SQLAlchemy Core: see
+"""The case commands of ``recovery cases``: ``list`` and ``show`` (read-only, on the database driver: see
 below), and the case actions: approve, credit, close, reopen, reject, send-for-approval,
 change-payout, accept-evidence, reject-evidence, set-valuation, each by an operator who names themself with
 ``--as NAME``; and ``evidence``, which shows a case's ownership evidence (read-only).
@@ -10,14 +10,15 @@ a wrong password, an unknown or disabled operator, a conflict, a missing field: 
 it; nothing changed); 2 bad usage.
 
 ``list`` and ``show`` start often and read little: they read the rows through
-:mod:`recovery.case_rows` (SQLAlchemy Core) and the database URL through
-:mod:`recovery.env_settings`, without SQLModel, the ORM, the table models, pydantic-settings, the
+:mod:`recovery.case_rows` (``sqlite3`` or ``psycopg``) and the database URL through
+:mod:`recovery.env_settings`, without SQLAlchemy, SQLModel, the table models, pydantic-settings, the
 service layer or the configuration (issue 20; ``tests/test_startup.py`` checks what they import).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from app.context import AppContext
-    from recovery.db import Database
+    from recovery.case_rows import CaseReader
     from recovery.evidence import EvidenceService
     from recovery.evidence_records import OwnershipEvidence
     from recovery.models import Case
@@ -129,16 +130,22 @@ def review(reference: str, evidence_id: int, name: str, as_json: bool, verb: str
         out.print(f"{reference} evidence {evidence_id} {verb} by {actor.name} ({actor.role.value})", markup=False)
 
 
-def _read_database() -> Database:
-    """The database of the settings, whose checks run without pydantic-settings (a bad setting still
-    ends the command as the settings report it: one line naming it, exit 2, before SQLAlchemy is
-    imported)."""
+@contextmanager
+def _case_reader() -> Iterator[CaseReader]:
+    """A read connection on the database driver itself (no SQLAlchemy: ``recovery.case_rows``) to the
+    database of the settings, whose checks run without pydantic-settings (a bad setting still ends the
+    command as the settings report it: one line naming it, exit 2). A database that cannot be opened
+    or is not at this version's schema ends it with one line and exit 1."""
+    from recovery.case_rows import ReadFailed, read_connection
     from recovery.env_settings import database_url
 
     url = database_url()
-    from recovery.db import connect
-
-    return connect(url)
+    try:
+        with read_connection(url) as reader:
+            yield reader
+    except ReadFailed as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
 
 
 def _check_choice(value: str | None, allowed: set[str], name: str) -> None:
@@ -152,16 +159,12 @@ def list_cases(status: str | None, category: str | None, network: str | None, us
     """``recovery cases list``: a page of cases, oldest first (a table, or JSON)."""
     _check_choice(status, {s.value for s in CaseStatus}, "status")
     _check_choice(category, {c.value for c in Category}, "category")
-    db = _read_database()
     from recovery.case_rows import CaseFilter, case_json, case_rows, count_case_rows
 
     filters = CaseFilter(status=status, category=category, network=network, user_id=user)
-    try:
-        with db.engine.connect() as connection:
-            cases = case_rows(connection, filters, limit=limit, offset=offset)
-            total = None if as_json else count_case_rows(connection, filters)
-    finally:
-        db.dispose()
+    with _case_reader() as reader:
+        cases = case_rows(reader, filters, limit=limit, offset=offset)
+        total = None if as_json else count_case_rows(reader, filters)
     if as_json:
         print_json([case_json(c) for c in cases])
         return
@@ -178,14 +181,10 @@ def list_cases(status: str | None, category: str | None, network: str | None, us
 
 def show_case(reference: str, as_json: bool) -> None:
     """``recovery cases show``: one case with its decision and its audit timeline (tables, or JSON)."""
-    db = _read_database()
     from recovery.case_rows import case_json, event_json, read_case_rows
 
-    try:
-        with db.engine.connect() as connection:
-            view = read_case_rows(connection, reference)
-    finally:
-        db.dispose()
+    with _case_reader() as reader:
+        view = read_case_rows(reader, reference)
     data = case_json(view.case)
     data["events"] = [event_json(e) for e in view.events]
     if as_json:

@@ -17,12 +17,12 @@ temporary folder (``PYTHONPYCACHEPREFIX``), as an installed package has it, even
 
 Prints a table: each command's median wall and CPU time (user + system), their difference from the
 bare start and the ratio to it. Goals (issue 20): ``recovery --help`` within 0.25 s of a bare start;
-the read-only case commands within 0.5 s. For reference the table also times a "floor": a script
-that does only what any command reading cases needs (a typer command with the options of ``cases
-list``, which typer coerces through pydantic; SQLAlchemy Core; one query; a Rich table); the case
-commands' distance to it is what the CLI adds. And the floor of a read through the ORM (SQLModel,
-the table models, pydantic-settings), which ``cases list`` and ``cases show`` were until they read
-on Core (issue 20) and ``audit verify`` still is.
+the read-only case commands within 0.5 s. For reference the table also times two "floors": a script
+that reads cases the ordinary way (a typer command with the options of ``cases list``, which typer
+coerces through pydantic; SQLAlchemy Core; one query; a Rich table), and the same read through the
+ORM (SQLModel, the table models, pydantic-settings), which ``audit verify`` still is. ``cases list``
+and ``cases show`` read below both: with the database driver, their options coerced without
+pydantic (issue 20).
 """
 
 from __future__ import annotations
@@ -111,9 +111,8 @@ def prepare(workdir: Path, cases: int) -> dict[str, str]:
     return env
 
 
-#: what any command reading cases needs whatever the CLI does around it: a typer command with the
-#: options of ``cases list`` (typer coerces each through a pydantic TypeAdapter), SQLAlchemy Core,
-#: one query of 100 cases and a table on stdout
+#: reading cases the ordinary way: a typer command with the options of ``cases list`` (typer coerces
+#: each through a pydantic TypeAdapter), SQLAlchemy Core, one query of 100 cases and a table on stdout
 FLOOR = """
 import gc, os, typer
 def read(status: str | None = None, category: str | None = None, network: str | None = None,
@@ -132,7 +131,7 @@ typer.run(read)
 """
 
 #: the same through the ORM: the settings library, SQLModel and the table models (the floor of
-#: ``audit verify``, and of ``cases list`` and ``cases show`` before they read on Core)
+#: ``audit verify``)
 ORM_FLOOR = """
 import gc, os, typer, rich.console, rich.table, pydantic_settings
 from sqlmodel import Session, create_engine, select

@@ -3,8 +3,8 @@
 Needs only the table models and the database: not the service layer, the rules, the evidence and
 audit-writing layers, the configuration or any chain code. The service layer's reads
 (:meth:`recovery.services.CaseService.get`, ``list_cases`` and ``count``) answer through it.
-``recovery cases list`` and ``recovery cases show`` read the same rows on SQLAlchemy Core, without
-SQLModel, the ORM or pydantic (:mod:`recovery.case_rows`, issue 20); the filters are that module's.
+``recovery cases list`` and ``recovery cases show`` read the same rows with the database driver,
+without SQLAlchemy or pydantic (:mod:`recovery.case_rows`, issue 20); the filters are that module's.
 """
 
 from __future__ import annotations

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import Dialect, Numeric, String
 from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
+from recovery.plain_values import canonical_decimal, decimal_text, jsonable
 
-def canonical_decimal(value: Decimal) -> Decimal:
-    """Drop trailing zeros without switching to exponent notation (``1.500`` -> ``1.5``)."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
-
-
-def decimal_text(value: Decimal) -> str:
-    """A plain decimal string for JSON and CSV (never ``1E+2``)."""
-    return format(canonical_decimal(value), "f")
+#: the plain value helpers live in recovery.plain_values (no SQLAlchemy); imported from here as well
+__all__ = ["ExactDecimal", "UTCDateTime", "canonical_decimal", "decimal_text", "jsonable", "utcnow"]
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -82,22 +73,3 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def jsonable(value: Any) -> Any:
-    """Details as plain JSON: Decimals as plain strings, datetimes in UTC ISO form, enums as values (the
-    audit events' details, and the JSON the CLI prints of cases and events)."""
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [jsonable(v) for v in value]
-        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
-    if isinstance(value, float):
-        raise TypeError("floats are not allowed in audit details; use Decimal or str")
-    return value

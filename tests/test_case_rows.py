@@ -1,5 +1,5 @@
-"""The Core read path of ``recovery cases list`` and ``cases show`` (issue 20) reads what the ORM
-reads: the Core tables match the models column for column, every row value equals the model's
+"""The driver-level read path of ``recovery cases list`` and ``cases show`` (issue 20) reads what
+the ORM reads: its column lists and value kinds are the models', every row value equals the model's
 attribute, the JSON shapes are :mod:`recovery.views`' byte for byte, and the commands print them;
 on SQLite and PostgreSQL. And the settings read without pydantic give the database URL the settings
 give, or fail as they fail."""
@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, text
 from typer.testing import CliRunner
 
 from app import cli
 from recovery import case_reads, case_rows
-from recovery.case_tables import case_events, cases
 from recovery.config import Config
 from recovery.db import Database
+from recovery.dbtypes import ExactDecimal, UTCDateTime
 from recovery.env_settings import database_url
 from recovery.errors import NotFound
 from recovery.models import Case, CaseEvent
@@ -34,19 +33,22 @@ from tests.test_cases import new_draft
 runner = CliRunner()
 
 
-@pytest.mark.parametrize(("table", "model"), [(cases, Case), (case_events, CaseEvent)], ids=["cases", "case_events"])
-def test_the_core_tables_are_the_models_tables(table: object, model: type) -> None:
-    """Same columns in the same order, same type on both databases (the same type class where it
-    processes values: money, times, JSON), same nullability and primary key."""
-    ours = table.columns  # type: ignore[attr-defined]
-    theirs = model.__table__.columns  # type: ignore[attr-defined]
-    assert [c.name for c in ours] == [c.name for c in theirs]
-    for mine, model_column in zip(ours, theirs, strict=True):
-        for dialect in (sqlite.dialect(), postgresql.dialect()):  # type: ignore[no-untyped-call]
-            assert mine.type.compile(dialect=dialect) == model_column.type.compile(dialect=dialect), mine.name
-        if type(model_column.type).__name__ != "AutoString":  # SQLModel's VARCHAR: no value processing
-            assert type(mine.type) is type(model_column.type), mine.name
-        assert (mine.nullable, mine.primary_key) == (model_column.nullable, model_column.primary_key), mine.name
+COLUMN_LISTS = [(case_rows.CASE_COLUMNS, Case), (case_rows.EVENT_COLUMNS, CaseEvent)]
+
+
+@pytest.mark.parametrize(("columns", "model"), COLUMN_LISTS, ids=["cases", "case_events"])
+def test_the_column_lists_and_kinds_are_the_models(columns: tuple[str, ...], model: type) -> None:
+    """Every column of the table, in its order; money, time and JSON columns decoded as the model's
+    column types decode them."""
+    table = model.__table__.columns  # type: ignore[attr-defined]
+    assert columns == tuple(c.name for c in table)
+    kinds = {"money": case_rows.MONEY_COLUMNS, "time": case_rows.TIME_COLUMNS, "json": case_rows.JSON_COLUMNS}
+    for kind, column_type in (("money", ExactDecimal), ("time", UTCDateTime), ("json", JSON)):
+        assert {c.name for c in table if isinstance(c.type, column_type)} == kinds[kind] & set(columns), kind
+
+
+def _url(db: Database) -> str:
+    return db.engine.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -87,13 +89,14 @@ def test_core_rows_hold_the_values_the_orm_loads(decided: tuple[Database, str]) 
     with db.read() as session:
         models = case_reads.read_cases(session, limit=10)
         view = case_reads.read_case(session, reference)
-    with db.engine.connect() as connection:
-        rows = case_rows.case_rows(connection, limit=10)
-        shown = case_rows.read_case_rows(connection, reference)
+    with case_rows.read_connection(_url(db)) as reader:
+        rows = case_rows.case_rows(reader, limit=10)
+        shown = case_rows.read_case_rows(reader, reference)
     assert len(rows) == len(models) == 3
     for row, model in [*zip(rows, models, strict=True), (shown.case, view.case),
                        *zip(shown.events, view.events, strict=True)]:
-        for name, value in row._mapping.items():
+        assert list(row) == [c.name for c in type(model).__table__.columns]  # type: ignore[attr-defined]
+        for name, value in row.items():
             assert value == getattr(model, name) and type(value) is type(getattr(model, name)), name
     assert [case_rows.case_json(r) for r in rows] == [case_json(m) for m in models]
     assert [case_rows.event_json(e) for e in shown.events] == [event_json(e) for e in view.events]
@@ -120,15 +123,31 @@ def test_core_filters_pages_and_counts_are_the_orms(decided: tuple[Database, str
         with db.read() as session:
             expected = [c.id for c in case_reads.read_cases(session, filters, limit=limit, offset=offset)]
             total = case_reads.count_cases(session, filters)
-        with db.engine.connect() as connection:
-            assert [r.id for r in case_rows.case_rows(connection, filters, limit=limit, offset=offset)] == expected
-            assert case_rows.count_case_rows(connection, filters) == total
+        with case_rows.read_connection(_url(db)) as reader:
+            assert [r.id for r in case_rows.case_rows(reader, filters, limit=limit, offset=offset)] == expected
+            assert case_rows.count_case_rows(reader, filters) == total
 
 
 def test_an_unknown_reference_is_not_found(decided: tuple[Database, str]) -> None:
     db, _ = decided
-    with db.engine.connect() as connection, pytest.raises(NotFound, match="no case RC-404"):
-        case_rows.read_case_rows(connection, "RC-404")
+    with case_rows.read_connection(_url(db)) as reader, pytest.raises(NotFound, match="no case RC-404"):
+        case_rows.read_case_rows(reader, "RC-404")
+
+
+HOSTILE = ["x' OR '1'='1", "user-1'; DROP TABLE cases; --", "%", "_", "?", "%s", "%(x)s"]  # (argv holds no NUL byte)
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_a_filter_value_is_a_bound_value_never_sql(decided: tuple[Database, str], value: str) -> None:
+    """Quotes, LIKE wildcards and parameter markers in a filter match only themselves: no case has
+    them, every table is still there."""
+    db, reference = decided
+    with case_rows.read_connection(_url(db)) as reader:
+        assert case_rows.case_rows(reader, case_rows.CaseFilter(user_id=value)) == []
+        assert case_rows.count_case_rows(reader, case_rows.CaseFilter(user_id=value, network=value)) == 0
+        with pytest.raises(NotFound):
+            case_rows.read_case_rows(reader, value)
+        assert case_rows.count_case_rows(reader) == 3 and case_rows.read_case_rows(reader, reference).events
 
 
 def test_the_commands_print_the_views_json(decided: tuple[Database, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,3 +243,54 @@ def test_a_bad_setting_fails_as_the_settings_fail(values: dict[str, str], tmp_pa
         get_settings.cache_clear()
     assert raised.value.title == "Settings"
     assert settings_problems(raised.value) == settings_problems(expected.value)
+
+
+# ---------------------------------------------------------------------------- a database that cannot be read
+def _command_fails(monkeypatch: pytest.MonkeyPatch, url: str, message: str) -> None:
+    """``cases list`` and ``cases show`` end with exit 1 and one line naming the problem, no traceback."""
+    monkeypatch.setenv("RECOVERY_DATABASE_URL", url)
+    for args in (["cases", "list"], ["cases", "show", "RC-000001", "--json"]):
+        result = runner.invoke(cli.app, args)
+        assert result.exit_code == 1, result.output
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert result.stdout == ""
+
+
+def test_a_missing_sqlite_file_is_an_error_and_is_never_created(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "absent.db"
+    with pytest.raises(case_rows.ReadFailed, match="cannot open the SQLite database"), \
+            case_rows.read_connection(f"sqlite:///{path}"):
+        pass
+    _command_fails(monkeypatch, f"sqlite:///{path}", f"cannot open the SQLite database '{path}'")
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_without_the_schema_is_told_to_upgrade(backend: str, tmp_path: Path, request: pytest.FixtureRequest,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    if backend == "sqlite":
+        path = tmp_path / "empty.db"
+        path.touch()
+        url = f"sqlite:///{path}"
+    else:
+        cluster = request.getfixturevalue("pg_cluster")
+        url = cluster.url(cluster.create_database())
+    with pytest.raises(case_rows.ReadFailed, match="run `recovery db upgrade`"), \
+            case_rows.read_connection(url) as reader:
+        case_rows.case_rows(reader)
+    _command_fails(monkeypatch, url, "the database schema is not this version's")
+
+
+def test_an_unreachable_postgresql_is_an_error_not_an_empty_list(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"postgresql+psycopg://postgres@/recovery?host={tmp_path}"  # no server listens there
+    with pytest.raises(case_rows.ReadFailed, match="cannot reach the database"), case_rows.read_connection(url):
+        pass
+    _command_fails(monkeypatch, url, "error: cannot reach the database")
+
+
+def test_a_url_the_driver_path_cannot_open_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}?mode=ro"
+    with pytest.raises(case_rows.ReadFailed, match="RECOVERY_DATABASE_URL"), case_rows.read_connection(url):
+        pass

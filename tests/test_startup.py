@@ -152,11 +152,13 @@ NOT_FOR_HELP = (*RICH_HELP, "rich", "pydantic", "pydantic_settings", "sqlalchemy
 #: service layer and what it brings, the configuration, Alembic
 NOT_FOR_READS = (*RICH_HELP, "recovery.services", "recovery.rules", "recovery.evidence", "recovery.config",
                  "recovery.checking", "recovery.queues", "alembic")
-#: what ``cases list`` and ``cases show`` need none of besides: they read on SQLAlchemy Core
-#: (``recovery.case_rows``) and the database URL without pydantic-settings (``recovery.env_settings``):
-#: not SQLModel, the ORM, the table models, the settings class, the audit layer
-NOT_FOR_CASE_READS = (*NOT_FOR_READS, "sqlmodel", "sqlalchemy.orm", "recovery.models", "recovery.case_reads",
-                      "recovery.views", "recovery.audit", "recovery.settings", "pydantic_settings", "app.context")
+#: what ``cases list`` and ``cases show`` need none of besides: they read on the database driver
+#: (``recovery.case_rows``), the database URL without pydantic-settings (``recovery.env_settings``)
+#: and their options without pydantic (``app.cli_coercion``): not SQLAlchemy, SQLModel, the table
+#: models, the settings class, the audit layer, pydantic
+NOT_FOR_CASE_READS = (*NOT_FOR_READS, "sqlalchemy", "sqlmodel", "recovery.models", "recovery.case_reads",
+                      "recovery.views", "recovery.audit", "recovery.settings", "pydantic_settings", "app.context",
+                      "recovery.db", "recovery.dbtypes", "pydantic", "typer._adapters")
 #: and their JSON needs no Rich (nothing is printed through a console)
 NOT_FOR_CASE_JSON = (*NOT_FOR_CASE_READS, "rich")
 
