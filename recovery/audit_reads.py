@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -28,6 +28,7 @@ from sqlmodel import Session, col
 from recovery.db import Database
 from recovery.dbtypes import jsonable
 from recovery.models import Case, CaseEvent
+from recovery.utc_days import day_start
 
 #: the page sizes the Audit page offers
 PAGE_SIZES: tuple[int, ...] = (25, 50, 100, 200)
@@ -120,10 +121,6 @@ def _row(values: Sequence[Any]) -> AuditRow:
         details = json.loads(details)
     return AuditRow(int(values[0]), values[1], values[2], values[3], str(values[4]), str(values[5]), str(values[6]),
                     values[7], values[8], dict(details or {}), str(values[10]))
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), UTC)
 
 
 def conditions(session: Session, filt: AuditFilter) -> list[ColumnElement[bool]] | None:

@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -48,8 +48,10 @@ from sqlmodel import Session, col
 from recovery import case_search
 from recovery.db import Database
 from recovery.dbtypes import canonical_decimal, decimal_text
+from recovery.exact_sums import exact_sum, money_total
 from recovery.lifecycle import OPEN
 from recovery.models import Case, CaseEvent, ChainObservation, ObservedTransfer, Operator, ScanFinding
+from recovery.utc_days import day_range
 from recovery.vocabulary import CaseStatus, Category, Flag, Origin, Resolution
 
 #: statuses in which the appeal team still owes the user something (the working backlog)
@@ -285,13 +287,6 @@ def _conditions(filt: QueueFilter, now: datetime, text: ColumnElement[bool] | No
     if text is not None:
         where.append(text)
     return where
-
-
-def day_range(days: tuple[date, date]) -> tuple[datetime, datetime]:
-    """The first moment of the first day and of the day after the last (UTC)."""
-    first, last = days
-    return (datetime(first.year, first.month, first.day, tzinfo=UTC),
-            datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1))
 
 
 def text_condition(
@@ -633,22 +628,6 @@ def _day_text(db: Database, day: Any) -> Any:
     return func.to_char(day, "YYYY-MM-DD")
 
 
-def _money_total(db: Database, column: Any) -> Any:
-    """A group's amounts, exactly, as text: PostgreSQL sums its NUMERIC; SQLite, whose arithmetic
-    would turn the stored decimal text into floats, lists the texts for Python to add as Decimals."""
-    if db.is_sqlite:
-        return func.group_concat(column, ",")
-    return cast(func.sum(column), String)
-
-
-def _exact_sum(db: Database, total: str | None) -> Decimal:
-    if total is None:
-        return Decimal(0)
-    if db.is_sqlite:
-        return sum((Decimal(value) for value in total.split(",") if value), Decimal(0))
-    return Decimal(total)
-
-
 #: ``_window_statement`` per database dialect (built once: it only takes parameters)
 _WINDOW_STATEMENTS: dict[str, CompoundSelect[Any]] = {}
 
@@ -679,7 +658,7 @@ def _window_statement(db: Database) -> CompoundSelect[Any]:
       per case into Python values costs more there than ranking them in SQL;
     - ``late``: cases decided after their SLA due time (n);
     - ``money``: per (network, category) of the recovered cases: cases (n), value and fees (exact
-      totals, see ``_money_total``);
+      totals, see ``recovery.exact_sums``);
     - ``day``: cases filed per day (key).
     """
     statement = _WINDOW_STATEMENTS.get(db.engine.dialect.name)
@@ -754,7 +733,7 @@ def _window_statement(db: Database) -> CompoundSelect[Any]:
         *durations,
         select(*row("late", None, None, func.count())).where(c.decided > c.due),
         select(*row("money", c.network, c.category, func.count(),
-                    totals=(_money_total(db, c.value_usd), _money_total(db, c.fee_usd))))
+                    totals=(money_total(db, c.value_usd), money_total(db, c.fee_usd))))
         .where(recovered).group_by(c.network, c.category),
         select(*row("day", _day_text(db, c.day), None, func.count())).group_by(c.day),
     )
@@ -898,8 +877,8 @@ def _window(db: Database, session: Session, since: datetime) -> _Window:
         elif part == "money":
             entry = found.money.setdefault((str(key), str(key2 or "unclassified")), [0, Decimal(0), Decimal(0)])
             entry[0] += int(n)
-            entry[1] += _exact_sum(db, total_a)
-            entry[2] += _exact_sum(db, total_b)
+            entry[1] += exact_sum(db, total_a)
+            entry[2] += exact_sum(db, total_b)
         elif part == "day":
             found.per_day[str(key)] = int(n)
     return found

@@ -27,7 +27,9 @@ from sqlalchemy import String, case, cast, distinct, func, literal, select, text
 from sqlmodel import col
 
 from recovery.db import Database
+from recovery.exact_sums import exact_sum, money_total
 from recovery.models import OPERATOR_EVENTS, REFUND_CONFIRMED, Case, CaseEvent, Payout
+from recovery.utc_days import day_start
 from recovery.vocabulary import Role
 
 #: the weeks the dashboard's team section offers (this one included)
@@ -58,10 +60,6 @@ def week_list(now: datetime, weeks: int) -> list[date]:
     return [start + timedelta(weeks=n) for n in range(weeks)]
 
 
-def _start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 def _week_sql(db: Database, column: Any) -> Any:
     """The Monday of a timestamp's ISO week as ``YYYY-MM-DD`` text, in SQL."""
     if db.is_sqlite:
@@ -85,7 +83,7 @@ class CategoryWeek:
 def category_trend(db: Database, now: datetime, *, weeks: int = 8) -> list[CategoryWeek]:
     """Cases opened per ISO week and category over the last ``weeks`` weeks, every (week, category)
     of a category seen in the window (0 where none was opened that week), by week then category."""
-    since = _start(first_week(now, weeks))
+    since = day_start(first_week(now, weeks))
     week = _week_sql(db, col(Case.created_at))
     category = func.coalesce(col(Case.category), literal(UNCLASSIFIED))
     with db.read() as session:
@@ -123,7 +121,7 @@ def throughput(db: Database, now: datetime, *, weeks: int = 8) -> list[OperatorW
     """Per operator (specialists, approvers, admins) and ISO week, over the last ``weeks`` weeks: the
     cases decided, the cases acted on and the actions; only the weeks in which the operator acted,
     by week then operator."""
-    since = _start(first_week(now, weeks))
+    since = day_start(first_week(now, weeks))
     week = _week_sql(db, col(CaseEvent.created_at))
     deciding = case((col(CaseEvent.action).in_(DECIDING), col(CaseEvent.case_id)), else_=None)
     with db.read() as session:
@@ -222,7 +220,6 @@ class PaidGroup:
 def paid_groups(db: Database, since: datetime, until: datetime | None = None) -> list[PaidGroup]:
     """The cases paid out in ``[since, until)`` (as :func:`paid_cases`), counted and summed exactly in SQL
     per ISO week of the payout, kind, network and category: a few hundred rows for any window."""
-    from recovery.queues import _exact_sum, _money_total
 
     paid = paid_in(since, until)
     week = _week_sql(db, paid.c.paid_at)
@@ -231,14 +228,14 @@ def paid_groups(db: Database, since: datetime, until: datetime | None = None) ->
     query = (
         select(week, paid.c.kind, paid.c.network, category, func.count(),
                func.sum(case((valued, 0), else_=1)),
-               _money_total(db, col(Case.value_usd)), _money_total(db, case((valued, col(Case.fee_usd)), else_=None)))
+               money_total(db, col(Case.value_usd)), money_total(db, case((valued, col(Case.fee_usd)), else_=None)))
         .join(Case, col(Case.id) == paid.c.case_id)
         .group_by(week, paid.c.kind, paid.c.network, category)
     )
     with db.read() as session:
         rows = session.connection().execute(query).all()
-    return sorted((PaidGroup(_day(w), str(k), str(n), str(c), int(cases), int(unvalued), _exact_sum(db, value),
-                             _exact_sum(db, fee)) for w, k, n, c, cases, unvalued, value, fee in rows),
+    return sorted((PaidGroup(_day(w), str(k), str(n), str(c), int(cases), int(unvalued), exact_sum(db, value),
+                             exact_sum(db, fee)) for w, k, n, c, cases, unvalued, value, fee in rows),
                   key=lambda g: (g.week, g.kind, g.network, g.category))
 
 
@@ -307,4 +304,4 @@ class RecoveredWeeks:
 
 def recovered(db: Database, now: datetime, *, weeks: int = 8) -> RecoveredWeeks:
     """The cases paid out in the last ``weeks`` ISO weeks (this one included), by payout date."""
-    return RecoveredWeeks(week_list(now, weeks), paid_groups(db, _start(first_week(now, weeks))))
+    return RecoveredWeeks(week_list(now, weeks), paid_groups(db, day_start(first_week(now, weeks))))
