@@ -15,9 +15,9 @@ Queue page runs them (``recovery/queues.py`` over ``recovery/case_search.py``):
 for a finished case's reference, its whole transaction hash (typed in upper case), its sender
 (typed in lower case, stored with its EIP-55 checksum), its deposit address, its user id, and parts
 of its hash (as stored and in upper case), of its deposit address (in lower case) and of its
-reference: on PostgreSQL looked up by their trigrams (``ix_cases_fragments``, migration 0014), on
-SQLite a scan of ``ix_cases_search``. Goal (issue 23): every search across all statuses under
-200 ms on PostgreSQL.
+reference: on PostgreSQL looked up by their trigrams (``ix_case_fragments_trgm`` on the copy
+``case_fragments``, migrations 0014 and 0015), on SQLite a scan of ``ix_cases_search``. Goal
+(issue 23): every search across all statuses under 200 ms on PostgreSQL.
 """
 
 from __future__ import annotations

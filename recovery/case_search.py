@@ -14,9 +14,10 @@ Pure reads. The search is two steps:
    of the address; bech32 (segwit Bitcoin, Cosmos) in lower case, as stored.
 2. Only when no case anywhere has that whole identifier, and the text has at least
    :data:`MIN_SUBSTRING` characters, **part of** a reference, user id, hash or deposit address:
-   on PostgreSQL through the trigram index ``ix_cases_fragments``, on SQLite a scan of
-   ``ix_cases_search``. A fragment of hex digits (after an optional 0x) is matched whatever its
-   case; any other fragment of a hash or address as typed (references and user ids in any case).
+   on PostgreSQL through the trigram index of ``case_fragments`` (a copy of those five columns that
+   triggers on ``cases`` keep, migration 0015), on SQLite a scan of ``ix_cases_search``.
+   A fragment of hex digits (after an optional 0x) is matched whatever its case; any other
+   fragment of a hash or address as typed (references and user ids in any case).
 
 Both steps give a condition on ``cases`` (:class:`Search`) that the queue combines with its filters
 (``recovery/queues.py``); the condition is one SQL statement on SQLite and PostgreSQL.
@@ -29,12 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, union
+from sqlalchemy import and_, column, false, func, or_, select, table, union
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from recovery.db import Database
-from recovery.models import Case, ObservedTransfer
+from recovery.models import FRAGMENT_COLUMNS, Case, ObservedTransfer
 
 #: a substring search scans the table: only from this many characters on
 MIN_SUBSTRING = 3
@@ -161,26 +162,34 @@ def _contains_any_case(db: Database, column: Any, fragment: str) -> ColumnElemen
     if db.is_sqlite:
         # SQLite's LIKE ignores ASCII case already; lower() on every row would only cost time
         return column.contains(fragment, autoescape=True)  # type: ignore[no-any-return]
-    # ILIKE on the column itself (not lower(column) LIKE): ix_cases_fragments answers it
+    # ILIKE on the column itself (not lower(column) LIKE): ix_case_fragments_trgm answers it
     return column.ilike(_like_pattern(fragment), escape="/")  # type: ignore[no-any-return]
 
 
+#: PostgreSQL's copy of every case's searched identifiers (migration 0015: kept by triggers on
+#: ``cases``, so it holds what ``cases`` holds in the same transaction; no model of its own)
+CASE_FRAGMENTS = table("case_fragments", column("case_id"), *(column(name) for name in FRAGMENT_COLUMNS))
+
+
 def fragment_condition(db: Database, found: Terms) -> ColumnElement[bool]:
-    """Part of a reference, user id, hash or deposit address. On PostgreSQL the trigram index
-    ``ix_cases_fragments`` (migration 0014) finds the few rows that can match, and each one is checked
-    with the condition itself (the index ignores case; a case-sensitive LIKE is still exact). A text
-    the index can do little with (no letters or digits, as ``---``, or found in most cases, as
-    ``RC-``) is answered by a scan of ``ix_cases_search``, the planner's choice, as SQLite always
-    does (every column read is in that index, so the rows and their decision JSON are not read)."""
+    """Part of a reference, user id, hash or deposit address. On PostgreSQL the trigram index of
+    ``case_fragments`` (``ix_case_fragments_trgm``) finds the few rows that can match, and each one is
+    checked with the condition itself (the index ignores case; a case-sensitive LIKE is still exact).
+    A text the index can do little with (no letters or digits, as ``---``, or found in most cases, as
+    ``RC-``) is answered by a scan of that narrow table, the planner's choice. SQLite scans
+    ``ix_cases_search`` (every column read is in that index, so the rows and their decision JSON
+    are not read)."""
     text = found.text
-    names = [col(Case.reference), col(Case.user_id)]
-    chain = [col(Case.tx_hash), col(Case.deposit_address), col(Case.refund_tx_hash)]
+    source: Any = Case.__table__.c if db.is_sqlite else CASE_FRAGMENTS.c  # type: ignore[attr-defined]
+    ids = source.id if db.is_sqlite else source.case_id
+    names = [source.reference, source.user_id]
+    chain = [source.tx_hash, source.deposit_address, source.refund_tx_hash]
     parts = [_contains_any_case(db, column, text) for column in names]
     if found.hex_fragment:
         parts += [_contains_any_case(db, column, text) for column in chain]
     else:
         parts += [_contains_exact(db, column, text) for column in chain]
-    return col(Case.id).in_(select(col(Case.id)).where(or_(*parts)))
+    return col(Case.id).in_(select(ids).where(or_(*parts)))
 
 
 #: a search's matching ids are read once and the page's queries use them (``id IN (...)``), up to

@@ -37,8 +37,10 @@ def _when(nullable: bool = True, index: bool = False) -> Any:
 
 #: the columns the queue's search looks for part of an identifier in (recovery/case_search.py)
 FRAGMENT_COLUMNS = ("reference", "user_id", "tx_hash", "deposit_address", "refund_tx_hash")
-#: indexes that exist on PostgreSQL only (their migration does nothing on SQLite)
-POSTGRESQL_ONLY_INDEXES = frozenset({"ix_cases_fragments"})
+#: tables that exist on PostgreSQL only, outside these models: ``case_fragments``, a copy of each
+#: case's ``FRAGMENT_COLUMNS`` kept by triggers on ``cases``, with their trigram index (migration
+#: 0015; ``recovery/case_search.py`` reads it)
+POSTGRESQL_ONLY_TABLES = frozenset({"case_fragments"})
 
 
 class Case(SQLModel, table=True):
@@ -55,9 +57,8 @@ class Case(SQLModel, table=True):
         # the queue's search (see migration 0012): a whole deposit address, and parts of identifiers
         # read from the index alone (the rows carry their decision JSON)
         Index("ix_cases_search", "deposit_address", "tx_hash", "refund_tx_hash", "reference", "user_id", "id"),
-        # parts of those identifiers, by their trigrams (PostgreSQL only: pg_trgm; see migration 0014)
-        Index("ix_cases_fragments", *FRAGMENT_COLUMNS, postgresql_using="gin",
-              postgresql_ops={column: "gin_trgm_ops" for column in FRAGMENT_COLUMNS}).ddl_if(dialect="postgresql"),
+        # parts of those identifiers, by their trigrams: on PostgreSQL, on a copy of them kept apart
+        # (``POSTGRESQL_ONLY_TABLES``, migration 0015), so that a status change does not write them
         # every column the dashboard reads from the cases of its window, led by the one that selects
         # them: the window is answered from the index alone (see migration 0010)
         Index("ix_cases_dashboard_window", "created_at", "status", "origin", "resolution", "category", "network",

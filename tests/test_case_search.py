@@ -294,8 +294,8 @@ def test_the_case_search_migration_goes_down_and_up_again(database: Database) ->
 
 
 def test_parts_are_looked_up_through_an_index(mixed: Database) -> None:
-    """On PostgreSQL a part of a hash can be answered by ix_cases_fragments alone (no scan): the
-    condition is written on the columns themselves, with the pattern as one value. SQLite has no
+    """On PostgreSQL a part of a hash can be answered by the trigram index of case_fragments alone (no
+    scan): the condition is written on the columns themselves, with the pattern as one value. SQLite has no
     trigram index: it scans ix_cases_search alone, never the rows (they carry the decision JSON)."""
     for text in (MIXED_CASES[0][2][22:34].upper(), MIXED_DEPOSIT[8:20].lower(), "t_7/b%"):
         query = select(col(Case.id)).where(case_search.fragment_condition(mixed, case_search.terms(text)))
@@ -308,20 +308,96 @@ def test_parts_are_looked_up_through_an_index(mixed: Database) -> None:
             for setting in ("enable_seqscan", "enable_indexscan", "enable_indexonlyscan", "jit"):
                 session.execute(sa_text(f"SET LOCAL {setting} = off"))
             plan = "\n".join(str(line) for line in session.execute(sa_text("EXPLAIN " + sql)).scalars())
-        assert "Bitmap Index Scan on ix_cases_fragments" in plan, plan
+        assert "Bitmap Index Scan on ix_case_fragments_trgm" in plan, plan
         assert "Seq Scan" not in plan, plan
 
 
-def test_the_case_search_fragments_migration_goes_down_and_up_again(database: Database) -> None:
+def _fragments(db: Database) -> dict[int, tuple[Any, ...]]:
+    with db.read() as session:
+        return {int(r[0]): tuple(r[1:]) for r in session.execute(sa_text(
+            "SELECT case_id, reference, user_id, tx_hash, deposit_address, refund_tx_hash FROM case_fragments"))}
+
+
+def _identifiers(db: Database) -> dict[int, tuple[Any, ...]]:
+    with db.read() as session:
+        return {int(r[0]): tuple(r[1:]) for r in session.execute(sa_text(
+            "SELECT id, reference, user_id, tx_hash, deposit_address, refund_tx_hash FROM cases"))}
+
+
+def test_the_case_fragments_migrations_go_down_and_up_again(db: Database) -> None:
+    """0014 put a trigram index on ``cases``; 0015 moves it onto ``case_fragments``, filled from the
+    cases there are, and back down. SQLite has neither."""
     from sqlalchemy import inspect
 
     from recovery import migrate
 
-    def indexes() -> set[str]:
-        return {str(index["name"]) for index in inspect(database.engine).get_indexes("cases")}
+    def indexes(table: str) -> set[str]:
+        return {str(index["name"]) for index in inspect(db.engine).get_indexes(table)}
 
-    assert ("ix_cases_fragments" in indexes()) == database.is_postgresql  # nothing on SQLite
-    migrate.downgrade(database, "0013_team_read_indexes")
-    assert "ix_cases_fragments" not in indexes()
-    migrate.upgrade(database)
-    assert ("ix_cases_fragments" in indexes()) == database.is_postgresql
+    def tables() -> set[str]:
+        return set(inspect(db.engine).get_table_names())
+
+    pg = db.is_postgresql
+    assert ("case_fragments" in tables()) == pg and "ix_cases_fragments" not in indexes("cases")
+    migrate.downgrade(db, "0014_case_search_fragments")
+    assert "case_fragments" not in tables() and ("ix_cases_fragments" in indexes("cases")) == pg
+    migrate.downgrade(db, "0013_team_read_indexes")
+    assert "ix_cases_fragments" not in indexes("cases")
+    migrate.upgrade(db)
+    assert ("case_fragments" in tables()) == pg and "ix_cases_fragments" not in indexes("cases")
+    if pg:
+        assert indexes("case_fragments") == {"ix_case_fragments_trgm"}
+        assert _fragments(db) == _identifiers(db) and len(_fragments(db)) == 5  # the cases filed before
+
+
+def test_the_fragments_follow_every_write_of_a_case(database: Database) -> None:
+    """PostgreSQL: the copy is kept by triggers whatever writes ``cases`` (the ORM, a bulk insert, SQL
+    by hand), in the same transaction; an update that changes none of the five identifiers (a status
+    change, a lease stamp) does not touch it. SQLite: the search reads ``cases`` itself."""
+    from sqlalchemy import insert, update
+
+    with database.write() as session:
+        session.add(_case(1, "submitted", "ethereum", EVM_TX, EVM_DEPOSIT, "user-0019"))
+    with database.write() as session:  # a bulk insert, as an import or the benchmarks write
+        session.connection().execute(insert(Case), [
+            {"id": n, "reference": f"RC-{n:06d}", "user_id": f"user-{n}", "origin": "appeal", "network": "tron",
+             "asset": "USDT", "tx_hash": f"{n:02x}" * 32, "deposit_address": TRON_DEPOSIT, "status": "submitted",
+             "flags": [], "created_at": NOW, "updated_at": NOW, "version": 1, "check_count": 0} for n in (2, 3)])
+    refund = "0x" + "5c" * 32
+    with database.write() as session:
+        session.execute(update(Case).where(col(Case.id) == 2).values(refund_tx_hash=refund))
+    if database.is_sqlite:
+        assert found_part(database, refund[10:30]) == ["RC-000002"]
+        return
+    assert _fragments(database) == _identifiers(database) and len(_identifiers(database)) == 3
+    assert _fragments(database)[2][4] == refund
+
+    def row_version() -> str:
+        with database.read() as session:
+            return str(session.execute(sa_text("SELECT xmin FROM case_fragments WHERE case_id = 3")).scalar_one())
+
+    before = row_version()
+    with database.write() as session:  # what the re-check and the leases write
+        session.execute(update(Case).where(col(Case.id) == 3).values(status="in_review", version=2, updated_at=NOW,
+                                                                     lease_owner="runner-1"))
+        session.execute(update(Case).where(col(Case.id) == 3).values(tx_hash=f"{3:02x}" * 32))  # named, unchanged
+    assert row_version() == before
+    with database.write() as session:  # by hand, in SQL
+        session.execute(sa_text("UPDATE cases SET user_id = 'user-renamed', reference = 'RC-777777' WHERE id = 3"))
+    with pytest.raises(RuntimeError), database.write() as session:  # a transaction that fails leaves both as they were
+        session.execute(sa_text("UPDATE cases SET deposit_address = 'TNotKept' WHERE id = 1"))
+        raise RuntimeError("rolled back")
+    assert row_version() != before
+    assert _fragments(database) == _identifiers(database)
+    assert _fragments(database)[3][:2] == ("RC-777777", "user-renamed")
+    assert found_part(database, refund[10:30]) == ["RC-000002"] and found_part(database, "r-renam") == ["RC-777777"]
+    with database.write() as session:
+        session.execute(sa_text("DELETE FROM cases WHERE id = 1"))
+    assert sorted(_fragments(database)) == [2, 3]
+
+
+def found_part(db: Database, text: str) -> list[str]:
+    with db.read() as session:
+        condition = case_search.fragment_condition(db, case_search.terms(text))
+        return [str(r) for r in session.execute(select(col(Case.reference)).where(condition).order_by(col(Case.id)))
+                .scalars()]
