@@ -3,6 +3,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest-xdist workers for `make test`: the suite is mostly CPU-bound (anvil, PostgreSQL, Streamlit,
+# chromium are all local), so on CI's 2 cores 2 workers beat 3 or 4 (README, "Running the tests").
+# Override: make test PYTEST_WORKERS=4
+PYTEST_WORKERS ?= 2
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 SYS_STAMP := var/.system-deps
@@ -38,7 +42,7 @@ unit: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy recovery chains app bench tests
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS)
 
 demo: setup
 	$(BIN)/recovery demo
