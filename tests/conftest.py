@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from recovery.config import Config, load_config
 from recovery.db import Database, connect
 from recovery.services import CaseService
 from recovery.settings import REPO_ROOT, get_settings
+from tests.support.demo import shared_demo_run
 from tests.support.pgcluster import PgCluster
 
 pytest_plugins = ["tests.fixtures_anvil", "tests.fixtures_replay"]
@@ -124,3 +126,13 @@ def fixtures_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"recorded chain responses not found at {path} (set RECOVERY_FIXTURES_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, Any]:
+    """The JSON summary of one ``recovery demo --no-serve --json --appeals 80`` for the whole test
+    run: under pytest-xdist the first worker to ask runs it (the others wait on a lock) in the
+    run's shared temporary folder. Tests never change its folder: each reads a private copy
+    (``tests.support.demo.demo_copy``)."""
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    return shared_demo_run(shared / "demo-run", "--json", "--appeals", "80")

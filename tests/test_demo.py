@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +11,15 @@ from recovery.audit import verify_chain
 from recovery.audit_keys import load_keyring
 from recovery.db import connect
 from recovery.vocabulary import CaseStatus, Category
+from tests.support.demo import demo_copy, run_demo
 
-RECOVERY = str(Path(sys.executable).with_name("recovery"))
 #: categories that only memo networks produce (served from the recorded responses)
 MEMO_CATEGORIES = {Category.MISSING_MEMO, Category.WRONG_MEMO}
 
 
-def run_demo(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_") or k == "RECOVERY_FIXTURES_DIR"}
-    return subprocess.run(
-        [RECOVERY, "demo", "--no-serve", "--root", str(root), *args],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
-    )
-
-
 @pytest.fixture(scope="module")
-def demo_summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("demo") / "demo"
-    done = run_demo(root, "--json", "--appeals", "80")
-    assert done.returncode == 0, done.stderr
-    summary: dict[str, Any] = json.loads(done.stdout)
-    return summary
+def demo_summary(demo_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return demo_copy(demo_run, tmp_path_factory.mktemp("demo-status"))
 
 
 def test_every_status_is_present(demo_summary: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ databases), and on the demo's data against a per-case computation from the audit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -34,6 +33,7 @@ from recovery.settings import REPO_ROOT
 from recovery.vocabulary import Role
 from tests.conftest import Clock
 from tests.fixtures_anvil import fresh_address
+from tests.support.demo import demo_copy
 from tests.test_evidence import appeal
 
 MARIA = Actor("maria", Role.SPECIALIST)
@@ -224,14 +224,9 @@ def same_rows(left: Sequence[Metrics], right: Sequence[Metrics]) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_database(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from tests.test_demo import run_demo
-
-    root = tmp_path_factory.mktemp("demo-metrics") / "demo"
-    done = run_demo(root, "--json", "--appeals", "80")
-    assert done.returncode == 0, done.stderr
-    summary: dict[str, Any] = json.loads(done.stdout)
-    return summary
+def demo_database(demo_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A private copy of the session's demo run (this module's test adds ratings to it)."""
+    return demo_copy(demo_run, tmp_path_factory.mktemp("demo-metrics"))
 
 
 def test_on_the_demo_data(demo_database: dict[str, Any]) -> None:
