@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # pytest-xdist workers for `make test`: the suite is mostly CPU-bound (anvil, PostgreSQL, Streamlit,
-# chromium are all local), so on CI's 2 cores 2 workers beat 3 or 4 (README, "Running the tests").
+# chromium are all local), so on CI's 2 cores 2 workers beat 3 or 4 (README, "Development").
 # Override: make test PYTEST_WORKERS=4
 PYTEST_WORKERS ?= 2
 PY_STAMP := $(VENV)/.installed
