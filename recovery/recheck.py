@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from threading import Event, Lock
@@ -42,6 +42,9 @@ from recovery.vocabulary import CaseStatus
 Progress = Callable[[int, int], None]
 
 log = logging.getLogger(__name__)
+
+#: how often the runner's main thread looks up from waiting on its workers (to run a signal's handler)
+SIGNAL_CHECK_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,11 @@ class Recheck:
             futures = [pool.submit(worker) for _ in range(workers)]
             try:
                 for future in futures:
+                    # Python runs signal handlers in this thread only, and only between bytecodes: a
+                    # Ctrl-C or SIGTERM that the kernel hands to a worker thread (as after a SIGSTOP
+                    # and SIGCONT) would wait for the whole run if this thread slept in one long wait
+                    while not future.done():
+                        wait([future], timeout=SIGNAL_CHECK_SECONDS)
                     future.result()
             except BaseException:  # Ctrl-C (or a worker failed): finish the batches in hand, take no more
                 stop.set()

@@ -159,17 +159,37 @@ def assert_all_decided_once(db: Database, count: int) -> None:
 
 def start_and_wait(db: Database, config: Path, decided: int, *, own_group: bool = False) -> subprocess.Popen[bytes]:
     """A slow runner (one thread, batches of 10, two worker processes), once at least ``decided``
-    cases have chain results. ``own_group``: in a process group of its own, as a terminal runs it."""
+    cases have chain results, **stopped** (SIGSTOP): only the runner writes, so it cannot finish the
+    run between this count and the test's signal, however the machine schedules the test; the
+    caller signals it, then :func:`resume`s it. ``own_group``: in a process group of its own, as a
+    terminal runs it."""
     runner = subprocess.Popen([RECOVERY, "recheck", "--workers", "1", "--processes", "2", "--batch-size", "10",
                                "--json"],
                               env=env_for(db, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               process_group=0 if own_group else None)
     deadline = time.monotonic() + 90
-    while sum(chain_results(db).values()) < decided:
+    while True:
         assert runner.poll() is None, f"the runner ended before it could be stopped: {runner.communicate()}"
+        os.kill(runner.pid, signal.SIGSTOP)
+        wait_until_stopped(runner.pid)
+        if sum(chain_results(db).values()) >= decided:
+            return runner
+        resume(runner)
         assert time.monotonic() < deadline, "the runner made no progress"
         time.sleep(0.02)
-    return runner
+
+
+def wait_until_stopped(pid: int) -> None:
+    """Until ``pid`` is in the stopped state (SIGSTOP is delivered asynchronously)."""
+    deadline = time.monotonic() + 10
+    while (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+        assert time.monotonic() < deadline, f"{pid} did not stop"
+        time.sleep(0.001)
+
+
+def resume(runner: subprocess.Popen[bytes]) -> None:
+    """Let a runner stopped by :func:`start_and_wait` go on (a signal sent meanwhile is delivered now)."""
+    os.kill(runner.pid, signal.SIGCONT)
 
 
 def children_of(pid: int) -> list[int]:
@@ -205,6 +225,7 @@ def test_runners_stopped_and_killed_mid_run_then_a_run_finishing(
     # SIGTERM: a polite stop; the batch in hand is finished, leases released, exit 130
     polite = start_and_wait(db, config_dir, 20)
     polite.send_signal(signal.SIGTERM)
+    resume(polite)
     _, err = polite.communicate(timeout=60)
     assert polite.returncode == 130 and b"interrupted" in err
     stopped = sum(chain_results(db).values())
@@ -251,6 +272,7 @@ def test_ctrl_c_stops_the_runner_and_its_workers_finish_the_batch_in_hand(
     runner = start_and_wait(db, config_dir, 20, own_group=True)
     workers = children_of(runner.pid)
     os.killpg(runner.pid, signal.SIGINT)
+    resume(runner)
     _, err = runner.communicate(timeout=60)
 
     assert runner.returncode == 130 and b"interrupted" in err
