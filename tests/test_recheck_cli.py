@@ -166,7 +166,7 @@ def start_and_wait(db: Database, config: Path, decided: int, *, own_group: bool 
     runner = subprocess.Popen([RECOVERY, "recheck", "--workers", "1", "--processes", "2", "--batch-size", "10",
                                "--json"],
                               env=env_for(db, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              process_group=0 if own_group else None)
+                              process_group=0 if own_group else None, preexec_fn=_signals_as_a_terminal_leaves_them)
     deadline = time.monotonic() + 90
     while True:
         assert runner.poll() is None, f"the runner ended before it could be stopped: {runner.communicate()}"
@@ -177,6 +177,21 @@ def start_and_wait(db: Database, config: Path, decided: int, *, own_group: bool 
         resume(runner)
         assert time.monotonic() < deadline, "the runner made no progress"
         time.sleep(0.02)
+
+
+def _signals_as_a_terminal_leaves_them() -> None:
+    """In the runner's process before it starts: no signal blocked, SIGINT and SIGTERM at their
+    defaults. A child inherits an ignored or blocked signal from the process that starts it, and
+    the test process (a pytest-xdist worker, after whatever ran in it before) is no terminal."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def signal_state(pid: int) -> dict[str, str]:
+    """The blocked, ignored and caught signal masks of ``pid`` (for a failure's message)."""
+    lines = (Path("/proc") / str(pid) / "status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines) if k in ("SigBlk", "SigIgn", "SigCgt")}
 
 
 def wait_until_stopped(pid: int) -> None:
@@ -271,11 +286,12 @@ def test_ctrl_c_stops_the_runner_and_its_workers_finish_the_batch_in_hand(
     bulk_seed(service, evm_testbed, count, "C")
     runner = start_and_wait(db, config_dir, 20, own_group=True)
     workers = children_of(runner.pid)
+    state = signal_state(runner.pid)
     os.killpg(runner.pid, signal.SIGINT)
     resume(runner)
     _, err = runner.communicate(timeout=60)
 
-    assert runner.returncode == 130 and b"interrupted" in err
+    assert runner.returncode == 130 and b"interrupted" in err, (runner.returncode, state, err.decode()[-1500:])
     assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err.decode()[-2000:]
     assert len(workers) == 2 and not [pid for pid in workers if is_running(pid)]
     applied = chain_results(db)
