@@ -1,4 +1,4 @@
-"""The CLI's plain ``str`` and ``int`` options and arguments, coerced without pydantic (issue 20).
+"""The CLI's plain ``str``, ``int`` and ``bool`` options and arguments, coerced without pydantic (issue 20).
 
 Typer coerces every parameter's value through a pydantic ``TypeAdapter``: importing pydantic and
 building the adapters is about a fifth of a read command's start-up (``recovery cases list``).
@@ -9,9 +9,10 @@ bounds (``min``/``max``) and click's error form (exit 2, ``Invalid value for '--
 Every other parameter (paths, enums, dates, decimals, lists) is still coerced by typer.
 
 This sets typer's per-parameter coercer (``_TyperParameter._runtime_param``), which typer builds
-lazily on first use: not a public interface. Where a typer release no longer has it, nothing is
-set and typer coerces every parameter itself (correct, only slower); ``tests/test_startup.py``
-then reports pydantic loaded by the read commands.
+lazily on first use, and subclasses ``typer._coercion.RuntimeParam``: not a public interface. Where
+a typer release has neither (``pyproject.toml`` admits typer from 0.15), nothing is set and typer
+coerces every parameter itself (correct, only slower); ``tests/test_startup.py`` then reports
+pydantic loaded by the read commands.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import re
 import types
 from typing import Any, Union, get_args, get_origin
 
-from typer import BadParameter
-from typer._click import Context
-from typer._coercion import RuntimeParam
+from typer import BadParameter, Context
+
+try:
+    from typer._coercion import RuntimeParam
+except ImportError:  # a typer release without it: use_plain_coercion sets nothing
+    RuntimeParam = None  # type: ignore[assignment, misc]
 
 #: the annotations coerced here
 PLAIN_TYPES: tuple[type, ...] = (str, int, bool)
@@ -46,7 +50,7 @@ def plain_type(annotation: Any) -> type | None:
     return None
 
 
-class PlainRuntimeParam(RuntimeParam):
+class PlainRuntimeParam(RuntimeParam or object):  # type: ignore[misc]
     """Text as given; a yes/no word; a whole number in base 10 within the parameter's ``min``/``max``."""
 
     def _coerce_value(self, value: Any, param: Any, ctx: Context) -> Any:
@@ -89,6 +93,8 @@ def use_plain_coercion(command: Any) -> int:
     """Give every plain parameter of ``command`` and its subcommands the coercer above, their
     ``--help`` flags included (each command makes and keeps its help option on first use: it is made
     here, as parsing would make it); how many."""
+    if RuntimeParam is None:
+        return 0
     count = 0
     help_option = command.get_help_option(Context(command)) if hasattr(command, "get_help_option") else None
     for param in [*getattr(command, "params", ()), *([help_option] if help_option is not None else [])]:
