@@ -197,7 +197,7 @@ def signal_state(pid: int) -> dict[str, str]:
 def wait_until_stopped(pid: int) -> None:
     """Until ``pid`` is in the stopped state (SIGSTOP is delivered asynchronously)."""
     deadline = time.monotonic() + 10
-    while (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+    while process_state(Path("/proc") / str(pid))[0] not in ("T", "t"):
         assert time.monotonic() < deadline, f"{pid} did not stop"
         time.sleep(0.001)
 
@@ -207,16 +207,22 @@ def resume(runner: subprocess.Popen[bytes]) -> None:
     os.kill(runner.pid, signal.SIGCONT)
 
 
+def process_state(proc: Path) -> tuple[str, int]:
+    """(state letter, parent pid) of the process at ``proc`` (``/proc/PID``); OSError once it is gone."""
+    state, parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]  # after the command's name
+    return state, int(parent)
+
+
 def children_of(pid: int) -> list[int]:
     """The live processes whose parent is ``pid`` (from /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                state, parent = process_state(entry)
             except (OSError, ValueError):
                 continue
-            if int(parent) == pid and state != "Z":
+            if parent == pid and state != "Z":
                 found.append(int(entry.name))
     return found
 
@@ -224,7 +230,7 @@ def children_of(pid: int) -> list[int]:
 def is_running(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return process_state(Path("/proc") / str(pid))[0] != "Z"
     except OSError:
         return False
 
