@@ -15,9 +15,12 @@ A lookup takes three rounds of JSON-RPC batches, whatever the number of hashes:
 Batches go through :class:`~chains.transport.Transport` at the provider level (raw JSON), not
 through web3's high-level ``batch_requests``, whose result formatting costs ~0.55 ms per lookup.
 Answers are checked as they arrive; a malformed or inconsistent answer counts as a failure of
-that URL, so the transport fails over to the next one. ``web3`` is used for what it is good at:
-ABI decoding, checksummed addresses, and the :attr:`EvmAdapter.w3` handle (with the
-proof-of-authority extra-data middleware on BNB Smart Chain and Polygon) used for block headers.
+that URL, so the transport fails over to the next one. web3.py's packages are used for what they
+are good at: ABI decoding (``eth_abi``), checksummed addresses (``eth_utils``), and the
+:attr:`EvmAdapter.w3` handle (with the proof-of-authority extra-data middleware on BNB Smart Chain
+and Polygon) used for block headers. ``web3`` itself is imported when that handle is first used
+(:mod:`chains.evm_web3`), not by the lookups: a re-check worker process or a scan that only looks
+transactions up saves its second of start-up.
 """
 
 from __future__ import annotations
@@ -33,14 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Final, TypeVar, cast
-
-from eth_abi.abi import decode as abi_decode
-from web3 import Web3
-from web3.exceptions import Web3Exception
-from web3.middleware import ExtraDataToPOAMiddleware
-from web3.providers.base import JSONBaseProvider
-from web3.types import RPCEndpoint, RPCResponse
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from chains import addresses
 from chains.addresses import eip55_checksum
@@ -55,13 +51,15 @@ from chains.base import (
 from chains.network import Network
 from chains.transport import JsonRpcError, RpcCall, Transport, UnusableAnswer, positive_option
 
+if TYPE_CHECKING:
+    from web3 import Web3
+
 __all__ = [
     "KNOWN_FEATURES",
     "TRANSFER_TOPIC",
     "BlockHead",
     "EvmAdapter",
     "TokenInfo",
-    "TransportProvider",
     "decode_parity_transfers",
     "decode_receipt_transfers",
     "decode_trace_transfers",
@@ -147,44 +145,6 @@ class _Found:
         return _hex_int(self.receipt, "blockNumber")
 
 
-class TransportProvider(JSONBaseProvider):
-    """A web3 provider that sends through a :class:`Transport` (retries, failover, cooldown)."""
-
-    def __init__(self, transport: Transport) -> None:
-        super().__init__()
-        self.transport = transport
-
-    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        try:
-            result = self.transport.call(str(method), params or [])
-        except JsonRpcError as error:
-            return cast(
-                RPCResponse,
-                {"jsonrpc": "2.0", "id": 0, "error": {"code": error.code, "message": error.message}},
-            )
-        return cast(RPCResponse, {"jsonrpc": "2.0", "id": 0, "result": result})
-
-    def make_batch_request(self, requests: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse]:
-        replies = self.transport.batch([(str(m), p or []) for m, p in requests])
-        out: list[RPCResponse] = []
-        for position, reply in enumerate(replies):
-            if isinstance(reply, JsonRpcError):
-                body: dict[str, Any] = {"error": {"code": reply.code, "message": reply.message}}
-            else:
-                body = {"result": reply}
-            out.append(cast(RPCResponse, {"jsonrpc": "2.0", "id": position, **body}))
-        return out
-
-    def is_connected(self, show_traceback: bool = False) -> bool:
-        try:
-            self.transport.call("eth_chainId")
-        except Exception:
-            if show_traceback:
-                raise
-            return False
-        return True
-
-
 class EvmAdapter:
     """Chain adapter for one EVM network. Thread-safe; share one instance per network.
 
@@ -261,14 +221,15 @@ class EvmAdapter:
         """A Web3 handle on this network's URLs (through the failover transport), with the
         extra-data middleware on proof-of-authority chains."""
         if self._w3 is None:
-            w3 = Web3(TransportProvider(self.transport))
-            if self.network.poa:
-                w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-            self._w3 = w3
+            from chains.evm_web3 import web3_handle  # web3 is imported here, not by the lookups
+
+            self._w3 = web3_handle(self.transport, poa=self.network.poa)
         return self._w3
 
     def head(self) -> BlockHead:
         """The node's latest block (through web3, so PoA headers need the middleware)."""
+        from web3.exceptions import Web3Exception
+
         try:
             block = self.w3.eth.get_block("latest")
             number, block_hash, timestamp = block["number"], block["hash"], block["timestamp"]
@@ -1020,6 +981,8 @@ def _abi_text(reply: Any) -> str | None:
     """A ``string`` return value, or a ``bytes32`` one (old tokens such as MKR)."""
     if not isinstance(reply, str) or not reply.startswith("0x") or len(reply) < 66:
         return None
+    from eth_abi.abi import decode as abi_decode  # once per token contract (the metadata is cached)
+
     raw = bytes.fromhex(reply[2:])
     with contextlib.suppress(Exception):  # not an ABI string: maybe bytes32
         (text,) = abi_decode(["string"], raw)

@@ -27,6 +27,7 @@ from recovery.db import connect
 from recovery.services import Actor, CaseService
 from recovery.settings import REPO_ROOT
 from recovery.vocabulary import Role
+from tests.fixtures_anvil import EvmTestbed, fresh_address
 from tests.test_cases import new_draft
 
 #: what the light commands must not load: the chain libraries (web3 and its eth_* packages,
@@ -217,8 +218,43 @@ def test_a_chain_library_is_imported_when_its_adapter_is_first_asked_for() -> No
     assert heavy(data["listed_only"]) == [], f"listing the families imported {heavy(data['listed_only'])}"
     assert data["listed"] and data["families"] == ["bitcoin", "cosmos", "evm", "solana", "stellar", "tron", "xrpl"]
     assert "chains.evm" not in data["listed_only"]
-    assert "web3" in heavy(data["after"]) and data["same_class"]
+    assert data["same_class"]
+    # web3 itself waits for the adapter's w3 handle (test below); the other families' libraries are not loaded
+    assert "web3" not in heavy(data["after"])
     assert "xrpl" not in heavy(data["after"]) and "stellar_sdk" not in heavy(data["after"])
+
+
+#: an EVM adapter looks transactions up (round trips of raw JSON-RPC, token metadata decoded by
+#: eth_abi) without web3, which its ``w3`` handle (block headers) imports on first use
+_EVM_LOOKUP = """
+import json, sys
+from recovery.config import Network
+from chains.evm import EvmAdapter
+adapter = EvmAdapter(Network.model_validate_json(sys.argv[1]))
+found = adapter.lookup_many(sys.argv[2:])
+lookup_only = sorted(sys.modules)
+head = adapter.head()
+json.dump({"lookup_only": lookup_only, "after_head": sorted(sys.modules), "head": head.number,
+           "transfers": {h: [[t.kind.value, t.symbol, t.recipient, t.amount] for t in o.transfers]
+                         for h, o in found.items()}}, sys.stdout)
+"""
+#: web3.py's own package and what only it brings (its async stack, the BLS pairing code)
+WEB3_ONLY = ("web3", "eth_account", "py_ecc", "aiohttp")
+
+
+def test_an_evm_lookup_imports_no_web3_until_the_w3_handle_is_used(evm_testbed: EvmTestbed) -> None:
+    """A re-check worker process only looks transactions up: it does not pay web3's second of import."""
+    receiver = fresh_address()
+    native = evm_testbed.send_native("ethereum", receiver, 10**15)
+    token = evm_testbed.send_token("ethereum", "USDT", receiver, 7 * 10**6)
+    network = evm_testbed.config.network("ethereum")
+    data = json.loads(fresh_python(_EVM_LOOKUP, network.model_dump_json(), native, token).stdout)
+    assert data["transfers"][native] == [["native", None, receiver, 10**15]]
+    assert data["transfers"][token] == [["token", "USDT", receiver, 7 * 10**6]]  # decoded: it did its work
+    lookup_only = {m.split(".")[0] for m in data["lookup_only"]}
+    assert sorted(lookup_only & set(WEB3_ONLY)) == [], "the lookups imported web3"
+    assert "web3" in {m.split(".")[0] for m in data["after_head"]}
+    assert data["head"] >= 1
 
 
 def test_the_registry_is_a_read_only_mapping_of_the_adapter_classes() -> None:
