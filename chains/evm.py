@@ -8,7 +8,8 @@ A lookup takes three rounds of JSON-RPC batches, whatever the number of hashes:
 2. Block headers (timestamps; cached by block hash) and ``symbol()``/``name()``/``decimals()`` of
    token contracts not seen before (cached).
 3. Traces of the successful transactions that ran contract code (internal native transfers):
-   parity-style ``trace_transaction``, or one ``trace_block`` for a block holding several of them,
+   parity-style ``trace_transaction``, or one ``trace_block`` for a block where they are several and
+   a good share of the block's transactions,
    where the node has the ``trace_`` namespace (anvil, Erigon, Nethermind, reth), else
    ``debug_traceTransaction`` with the call tracer (geth); a method the node lacks is dropped.
 
@@ -158,8 +159,12 @@ class EvmAdapter:
     ``toAddress`` list in :meth:`incoming_many`, default 1,000 each; halved and kept when the node
     refuses a list), ``native_scan_max_blocks`` (block scan for native deposits when
     ``trace_filter`` is missing, default 2,000), ``trace_batch_size`` (trace calls per HTTP
-    request, default 50), ``trace_block_min_txs`` (with ``parity_trace``, a block holding at least
-    this many transactions to trace is traced whole with one ``trace_block``, default 4),
+    request, default 50), ``trace_block_min_txs`` and ``trace_block_min_share`` (with ``parity_trace``,
+    a block is traced whole with one ``trace_block`` when the transactions to trace in it are at
+    least ``trace_block_min_txs``, default 4, and at least ``trace_block_min_share`` of the block's
+    transactions, default 0.25: ``trace_block`` answers with every transaction's traces, and reading
+    a full block's for a few of them costs more than asking for those few; 0 for a node that
+    re-executes a block's earlier transactions for each ``trace_transaction``),
     ``max_head_age_seconds`` (a node whose latest block is older is "behind": fail over),
     ``head_memory_seconds`` (how long the highest head seen is held against a node that answers
     below it, default 120), plus the transport's timeouts and retry keys.
@@ -191,6 +196,10 @@ class EvmAdapter:
         self.concurrency = positive_option(extra, "lookup_concurrency", 2, network.name)
         self._executor: ThreadPoolExecutor | None = None
         self.trace_block_min_txs = positive_option(extra, "trace_block_min_txs", 4, network.name)
+        share = extra.get("trace_block_min_share", 0.25)
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise ValueError(f"network {network.name}: trace_block_min_share must be a number from 0 to 1")
+        self.trace_block_min_share = float(share)
         self.log_chunk_blocks = positive_option(extra, "log_chunk_blocks", 2_000, network.name)
         self.native_scan_max_blocks = positive_option(extra, "native_scan_max_blocks", 2_000, network.name)
         self.trace_filter_blocks = positive_option(extra, "trace_filter_blocks", 1_000, network.name)
@@ -204,7 +213,8 @@ class EvmAdapter:
         self.head_memory = float(memory)
         self._lock = threading.RLock()
         self._tokens: dict[str, TokenInfo] = {}
-        self._timestamps: OrderedDict[str, int] = OrderedDict()
+        #: block hash -> (timestamp, number of transactions or None when the node did not list them)
+        self._blocks: OrderedDict[str, tuple[int, int | None]] = OrderedDict()
         #: the highest head any node of this network has shown us: a node below it is behind, and
         #: its "not found" may only mean "not yet seen" (see :meth:`_check_not_behind`)
         self._high_water = -1
@@ -341,7 +351,7 @@ class EvmAdapter:
                 for position, h in enumerate(hashes)
             ]
             self._check_not_behind(head, [item.tx_hash for item in parsed if item.tx is None])
-            self._remember_timestamp(_hex_str(head_block, "hash"), head_ts)
+            self._remember_block(_hex_str(head_block, "hash"), (head_ts, _tx_count(head_block)))
             return parsed
 
         return self._batch_parsed(calls, parse)
@@ -356,11 +366,11 @@ class EvmAdapter:
             for item in items:
                 if item.receipt is None:
                     continue
-                cached = self._timestamps.get(item.block_hash)
+                cached = self._blocks.get(item.block_hash)
                 if cached is None:
                     wanted_blocks.setdefault(item.block_hash, []).append(item)
                 else:
-                    item.block_timestamp = cached
+                    item.block_timestamp = cached[0]
                 for log_entry in _transfer_logs(item.receipt):
                     contract = str(log_entry["address"]).lower()
                     if contract not in self._tokens:
@@ -375,10 +385,10 @@ class EvmAdapter:
         if calls:
             blocks, tokens = self._batch_parsed(calls, lambda replies: _parse_metadata(handlers, replies))
             with self._lock:
-                for block_hash, timestamp in blocks.items():
-                    self._remember_timestamp(block_hash, timestamp)
+                for block_hash, facts in blocks.items():
+                    self._remember_block(block_hash, facts)
                     for item in wanted_blocks[block_hash]:
-                        item.block_timestamp = timestamp
+                        item.block_timestamp = facts[0]
                 self._tokens.update(tokens)
         self._trace([item for item in items if item.needs_trace])
 
@@ -421,13 +431,22 @@ class EvmAdapter:
         for item in items:
             by_block.setdefault(item.block_hash, []).append(item)
         jobs = []
-        for block_items in by_block.values():
-            if len(block_items) >= self.trace_block_min_txs:
+        for block_hash, block_items in by_block.items():
+            if self._trace_whole_block(block_hash, len(block_items)):
                 first = block_items[0]
                 jobs.append(_TraceJob(("trace_block", [hex(first.block_number)]), "parity", block_items))
             else:
                 jobs.extend(_TraceJob(("trace_transaction", [i.tx_hash]), "parity", [i]) for i in block_items)
         return jobs
+
+    def _trace_whole_block(self, block_hash: str, wanted: int) -> bool:
+        """One ``trace_block`` rather than ``wanted`` ``trace_transaction`` calls? (A block whose
+        size is unknown counts as small enough.)"""
+        if wanted < self.trace_block_min_txs:
+            return False
+        with self._lock:
+            size = self._blocks.get(block_hash, (0, None))[1]
+        return size is None or wanted >= self.trace_block_min_share * size
 
     def _debug_jobs(self, items: list[_Found]) -> list[_TraceJob]:
         return [_TraceJob(("debug_traceTransaction", [i.tx_hash, _CALL_TRACER]), "debug", [i]) for i in items]
@@ -739,12 +758,13 @@ class EvmAdapter:
                 raise UnusableAnswer(reason)
             raise ChainUnavailable(self.network.name, reason)
 
-    def _remember_timestamp(self, block_hash: str, timestamp: int) -> None:
+    def _remember_block(self, block_hash: str, facts: tuple[int, int | None]) -> None:
+        """Remember a block's (timestamp, transaction count), the newest 50,000 blocks."""
         with self._lock:
-            self._timestamps[block_hash.lower()] = timestamp
-            self._timestamps.move_to_end(block_hash.lower())
-            while len(self._timestamps) > 50_000:
-                self._timestamps.popitem(last=False)
+            self._blocks[block_hash.lower()] = facts
+            self._blocks.move_to_end(block_hash.lower())
+            while len(self._blocks) > 50_000:
+                self._blocks.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -764,9 +784,11 @@ def _unsupported(error: JsonRpcError) -> bool:
     return error.code == -32601 or any(t in error.message.lower() for t in _UNSUPPORTED_TEXT)
 
 
-def _parse_metadata(handlers: list[tuple[str, str]], replies: list[Any]) -> tuple[dict[str, int], dict[str, TokenInfo]]:
-    """Block timestamps (by block hash) and token metadata (by lowercase contract)."""
-    blocks: dict[str, int] = {}
+def _parse_metadata(
+    handlers: list[tuple[str, str]], replies: list[Any]
+) -> tuple[dict[str, tuple[int, int | None]], dict[str, TokenInfo]]:
+    """Blocks' (timestamp, transaction count) by block hash, and token metadata by lowercase contract."""
+    blocks: dict[str, tuple[int, int | None]] = {}
     raw_tokens: dict[str, dict[str, Any]] = {}
     for (kind, key), reply in zip(handlers, replies, strict=True):
         if kind == "block":
@@ -775,7 +797,7 @@ def _parse_metadata(handlers: list[tuple[str, str]], replies: list[Any]) -> tupl
             block = _block(reply, f"block {key}")
             if str(block.get("hash", "")).lower() != key:
                 raise _Malformed(f"asked for block {key}, got {block.get('hash')!r}")
-            blocks[key] = _hex_int(block, "timestamp")
+            blocks[key] = (_hex_int(block, "timestamp"), _tx_count(block))
         else:
             raw_tokens.setdefault(key, {})[kind] = reply
     # a token whose calls failed for another reason than "execution reverted" (no such function)
@@ -1052,6 +1074,13 @@ def _optional_object(reply: Any, what: str) -> Mapping[str, Any] | None:
     if not isinstance(reply, Mapping):
         raise _Malformed(f"{what} is not an object: {reply!r:.120}")
     return reply
+
+
+def _tx_count(block: Mapping[str, Any]) -> int | None:
+    """How many transactions a block header (asked without full transactions) lists; None if it
+    lists none (only a hint for choosing how to trace: never trusted for anything else)."""
+    listed = block.get("transactions")
+    return len(listed) if isinstance(listed, list) else None
 
 
 def _block(reply: Any, what: str) -> Mapping[str, Any]:

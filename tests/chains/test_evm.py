@@ -285,6 +285,39 @@ def test_internal_transfer_through_a_forwarding_contract(
     assert "trace" in adapter.features
 
 
+@pytest.mark.parametrize(("settings", "method"), [
+    ({}, "trace_transaction"),  # 4 of the block's 20 transactions: under the default share (a quarter)
+    ({"trace_block_min_share": 0.2}, "trace_block"),  # a fifth is enough
+    ({"trace_block_min_share": 0}, "trace_block"),  # whenever trace_block_min_txs (4) are wanted
+    ({"trace_block_min_share": 0.2, "trace_block_min_txs": 5}, "trace_transaction"),
+], ids=["default", "share-0.2", "share-0", "min-txs-5"])
+def test_a_block_is_traced_whole_only_for_a_good_share_of_its_transactions(
+    evm_testbed: EvmTestbed, proxy: LocalNode, settings: dict[str, Any], method: str
+) -> None:
+    """``trace_block`` answers with every transaction's traces: four contract calls in a block of
+    twenty are traced one by one unless the configured share says otherwise; the result is the same."""
+    target = fresh_address()
+    forwarder = evm_testbed.deploy("ethereum", "Forwarder", target)
+    calls = [SeedTransfer(FUNDER, forwarder, value=100 + i, gas=100_000) for i in range(4)]
+    plain = [SeedTransfer(DEV_ACCOUNTS[1], fresh_address(), value=1) for _ in range(16)]
+    hashes = devchain.seed_transfers(evm_testbed.url("ethereum"), [*calls, *plain])
+    receipts = [raw(evm_testbed, "ethereum", "eth_getTransactionReceipt", h) for h in hashes]
+    assert len({r["blockHash"] for r in receipts}) == 1  # one block of twenty
+    adapter = adapter_on(evm_testbed, "ethereum", proxy.url, **settings)
+    answers = adapter.lookup_many(hashes[:4])
+    for i, tx_hash in enumerate(hashes[:4]):
+        assert answers[tx_hash].transfers == (native(FUNDER, forwarder, 100 + i),
+                                              native(forwarder, target, 100 + i, 1, internal=True))
+    traced_with = [m for m in proxy.methods if m.startswith("trace_")]
+    assert traced_with == ([method] * 4 if method == "trace_transaction" else [method])
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, "half", True])
+def test_a_bad_trace_block_share_is_refused_by_name(evm_testbed: EvmTestbed, share: object) -> None:
+    with pytest.raises(ValueError, match="ethereum: trace_block_min_share must be a number from 0 to 1"):
+        adapter_on(evm_testbed, "ethereum", trace_block_min_share=share)
+
+
 def test_a_node_without_parity_traces_falls_back_to_the_call_tracer(
     evm_testbed: EvmTestbed, forwarded: dict[str, Any]
 ) -> None:
