@@ -411,8 +411,8 @@ class Recheck:
                 new = decision_status(decision).value
                 summary.processed += 1
                 summary.transitions[(row.status, new)] += 1
-                summary.categories[decision.category.value] += 1
-                if new != row.status or decision.category.value != row.category:
+                summary.categories[decision["category"]] += 1
+                if new != row.status or decision["category"] != row.category:
                     summary.changed += 1
                 else:
                     summary.unchanged += 1

@@ -37,6 +37,7 @@ from recovery.errors import (
     ServiceError,
     ValidationFailed,
 )
+from recovery.fees import parse_dec
 from recovery.intake import AppealDraft
 from recovery.lifecycle import ACTIONS, OPEN
 from recovery.models import AuditHead, Case, CaseEvent, ChainObservation, DepositAddress, ObservedTransfer, Payout
@@ -118,10 +119,14 @@ class PendingEvent:
 
 @dataclass(frozen=True)
 class ChainUpdate:
-    """What the chains say about one case, for :meth:`CaseService.apply_decisions`."""
+    """What the chains say about one case, for :meth:`CaseService.apply_decisions`.
+
+    ``decision`` is the engine's decision as the case row stores it (:meth:`Decision.to_json`):
+    the batch re-check's worker processes send it to the writing process in that form, plain
+    JSON that costs a fraction of the objects to pass between processes."""
 
     reference: str
-    decision: Decision | None
+    decision: Mapping[str, Any] | None
     expected_version: int
     observations: Mapping[str, Observation] = field(default_factory=dict)
     unavailable: Mapping[str, str] = field(default_factory=dict)
@@ -172,9 +177,10 @@ _LOCKED_COLUMNS = tuple(f.name for f in fields(LockedCase))
 PENDING_CATEGORIES = frozenset({Category.TX_NOT_FOUND, Category.AWAITING_CONFIRMATIONS})
 
 
-def decision_status(decision: Decision) -> CaseStatus:
-    """Where a decided case goes: back to the chain queue, or to a person."""
-    return CaseStatus.AWAITING_CHAIN if decision.category in PENDING_CATEGORIES else CaseStatus.IN_REVIEW
+def decision_status(decision: Decision | Mapping[str, Any]) -> CaseStatus:
+    """Where a decided case goes (a :class:`Decision`, or one as stored): back to the chain queue, or to a person."""
+    category = decision.category if isinstance(decision, Decision) else Category(decision["category"])
+    return CaseStatus.AWAITING_CHAIN if category in PENDING_CATEGORIES else CaseStatus.IN_REVIEW
 
 
 def _decided_block(decision: Mapping[str, Any] | None) -> tuple[str, str, int | None] | None:
@@ -1256,7 +1262,8 @@ class CaseService:
         one only updates the re-check bookkeeping (no event, no version bump), so re-checks do
         not grow the audit log.
         """
-        update = ChainUpdate(reference, decision, expected_version, observations or {}, unavailable or {})
+        stored = decision.to_json() if decision is not None else None
+        update = ChainUpdate(reference, stored, expected_version, observations or {}, unavailable or {})
         [result] = self.apply_decisions([update], actor)
         if result.error is not None:
             raise result.error
@@ -1357,23 +1364,23 @@ class CaseService:
             details: dict[str, Any] = {"outcome": "chain_unavailable", "unavailable": dict(update.unavailable)}
         else:
             target = decision_status(decision)
-            stored = decision.to_json()
-            signature = decision_signature(stored)
+            signature = decision_signature(decision)
             previous = decision_signature(case.decision) if case.decision else None
             if signature == previous and target is current and not reorgs:
                 return values, None
-            values.update(self._decision_values(case, decision, now, stored))
+            values.update(self._decision_values(case, decision, now))
+            fee = decision.get("fee")
             details = {
                 "outcome": "decided",
-                "category": decision.category.value,
-                "recoverable": decision.recoverable.value,
-                "resolution": decision.resolution.value,
-                "flags": [f.value for f in decision.flags],
-                "network": decision.network,
-                "credited_user_id": decision.credited_user_id,
-                "amount": decision.amount,
-                "fee": decision.fee_amount,
-                "rules_version": decision.rules_version,
+                "category": decision["category"],
+                "recoverable": decision["recoverable"],
+                "resolution": decision["resolution"],
+                "flags": list(decision.get("flags") or ()),
+                "network": decision.get("network"),
+                "credited_user_id": decision.get("credited_user_id"),
+                "amount": parse_dec(decision.get("amount")),
+                "fee": parse_dec(fee["fee"]) if fee is not None else None,
+                "rules_version": decision["rules_version"],
             }
             if previous is not None and signature != previous:
                 details["previous"] = {k: previous.get(k) for k in ("category", "recoverable", "resolution")}
@@ -1384,31 +1391,32 @@ class CaseService:
         return values, PendingEvent(case.id, actor, "chain_result", current.value, target.value, details)
 
     @staticmethod
-    def _decision_values(
-        case: Case | LockedCase, decision: Decision, now: datetime, stored: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The case fields a decision sets."""
+    def _decision_values(case: Case | LockedCase, decision: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """The case fields a decision (as stored: :meth:`Decision.to_json`) sets."""
         kept = {f for f in case.flags if f == Flag.CONTESTED.value or f in _PAYOUT_FLAG_VALUES}
+        fee = decision.get("fee")
+        network = decision.get("network")
         values: dict[str, Any] = {
-            "decision": stored,
-            "category": case.category_override or decision.category.value,
-            "recoverable": decision.recoverable.value,
-            "resolution": decision.resolution.value,
-            "flags": sorted(kept | {f.value for f in decision.flags}),
-            "amount": decision.amount,
-            "value_usd": decision.value_usd,
-            "fee_amount": decision.fee_amount,
-            "fee_usd": decision.fee.fee_value_usd if decision.fee is not None else None,
-            "fee_asset": decision.asset if decision.fee is not None else None,
-            "net_amount": decision.net_amount,
-            "credited_user_id": decision.credited_user_id,
+            "decision": dict(decision),
+            "category": case.category_override or decision["category"],
+            "recoverable": decision["recoverable"],
+            "resolution": decision["resolution"],
+            "flags": sorted(kept | set(decision.get("flags") or ())),
+            "amount": parse_dec(decision.get("amount")),
+            "value_usd": parse_dec(decision.get("value_usd")),
+            "fee_amount": parse_dec(fee["fee"]) if fee is not None else None,
+            "fee_usd": parse_dec(fee["fee_value_usd"]) if fee is not None else None,
+            "fee_asset": decision.get("asset") if fee is not None else None,
+            "net_amount": parse_dec(fee["net"]) if fee is not None else None,
+            "credited_user_id": decision.get("credited_user_id"),
         }
-        if decision.network is not None:
-            values["deposit_network"] = case.deposit_network or decision.network
-        if decision.resolution is Resolution.REFUND and decision.refund_address and not case.refund_tx_hash:
-            values["refund_address"] = decision.refund_address
-            values["refund_network"] = decision.network
-        if case.first_decided_at is None and decision.category not in PENDING_CATEGORIES:
+        if network is not None:
+            values["deposit_network"] = case.deposit_network or network
+        refund_address = decision.get("refund_address")
+        if decision["resolution"] == Resolution.REFUND.value and refund_address and not case.refund_tx_hash:
+            values["refund_address"] = refund_address
+            values["refund_network"] = network
+        if case.first_decided_at is None and Category(decision["category"]) not in PENDING_CATEGORIES:
             values["first_decided_at"] = now
         return values
 

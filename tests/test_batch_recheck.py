@@ -15,7 +15,7 @@ from sqlmodel import select
 from app.demo.chainworld import impersonate, send_all, token_transfer
 from chains import devchain
 from recovery.batch_deciding import InProcessDecider, ProcessDecider
-from recovery.checking import ChainGateway
+from recovery.checking import CaseChecker, ChainGateway
 from recovery.config import Config, Network
 from recovery.db import Database
 from recovery.intake import validate_appeal
@@ -331,3 +331,28 @@ def test_a_process_decider_decides_only_while_entered(sqlite_cases: CaseService)
         assert decider.decide([], sqlite_cases.clock()).cases == []
     with pytest.raises(RuntimeError, match="not running"):
         decider.decide([1], sqlite_cases.clock())
+
+
+def test_a_worker_process_hands_over_the_batch_it_would_decide_in_process(
+    sqlite_cases: CaseService, evm_testbed: EvmTestbed
+) -> None:
+    """What a worker process sends the runner (cases, observations with their transfers, decisions
+    as stored JSON) arrives equal to deciding in the runner's own process."""
+    address = user_address(sqlite_cases, "ana")
+    native = evm_testbed.send_native("ethereum", address, 10**15)
+    token = evm_testbed.send_token("ethereum", "USDT", address, 5 * 10**6)
+    references = [appeal(sqlite_cases, "ana", "ethereum", "ETH", native, address),
+                  appeal(sqlite_cases, "ana", "ethereum", "USDT", token, address)]
+    ids = [sqlite_cases.get(r).case.id for r in references]
+    assert None not in ids
+    now = sqlite_cases.clock()
+    gateway = ChainGateway(sqlite_cases.config)
+    here = InProcessDecider(CaseChecker(sqlite_cases, gateway)).decide(ids, now)  # type: ignore[arg-type]
+    with ProcessDecider(sqlite_cases, gateway, 1) as decider:
+        there = decider.decide(ids, now)  # type: ignore[arg-type]
+    assert there == here
+    assert [c.reference for c in there.cases] == references
+    transfers = [t for e in there.evidence.values() for o in e.observations.values() for t in o.transfers]
+    assert sorted((t.kind.value, t.amount) for t in transfers) == [("native", 10**15), ("token", 5 * 10**6)]
+    assert sorted(d["category"] for d in there.decisions.values()) == ["awaiting_confirmations"] * 2  # not deep yet
+    assert all(type(d) is dict and isinstance(d["reasons"], list) for d in there.decisions.values())
