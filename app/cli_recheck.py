@@ -43,7 +43,7 @@ def recheck(
                                                      "stay in this one. 0: all in this process. Default: one per "
                                                      "core, at most 4.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Cases leased and looked up together.")] = 200,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Cases leased and looked up together.")] = 500,
     lease_seconds: Annotated[
         float, typer.Option(min=5.0, help="How long a lease holds if its runner hangs (a killed runner's lease "
                                           "is taken over at once).")

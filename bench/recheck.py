@@ -266,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-scale", action="store_true", help="skip the scale x N memory run")
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--workers", type=int, default=4, help="recheck --workers (default 4)")
-    parser.add_argument("--batch-size", type=int, default=200, help="recheck --batch-size (default 200)")
+    parser.add_argument("--batch-size", type=int, default=500, help="recheck --batch-size (default 500, the "
+                        "command's own)")
     parser.add_argument("--processes", type=int, default=None, help="recheck --processes (default: the command's "
                         "own, one per core up to 4; 0 decides in the runner's process)")
     parser.add_argument("--raw-chunk", type=int, default=200, help="hashes per raw JSON-RPC request (default 200, "
