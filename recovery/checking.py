@@ -268,18 +268,30 @@ class BatchRegistry:
         wanted = {self._normalized(other, address) for network, address in asked for other in self._family_of(network)}
         self._asked_addresses = wanted
         self._rows: dict[tuple[str, str], list[DepositAddress]] = defaultdict(list)
+        # plain rows (Core), not ORM objects: a batch reads hundreds, and the objects cost more than the query
         if wanted:
-            for row in session.exec(select(AddressRow).where(col(AddressRow.address).in_(wanted))).all():
+            addresses = table_of(AddressRow)
+            for row in session.connection().execute(
+                core_select(addresses.c.user_id, addresses.c.network, addresses.c.address, addresses.c.memo,
+                            addresses.c.kind).where(addresses.c.address.in_(wanted))
+            ):
                 self._rows[(row.network, row.address)].append(DepositAddress(
                     user_id=row.user_id, network=row.network, address=row.address, memo=row.memo or None,
                     kind="contract" if row.kind == "contract" else "eoa",
                 ))
         hashes = {v for o in found for v in _hash_variants(o.tx_hash)}
         self._asked_hashes = hashes
-        self._credits: dict[str, list[CreditedRow]] = defaultdict(list)
+        self._credits: dict[str, list[CreditedDeposit]] = defaultdict(list)
         if hashes:
-            for credit in session.exec(select(CreditedRow).where(col(CreditedRow.tx_hash).in_(hashes))).all():
-                self._credits[credit.tx_hash].append(credit)
+            credits = table_of(CreditedRow)
+            for credit in session.connection().execute(
+                core_select(credits.c.network, credits.c.tx_hash, credits.c.user_id, credits.c.asset,
+                            credits.c.amount).where(credits.c.tx_hash.in_(hashes))
+            ):
+                self._credits[credit.tx_hash].append(CreditedDeposit(
+                    network=credit.network, tx_hash=credit.tx_hash, user_id=credit.user_id, asset=credit.asset,
+                    amount=credit.amount,
+                ))
 
     def _family_of(self, network: str) -> list[str]:
         net = self.config.networks.get(network)
@@ -306,10 +318,7 @@ class BatchRegistry:
         variants = _hash_variants(tx_hash)
         if not variants <= self._asked_hashes:
             return self._fallback.credited(network, tx_hash)
-        return [
-            CreditedDeposit(network=r.network, tx_hash=r.tx_hash, user_id=r.user_id, asset=r.asset, amount=r.amount)
-            for variant in sorted(variants) for r in self._credits.get(variant, ()) if r.network == network
-        ]
+        return [r for variant in sorted(variants) for r in self._credits.get(variant, ()) if r.network == network]
 
 
 @lru_cache(maxsize=65536)
