@@ -11,9 +11,15 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 SYS_STAMP := var/.system-deps
 
-.PHONY: demo test setup lint typecheck unit clean
+.PHONY: demo test setup bytecode lint typecheck unit clean
 
-setup: $(PY_STAMP) $(NODE_STAMP) $(SYS_STAMP)
+setup: $(PY_STAMP) $(NODE_STAMP) $(SYS_STAMP) bytecode
+
+# The project's own modules compiled to .pyc, as a wheel install does: the editable install leaves
+# them as source, and where PYTHONDONTWRITEBYTECODE is set (as on this team's machines) every
+# `recovery` command compiled them again, about 0.2 s of each start. Up-to-date files are skipped.
+bytecode: $(PY_STAMP)
+	$(BIN)/python -m compileall -q recovery chains app bench >/dev/null
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
