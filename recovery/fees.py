@@ -22,9 +22,10 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from typing import Any
+from typing import Any, Final
 
 from recovery.config import FeeRule
+from recovery.plain_values import plain_decimal_text
 from recovery.vocabulary import Category
 
 #: Categories that are the exchange's own fault: only a rule naming the category charges them
@@ -36,15 +37,19 @@ EXCHANGE_FAULT_CATEGORIES: frozenset[str] = frozenset(
 ZERO = Decimal(0)
 
 
+_EXACT_CONTEXT: Final = Context(
+    prec=400,
+    rounding=ROUND_HALF_EVEN,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
+    Emax=999_999,
+    Emin=-999_999,
+)
+
+
 def exact_context() -> Context:
-    """A context in which any rounding is an error: +, -, * of money must be exact."""
-    return Context(
-        prec=400,
-        rounding=ROUND_HALF_EVEN,
-        traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
-        Emax=999_999,
-        Emin=-999_999,
-    )
+    """A context in which any rounding is an error: +, -, * of money must be exact (a fresh copy:
+    building one from its arguments cost six times as much, several times per decision)."""
+    return _EXACT_CONTEXT.copy()
 
 
 def units_to_amount(units: int, decimals: int) -> Decimal:
@@ -224,7 +229,7 @@ def dec_text(value: Decimal | None) -> str | None:
     """A plain decimal string (never exponent notation), exact; None stays None."""
     if value is None:
         return None
-    return format(value, "f")
+    return plain_decimal_text(value)
 
 
 def parse_dec(value: Any) -> Decimal | None:

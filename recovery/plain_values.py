@@ -6,21 +6,37 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from enum import Enum
 from typing import Any
 
 
 def canonical_decimal(value: Decimal) -> Decimal:
-    """Drop trailing zeros without switching to exponent notation (``1.500`` -> ``1.5``)."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
+    """Drop trailing zeros without switching to exponent notation (``1.500`` -> ``1.5``), exactly.
+
+    In a context as wide as the value: the default one (28 digits) rounded a 30-digit amount (a
+    large-supply token with 18 decimals) and refused an integer of 29 digits or more.
+    """
+    if not value.is_finite():
+        return value
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    wide = Context(prec=len(digits) + max(exponent, 0) + 1, Emax=MAX_EMAX, Emin=MIN_EMIN)
+    if value == value.to_integral_value(context=wide):
+        return value.quantize(Decimal(1), context=wide)
+    return value.normalize(context=wide)
+
+
+def plain_decimal_text(value: Decimal) -> str:
+    """``format(value, "f")``, exactly: ``str`` where it has no exponent (the same digits, in half the
+    time: a decision writes some twenty amounts), else the ``f`` format."""
+    text = str(value)
+    return text if "E" not in text else format(value, "f")
 
 
 def decimal_text(value: Decimal) -> str:
     """A plain decimal string for JSON and CSV (never ``1E+2``)."""
-    return format(canonical_decimal(value), "f")
+    return plain_decimal_text(canonical_decimal(value))
 
 
 def jsonable(value: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, localcontext
+from decimal import Decimal, Inexact, localcontext
 from fractions import Fraction
 
 import pytest
@@ -16,11 +16,13 @@ from recovery.fees import (
     amount_to_units,
     ceil_to_units,
     compute_fee,
+    dec_text,
     exact_context,
     match_rule,
     units_to_amount,
     usd_fee,
 )
+from recovery.plain_values import canonical_decimal, decimal_text
 
 D = Decimal
 
@@ -264,3 +266,23 @@ def test_ceil_to_units_is_the_exact_ceiling(value: Decimal, price: Decimal, deci
     units = ceil_to_units(value, price, decimals)
     assert Fraction(units, 10**decimals) * Fraction(price) >= Fraction(value)
     assert Fraction(units - 1, 10**decimals) * Fraction(price) < Fraction(value)
+
+
+@given(st.decimals(allow_nan=True, allow_infinity=True) | st.builds(
+    lambda digits, exponent, negative: Decimal((negative, tuple(int(d) for d in str(digits)), exponent)),
+    st.integers(0, 10**40), st.integers(-60, 30), st.integers(0, 1)))
+@settings(max_examples=3000)
+def test_the_plain_text_of_an_amount_is_the_f_format_exactly(value: Decimal) -> None:
+    """``dec_text`` takes ``str`` where it has no exponent: the text stored and hashed must not change."""
+    assert dec_text(value) == format(value, "f")
+    if value.is_finite():
+        assert decimal_text(value) == format(canonical_decimal(value), "f")
+
+
+def test_the_exact_context_is_a_fresh_copy_each_time() -> None:
+    first = exact_context()
+    first.prec = 5  # a caller's change stays its own
+    second = exact_context()
+    assert second.prec == 400 and second is not first
+    with localcontext(second), pytest.raises(Inexact):
+        Decimal(1) / Decimal(3)
