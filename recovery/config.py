@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from chains.network import FAMILIES, NETWORK_NAME, Family, MemoFormat, Network, RecoveryMode
+from recovery.plain_values import EXACT
 from recovery.vocabulary import Category
 
 __all__ = [
@@ -89,13 +90,13 @@ class Asset(_Entry):
 
     def to_base_units(self, amount: Decimal) -> int:
         """Exact conversion; raises ValueError if the amount has more digits than the asset."""
-        scaled = amount.scaleb(self.decimals)
+        scaled = amount.scaleb(self.decimals, context=EXACT)  # the default context rounds past 28 digits
         if scaled != scaled.to_integral_value():
             raise ValueError(f"{amount} has more than {self.decimals} decimals for {self.symbol}")
         return int(scaled)
 
     def from_base_units(self, units: int) -> Decimal:
-        return Decimal(units).scaleb(-self.decimals)
+        return Decimal(units).scaleb(-self.decimals, context=EXACT)
 
 
 class FeeRule(_Entry):

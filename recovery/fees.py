@@ -13,18 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import (
-    ROUND_HALF_EVEN,
-    Context,
     Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
     localcontext,
 )
-from typing import Any, Final
+from typing import Any
 
 from recovery.config import FeeRule
+from recovery.plain_values import exact_context as exact_context  # re-exported: the money helpers' context
 from recovery.plain_values import plain_decimal_text
 from recovery.vocabulary import Category
 
@@ -37,19 +32,6 @@ EXCHANGE_FAULT_CATEGORIES: frozenset[str] = frozenset(
 ZERO = Decimal(0)
 
 
-_EXACT_CONTEXT: Final = Context(
-    prec=400,
-    rounding=ROUND_HALF_EVEN,
-    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
-    Emax=999_999,
-    Emin=-999_999,
-)
-
-
-def exact_context() -> Context:
-    """A context in which any rounding is an error: +, -, * of money must be exact (a fresh copy:
-    building one from its arguments cost six times as much, several times per decision)."""
-    return _EXACT_CONTEXT.copy()
 
 
 def units_to_amount(units: int, decimals: int) -> Decimal:

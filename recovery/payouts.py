@@ -36,6 +36,7 @@ from chains.base import AssetKind, Observation, TxStatus
 from recovery.config import Config
 from recovery.errors import Conflict, FieldError, Forbidden, InvalidTransition, ValidationFailed
 from recovery.models import Case, CaseEvent, CreditedDeposit, PaidTransfer, Payout
+from recovery.plain_values import EXACT
 from recovery.registry import address_key, tx_key
 from recovery.vocabulary import Resolution, Role
 
@@ -128,7 +129,7 @@ def _decimals_of(refs: Sequence[Mapping[str, Any]], config: Config, network: str
             continue
         value, base = Decimal(str(amount)), int(str(units))
         for decimals in range(0, 37):
-            if value.scaleb(decimals) == base:
+            if value.scaleb(decimals, context=EXACT) == base:
                 return decimals
     return None
 
@@ -163,8 +164,8 @@ def plan_payout(case: Case, config: Config) -> PayoutPlan:
             raise InvalidTransition(f"{case.reference}: the net amount is not determined")
         # no fee could be computed (no price for the asset): the whole deposit is paid out, which the
         # payout states (fee_undetermined); an unknown value always needs two people (four eyes)
-        net = Decimal(gross_units).scaleb(-decimals)
-    scaled = net.scaleb(decimals)
+        net = Decimal(gross_units).scaleb(-decimals, context=EXACT)
+    scaled = net.scaleb(decimals, context=EXACT)  # the default context rounds past 28 digits
     if scaled != scaled.to_integral_value() or scaled <= 0:
         raise InvalidTransition(f"{case.reference}: the net amount {net} is not a positive amount of base units")
     units = int(scaled)

@@ -6,9 +6,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
+from decimal import (
+    MAX_EMAX,
+    MIN_EMIN,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
 from enum import Enum
-from typing import Any
+from typing import Any, Final
+
+#: a context in which any rounding is an error (prec 400 holds any uint256 amount at any scale)
+EXACT: Final = Context(
+    prec=400,
+    rounding=ROUND_HALF_EVEN,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
+    Emax=999_999,
+    Emin=-999_999,
+)
+
+
+def exact_context() -> Context:
+    """A context in which any rounding is an error: +, -, * of money must be exact (a fresh copy:
+    building one from its arguments cost six times as much, several times per decision)."""
+    return EXACT.copy()
 
 
 def canonical_decimal(value: Decimal) -> Decimal:

@@ -65,10 +65,11 @@ def decided(service: CaseService, testbed: EvmTestbed, user: str, token: str, am
     return reference, tx, address
 
 
-def approved_refund(service: CaseService, testbed: EvmTestbed, user: str) -> tuple[str, str, str]:
+def approved_refund(service: CaseService, testbed: EvmTestbed, user: str,
+                    units: int = PEPE_UNITS) -> tuple[str, str, str]:
     """An unlisted-token deposit (refund, value unknown: four eyes), valued, sent and approved."""
-    token = testbed.new_token("ethereum", "Pepe", "PEPE", 18, 10**30)
-    reference, _tx, address = decided(service, testbed, user, token, PEPE_UNITS)
+    token = testbed.new_token("ethereum", "Pepe", "PEPE", 18, 10**40)
+    reference, _tx, address = decided(service, testbed, user, token, units)
     service.set_valuation(reference, SPECIALIST, expected_version=version(service, reference), price_usd=PEPE_PRICE,
                           source="test quote", reason="no listed price")
     service.send_for_approval(reference, SPECIALIST, expected_version=version(service, reference))
@@ -106,6 +107,19 @@ def test_approval_fixes_the_exact_payout(cases: CaseService, evm_testbed: EvmTes
     assert approval.details["payout"]["fee_undetermined"] is False
     assert approval.details["valuation"]["price_usd"] == PEPE_PRICE
     assert [r.id for _c, r in cases.payouts_waiting(kind="refund")] == [payout.id]
+
+
+def test_the_payout_of_an_amount_wider_than_28_digits_is_exact(cases: CaseService, evm_testbed: EvmTestbed) -> None:
+    """1.2 trillion of an 18-decimal token (31 digits): the default decimal context rounded the stored
+    net amount and its base units, so the payout would not have been what arrived minus the fee."""
+    units = 1_234_567_890_123_123_456_789_012_345_679
+    reference, _token, _address = approved_refund(cases, evm_testbed, "whale", units)
+    payout = cases.payout(reference)
+    assert payout is not None
+    net_units = units - 800 * 10**18  # the unlisted-token rule's 80 USD flat fee at 0.1 USD
+    assert payout.amount_units == Decimal(net_units)
+    assert payout.amount == Decimal("1234567889323.123456789012345679")  # written out: "- 800" would round
+    assert cases.get(reference).case.amount == Decimal("1234567890123.123456789012345679")
 
 
 def test_a_refund_that_pays_what_was_approved_is_refunded(cases: CaseService, evm_testbed: EvmTestbed) -> None:

@@ -47,6 +47,7 @@ from recovery.fees import units_to_amount
 from recovery.i18n import translator
 from recovery.lifecycle import ACTIONS, allowed_actions
 from recovery.models import Case, Payout
+from recovery.plain_values import EXACT
 from recovery.public import conversation, open_question
 from recovery.rules import Decision
 from recovery.services import REJECTION_REASONS, Actor, rejection_reason_for
@@ -433,7 +434,7 @@ def _money(wb: Workbench, case: Case) -> None:
 def _base_units(amount: Decimal | None, decimals: int | None) -> int | None:
     if amount is None or decimals is None:
         return None
-    scaled = amount.scaleb(decimals)
+    scaled = amount.scaleb(decimals, context=EXACT)
     return int(scaled) if scaled == scaled.to_integral_value() else None
 
 
