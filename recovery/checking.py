@@ -442,7 +442,8 @@ class CaseChecker:
 
     def apply_decided(
         self, cases: Sequence[CheckedCase], evidence: Mapping[Key, ChainEvidence],
-        decisions: Sequence[Mapping[str, Any] | None], actor: Actor = SYSTEM,
+        decisions: Sequence[Mapping[str, Any] | None], actor: Actor = SYSTEM, *,
+        release_lease_of: str | None = None,
     ) -> list[CheckOutcome]:
         """:meth:`apply_many` with the decisions already made, as stored (:meth:`Decision.to_json`: the
         batch re-check decides in other processes): one service transaction, per-case conflicts in the
@@ -456,7 +457,7 @@ class CaseChecker:
             # the transaction used to sit in a block (it vanished in a reorganization)
             updates.append(ChainUpdate(case.reference or "", decision, case.version, dict(found.observations),
                                        dict(found.unavailable)))
-        applied = self.service.apply_decisions(updates, actor, full_cases=False)
+        applied = self.service.apply_decisions(updates, actor, full_cases=False, release_lease_of=release_lease_of)
         outcomes = []
         for case, result in zip(cases, applied, strict=True):
             conclusive = evidence[(case.network, case.tx_hash)].conclusive

@@ -259,7 +259,7 @@ class Recheck:
                     if not ids:
                         return
                     try:
-                        self._process(ids, summary, decider)
+                        self._process(ids, summary, decider, leases.owner)
                     except BaseException:
                         leases.release(ids)
                         raise
@@ -285,7 +285,9 @@ class Recheck:
                 stop.set()
                 raise
 
-    def _process(self, ids: Sequence[int], summary: RecheckSummary, decider: BatchDecider) -> None:
+    def _process(self, ids: Sequence[int], summary: RecheckSummary, decider: BatchDecider, owner: str) -> None:
+        """Look a leased batch up (``decider``) and apply it; the applied cases' leases are cleared
+        with their update (``owner``: this runner), the others' with the next claim."""
         batch = decider.decide(ids, self.service.clock())
         refunds = [c for c in batch.cases if c.status == CaseStatus.REFUND_PENDING.value]
         checks = [c for c in batch.cases if c.status != CaseStatus.REFUND_PENDING.value]
@@ -299,7 +301,7 @@ class Recheck:
                                         touch=False)
             # one transaction for the whole batch (decisions, observations, audit events)
             decisions = [batch.decisions.get(c.id) if c.id is not None else None for c in ready]
-            for outcome in self.checker.apply_decided(ready, evidence, decisions, SYSTEM):
+            for outcome in self.checker.apply_decided(ready, evidence, decisions, SYSTEM, release_lease_of=owner):
                 with summary._lock:
                     summary.processed += 1
                     if outcome.error is not None:

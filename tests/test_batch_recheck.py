@@ -356,3 +356,26 @@ def test_a_worker_process_hands_over_the_batch_it_would_decide_in_process(
     assert sorted((t.kind.value, t.amount) for t in transfers) == [("native", 10**15), ("token", 5 * 10**6)]
     assert sorted(d["category"] for d in there.decisions.values()) == ["awaiting_confirmations"] * 2  # not deep yet
     assert all(type(d) is dict and isinstance(d["reasons"], list) for d in there.decisions.values())
+
+
+def test_applying_a_result_clears_only_the_runners_own_lease(cases: CaseService) -> None:
+    """The re-check clears its lease in the update that records the result (no second row version);
+    a case another runner holds keeps that runner's lease."""
+    from datetime import timedelta
+
+    from recovery.services import SYSTEM, ChainUpdate
+
+    references = [appeal(cases, user, "ethereum", "ETH", "0x" + f"{i:064x}", fresh_address())
+                  for i, user in ((1, "ana"), (2, "ben"))]
+    until = cases.clock() + timedelta(minutes=5)
+    with cases.db.write() as session:
+        for reference, owner in zip(references, ("runner-a", "runner-b"), strict=True):
+            row = session.exec(select(Case).where(Case.reference == reference)).one()
+            row.lease_owner, row.lease_expires_at = owner, until
+            session.add(row)
+    updates = [ChainUpdate(r, None, cases.get(r).case.version, {}, {"ethereum": "node down"}) for r in references]
+    applied = cases.apply_decisions(updates, SYSTEM, full_cases=False, release_lease_of="runner-a")
+    assert [a.status for a in applied] == ["awaiting_chain", "awaiting_chain"]
+    own, other = (cases.get(r).case for r in references)
+    assert (own.lease_owner, own.lease_expires_at) == (None, None)
+    assert other.lease_owner == "runner-b" and other.lease_expires_at is not None
