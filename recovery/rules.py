@@ -987,7 +987,8 @@ def _already_credited(
     if not mine and len(same_asset_groups) > 1:
         return
     chosen: list[CreditedDeposit] = mine or credits
-    total = sum((c.amount for c in chosen), Decimal(0))
+    with localcontext(exact_context()):  # the default context rounds past 28 digits
+        total = sum((c.amount for c in chosen), Decimal(0))
     if work.memo_owner is not None and any(c.user_id != work.appeal.user_id for c in chosen):
         # credited to the memo's owner: to the appellant this stays a wrong memo that needs proof
         work.flags.add(Flag.CREDITED_TO_OTHER_USER)

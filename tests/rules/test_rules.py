@@ -803,3 +803,17 @@ def test_a_memo_of_another_user_reads_like_a_memo_of_nobody_with_the_same_proof_
     # bob's own appeal of his memo is credited to him without proof
     own = classify(xrp_appeal(user_id="bob"), obs, books(), CONFIG, NOW)
     assert (own.category, own.credited_user_id, own.ownership_proof) == (C.UNCREDITED_VALID, "bob", None)
+
+
+def test_a_credit_of_more_than_28_digits_is_summed_exactly() -> None:
+    """The credited total is added up in the exact context: in the default one (28 digits) a credit
+    of exactly what arrived read as a different amount ("credit_amount_differs")."""
+    units = 1_234_567_890_123_456_789_012_345_678_901  # 31 digits of USDT's 6-decimal base units
+    credit = CreditedDeposit("ethereum", TX, "alice", "USDT", Decimal("1234567890123456789012345.678901"))
+    decision = classify(appeal(), evm_lookups(seen("ethereum", token(ETH_USDT, ALICE, units))), books(credit),
+                        CONFIG, NOW)
+    assert decision.category is C.ALREADY_CREDITED
+    codes = {r.code for r in decision.reasons}
+    assert "already_credited" in codes and "credit_amount_differs" not in codes
+    [said] = [r for r in decision.reasons if r.code == "already_credited"]
+    assert said.evidence["credited_amount"] == "1234567890123456789012345.678901"
