@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import (
-    Decimal,
-    localcontext,
-)
+from decimal import Decimal, localcontext
 from typing import Any
 
 from recovery.config import FeeRule
@@ -32,10 +29,8 @@ EXCHANGE_FAULT_CATEGORIES: frozenset[str] = frozenset(
 ZERO = Decimal(0)
 
 
-
-
 def units_to_amount(units: int, decimals: int) -> Decimal:
-    """Base units to asset units, exactly (``Asset.from_base_units`` rounds past 28 digits)."""
+    """Base units to asset units, exactly (``Decimal.scaleb`` in the default context rounds past 28 digits)."""
     if decimals < 0:
         raise ValueError("decimals must be >= 0")
     return Decimal(f"{int(units)}e-{decimals}")

@@ -30,6 +30,9 @@ EXACT: Final = Context(
 )
 
 
+_ONE: Final = Decimal(1)
+
+
 def exact_context() -> Context:
     """A context in which any rounding is an error: +, -, * of money must be exact (a fresh copy:
     building one from its arguments cost six times as much, several times per decision)."""
@@ -44,12 +47,19 @@ def canonical_decimal(value: Decimal) -> Decimal:
     """
     if not value.is_finite():
         return value
-    _, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
-    wide = Context(prec=len(digits) + max(exponent, 0) + 1, Emax=MAX_EMAX, Emin=MIN_EMIN)
-    if value == value.to_integral_value(context=wide):
-        return value.quantize(Decimal(1), context=wide)
-    return value.normalize(context=wide)
+    try:  # EXACT holds any amount the tables hold (400 digits), without building a context per call
+        return _without_trailing_zeros(value, EXACT)
+    except (Inexact, InvalidOperation):  # wider still: a context sized to the value
+        _, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)
+        return _without_trailing_zeros(value, Context(prec=len(digits) + max(exponent, 0) + 1, Emax=MAX_EMAX,
+                                                      Emin=MIN_EMIN))
+
+
+def _without_trailing_zeros(value: Decimal, context: Context) -> Decimal:
+    if value == value.to_integral_value(context=context):
+        return value.quantize(_ONE, context=context)
+    return value.normalize(context=context)
 
 
 def plain_decimal_text(value: Decimal) -> str:
