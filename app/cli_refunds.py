@@ -228,7 +228,7 @@ class EvmHandoff:
         if needed > 0:
             entry["needs_native"] = {
                 "asset": self.native_symbol,
-                "amount": _decimal_text(Decimal(needed).scaleb(-self.native_decimals)),
+                "amount": _units_text(needed, self.native_decimals),
                 "amount_units": str(needed),
             }
 
@@ -253,6 +253,13 @@ def _decimal_text(value: Decimal) -> str:
     from recovery.dbtypes import decimal_text
 
     return decimal_text(value)
+
+
+def _units_text(units: int, decimals: int) -> str:
+    """Base units as an amount of the asset, exactly (``scaleb`` would round past 28 digits)."""
+    from recovery.fees import units_to_amount
+
+    return _decimal_text(units_to_amount(units, decimals))
 
 
 def _table(entries: list[dict[str, Any]]) -> Table:
