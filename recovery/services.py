@@ -178,10 +178,10 @@ _LOCKED_COLUMNS = tuple(f.name for f in fields(LockedCase))
 PENDING_CATEGORIES = frozenset({Category.TX_NOT_FOUND, Category.AWAITING_CONFIRMATIONS})
 
 
-def decision_status(decision: Decision | Mapping[str, Any]) -> CaseStatus:
-    """Where a decided case goes (a :class:`Decision`, or one as stored): back to the chain queue, or to a person."""
-    category = decision.category if isinstance(decision, Decision) else Category(decision["category"])
-    return CaseStatus.AWAITING_CHAIN if category in PENDING_CATEGORIES else CaseStatus.IN_REVIEW
+def decision_status(decision: Mapping[str, Any]) -> CaseStatus:
+    """Where a decided case goes (its decision as stored, :meth:`Decision.to_json`): back to the chain
+    queue, or to a person."""
+    return CaseStatus.AWAITING_CHAIN if Category(decision["category"]) in PENDING_CATEGORIES else CaseStatus.IN_REVIEW
 
 
 def _decided_block(decision: Mapping[str, Any] | None) -> tuple[str, str, int | None] | None:
