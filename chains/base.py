@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from operator import attrgetter
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from chains.network import Network
 
@@ -63,6 +63,25 @@ class InvalidChainInput(ValueError):
         super().__init__(f"{field}: {message}")
 
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_D = TypeVar("_D", bound="DataclassInstance")
+
+
+def pickled_as_fields(cls: type[_D]) -> type[_D]:
+    """Pickle a dataclass as its field values, rebuilt by ``__init__``: about twice as fast to unpickle
+    as a slots dataclass's generic state (the re-check's worker processes send hundreds per batch)."""
+    values = attrgetter(*(f.name for f in fields(cls)))
+
+    def __reduce__(self: _D) -> tuple[Any, ...]:
+        return (type(self), values(self))
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment, method-assign]  # on the class @dataclass made
+    return cls
+
+
+@pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Transfer:
     """One movement of value inside a transaction.
@@ -102,11 +121,6 @@ class Transfer:
             "decimals": self.decimals,
         }
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # pickled as its field values, rebuilt by __init__: about twice as fast to unpickle as a slots
-        # dataclass's generic state (the re-check's worker processes send hundreds per batch)
-        return (type(self), _transfer_values(self))
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Transfer:
         values = dict(data)
@@ -115,6 +129,7 @@ class Transfer:
         return cls(**values)
 
 
+@pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Observation:
     """What one network says about one transaction at one moment."""
@@ -135,11 +150,6 @@ class Observation:
     @property
     def found(self) -> bool:
         return self.status is not TxStatus.NOT_FOUND
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # pickled as its field values, rebuilt by __init__: about twice as fast to unpickle as a slots
-        # dataclass's generic state (the re-check's worker processes send hundreds per batch)
-        return (type(self), _observation_values(self))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,11 +185,6 @@ class Observation:
             fee=int(fee) if fee is not None else None,
             details=dict(data.get("details") or {}),
         )
-
-
-#: a Transfer's and an Observation's field values in order (for pickling, see ``__reduce__``)
-_transfer_values = attrgetter(*(f.name for f in fields(Transfer)))
-_observation_values = attrgetter(*(f.name for f in fields(Observation)))
 
 
 def not_found(network: str, tx_hash: str) -> Observation:

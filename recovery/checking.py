@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from operator import attrgetter
 from threading import Lock
 from typing import Any, Protocol
 
@@ -25,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from chains import addresses
-from chains.base import ChainAdapter, ChainUnavailable, InvalidChainInput, Observation
+from chains.base import ChainAdapter, ChainUnavailable, InvalidChainInput, Observation, pickled_as_fields
 from chains.registry import UnsupportedFamily, adapter_for
 from recovery.config import Config, Network
 from recovery.models import Case
@@ -71,6 +70,7 @@ class CheckedCase(Protocol):
     def version(self) -> int: ...
 
 
+@pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class CaseFacts:
     """A case's columns that a chain check reads, as a plain row (no ORM object: building hundreds
@@ -92,14 +92,8 @@ class CaseFacts:
     refund_network: str | None
     refund_tx_hash: str | None
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # pickled as its field values, rebuilt by __init__: about twice as fast to unpickle as a slots
-        # dataclass's generic state (the re-check's worker processes send hundreds per batch)
-        return (type(self), _fact_values(self))
-
 
 _FACT_COLUMNS = tuple(f.name for f in fields(CaseFacts))
-_fact_values = attrgetter(*_FACT_COLUMNS)
 
 
 def load_facts(session: Session, where: ColumnElement[bool], *, limit: int | None = None) -> list[CaseFacts]:
