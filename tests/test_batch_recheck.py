@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from recovery.intake import validate_appeal
 from recovery.leases import Leases, RunnerBusy
 from recovery.models import Case, CaseEvent, DepositAddress
 from recovery.recheck import Recheck, RecheckOptions, RecheckSummary
-from recovery.services import Actor, CaseService
+from recovery.services import SYSTEM, Actor, CaseService, ChainUpdate
 from recovery.vocabulary import CaseStatus, Role
 from tests.conftest import Clock, new_database
 from tests.fixtures_anvil import FUNDER, EvmTestbed, fresh_address
@@ -361,10 +362,6 @@ def test_a_worker_process_hands_over_the_batch_it_would_decide_in_process(
 def test_applying_a_result_clears_only_the_runners_own_lease(cases: CaseService) -> None:
     """The re-check clears its lease in the update that records the result (no second row version);
     a case another runner holds keeps that runner's lease."""
-    from datetime import timedelta
-
-    from recovery.services import SYSTEM, ChainUpdate
-
     references = [appeal(cases, user, "ethereum", "ETH", "0x" + f"{i:064x}", fresh_address())
                   for i, user in ((1, "ana"), (2, "ben"))]
     until = cases.clock() + timedelta(minutes=5)
